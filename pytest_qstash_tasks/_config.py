@@ -1,0 +1,129 @@
+"""The fixture's settings: marker, then ini option, then ``QSTASH_URL``, then default."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from typing import Any
+
+import pytest
+
+__all__ = ["INI_OPTIONS", "MARKER_KEYS", "settings_for"]
+
+#: ini option -> (help, type)
+INI_OPTIONS: dict[str, tuple[str, str]] = {  # bools default to true
+    "qstash_tasks_base_url": (
+        "Base URL the qstash_tasks fake answers on (default: $QSTASH_URL, else "
+        "https://qstash.upstash.io).",
+        "string",
+    ),
+    "qstash_tasks_token": (
+        "The only bearer token the fake accepts (default: any non-empty token).",
+        "string",
+    ),
+    "qstash_tasks_page_size": ("Most tasks in one page (default: 100).", "string"),
+    "qstash_tasks_end_cursor": (
+        "Cursor of the last page: 0 (default) or 'omit' to leave the field out.",
+        "string",
+    ),
+    "qstash_tasks_max_identical_requests": (
+        "Identical requests with identical answers allowed in a row before the fake "
+        "stops the client as a likely infinite loop (default: 100).",
+        "string",
+    ),
+    "qstash_tasks_assert_all_requests_served": (
+        "Fail at teardown when the fake could not serve a request (default: true).",
+        "bool",
+    ),
+    "qstash_tasks_start": (
+        "Where the fake's clock starts: unix ms or an ISO 8601 time with a zone "
+        "(default: 2026-01-01T00:00:00Z).",
+        "string",
+    ),
+}
+
+#: Marker keyword -> what it takes (for messages and `pytest --markers`).
+MARKER_KEYS = {
+    "base_url": "str",
+    "token": "str | None",
+    "page_size": "int",
+    "end_cursor": "0 | None",
+    "max_identical_requests": "int",
+    "assert_all_requests_served": "bool",
+    "start": "int (unix ms) | datetime",
+    "seed": "int",
+}
+
+MARKER_HELP = (
+    "qstash_tasks("
+    + ", ".join(f"{key}=..." for key in MARKER_KEYS)
+    + "): configure the qstash_tasks fixture (closest marker wins per key). "
+    "See the pytest-qstash-tasks docs."
+)
+
+
+def settings_for(node: pytest.Item, config: pytest.Config) -> dict[str, Any]:
+    """Keyword arguments for ``QStashTasksMock`` (plus ``seed``) for one test."""
+    settings: dict[str, Any] = {}
+    base_url = os.environ.get("QSTASH_URL")
+    if base_url:
+        settings["base_url"] = base_url
+    settings.update(_from_ini(config))
+    settings.update(_from_markers(node))
+    return settings
+
+
+def _from_markers(node: pytest.Item) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    # iter_markers yields the closest first: apply the farthest first.
+    for marker in reversed(list(node.iter_markers("qstash_tasks"))):
+        if marker.args:
+            raise pytest.UsageError(
+                f"{node.nodeid}: @pytest.mark.qstash_tasks takes keyword arguments only, "
+                f"got positional {marker.args!r}"
+            )
+        unknown = sorted(set(marker.kwargs) - set(MARKER_KEYS))
+        if unknown:
+            raise pytest.UsageError(
+                f"{node.nodeid}: @pytest.mark.qstash_tasks got unknown argument(s) "
+                f"{', '.join(unknown)}; it takes {', '.join(MARKER_KEYS)}"
+            )
+        merged.update(marker.kwargs)
+    return merged
+
+
+def _from_ini(config: pytest.Config) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, (_, kind) in INI_OPTIONS.items():
+        raw = config.getini(name)
+        key = name.removeprefix("qstash_tasks_")
+        if kind == "bool":
+            values[key] = bool(raw)  # registered with its default, so always set
+            continue
+        text = str(raw).strip()
+        if not text:
+            continue
+        try:
+            values[key] = _parse_ini_value(key, text)
+        except ValueError as error:
+            raise pytest.UsageError(f"ini option {name} = {text!r}: {error}") from None
+    return values
+
+
+def _parse_ini_value(key: str, text: str) -> Any:
+    if key in ("page_size", "max_identical_requests"):
+        return int(text)
+    if key == "end_cursor":
+        if text == "0":
+            return 0
+        if text.lower() in ("omit", "none"):
+            return None
+        raise ValueError("want 0 or omit")
+    if key == "start":
+        if text.isdigit():
+            return int(text)
+        when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-01-01T00:00:00Z")
+        return when
+    return text

@@ -1,0 +1,219 @@
+"""The endpoint core: one request in, one response out. No HTTP library, no I/O.
+
+Every transport (the respx router today) turns its request into an
+``EndpointRequest`` and sends back what ``handle`` answers, so the semantics of
+``GET /v1/messages/{messageId}/tasks`` live here and in ``_pagination`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qsl, unquote
+
+from ._store import TaskStore
+
+__all__ = ["EndpointConfig", "EndpointRequest", "EndpointResponse", "Miss", "handle"]
+
+#: Why a request was not served with tasks. ``None`` on a served request.
+Miss = Literal[
+    "unknown_path",
+    "method_not_allowed",
+    "unauthorized",
+    "bad_cursor",
+    "unknown_message",
+    "unknown_cursor",
+]
+
+_CURSOR_RE = re.compile(r"\+?[0-9]+", re.ASCII)
+_INT64_MAX = 2**63 - 1
+_JSON = (("content-type", "application/json"),)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """How the endpoint answers: what the mock was configured with."""
+
+    base_path: str = ""
+    token: str | None = None
+    page_size: int = 100
+    end_cursor: Literal[0] | None = 0
+
+
+@dataclass(frozen=True)
+class EndpointRequest:
+    """What the endpoint reads of a request.
+
+    ``raw_path`` is the percent-encoded path and ``query`` the raw query string,
+    both as sent; ``authorization`` is the header's value, if any.
+    """
+
+    method: str
+    raw_path: str
+    query: str = ""
+    authorization: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointResponse:
+    """The answer, and what the endpoint understood of the request."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = _JSON
+    message_id: str | None = None
+    cursor: int | None = None
+    token: str | None = None
+    miss: Miss | None = None
+    detail: str = ""
+    scripted_page: int | None = None
+
+
+def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -> EndpointResponse:
+    """Answer one request the way QStash does (see the docs' fidelity page)."""
+    message_id = _message_id(request.raw_path, config.base_path)
+    if message_id is None:
+        return _error(
+            404,
+            "Not Found",
+            "unknown_path",
+            f"the fake serves GET {config.base_path}/v1/messages/{{messageId}}/tasks only, "
+            f"not {request.method} {request.raw_path}",
+        )
+    if request.method != "GET":
+        return _error(
+            405,
+            f"method {request.method} not allowed",
+            "method_not_allowed",
+            f"{request.method} is not allowed on /v1/messages/{{messageId}}/tasks; use GET",
+            message_id=message_id,
+            headers=(*_JSON, ("allow", "GET")),
+        )
+
+    token, auth_problem = _bearer_token(request.authorization, config.token)
+    if auth_problem is not None:
+        return _error(
+            401, auth_problem, "unauthorized", auth_problem, message_id=message_id, token=token
+        )
+
+    raw_cursor = _first_query_value(request.query, "cursor")
+    cursor: int | None = None
+    if raw_cursor:  # an empty cursor= counts as absent
+        cursor = _parse_cursor(raw_cursor)
+        if cursor is None:
+            text = f"invalid cursor {raw_cursor!r}: want a unix timestamp in ms (integer >= 0)"
+            return _error(400, text, "bad_cursor", text, message_id=message_id, token=token)
+
+    message = store.messages.get(message_id)
+    if message is not None:
+        bodies, next_cursor = message.page(cursor, config.page_size)
+        sent_cursor = config.end_cursor if next_cursor is None else next_cursor
+        head = b'{"tasks":[' if sent_cursor is None else b'{"cursor":%d,"tasks":[' % sent_cursor
+        return EndpointResponse(
+            200,
+            head + b",".join(bodies) + b"]}",
+            message_id=message_id,
+            cursor=cursor,
+            token=token,
+        )
+
+    scripted = store.scripted.get(message_id)
+    if scripted is not None:
+        number = scripted.page_number(cursor)
+        if number is None:
+            handed_out = ", ".join(str(c) for c in scripted.by_cursor) or "none"
+            return _error(
+                400,
+                f"invalid cursor {cursor}",
+                "unknown_cursor",
+                f"cursor {cursor} is not one the scripted pages of {message_id!r} hand out "
+                f"(they hand out: {handed_out})",
+                message_id=message_id,
+                token=token,
+                cursor=cursor,
+            )
+        return EndpointResponse(
+            200,
+            scripted.bodies[number],
+            message_id=message_id,
+            cursor=cursor,
+            token=token,
+            scripted_page=number,
+        )
+
+    known = store.known_ids()
+    listed = ", ".join(repr(k) for k in known[:10]) + (" ..." if len(known) > 10 else "")
+    return _error(
+        404,
+        "Message not found",
+        "unknown_message",
+        f"message {message_id!r} is not registered; "
+        + (f"registered: {listed}" if known else "no message is registered"),
+        message_id=message_id,
+        token=token,
+        cursor=cursor,
+    )
+
+
+def _message_id(raw_path: str, base_path: str) -> str | None:
+    if not raw_path.startswith(base_path + "/"):
+        return None
+    parts = raw_path[len(base_path) :].split("/")
+    # ["", "v1", "messages", "<id>", "tasks"]
+    if len(parts) != 5 or parts[0] or parts[1:3] != ["v1", "messages"] or parts[4] != "tasks":
+        return None
+    message_id = unquote(parts[3], errors="replace") if "%" in parts[3] else parts[3]
+    return message_id or None
+
+
+def _bearer_token(header: str | None, expected: str | None) -> tuple[str | None, str | None]:
+    """``(token, problem)``: the token sent, and why it is refused (None if accepted)."""
+    if header is None:
+        return None, "missing Authorization header: want 'Bearer <token>'"
+    scheme, _, token = header.partition(" ")
+    token = token.strip(" ")
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return None, "malformed Authorization header: want 'Bearer <token>'"
+    if expected is not None and token != expected:
+        return token, "invalid token"
+    return token, None
+
+
+def _first_query_value(query: str, name: str) -> str | None:
+    # Like Go's url.Values.Get: the first value of a repeated parameter wins.
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == name:
+            return value
+    return None
+
+
+def _parse_cursor(raw: str) -> int | None:
+    if not _CURSOR_RE.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if value <= _INT64_MAX else None
+
+
+def _error(
+    status: int,
+    text: str,
+    miss: Miss,
+    detail: str,
+    *,
+    message_id: str | None = None,
+    token: str | None = None,
+    cursor: int | None = None,
+    headers: tuple[tuple[str, str], ...] = _JSON,
+) -> EndpointResponse:
+    return EndpointResponse(
+        status,
+        json.dumps({"error": text}).encode(),
+        headers,
+        message_id=message_id,
+        cursor=cursor,
+        token=token,
+        miss=miss,
+        detail=detail,
+    )

@@ -1,0 +1,348 @@
+"""Factories: valid, lifecycle-consistent tasks and the pages a server would send."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from ._ids import new_ids
+from ._models import Task, TasksPage, TaskState
+from ._pagination import page_bounds
+from ._seeding import Stream, current_stream
+from ._timing import _BACKOFF_MS, DEFAULT_START_MS, backoff_ms
+
+__all__ = ["make_pages", "make_task", "make_tasks", "with_timeline"]
+
+#: How often each state turns up in a generated batch unless ``states`` says otherwise.
+DEFAULT_STATE_WEIGHTS: Mapping[TaskState, float] = {
+    TaskState.DELIVERED: 0.60,
+    TaskState.ERROR: 0.10,
+    TaskState.FAILED: 0.08,
+    TaskState.PLANNED: 0.07,
+    TaskState.ACTIVE: 0.05,
+    TaskState.CREATED: 0.05,
+    TaskState.CANCELED: 0.05,
+}
+_DEFAULT_MAX_RETRY = 3  # QStash's free tier
+_ERROR_STATUSES = (500, 500, 500, 502, 503, 504, 429, 404, 400)
+_WIRE_FIELDS = frozenset(Task.model_fields)
+_TERMINAL = (TaskState.DELIVERED, TaskState.FAILED, TaskState.CANCELED)
+
+Override = Any  # a value, or a callable of the task's index in its batch
+
+
+def make_task(*, seed: int | None = None, now: int | None = None, **overrides: Any) -> Task:
+    """One valid task, consistent with its ``state``.
+
+    Every field can be overridden by name (``state``, ``retried``, ``timeline_at``, ...);
+    the fields left to the factory agree with the overrides and with the v1 lifecycle:
+
+    * ``created`` and ``planned``: no completion, no error, ``retried == 0``;
+    * ``active``: an attempt in progress;
+    * ``delivered``: ``completed_at`` set;
+    * ``error``: an attempt failed and a retry waits: ``error``, ``last_error_at``
+      and ``next_process_at = last_error_at + backoff(retried)``;
+    * ``failed``: ``retried == max_retry``, with the last error;
+    * ``canceled``: no completion.
+
+    A task that was retried (``retried > 0``) carries the error of its last failed
+    attempt whatever its state. Timestamps are unix ms and never later than ``now``
+    (default: the test's clock start, 2026-01-01T00:00:00Z), except a scheduled
+    ``next_process_at``. ``seed`` gives an independent, reproducible stream; by default
+    the test's own stream is used (seeded from its node id).
+    """
+    tasks = make_tasks(1, seed=seed, now=now, **overrides)
+    return tasks[0]
+
+
+def make_tasks(
+    n: int,
+    *,
+    message_id: str | None = None,
+    seed: int | None = None,
+    now: int | None = None,
+    states: Iterable[TaskState | str] | Mapping[TaskState | str, float] | None = None,
+    **overrides: Override,
+) -> list[Task]:
+    """``n`` tasks of one message, newest first, as QStash would list them.
+
+    Task ids are unique (``tsk_`` + 28 base58 characters); ``message_id`` defaults to a
+    fresh ``msg_`` id shared by the batch. Timeline timestamps go back from ``now`` with
+    a realistic spread, a few of them shared (a fan-out creates tasks in the same ms).
+    States are a realistic mix unless ``states`` names the ones to draw from (a list,
+    or a mapping of weights). Each override is a value, or a callable that takes the
+    task's index in the batch: ``make_tasks(5, retried=lambda i: i % 2)``.
+    """
+    stream = current_stream() if seed is None else Stream(None, seed)
+    return generate(stream, n, message_id=message_id, now=now, states=states, **overrides)
+
+
+def generate(
+    stream: Stream,
+    n: int,
+    *,
+    message_id: str | None = None,
+    now: int | None = None,
+    states: Iterable[TaskState | str] | Mapping[TaskState | str, float] | None = None,
+    **overrides: Override,
+) -> list[Task]:
+    """``make_tasks`` drawing from a given stream."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    unknown = set(overrides) - _WIRE_FIELDS
+    if unknown:
+        raise TypeError(
+            f"make_tasks() got unknown field(s) {sorted(unknown)}; "
+            f"Task fields are {sorted(_WIRE_FIELDS)}"
+        )
+    stream.used = True
+    builder = _Builder(stream, DEFAULT_START_MS if now is None else now, states)
+    return builder.batch(n, message_id, overrides)
+
+
+def with_timeline(tasks: Iterable[Task], now: int) -> list[Task]:
+    """The tasks, each with a timeline timestamp.
+
+    A task that has none is stamped by its place in the list, taken as newest first:
+    the i-th gets ``now - i``. A list parsed from a QStash answer keeps its order.
+    """
+    stamped = []
+    for index, task in enumerate(tasks):
+        if not isinstance(task, Task):
+            raise TypeError(f"expected Task objects, got {type(task).__name__}: {task!r}")
+        if task.timeline_at is None:
+            task = task.model_copy(update={"timeline_at": max(1, now - index)})
+        stamped.append(task)
+    return stamped
+
+
+def make_pages(
+    tasks: Iterable[Task],
+    *,
+    page_size: int = 100,
+    end_cursor: Literal[0] | None = 0,
+    now: int = DEFAULT_START_MS,
+) -> list[TasksPage]:
+    """The pages the fake (and, as far as it is known, QStash) answers for ``tasks``.
+
+    Tasks are ordered newest first by timeline timestamp (ties keep their list order);
+    each page's ``cursor`` fetches the next, the last carries ``end_cursor`` (``0``, or
+    ``None`` to leave the field out). A page never splits tasks that share one
+    millisecond, so it may be shorter, or, for a larger group, longer than
+    ``page_size``. No tasks give one empty page. Untimed tasks: see ``with_timeline``.
+    """
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
+    if end_cursor not in (0, None):
+        raise ValueError(f"end_cursor must be 0 or None, got {end_cursor!r}")
+    ordered = sorted(with_timeline(tasks, now), key=_newest_first)
+    neg = [-(task.timeline_at or 0) for task in ordered]
+    pages: list[TasksPage] = []
+    cursor: int | None = None
+    while True:
+        start, end, cursor = page_bounds(neg, cursor, page_size)
+        pages.append(
+            TasksPage(tasks=ordered[start:end], cursor=end_cursor if cursor is None else cursor)
+        )
+        if cursor is None:
+            return pages
+
+
+def _between(rng: random.Random, low: int, high: int) -> int:
+    """A draw from ``[low, high)``; ``randrange`` costs several times more."""
+    return low + int(rng.random() * (high - low))
+
+
+def _newest_first(task: Task) -> int:
+    return -(task.timeline_at or 0)
+
+
+def _state_table(
+    states: Iterable[TaskState | str] | Mapping[TaskState | str, float] | None,
+) -> tuple[list[TaskState | str], list[float]]:
+    if states is None:
+        return list(DEFAULT_STATE_WEIGHTS), list(DEFAULT_STATE_WEIGHTS.values())
+    if isinstance(states, Mapping):
+        pairs = list(states.items())
+    elif isinstance(states, str):
+        raise TypeError("states must be a list of states or a mapping of weights, not a str")
+    else:
+        pairs = [(state, 1.0) for state in states]
+    if not pairs or any(weight < 0 for _, weight in pairs) or not sum(w for _, w in pairs):
+        raise ValueError(f"states must name at least one state with a weight > 0: {states!r}")
+    return [_as_state(state) for state, _ in pairs], [float(weight) for _, weight in pairs]
+
+
+def _as_state(value: TaskState | str) -> TaskState | str:
+    if isinstance(value, TaskState):
+        return value
+    try:
+        return TaskState(value)
+    except ValueError:
+        if isinstance(value, str) and value:
+            return value  # an unknown state, kept as given like on the wire
+        raise ValueError(f"not a task state: {value!r}") from None
+
+
+class _Builder:
+    """Draws the fields of a batch from one random stream."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        now: int,
+        states: Iterable[TaskState | str] | Mapping[TaskState | str, float] | None,
+    ) -> None:
+        if isinstance(now, bool) or not isinstance(now, int) or now < 1:
+            raise ValueError(f"now must be unix milliseconds (an int >= 1), got {now!r}")
+        self.rng: random.Random = stream.rng
+        self.random = stream.rng.random
+        self.taken = stream.taken_ids
+        self.now = now
+        self.states, self.weights = _state_table(states)
+
+    def batch(
+        self, n: int, message_id: str | None, overrides: Mapping[str, Override]
+    ) -> list[Task]:
+        rng = self.rng
+        random = rng.random
+        if message_id is None and "message_id" not in overrides:
+            message_id = new_ids("msg", 1, rng, self.taken)[0]
+        task_ids = new_ids("tsk", n, rng, self.taken) if "task_id" not in overrides else None
+        drawn_states = rng.choices(self.states, self.weights, k=n)
+        fixed = {k: v for k, v in overrides.items() if not callable(v)}
+        dynamic = {k: v for k, v in overrides.items() if callable(v)}
+        validate = Task.model_validate
+        # A message's tasks joined its timeline a while ago, so the attempt histories
+        # drawn below (minutes of backoff) fit before "now".
+        timeline = self.now - _between(rng, 3_600_000, 7_200_000)
+        tasks = []
+        for index in range(n):
+            given = (
+                {**fixed, **{k: make(index) for k, make in dynamic.items()}} if dynamic else fixed
+            )
+            fields = self._draw(
+                given.get("state", drawn_states[index]),
+                max(1, timeline),
+                given,
+                message_id,
+                task_ids[index] if task_ids is not None else None,
+                _URLS[index % len(_URLS)],
+            )
+            if given:
+                fields.update(given)
+                tasks.append(validate(fields))
+            else:
+                tasks.append(_trusted(fields))
+            # Newest first: the next task joined earlier; one in ten shares the ms.
+            if random() >= 0.1:
+                timeline -= 1 + int(random() * 5_000)
+        return tasks
+
+    def _draw(
+        self,
+        state: Any,
+        timeline_at: int,
+        given: Mapping[str, Any],
+        message_id: str | None,
+        task_id: str | None,
+        url: str,
+    ) -> dict[str, Any]:
+        """The fields that follow from ``state`` and what the caller ``given``.
+
+        Keys come in field order, so a task built from them reads like a validated one.
+        """
+        random, now = self.random, self.now
+        if isinstance(state, str) and not isinstance(state, TaskState):
+            state = _as_state(state)
+        max_retry = given.get("max_retry", _DEFAULT_MAX_RETRY)
+        created = given.get("timeline_at", timeline_at)
+        if not isinstance(created, int) or not isinstance(max_retry, int) or max_retry < 0:
+            return {"state": state, "max_retry": max_retry, "timeline_at": created, "url": url}
+        retried = given.get("retried")
+        if retried is None:
+            if state is _FAILED:
+                retried = max_retry
+            elif state is _ERROR:
+                if max_retry < 1:
+                    raise ValueError(
+                        "state 'error' means a retry waits, which needs max_retry >= 1; "
+                        "a task that fails with no retries left is 'failed'"
+                    )
+                retried = 1 + int(random() * max_retry)
+            elif state is _DELIVERED and max_retry and random() < 0.15:
+                retried = 1 + int(random() * max_retry)
+            else:
+                retried = 0
+        if not isinstance(retried, int) or retried < 0:
+            return {"state": state, "max_retry": max_retry, "timeline_at": created, "url": url}
+
+        # Walk the attempts: each failed one is followed by backoff(retries so far).
+        attempt_at = created + int(random() * 50)
+        last_error_at = 0
+        for done in range(retried):
+            last_error_at = attempt_at + 20 + int(random() * 3_000)
+            attempt_at = last_error_at + _BACKOFF_MS[done + 1 if done < 6 else 6]
+        failed_before = retried > 0 or state is _FAILED or state is _ERROR
+        if state is _FAILED:
+            last_error_at = attempt_at + 20 + int(random() * 3_000)
+        elif state is _ERROR:
+            # The retry still waits: it failed less than one backoff ago.
+            waited = int(random() * backoff_ms(max(retried, 1)))
+            last_error_at = max(last_error_at, now - 1 - waited)
+        if last_error_at > now:
+            last_error_at = now
+        if given:
+            last_error_at = given.get("last_error_at", last_error_at)
+
+        completed_at = 0
+        next_process_at = 0
+        if state is _DELIVERED:
+            completed_at = attempt_at + 20 + int(random() * 3_000)
+            if completed_at > now:
+                completed_at = now
+        elif state is _ERROR:
+            if isinstance(last_error_at, int):
+                next_process_at = last_error_at + backoff_ms(retried)
+        elif state is _ACTIVE:
+            next_process_at = min(attempt_at, now)  # the attempt under way started then
+        elif state is _CREATED or state is _PLANNED:
+            # The attempt is scheduled, for now or a little later.
+            next_process_at = max(attempt_at, now + int(random() * 60_000))
+        return {
+            "completed_at": completed_at,
+            "error": _ERROR_TEXTS[int(random() * len(_ERROR_TEXTS))] if failed_before else "",
+            "last_error_at": last_error_at if failed_before else 0,
+            "max_retry": max_retry,
+            "message_id": message_id,
+            "next_process_at": next_process_at,
+            "retried": retried,
+            "state": state,
+            "task_id": task_id,
+            "url": url,
+            "timeline_at": created,
+        }
+
+
+def _trusted(fields: dict[str, Any]) -> Task:
+    """A task from fields this module drew itself, valid by construction.
+
+    Skips validation, which would cost more than the drawing; a test re-validates a
+    large generated batch to keep this honest. Same steps as ``model_construct``
+    without its per-field loop.
+    """
+    task = _new_task(Task)
+    object.__setattr__(task, "__dict__", fields)
+    object.__setattr__(task, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(task, "__pydantic_extra__", None)
+    object.__setattr__(task, "__pydantic_private__", None)
+    return task
+
+
+_new_task = object.__new__
+# Enum members as module constants: TaskState.X costs ten times a global lookup.
+_CREATED, _PLANNED, _ACTIVE = TaskState.CREATED, TaskState.PLANNED, TaskState.ACTIVE
+_DELIVERED, _ERROR, _FAILED = TaskState.DELIVERED, TaskState.ERROR, TaskState.FAILED
+_URLS = tuple(f"https://api{k}.example.com/webhooks/qstash" for k in range(1, 4))
+_ERROR_TEXTS = tuple(f"HTTP status {status}" for status in _ERROR_STATUSES)

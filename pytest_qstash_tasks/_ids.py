@@ -1,0 +1,36 @@
+"""QStash-shaped ids: a prefix and 28 base58 characters."""
+
+from __future__ import annotations
+
+import random
+import re
+
+__all__ = ["BASE58", "ID_LENGTH", "is_qstash_id", "new_ids"]
+
+BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+ID_LENGTH = 28
+_ID_RE = re.compile(rf"[a-z]+_[{BASE58}]{{{ID_LENGTH}}}")
+
+
+def is_qstash_id(value: str, prefix: str) -> bool:
+    """Whether ``value`` is ``prefix`` + ``_`` + 28 base58 characters."""
+    return value.startswith(prefix + "_") and _ID_RE.fullmatch(value) is not None
+
+
+def new_ids(prefix: str, count: int, rng: random.Random, taken: set[str]) -> list[str]:
+    """``count`` fresh ids, none in ``taken``; they are added to it."""
+    # One draw of random bytes for the whole batch, mapped to base58: drawing character
+    # by character costs ten times more. (byte % 58 favours the first 24 characters
+    # slightly; ids only need their shape and uniqueness.)
+    chars = rng.randbytes(ID_LENGTH * count).translate(_BYTE_TO_BASE58).decode("ascii")
+    head = prefix + "_"
+    ids = [head + chars[i : i + ID_LENGTH] for i in range(0, len(chars), ID_LENGTH)]
+    for index, value in enumerate(ids):
+        while value in taken:  # 160-odd random bits: in practice never taken
+            value = head + rng.randbytes(ID_LENGTH).translate(_BYTE_TO_BASE58).decode("ascii")
+        ids[index] = value
+        taken.add(value)
+    return ids
+
+
+_BYTE_TO_BASE58 = bytes(ord(BASE58[b % len(BASE58)]) for b in range(256))

@@ -1,0 +1,187 @@
+"""The fake's state: messages and their tasks. Pure data, no HTTP.
+
+Each message keeps its tasks sorted newest first, with each task's wire JSON
+serialised once when it is stored, so serving a page is a slice and a join.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+from ._factories import with_timeline
+from ._models import Task, TasksPage
+from ._pagination import page_bounds
+
+__all__ = ["MessageTasks", "ScriptedPages", "TaskStore"]
+
+
+def _wire_json(task: Task) -> bytes:
+    # warnings=False: a Task.unchecked(...) may hold values of the wrong type on
+    # purpose; it is sent as given.
+    return task.model_dump_json(by_alias=True, warnings=False).encode()
+
+
+@dataclass
+class MessageTasks:
+    """A message's tasks in serving order (newest first; ties in the order added)."""
+
+    message_id: str
+    tasks: list[Task] = field(default_factory=list)
+    _neg_timestamps: list[int] = field(default_factory=list)
+    _bodies: list[bytes] = field(default_factory=list)
+    _ids: set[str] = field(default_factory=set)
+
+    def add(self, tasks: Sequence[Task]) -> None:
+        """Store timed tasks; refuses a task id the message already has."""
+        seen = set()
+        for task in tasks:
+            if task.task_id in self._ids or task.task_id in seen:
+                raise ValueError(
+                    f"message {self.message_id!r} already has a task {task.task_id!r}; "
+                    "task ids are unique within a message"
+                )
+            seen.add(task.task_id)
+        added = sorted(
+            ((-(task.timeline_at or 0), task, _wire_json(task)) for task in tasks),
+            key=itemgetter(0),
+        )  # stable: ties keep the order given
+        if added and self._neg_timestamps and added[0][0] < self._neg_timestamps[-1]:
+            # Some land among the stored ones: merge (stable, so stored ties come first).
+            stored = zip(self._neg_timestamps, self.tasks, self._bodies, strict=True)
+            added = sorted([*stored, *added], key=itemgetter(0))
+            self._neg_timestamps, self.tasks, self._bodies = [], [], []
+        for key, task, body in added:
+            self._neg_timestamps.append(key)
+            self.tasks.append(task)
+            self._bodies.append(body)
+        self._ids.update(seen)
+
+    def page(self, cursor: int | None, page_size: int) -> tuple[list[bytes], int | None]:
+        """The wire JSON of one page's tasks, and the next cursor (None at the end)."""
+        start, end, next_cursor = page_bounds(self._neg_timestamps, cursor, page_size)
+        return self._bodies[start:end], next_cursor
+
+    def page_of_tasks(self, cursor: int | None, page_size: int) -> tuple[list[Task], int | None]:
+        """Like ``page``, with ``Task`` objects."""
+        start, end, next_cursor = page_bounds(self._neg_timestamps, cursor, page_size)
+        return self.tasks[start:end], next_cursor
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+
+@dataclass
+class ScriptedPages:
+    """Pages served verbatim: no cursor gives the first, each page's cursor the next."""
+
+    message_id: str
+    pages: list[TasksPage]
+    bodies: list[bytes]
+    by_cursor: dict[int, int]
+    requested: list[int] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, message_id: str, pages: Iterable[TasksPage | Mapping[str, Any]]
+    ) -> ScriptedPages:
+        validated = [
+            page if isinstance(page, TasksPage) else TasksPage.model_validate(page)
+            for page in pages
+        ]
+        if not validated:
+            raise ValueError(f"add_pages({message_id!r}, ...) needs at least one page")
+        by_cursor: dict[int, int] = {}
+        for number, page in enumerate(validated[:-1]):
+            if not page.has_more:
+                raise ValueError(
+                    f"page {number} of {message_id!r} ends the list (cursor {page.cursor!r}), "
+                    f"so the {len(validated) - number - 1} page(s) after it could never be "
+                    "requested"
+                )
+            assert page.cursor is not None
+            if page.cursor in by_cursor:
+                raise ValueError(
+                    f"pages {by_cursor[page.cursor] - 1} and {number} of {message_id!r} both "
+                    f"hand out cursor {page.cursor}; each must lead to one page"
+                )
+            by_cursor[page.cursor] = number + 1
+        if validated[-1].has_more:
+            raise ValueError(
+                f"the last page of {message_id!r} hands out cursor {validated[-1].cursor}, "
+                "which leads nowhere; end it with cursor=0 or cursor=None"
+            )
+        bodies = [
+            page.model_dump_json(by_alias=True, warnings=False).encode() for page in validated
+        ]
+        return cls(message_id, validated, bodies, by_cursor)
+
+    def page_number(self, cursor: int | None) -> int | None:
+        """Which page a request with ``cursor`` gets, or None if no page hands it out."""
+        if cursor is None:
+            return 0
+        return self.by_cursor.get(cursor)
+
+
+class TaskStore:
+    """All messages the fake knows, by id."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, MessageTasks] = {}
+        self.scripted: dict[str, ScriptedPages] = {}
+        #: Goes up on every change, so callers can tell "nothing changed since".
+        self.version = 0
+
+    def add(self, message_id: str, tasks: Iterable[Task], now: int) -> list[Task]:
+        """Store tasks (stamping untimed ones, see ``with_timeline``); returns them."""
+        _check_message_id(message_id)
+        if message_id in self.scripted:
+            raise ValueError(
+                f"message {message_id!r} is served from scripted pages; "
+                "it cannot also hold stored tasks"
+            )
+        stamped = with_timeline(tasks, now)
+        for task in stamped:
+            if task.message_id != message_id:
+                raise ValueError(
+                    f"task {task.task_id!r} belongs to message {task.message_id!r}, "
+                    f"not {message_id!r}"
+                )
+        message = self.messages.get(message_id) or MessageTasks(message_id)
+        message.add(stamped)
+        self.messages[message_id] = message
+        self.version += 1
+        return stamped
+
+    def add_message(self, message_id: str) -> None:
+        """Register a message with no tasks (it answers 200 with an empty list)."""
+        _check_message_id(message_id)
+        if message_id in self.scripted:
+            raise ValueError(f"message {message_id!r} is served from scripted pages")
+        self.messages.setdefault(message_id, MessageTasks(message_id))
+        self.version += 1
+
+    def add_pages(self, message_id: str, pages: Iterable[TasksPage | Mapping[str, Any]]) -> None:
+        """Serve ``pages`` verbatim for ``message_id``."""
+        _check_message_id(message_id)
+        if message_id in self.messages:
+            raise ValueError(
+                f"message {message_id!r} already holds stored tasks; scripted pages would hide them"
+            )
+        if message_id in self.scripted:
+            raise ValueError(f"message {message_id!r} already has scripted pages")
+        self.scripted[message_id] = ScriptedPages.build(message_id, pages)
+        self.version += 1
+
+    def known_ids(self) -> list[str]:
+        """Every registered message id, in the order registered."""
+        return [*self.messages, *self.scripted]
+
+
+def _check_message_id(message_id: object) -> None:
+    if not isinstance(message_id, str) or not message_id:
+        raise ValueError(f"a message id must be a non-empty str, got {message_id!r}")
+    if "/" in message_id:
+        raise ValueError(f"a message id cannot contain '/': {message_id!r}")

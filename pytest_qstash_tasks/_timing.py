@@ -1,0 +1,41 @@
+"""Time on the QStash wire: unix milliseconds, and the v1 retry backoff."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+
+__all__ = ["DEFAULT_START_MS", "backoff_ms", "to_ms"]
+
+#: Where the fake's clock and the factories' "now" start unless told otherwise:
+#: 2026-01-01T00:00:00Z. A fixed instant keeps generated data the same on every run.
+DEFAULT_START_MS = 1_767_225_600_000
+
+_MAX_BACKOFF_S = 86_400
+# e ** (2 * n) passes a day at n = 6, so a short table covers every retry count.
+_BACKOFF_MS = [int(min(_MAX_BACKOFF_S, math.exp(2 * n)) * 1000) for n in range(7)]
+
+
+def backoff_ms(retried: int) -> int:
+    """The v1 delay before the next attempt, in ms, after ``retried`` retries.
+
+    ``min(86400, e ** (2 * retried))`` seconds, truncated to whole milliseconds.
+    """
+    if retried < 0:
+        raise ValueError(f"retried must be >= 0, got {retried}")
+    return _BACKOFF_MS[min(retried, len(_BACKOFF_MS) - 1)]
+
+
+def to_ms(value: int | _dt.datetime) -> int:
+    """Unix milliseconds from an int (taken as ms) or an aware ``datetime``."""
+    if isinstance(value, bool):
+        raise TypeError("a timestamp must be unix milliseconds (int) or a datetime")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a timestamp must be >= 0 ms, got {value}")
+        return value
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("use an aware datetime (e.g. tzinfo=timezone.utc)")
+        return to_ms(round(value.timestamp() * 1000))
+    raise TypeError(f"a timestamp must be unix milliseconds (int) or a datetime, got {value!r}")
