@@ -241,8 +241,9 @@ class QStashTasksMock:
             misses = [call for call in self._calls if call.miss is not None]
         if loops:
             problems.append(
-                "qstash_tasks: the client looped on an unchanging answer (stopped with "
-                "QStashTasksLoopError):\n" + "\n".join(f"  - {c.describe()}" for c in loops)
+                "qstash_tasks: stopped a likely infinite loop: the same request kept getting "
+                "the same answer (QStashTasksLoopError):\n"
+                + "\n".join(f"  - {c.describe()}" for c in loops)
             )
         if misses and self.assert_all_requests_served:
             problems.append(

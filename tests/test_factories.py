@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from pytest_qstash_tasks import (
+    DEFAULT_START_MS,
+    Task,
+    TaskState,
+    backoff_ms,
+    make_pages,
+    make_task,
+    make_tasks,
+)
+from pytest_qstash_tasks._ids import is_qstash_id
+
+NOW = DEFAULT_START_MS
+
+
+def test_backoff_follows_the_v1_formula() -> None:
+    for retried in range(10):
+        assert backoff_ms(retried) == int(min(86400, math.exp(2 * retried)) * 1000)
+    assert backoff_ms(1) == 7389
+    assert backoff_ms(6) == 86_400_000
+
+
+def test_created_and_planned_have_no_completion_or_error() -> None:
+    for state in (TaskState.CREATED, TaskState.PLANNED):
+        task = make_task(state=state)
+        assert task.state is state
+        assert (task.completed_at, task.error, task.last_error_at, task.retried) == (0, "", 0, 0)
+        assert task.next_process_at >= task.timeline_at  # type: ignore[operator]
+
+
+def test_delivered_has_completed_at() -> None:
+    for _ in range(50):
+        task = make_task(state="delivered")
+        assert task.timeline_at is not None
+        assert task.timeline_at <= task.completed_at <= NOW
+        assert task.next_process_at == 0
+
+
+def test_failed_exhausted_its_retries() -> None:
+    for max_retry in (0, 3, 5):
+        task = make_task(state="failed", max_retry=max_retry)
+        assert task.retried == task.max_retry == max_retry
+        assert task.error.startswith("HTTP status ")
+        assert 0 < task.last_error_at <= NOW
+        assert task.completed_at == 0
+
+
+def test_error_waits_for_a_retry_per_the_backoff() -> None:
+    for _ in range(50):
+        task = make_task(state="error")
+        assert 1 <= task.retried <= task.max_retry
+        assert task.error.startswith("HTTP status ")
+        assert 0 < task.last_error_at <= NOW
+        assert task.next_process_at == task.last_error_at + backoff_ms(task.retried)
+        assert task.next_process_at > NOW  # the retry is still ahead
+        assert task.completed_at == 0
+
+
+def test_error_with_given_retried_and_last_error() -> None:
+    task = make_task(state="error", retried=2, last_error_at=NOW - 10)
+    assert task.next_process_at == NOW - 10 + backoff_ms(2)
+
+
+def test_error_needs_a_retry_left() -> None:
+    with pytest.raises(ValueError, match="needs max_retry >= 1"):
+        make_task(state="error", max_retry=0)
+
+
+def test_active_is_under_way_and_canceled_has_no_completion() -> None:
+    active = make_task(state="active")
+    assert active.completed_at == 0
+    assert 0 < active.next_process_at <= NOW
+    canceled = make_task(state="canceled")
+    assert canceled.completed_at == 0
+    assert canceled.next_process_at == 0
+
+
+def test_retried_tasks_carry_their_last_error_whatever_the_state() -> None:
+    task = make_task(state="delivered", retried=2)
+    assert task.error.startswith("HTTP status ")
+    assert 0 < task.last_error_at <= task.completed_at
+
+
+def test_every_field_can_be_overridden() -> None:
+    fields: dict[str, Any] = {
+        "task_id": "tsk_mine",
+        "message_id": "msg_mine",
+        "url": "https://mine.example/x",
+        "state": "delivered",
+        "max_retry": 5,
+        "retried": 1,
+        "completed_at": 10,
+        "error": "boom",
+        "last_error_at": 5,
+        "next_process_at": 7,
+        "timeline_at": 3,
+    }
+    task = make_task(**fields)
+    assert {name: getattr(task, name) for name in fields} == fields
+
+
+def test_overrides_are_validated() -> None:
+    with pytest.raises(ValueError, match="retried"):
+        make_task(retried=-2)
+    with pytest.raises(TypeError, match=r"unknown field\(s\) \['retries'\]"):
+        make_task(retries=1)
+
+
+def test_unknown_state_override_is_kept() -> None:
+    assert make_task(state="processing").state == "processing"
+
+
+def test_batch_has_real_ids_one_message_and_a_mix_of_states() -> None:
+    tasks = make_tasks(500)
+    assert len({t.task_id for t in tasks}) == 500
+    assert all(is_qstash_id(t.task_id, "tsk") for t in tasks)
+    assert len({t.message_id for t in tasks}) == 1
+    assert is_qstash_id(tasks[0].message_id, "msg")
+    states = Counter(t.state for t in tasks)
+    assert set(states) == set(TaskState)
+    assert states[TaskState.DELIVERED] > states[TaskState.FAILED]
+
+
+def test_batch_is_newest_first_with_some_ties_and_nothing_in_the_future() -> None:
+    tasks = make_tasks(1000)
+    stamps = [t.timeline_at for t in tasks]
+    assert all(s is not None for s in stamps)
+    assert stamps == sorted(stamps, reverse=True)  # type: ignore[type-var]
+    assert len(set(stamps)) < len(stamps)  # fan-outs share a millisecond
+    for task in tasks:
+        assert task.completed_at <= NOW
+        assert task.last_error_at <= NOW
+        assert task.timeline_at <= NOW  # type: ignore[operator]
+
+
+def test_generated_tasks_validate() -> None:
+    for task in make_tasks(3000):
+        again = Task.model_validate({**task.model_dump(), "timeline_at": task.timeline_at})
+        assert again == task
+        assert repr(again) == repr(task)
+
+
+def test_overrides_take_values_or_callables_of_the_index() -> None:
+    tasks = make_tasks(6, message_id="msg_x", state="failed", max_retry=lambda i: i)
+    assert [t.max_retry for t in tasks] == [0, 1, 2, 3, 4, 5]
+    assert [t.retried for t in tasks] == [0, 1, 2, 3, 4, 5]
+    assert {t.message_id for t in tasks} == {"msg_x"}
+
+
+def test_states_restricts_the_mix() -> None:
+    tasks = make_tasks(200, states=["failed", TaskState.DELIVERED])
+    assert {t.state for t in tasks} == {TaskState.FAILED, TaskState.DELIVERED}
+    weighted = make_tasks(200, states={"error": 1.0, "planned": 0.0})
+    assert {t.state for t in weighted} == {TaskState.ERROR}
+    with pytest.raises(ValueError, match="at least one state"):
+        make_tasks(1, states=[])
+    with pytest.raises(TypeError, match="not a str"):
+        make_tasks(1, states="failed")
+
+
+def test_bad_counts_are_refused() -> None:
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="n must be an int >= 0"):
+            make_tasks(bad)  # type: ignore[arg-type]
+    assert make_tasks(0) == []
+
+
+def test_same_seed_same_tasks() -> None:
+    assert make_tasks(50, seed=7) == make_tasks(50, seed=7)
+    assert make_tasks(50, seed=7) != make_tasks(50, seed=8)
+    assert make_task(seed=3) == make_task(seed=3)
+
+
+def test_ids_are_unique_within_a_test() -> None:
+    ids = [t.task_id for _ in range(20) for t in make_tasks(50)]
+    assert len(set(ids)) == len(ids)
+
+
+def test_now_moves_the_timestamps() -> None:
+    later = NOW + 86_400_000
+    task = make_task(state="delivered", now=later)
+    assert NOW < task.completed_at <= later
+
+
+# -- make_pages ---------------------------------------------------------------------
+
+
+def _flatten(pages: list[Any]) -> list[Task]:
+    return [task for page in pages for task in page.tasks]
+
+
+def test_pages_link_by_cursor_and_end_with_zero() -> None:
+    tasks = make_tasks(250)
+    pages = make_pages(tasks)
+    assert _flatten(pages) == tasks
+    for page, following in itertools.pairwise(pages):
+        assert page.cursor == following.tasks[0].timeline_at
+        assert len(page.tasks) <= 100
+    assert pages[-1].cursor == 0
+    assert len(pages) >= 3
+
+
+def test_pages_can_leave_the_end_cursor_out() -> None:
+    pages = make_pages(make_tasks(3), page_size=2, end_cursor=None)
+    assert pages[-1].cursor is None
+    assert "cursor" not in pages[-1].model_dump(by_alias=True)
+
+
+def test_pages_never_split_a_millisecond() -> None:
+    tasks = make_tasks(7, timeline_at=lambda i: [50, 40, 40, 40, 30, 20, 20][i])
+    pages = make_pages(tasks, page_size=2)
+    assert [[t.timeline_at for t in p.tasks] for p in pages] == [
+        [50],  # ends before the 40s: a short page
+        [40, 40, 40],  # the group is larger than a page: a long page
+        [30],
+        [20, 20],
+    ]
+    assert [p.cursor for p in pages] == [40, 30, 20, 0]
+
+
+def test_pages_of_no_tasks_is_one_empty_page() -> None:
+    assert [p.model_dump(by_alias=True) for p in make_pages([])] == [{"cursor": 0, "tasks": []}]
+
+
+def test_pages_sort_by_timeline_and_stamp_untimed_tasks_in_list_order() -> None:
+    older, newer = make_tasks(2, timeline_at=lambda i: 10 + i)
+    assert _flatten(make_pages([older, newer])) == [newer, older]
+    untimed = [Task.model_validate({**t.model_dump(), "timeline_at": None}) for t in make_tasks(3)]
+    flat = _flatten(make_pages(untimed))
+    assert [t.task_id for t in flat] == [t.task_id for t in untimed]
+    assert [t.timeline_at for t in flat] == [NOW, NOW - 1, NOW - 2]
+
+
+def test_make_pages_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="page_size must be an int >= 1"):
+        make_pages([], page_size=0)
+    with pytest.raises(ValueError, match="end_cursor must be 0 or None"):
+        make_pages([], end_cursor=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected Task objects"):
+        make_pages([{"taskId": "x"}])  # type: ignore[list-item]

@@ -1,0 +1,359 @@
+"""The qstash_tasks fixture through real clients: httpx sync and async, and the SDK."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import httpx
+import pytest
+import respx
+from qstash import AsyncQStash, QStash
+from qstash.errors import QStashError
+
+from pytest_qstash_tasks import QStashTasksLoopError, QStashTasksMock, make_tasks
+from tests.conftest import awalk, walk
+
+
+def client_for(fake: QStashTasksMock) -> httpx.Client:
+    return httpx.Client(base_url=fake.base_url, headers={"Authorization": f"Bearer {fake.token}"})
+
+
+def test_a_client_that_follows_cursors_sees_every_task_once(qstash_tasks: QStashTasksMock) -> None:
+    stored = qstash_tasks.add("msg_123", count=250)
+    with client_for(qstash_tasks) as client:
+        seen, requests = walk(client, "msg_123")
+    assert [t["taskId"] for t in seen] == [t.task_id for t in stored]
+    assert requests == len(qstash_tasks.calls) >= 3
+    assert all(len(call.response.json()["tasks"]) <= 100 for call in qstash_tasks.calls)  # type: ignore[union-attr]
+
+
+def test_calls_record_what_the_fake_read(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("msg_1", count=150)
+    with client_for(qstash_tasks) as client:
+        walk(client, "msg_1")
+    first, second = qstash_tasks.calls
+    assert (first.message_id, first.cursor, first.token) == ("msg_1", None, qstash_tasks.token)
+    assert second.cursor == first.response.json()["cursor"]  # type: ignore[union-attr]
+    assert isinstance(second.request, httpx.Request)
+    assert second.request.url.params["cursor"] == str(second.cursor)
+    assert second.status == 200
+    assert second.served
+
+
+def test_many_tasks_in_one_millisecond(qstash_tasks: QStashTasksMock) -> None:
+    stored = qstash_tasks.add("msg_1", count=450, timeline_at=lambda i: 5_000 - i // 150)
+    with client_for(qstash_tasks) as client:
+        seen, requests = walk(client, "msg_1")
+    assert [t["taskId"] for t in seen] == [t.task_id for t in stored]
+    assert requests == 3  # three groups of 150: each a (long) page of its own
+
+
+@pytest.mark.qstash_tasks(page_size=7)
+def test_page_size_from_the_marker(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("m", count=20, timeline_at=lambda i: 10_000 - i)
+    with client_for(qstash_tasks) as client:
+        _, requests = walk(client, "m")
+    assert requests == 3
+
+
+def test_params_in_the_url_and_no_client_base_url(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("m", count=3, timeline_at=lambda i: 100 - i)
+    url = f"{qstash_tasks.base_url}/v1/messages/m/tasks?cursor=99"
+    response = httpx.get(url, headers={"Authorization": "Bearer whatever"})
+    assert len(response.json()["tasks"]) == 2
+    assert qstash_tasks.calls[0].token == "whatever"
+
+
+def test_add_registers_empty_messages_and_refuses_unclear_calls(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    assert qstash_tasks.add("none", []) == []
+    qstash_tasks.add_message("also_none")
+    with client_for(qstash_tasks) as client:
+        for message_id in ("none", "also_none"):
+            answer = client.get(f"/v1/messages/{message_id}/tasks")
+            assert (answer.status_code, answer.json()) == (200, {"cursor": 0, "tasks": []})
+    with pytest.raises(TypeError, match="either tasks or count="):
+        qstash_tasks.add("m")
+    with pytest.raises(TypeError, match="apply to generated tasks"):
+        qstash_tasks.add("m", [], state="failed")
+    with pytest.raises(TypeError, match="wrap a single task in a list"):
+        qstash_tasks.add("m", make_tasks(1, message_id="m")[0])  # type: ignore[arg-type]
+
+
+def test_add_accepts_wire_dicts_and_stamps_them_from_the_clock(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    wire = [t.model_dump(by_alias=True, mode="json") for t in make_tasks(3, message_id="m")]
+    stored = qstash_tasks.add("m", wire)
+    now = qstash_tasks.clock.now
+    assert [t.timeline_at for t in stored] == [now, now - 1, now - 2]
+    with client_for(qstash_tasks) as client:
+        assert client.get("/v1/messages/m/tasks").json()["tasks"] == wire
+
+
+def test_generated_tasks_agree_with_the_clock(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.clock.advance(86_400_000)
+    for task in qstash_tasks.add("m", count=200):
+        assert task.timeline_at <= qstash_tasks.clock.now  # type: ignore[operator]
+        assert task.completed_at <= qstash_tasks.clock.now
+
+
+def test_scripted_pages(qstash_tasks: QStashTasksMock) -> None:
+    a, b, c = make_tasks(3, message_id="m")
+    qstash_tasks.add_pages(
+        "m", [{"cursor": 9, "tasks": [a]}, {"cursor": 4, "tasks": [b]}, {"tasks": [c]}]
+    )
+    with client_for(qstash_tasks) as client:
+        seen, _ = walk(client, "m")
+    assert [t["taskId"] for t in seen] == [a.task_id, b.task_id, c.task_id]
+    assert [call.scripted_page for call in qstash_tasks.calls] == [0, 1, 2]
+
+
+# -- async ----------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_async_client_with_pytest_asyncio(qstash_tasks: QStashTasksMock) -> None:
+    stored = qstash_tasks.add("m", count=230)
+    async with httpx.AsyncClient(
+        base_url=qstash_tasks.base_url, headers={"Authorization": f"Bearer {qstash_tasks.token}"}
+    ) as client:
+        seen = await awalk(client, "m")
+    assert [t["taskId"] for t in seen] == [t.task_id for t in stored]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_async_client_with_anyio(qstash_tasks: QStashTasksMock, anyio_backend: str) -> None:
+    stored = qstash_tasks.add("m", count=120)
+    async with httpx.AsyncClient(
+        base_url=qstash_tasks.base_url, headers={"Authorization": f"Bearer {qstash_tasks.token}"}
+    ) as client:
+        seen = await awalk(client, "m")
+    assert len(seen) == len(stored) == 120
+
+
+# -- the official SDK ---------------------------------------------------------------
+
+
+def sdk_walk(client: QStash, message_id: str) -> list[dict[str, object]]:
+    seen: list[dict[str, object]] = []
+    cursor = None
+    while True:
+        page = client.http.request(
+            path=f"/v1/messages/{message_id}/tasks",
+            method="GET",
+            params={"cursor": str(cursor)} if cursor else None,
+        )
+        seen.extend(page["tasks"])
+        cursor = page.get("cursor")
+        if not cursor:
+            return seen
+
+
+def test_the_official_sdk_pages_through(qstash_tasks: QStashTasksMock) -> None:
+    stored = qstash_tasks.add("msg_123", count=250)
+    client = QStash(qstash_tasks.token, base_url=qstash_tasks.base_url)
+    seen = sdk_walk(client, "msg_123")
+    assert [t["taskId"] for t in seen] == [t.task_id for t in stored]
+    assert {call.token for call in qstash_tasks.calls} == {qstash_tasks.token}
+
+
+@pytest.mark.asyncio
+async def test_the_official_async_sdk_pages_through(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("m", count=101)
+    client = AsyncQStash(qstash_tasks.token, base_url=qstash_tasks.base_url)
+    first = await client.http.request(path="/v1/messages/m/tasks", method="GET")
+    rest = await client.http.request(
+        path="/v1/messages/m/tasks", method="GET", params={"cursor": str(first["cursor"])}
+    )
+    assert len(first["tasks"]) + len(rest["tasks"]) == 101
+    assert rest["cursor"] == 0
+
+
+@pytest.mark.qstash_tasks(token="s3cret", assert_all_requests_served=False)
+def test_the_sdk_sees_our_status_codes(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add_message("m")
+    good = QStash("s3cret", base_url=qstash_tasks.base_url, retry=False)
+    assert good.http.request(path="/v1/messages/m/tasks", method="GET") == {
+        "cursor": 0,
+        "tasks": [],
+    }
+    with pytest.raises(QStashError, match=r'status: 404, body: \{"error": "Message not found"\}'):
+        good.http.request(path="/v1/messages/nope/tasks", method="GET")
+    wrong = QStash("guess", base_url=qstash_tasks.base_url, retry=False)
+    with pytest.raises(QStashError, match=r'status: 401, body: \{"error": "invalid token"\}'):
+        wrong.http.request(path="/v1/messages/m/tasks", method="GET")
+    with pytest.raises(QStashError, match="status: 400"):
+        good.http.request(path="/v1/messages/m/tasks", method="GET", params={"cursor": "-1"})
+    assert [call.miss for call in qstash_tasks.calls] == [
+        None,
+        "unknown_message",
+        "unauthorized",
+        "bad_cursor",
+    ]
+
+
+def test_the_sdk_reads_qstash_url(
+    qstash_tasks: QStashTasksMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QSTASH_URL", qstash_tasks.base_url)
+    qstash_tasks.add("m", count=2)
+    assert (
+        len(
+            QStash(qstash_tasks.token).http.request(path="/v1/messages/m/tasks", method="GET")[
+                "tasks"
+            ]
+        )
+        == 2
+    )
+
+
+# -- other hosts --------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_server() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"real server"
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_other_hosts_reach_a_real_server(qstash_tasks: QStashTasksMock, local_server: str) -> None:
+    assert httpx.get(local_server + "/anything").text == "real server"
+    assert qstash_tasks.calls == []
+
+
+def test_other_hosts_reach_the_users_respx_routes(
+    respx_mock: respx.MockRouter, qstash_tasks: QStashTasksMock
+) -> None:
+    route = respx_mock.get("https://api.example.com/hello").respond(json={"hi": 1})
+    qstash_tasks.add("m", count=1)
+    assert httpx.get("https://api.example.com/hello").json() == {"hi": 1}
+    response = httpx.get(
+        qstash_tasks.base_url + "/v1/messages/m/tasks", headers={"Authorization": "Bearer x"}
+    )
+    assert len(response.json()["tasks"]) == 1
+    assert route.call_count == 1
+    assert len(qstash_tasks.calls) == 1
+
+
+def test_the_fake_answers_first_whatever_the_fixture_order(
+    qstash_tasks: QStashTasksMock, respx_mock: respx.MockRouter
+) -> None:
+    respx_mock.route(host="qstash.upstash.io").respond(500)
+    respx_mock.get("https://api.example.com/hello").respond(204)
+    qstash_tasks.add("m", count=1)
+    response = httpx.get(
+        qstash_tasks.base_url + "/v1/messages/m/tasks", headers={"Authorization": "Bearer x"}
+    )
+    assert response.status_code == 200
+    assert httpx.get("https://api.example.com/hello").status_code == 204
+    # Paths the fake does not serve are left to the other router.
+    assert httpx.post(qstash_tasks.base_url + "/v2/publish/x").status_code == 500
+
+
+# -- loops ----------------------------------------------------------------------------
+
+
+def test_a_client_that_never_stops_is_stopped() -> None:
+    fake = QStashTasksMock(max_identical_requests=5).start()
+    try:
+        fake.add("m", count=1)
+        attempts = 0
+        with client_for(fake) as client, pytest.raises(QStashTasksLoopError) as raised:  # noqa: PT012
+            while True:  # a buggy client: sends cursor=0 back forever
+                attempts += 1
+                try:
+                    client.get("/v1/messages/m/tasks", params={"cursor": 0})
+                except Exception:
+                    continue
+    finally:
+        fake.stop()
+    assert attempts == 6
+    assert str(raised.value).startswith(
+        "likely infinite loop: GET https://qstash.upstash.io/v1/messages/m/tasks?cursor=0 "
+        "(cursor=0) was sent 6 times in a row and got the same 200 answer each time"
+    )
+    assert fake.calls[-1].exception is raised.value
+    assert fake.calls[-1].response is None
+    with pytest.raises(AssertionError, match="stopped a likely infinite loop"):
+        fake.verify()
+
+
+@pytest.mark.qstash_tasks(max_identical_requests=3)
+def test_polling_while_the_state_changes_is_not_a_loop(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add_message("m")
+    with client_for(qstash_tasks) as client:
+        for _ in range(10):
+            client.get("/v1/messages/m/tasks")
+            qstash_tasks.clock.advance(1000)
+    assert len(qstash_tasks.calls) == 10
+
+
+# -- outside pytest's fixture ------------------------------------------------------
+
+
+def test_context_manager_fakes_the_default_base_url() -> None:
+    with QStashTasksMock() as fake:
+        assert fake.base_url == "https://qstash.upstash.io"
+        fake.add("m", count=2)
+        with client_for(fake) as client:
+            assert len(client.get("/v1/messages/m/tasks").json()["tasks"]) == 2
+    with pytest.raises(httpx.ConnectError):  # no longer intercepted: the real host is unreachable
+        httpx.get("http://127.0.0.1:9/v1/messages/m/tasks")
+
+
+@pytest.mark.asyncio
+async def test_async_context_manager() -> None:
+    async with QStashTasksMock(base_url="http://localhost:8080/qstash", token="t") as fake:
+        fake.add("m", count=1)
+        async with httpx.AsyncClient() as client:
+            response = await client.get(
+                "http://localhost:8080/qstash/v1/messages/m/tasks",
+                headers={"Authorization": "Bearer t"},
+            )
+        assert response.status_code == 200
+
+
+def test_context_manager_verifies_on_exit() -> None:
+    with (
+        pytest.raises(
+            AssertionError, match=r"1 request\(s\) to https://qstash.upstash.io could not be served"
+        ),
+        QStashTasksMock() as fake,
+    ):
+        httpx.get(fake.base_url + "/v2/topics", headers={"Authorization": "Bearer x"})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "complaint"),
+    [
+        ({"base_url": "ftp://x"}, "http"),
+        ({"base_url": "https://x?y=1"}, "query"),
+        ({"token": ""}, "token must be a non-empty str"),
+        ({"page_size": 0}, "page_size must be an int >= 1"),
+        ({"end_cursor": 1}, "end_cursor must be 0 or None"),
+        ({"max_identical_requests": True}, "max_identical_requests"),
+    ],
+)
+def test_bad_configuration_is_refused(kwargs: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        QStashTasksMock(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,328 @@
+"""The plugin as users meet it: markers, ini options, teardown messages (pytester)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+USES_FAKE = """
+import httpx
+
+def get(fake, path):
+    return httpx.get(fake.base_url + path, headers={"Authorization": "Bearer t"})
+"""
+
+
+def test_the_marker_is_documented_and_accepted_under_strict_markers(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.qstash_tasks(base_url=..., token=..., page_size=..., end_cursor=..., *"]
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.qstash_tasks(page_size=5)
+        def test_it(qstash_tasks):
+            assert qstash_tasks.page_size == 5
+        """
+    )
+    pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_markers_merge_and_the_closest_wins_per_key(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.qstash_tasks(page_size=5, token="module", end_cursor=None)
+
+        @pytest.mark.qstash_tasks(token="class")
+        class TestIt:
+            @pytest.mark.qstash_tasks(page_size=7)
+            def test_it(self, qstash_tasks):
+                assert (qstash_tasks.page_size, qstash_tasks.token) == (7, "class")
+                assert qstash_tasks.end_cursor is None
+
+        def test_module_level(qstash_tasks):
+            assert (qstash_tasks.page_size, qstash_tasks.token) == (5, "module")
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_unknown_marker_arguments_are_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.qstash_tasks(page_sise=5)
+        def test_it(qstash_tasks):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        ["*@pytest.mark.qstash_tasks got unknown argument(s) page_sise; it takes base_url, *"]
+    )
+    result.assert_outcomes(errors=1)
+
+
+def test_ini_options_set_suite_defaults_and_markers_override_them(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        qstash_tasks_base_url = http://localhost:8080
+        qstash_tasks_token = from-ini
+        qstash_tasks_page_size = 3
+        qstash_tasks_end_cursor = omit
+        qstash_tasks_start = 2030-01-01T00:00:00Z
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_ini(qstash_tasks):
+            assert qstash_tasks.base_url == "http://localhost:8080"
+            assert (qstash_tasks.token, qstash_tasks.page_size) == ("from-ini", 3)
+            assert qstash_tasks.end_cursor is None
+            assert qstash_tasks.clock.now == 1893456000000
+
+        @pytest.mark.qstash_tasks(page_size=9)
+        def test_marker_wins(qstash_tasks):
+            assert qstash_tasks.page_size == 9
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_a_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nqstash_tasks_page_size = many\n")
+    pytester.makepyfile("def test_it(qstash_tasks): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*ini option qstash_tasks_page_size = 'many': invalid literal*"])
+
+
+def test_qstash_url_is_the_default_base_url(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QSTASH_URL", "http://127.0.0.1:8080")
+    pytester.makepyfile(
+        """
+        from qstash import QStash
+
+        def test_it(qstash_tasks):
+            assert qstash_tasks.base_url == "http://127.0.0.1:8080"
+            qstash_tasks.add("m", count=3)
+            page = QStash("t").http.request(path="/v1/messages/m/tasks", method="GET")
+            assert len(page["tasks"]) == 3
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_request_to_another_path_fails_the_test_at_teardown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        USES_FAKE
+        + """
+def test_it(qstash_tasks):
+    qstash_tasks.add("msg_123", count=1)
+    assert get(qstash_tasks, "/v2/publish/https://x").status_code == 404
+    assert get(qstash_tasks, "/v1/messages/msg_12/tasks").status_code == 404
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_it*",
+            "E*AssertionError: qstash_tasks: 2 request(s) to https://qstash.upstash.io could not be served:",
+            "E*  - GET https://qstash.upstash.io/v2/publish/https://x -> 404: the fake serves "
+            "GET /v1/messages/{messageId}/tasks only, not GET /v2/publish/https://x",
+            "E*  - GET https://qstash.upstash.io/v1/messages/msg_12/tasks -> 404: message 'msg_12' "
+            "is not registered; registered: 'msg_123'",
+            "E*If that is what the test wants, turn this check off with "
+            "@pytest.mark.qstash_tasks(assert_all_requests_served=False) or the ini option "
+            "qstash_tasks_assert_all_requests_served = false.",
+        ]
+    )
+
+
+def test_the_check_can_be_turned_off(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nqstash_tasks_assert_all_requests_served = false\n")
+    pytester.makepyfile(
+        USES_FAKE
+        + """
+def test_it(qstash_tasks):
+    assert get(qstash_tasks, "/v1/messages/nope/tasks").status_code == 404
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_failed_test_shows_what_the_fake_saw_and_the_seed_not_a_second_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        USES_FAKE
+        + """
+def test_it(qstash_tasks):
+    qstash_tasks.add("msg_123", count=5)
+    get(qstash_tasks, "/v1/messages/msg_321/tasks")
+    assert False, "the report was wrong"
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- qstash_tasks -*",
+            "qstash_tasks: 1 request(s) to https://qstash.upstash.io could not be served:",
+            "  - GET https://qstash.upstash.io/v1/messages/msg_321/tasks -> 404: message "
+            "'msg_321' is not registered; registered: 'msg_123'",
+            "*- qstash_tasks seed -*",
+            "generated tasks were seeded with * (reproduce with "
+            "@pytest.mark.qstash_tasks(seed=*) or make_tasks(..., seed=*))",
+        ]
+    )
+    assert "ERROR at teardown" not in result.stdout.str()
+
+
+def test_a_loop_fails_the_test_even_when_the_client_swallows_exceptions(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        USES_FAKE
+        + """
+def test_it(qstash_tasks):
+    qstash_tasks.add_message("m")
+    while True:
+        try:
+            get(qstash_tasks, "/v1/messages/m/tasks?cursor=0")
+        except Exception:
+            pass
+"""
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E*QStashTasksLoopError: likely infinite loop: GET https://qstash.upstash.io/v1/messages/m/tasks?cursor=0 "
+            "(cursor=0) was sent 101 times in a row and got the same 200 answer each time, *",
+        ]
+    )
+
+
+def test_seeds_come_from_the_node_id_and_the_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pathlib import Path
+        from pytest_qstash_tasks import make_tasks
+
+        def keep(name, *tasks):
+            Path(name).write_text(" ".join(t.task_id for t in tasks))
+
+        def test_a(qstash_tasks):
+            keep("A", make_tasks(2)[0], qstash_tasks.add("m", count=1)[0])
+
+        def test_b():
+            keep("B", make_tasks(2)[0])
+
+        @pytest.mark.qstash_tasks(seed=42)
+        def test_c(qstash_tasks):
+            keep("C", make_tasks(2)[0])
+
+        @pytest.mark.qstash_tasks(seed=42)
+        def test_d(qstash_tasks):
+            keep("D", make_tasks(2)[0])
+        """
+    )
+
+    def ids(*args: str) -> dict[str, str]:
+        pytester.runpytest_subprocess(*args).assert_outcomes(passed=4)
+        return {name: (pytester.path / name).read_text() for name in "ABCD"}
+
+    first = ids("-p", "no:randomly")
+    assert ids("-p", "randomly") == first
+    assert ids("-p", "no:randomly", "-n", "2") == first
+    assert first["A"].split()[0] != first["B"]
+    assert first["C"] == first["D"]
+
+
+def test_no_state_leaks_between_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        USES_FAKE
+        + """
+import pytest
+
+def test_first(qstash_tasks):
+    qstash_tasks.add("m", count=3)
+    assert get(qstash_tasks, "/v1/messages/m/tasks").status_code == 200
+
+@pytest.mark.qstash_tasks(assert_all_requests_served=False)
+def test_second(qstash_tasks):
+    assert get(qstash_tasks, "/v1/messages/m/tasks").status_code == 404
+    assert len(qstash_tasks.calls) == 1
+"""
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_xdist_workers_keep_their_own_state(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        USES_FAKE
+        + """
+import pytest
+
+@pytest.mark.parametrize("n", range(8))
+def test_it(qstash_tasks, n):
+    qstash_tasks.add(f"m{n}", count=n)
+    assert len(get(qstash_tasks, f"/v1/messages/m{n}/tasks").json()["tasks"]) == n
+    assert len(qstash_tasks.calls) == 1
+"""
+    )
+    pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly").assert_outcomes(passed=8)
+
+
+def test_a_module_scoped_fake(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        USES_FAKE
+        + """
+import pytest
+from pytest_qstash_tasks import QStashTasksMock
+
+@pytest.fixture(scope="module")
+def fake():
+    with QStashTasksMock(base_url="https://qstash-eu-central-1.upstash.io") as fake:
+        fake.add("shared", count=10)
+        yield fake
+
+def test_one(fake):
+    assert len(get(fake, "/v1/messages/shared/tasks").json()["tasks"]) == 10
+
+def test_two(fake):
+    assert len(fake.calls) == 1
+    assert len(get(fake, "/v1/messages/shared/tasks").json()["tasks"]) == 10
+"""
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_loading_the_plugin_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, pytest_qstash_tasks._plugin, pytest_qstash_tasks;"
+        "heavy = {'pydantic', 'respx', 'httpx'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
