@@ -12,7 +12,7 @@ import os
 import random
 from dataclasses import dataclass, field
 
-__all__ = ["Stream", "current_stream", "seed_for", "start_stream"]
+__all__ = ["Stream", "current_stream", "peek_stream", "seed_for", "start_stream"]
 
 
 def seed_for(node_id: str | None) -> int:

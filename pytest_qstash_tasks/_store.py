@@ -64,11 +64,6 @@ class MessageTasks:
         start, end, next_cursor = page_bounds(self._neg_timestamps, cursor, page_size)
         return self._bodies[start:end], next_cursor
 
-    def page_of_tasks(self, cursor: int | None, page_size: int) -> tuple[list[Task], int | None]:
-        """Like ``page``, with ``Task`` objects."""
-        start, end, next_cursor = page_bounds(self._neg_timestamps, cursor, page_size)
-        return self.tasks[start:end], next_cursor
-
     def __len__(self) -> int:
         return len(self.tasks)
 

@@ -48,6 +48,9 @@ def test_many_tasks_in_one_millisecond(qstash_tasks: QStashTasksMock) -> None:
         seen, requests = walk(client, "msg_1")
     assert [t["taskId"] for t in seen] == [t.task_id for t in stored]
     assert requests == 3  # three groups of 150: each a (long) page of its own
+    assert qstash_tasks.tasks("msg_1") == stored
+    with pytest.raises(KeyError, match="message 'other' holds no stored tasks"):
+        qstash_tasks.tasks("other")
 
 
 @pytest.mark.qstash_tasks(page_size=7)
