@@ -20,7 +20,10 @@ class RecordedCall:
     ``message_id``, ``cursor`` and ``token`` are what the fake read from the request
     (``None`` where the request had none, or where it was refused before that part
     was read). ``miss`` says why a request was not served with tasks, ``None`` for a
-    served one; ``detail`` explains it in words.
+    served one; ``detail`` explains it in words. ``fault`` describes the injected
+    fault that answered it (``fail_next``, ``rate_limit_next``, ``raise_next``,
+    ``delay_next``), if one did; ``exception`` is what the client got instead of a
+    response, if anything.
     """
 
     request: httpx.Request
@@ -32,6 +35,11 @@ class RecordedCall:
     detail: str = ""
     exception: BaseException | None = None
     scripted_page: int | None = None
+    #: The cursor the served page handed out (``None`` at the end of the list).
+    next_cursor: int | None = None
+    #: How many tasks the served page held (``None`` when no page was served).
+    task_count: int | None = None
+    fault: str | None = None
 
     @property
     def status(self) -> int | None:
@@ -40,16 +48,19 @@ class RecordedCall:
 
     @property
     def served(self) -> bool:
-        """Whether the fake answered with a page of tasks."""
-        return self.miss is None and self.status == 200
+        """Whether the client got a page of tasks (no miss, no fault but a delay)."""
+        return self.task_count is not None and self.status == 200
 
     def describe(self) -> str:
-        """One line: method, URL, cursor, what the client got, and why it missed."""
-        got = (
-            f"raised {type(self.exception).__name__}"
-            if self.exception is not None
-            else f"-> {self.status}"
-        )
+        """One line: method, URL, cursor, what the client got, and why."""
+        if self.exception is not None:
+            got = f"raised {type(self.exception).__name__}"
+        elif self.task_count is not None and self.status == 200:
+            end = "end" if self.next_cursor is None else f"next cursor {self.next_cursor}"
+            got = f"-> 200 ({self.task_count} task{'' if self.task_count == 1 else 's'}, {end})"
+        else:
+            got = f"-> {self.status}"
         cursor = "" if self.cursor is None else f" (cursor={self.cursor})"
         why = f": {self.detail}" if self.detail else ""
-        return f"{self.request.method} {self.request.url}{cursor} {got}{why}"
+        fault = f" [{self.fault}]" if self.fault else ""
+        return f"{self.request.method} {self.request.url}{cursor} {got}{fault}{why}"

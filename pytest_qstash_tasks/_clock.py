@@ -17,7 +17,7 @@ class Clock:
     time from it.
     """
 
-    def __init__(self, start: int | _dt.datetime = DEFAULT_START_MS) -> None:
+    def __init__(self, start: int | _dt.datetime | str = DEFAULT_START_MS) -> None:
         self._now = to_ms(start)
 
     @property
@@ -38,8 +38,8 @@ class Clock:
         self._now += step
         return self._now
 
-    def set(self, when: int | _dt.datetime) -> int:
-        """Jump to ``when`` (unix ms, or an aware ``datetime``); never backwards."""
+    def set(self, when: int | _dt.datetime | str) -> int:
+        """Jump to ``when`` (unix ms, an aware ``datetime`` or an ISO 8601 str); never back."""
         target = to_ms(when)
         if target < self._now:
             raise ValueError(

@@ -35,6 +35,15 @@ INI_OPTIONS: dict[str, tuple[str, str]] = {  # bools default to true
         "Fail at teardown when the fake could not serve a request (default: true).",
         "bool",
     ),
+    "qstash_tasks_assert_all_scripted_pages_requested": (
+        "Fail at teardown when a page of add_pages() was never requested (default: true).",
+        "bool",
+    ),
+    "qstash_tasks_assert_all_faults_triggered": (
+        "Fail at teardown when a fault (fail_next, rate_limit_next, raise_next, delay_next) "
+        "fired fewer times than planned (default: true).",
+        "bool",
+    ),
     "qstash_tasks_start": (
         "Where the fake's clock starts: unix ms or an ISO 8601 time with a zone "
         "(default: 2026-01-01T00:00:00Z).",
@@ -50,7 +59,9 @@ MARKER_KEYS = {
     "end_cursor": "0 | None",
     "max_identical_requests": "int",
     "assert_all_requests_served": "bool",
-    "start": "int (unix ms) | datetime",
+    "assert_all_scripted_pages_requested": "bool",
+    "assert_all_faults_triggered": "bool",
+    "start": "int (unix ms) | datetime | ISO 8601 str",
     "seed": "int",
 }
 

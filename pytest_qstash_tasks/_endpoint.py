@@ -47,13 +47,16 @@ class EndpointRequest:
     """What the endpoint reads of a request.
 
     ``raw_path`` is the percent-encoded path and ``query`` the raw query string,
-    both as sent; ``authorization`` is the header's value, if any.
+    both as sent; ``authorization`` is the header's value, if any. ``now`` is the
+    fake's clock when the request arrives (unix ms): simulated deliveries show the
+    state they are in at that time.
     """
 
     method: str
     raw_path: str
     query: str = ""
     authorization: str | None = None
+    now: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class EndpointResponse:
     miss: Miss | None = None
     detail: str = ""
     scripted_page: int | None = None
+    #: The cursor a served page hands out, ``None`` at the end of the list.
+    next_cursor: int | None = None
+    #: How many tasks a served page holds; ``None`` when no page is served.
+    task_count: int | None = None
 
 
 def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -> EndpointResponse:
@@ -108,7 +115,7 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
 
     message = store.messages.get(message_id)
     if message is not None:
-        bodies, next_cursor = message.page(cursor, config.page_size)
+        bodies, next_cursor = message.page(cursor, config.page_size, request.now)
         sent_cursor = config.end_cursor if next_cursor is None else next_cursor
         head = b'{"tasks":[' if sent_cursor is None else b'{"cursor":%d,"tasks":[' % sent_cursor
         return EndpointResponse(
@@ -117,6 +124,8 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
             message_id=message_id,
             cursor=cursor,
             token=token,
+            next_cursor=next_cursor,
+            task_count=len(bodies),
         )
 
     scripted = store.scripted.get(message_id)
@@ -134,6 +143,7 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
                 token=token,
                 cursor=cursor,
             )
+        page = scripted.pages[number]
         return EndpointResponse(
             200,
             scripted.bodies[number],
@@ -141,6 +151,8 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
             cursor=cursor,
             token=token,
             scripted_page=number,
+            next_cursor=page.cursor if page.has_more else None,
+            task_count=len(page.tasks),
         )
 
     known = store.known_ids()

@@ -75,7 +75,9 @@ def pytest_runtest_makereport(
     if mock is not None:
         problems = mock.problems()
         if problems:
-            report.sections.append(("qstash_tasks", "\n\n".join(problems)))
+            from ._mock import format_problems
+
+            report.sections.append(("qstash_tasks", format_problems(problems)))
     seeding = sys.modules.get("pytest_qstash_tasks._seeding")
     if seeding is not None:
         stream = seeding.peek_stream(item.nodeid)

@@ -12,10 +12,13 @@ from operator import itemgetter
 from typing import Any
 
 from ._factories import with_timeline
+from ._lifecycle import SimulatedDelivery
 from ._models import Task, TasksPage
 from ._pagination import page_bounds
 
 __all__ = ["MessageTasks", "ScriptedPages", "TaskStore"]
+
+_Body = bytes | SimulatedDelivery
 
 
 def _wire_json(task: Task) -> bytes:
@@ -26,46 +29,90 @@ def _wire_json(task: Task) -> bytes:
 
 @dataclass
 class MessageTasks:
-    """A message's tasks in serving order (newest first; ties in the order added)."""
+    """A message's tasks in serving order (newest first; ties in the order added).
+
+    An entry is a stored ``Task`` (its wire JSON made once) or a
+    ``SimulatedDelivery``, whose task depends on the time it is asked at.
+    """
 
     message_id: str
-    tasks: list[Task] = field(default_factory=list)
+    _entries: list[Task | SimulatedDelivery] = field(default_factory=list)
     _neg_timestamps: list[int] = field(default_factory=list)
-    _bodies: list[bytes] = field(default_factory=list)
+    _bodies: list[bytes | SimulatedDelivery] = field(default_factory=list)
     _ids: set[str] = field(default_factory=set)
+    _simulated: int = 0
 
     def add(self, tasks: Sequence[Task]) -> None:
         """Store timed tasks; refuses a task id the message already has."""
-        seen = set()
-        for task in tasks:
-            if task.task_id in self._ids or task.task_id in seen:
+        entries: list[tuple[int, Task | SimulatedDelivery, _Body]] = [
+            (-(task.timeline_at or 0), task, _wire_json(task)) for task in tasks
+        ]
+        self._check_new_ids([task.task_id for task in tasks])
+        self._insert(entries)
+
+    def add_simulated(self, delivery: SimulatedDelivery) -> None:
+        """Store a simulated delivery (its task changes with the clock)."""
+        self._check_new_ids([delivery.task_id])
+        self._insert([(-delivery.timeline_at, delivery, delivery)])
+        self._simulated += 1
+
+    def tasks_at(self, now: int) -> list[Task]:
+        """The tasks as served at ``now``, newest first."""
+        return [
+            entry.task_at(now) if isinstance(entry, SimulatedDelivery) else entry
+            for entry in self._entries
+        ]
+
+    def page(
+        self, cursor: int | None, page_size: int, now: int = 0
+    ) -> tuple[list[bytes], int | None]:
+        """The wire JSON of one page's tasks at ``now``, and the next cursor (None at the end)."""
+        start, end, next_cursor = page_bounds(self._neg_timestamps, cursor, page_size)
+        bodies = self._bodies[start:end]
+        if self._simulated:
+            bodies = [
+                _wire_json(body.task_at(now)) if isinstance(body, SimulatedDelivery) else body
+                for body in bodies
+            ]
+        return bodies, next_cursor  # type: ignore[return-value]
+
+    def page_number(self, cursor: int | None, page_size: int) -> int | None:
+        """Which page (1 for the first) a request with ``cursor`` gets, following the
+        cursors from the top; ``None`` when the cursor is not one a page hands out."""
+        number, at = 1, None
+        while True:
+            if at == cursor:
+                return number
+            _, _, at = page_bounds(self._neg_timestamps, at, page_size)
+            if at is None or (cursor is not None and at < cursor):
+                return None
+            number += 1
+
+    def _check_new_ids(self, task_ids: list[str]) -> None:
+        seen: set[str] = set()
+        for task_id in task_ids:
+            if task_id in self._ids or task_id in seen:
                 raise ValueError(
-                    f"message {self.message_id!r} already has a task {task.task_id!r}; "
+                    f"message {self.message_id!r} already has a task {task_id!r}; "
                     "task ids are unique within a message"
                 )
-            seen.add(task.task_id)
-        added = sorted(
-            ((-(task.timeline_at or 0), task, _wire_json(task)) for task in tasks),
-            key=itemgetter(0),
-        )  # stable: ties keep the order given
-        if added and self._neg_timestamps and added[0][0] < self._neg_timestamps[-1]:
-            # Some land among the stored ones: merge (stable, so stored ties come first).
-            stored = zip(self._neg_timestamps, self.tasks, self._bodies, strict=True)
-            added = sorted([*stored, *added], key=itemgetter(0))
-            self._neg_timestamps, self.tasks, self._bodies = [], [], []
-        for key, task, body in added:
-            self._neg_timestamps.append(key)
-            self.tasks.append(task)
-            self._bodies.append(body)
+            seen.add(task_id)
         self._ids.update(seen)
 
-    def page(self, cursor: int | None, page_size: int) -> tuple[list[bytes], int | None]:
-        """The wire JSON of one page's tasks, and the next cursor (None at the end)."""
-        start, end, next_cursor = page_bounds(self._neg_timestamps, cursor, page_size)
-        return self._bodies[start:end], next_cursor
+    def _insert(self, added: list[tuple[int, Task | SimulatedDelivery, _Body]]) -> None:
+        added.sort(key=itemgetter(0))  # stable: ties keep the order given
+        if added and self._neg_timestamps and added[0][0] < self._neg_timestamps[-1]:
+            # Some land among the stored ones: merge (stable, so stored ties come first).
+            stored = zip(self._neg_timestamps, self._entries, self._bodies, strict=True)
+            added = sorted([*stored, *added], key=itemgetter(0))
+            self._neg_timestamps, self._entries, self._bodies = [], [], []
+        for key, entry, body in added:
+            self._neg_timestamps.append(key)
+            self._entries.append(entry)
+            self._bodies.append(body)
 
     def __len__(self) -> int:
-        return len(self.tasks)
+        return len(self._entries)
 
 
 @dataclass
@@ -149,6 +196,17 @@ class TaskStore:
         self.messages[message_id] = message
         self.version += 1
         return stamped
+
+    def add_simulated(self, delivery: SimulatedDelivery) -> None:
+        """Store a simulated delivery in its message (registering the message)."""
+        message_id = delivery.message_id
+        _check_message_id(message_id)
+        if message_id in self.scripted:
+            raise ValueError(f"message {message_id!r} is served from scripted pages")
+        message = self.messages.get(message_id) or MessageTasks(message_id)
+        message.add_simulated(delivery)
+        self.messages[message_id] = message
+        self.version += 1
 
     def add_message(self, message_id: str) -> None:
         """Register a message with no tasks (it answers 200 with an empty list)."""

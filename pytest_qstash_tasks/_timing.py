@@ -26,8 +26,9 @@ def backoff_ms(retried: int) -> int:
     return _BACKOFF_MS[min(retried, len(_BACKOFF_MS) - 1)]
 
 
-def to_ms(value: int | _dt.datetime) -> int:
-    """Unix milliseconds from an int (taken as ms) or an aware ``datetime``."""
+def to_ms(value: int | _dt.datetime | str) -> int:
+    """Unix milliseconds from an int (taken as ms), an aware ``datetime``, or an
+    ISO 8601 time with a zone (``"2026-01-01T00:00:00Z"``)."""
     if isinstance(value, bool):
         raise TypeError("a timestamp must be unix milliseconds (int) or a datetime")
     if isinstance(value, int):
@@ -38,4 +39,14 @@ def to_ms(value: int | _dt.datetime) -> int:
         if value.tzinfo is None:
             raise ValueError("use an aware datetime (e.g. tzinfo=timezone.utc)")
         return to_ms(round(value.timestamp() * 1000))
-    raise TypeError(f"a timestamp must be unix milliseconds (int) or a datetime, got {value!r}")
+    if isinstance(value, str):
+        try:
+            when = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z"
+            ) from None
+        return to_ms(when)
+    raise TypeError(
+        f"a timestamp must be unix milliseconds (int), a datetime or an ISO 8601 str, got {value!r}"
+    )

@@ -46,3 +46,14 @@ async def awalk(client: httpx.AsyncClient, message_id: str) -> list[dict[str, An
         cursor = body.get("cursor")
         if not cursor:
             return seen
+
+
+def client_for(fake: Any) -> httpx.Client:
+    """An httpx client pointed at ``fake`` with the token it accepts."""
+    return httpx.Client(base_url=fake.base_url, headers={"Authorization": f"Bearer {fake.token}"})
+
+
+def async_client_for(fake: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=fake.base_url, headers={"Authorization": f"Bearer {fake.token}"}
+    )

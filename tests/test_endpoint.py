@@ -42,7 +42,7 @@ def test_first_page_and_following(store: TaskStore) -> None:
     assert first.miss is None
     assert body(first)["cursor"] == 98
     assert [t["taskId"] for t in body(first)["tasks"]] == [
-        t.task_id for t in store.messages["msg_1"].tasks[:2]
+        t.task_id for t in store.messages["msg_1"].tasks_at(0)[:2]
     ]
     second = get(store, "/v1/messages/msg_1/tasks", "cursor=98", page_size=2)
     assert second.cursor == 98
@@ -60,7 +60,7 @@ def test_end_marker_can_be_left_out(store: TaskStore) -> None:
 def test_cursor_returns_tasks_at_or_before_it(store: TaskStore) -> None:
     answer = get(store, "/v1/messages/msg_1/tasks", "cursor=97")
     assert [t["taskId"] for t in body(answer)["tasks"]] == [
-        t.task_id for t in store.messages["msg_1"].tasks[3:]
+        t.task_id for t in store.messages["msg_1"].tasks_at(0)[3:]
     ]
     assert body(get(store, "/v1/messages/msg_1/tasks", "cursor=0")) == {"cursor": 0, "tasks": []}
 

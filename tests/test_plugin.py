@@ -145,14 +145,16 @@ def test_it(qstash_tasks):
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_it*",
-            "E*AssertionError: qstash_tasks: 2 request(s) to https://qstash.upstash.io could not be served:",
+            "E*AssertionError: qstash_tasks found 1 problem(s):",
+            "E*",
+            "E*1. 2 request(s) to https://qstash.upstash.io could not be served:",
             "E*  - GET https://qstash.upstash.io/v2/publish/https://x -> 404: the fake serves "
             "GET /v1/messages/{messageId}/tasks only, not GET /v2/publish/https://x",
             "E*  - GET https://qstash.upstash.io/v1/messages/msg_12/tasks -> 404: message 'msg_12' "
             "is not registered; registered: 'msg_123'",
-            "E*If that is what the test wants, turn this check off with "
+            "E*  (if that is what the test wants, turn this check off with "
             "@pytest.mark.qstash_tasks(assert_all_requests_served=False) or the ini option "
-            "qstash_tasks_assert_all_requests_served = false.",
+            "qstash_tasks_assert_all_requests_served = false)",
         ]
     )
 
@@ -186,7 +188,9 @@ def test_it(qstash_tasks):
     result.stdout.fnmatch_lines(
         [
             "*- qstash_tasks -*",
-            "qstash_tasks: 1 request(s) to https://qstash.upstash.io could not be served:",
+            "qstash_tasks found 1 problem(s):",
+            "",
+            "1. 1 request(s) to https://qstash.upstash.io could not be served:",
             "  - GET https://qstash.upstash.io/v1/messages/msg_321/tasks -> 404: message "
             "'msg_321' is not registered; registered: 'msg_123'",
             "*- qstash_tasks seed -*",

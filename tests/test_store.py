@@ -12,7 +12,7 @@ def test_tasks_merge_into_timeline_order_and_ties_keep_the_order_added() -> None
     store.add("m", first, now=100)
     later = make_tasks(2, message_id="m", timeline_at=lambda i: [25, 20][i])
     store.add("m", later, now=100)
-    order = [t.task_id for t in store.messages["m"].tasks]
+    order = [t.task_id for t in store.messages["m"].tasks_at(0)]
     assert order == [
         first[0].task_id,
         later[0].task_id,

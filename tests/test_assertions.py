@@ -1,0 +1,249 @@
+"""In-test assertions on recorded calls, and the teardown checks, in the user's words."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pytest_qstash_tasks import QStashTasksMock, make_pages, make_tasks
+from tests.conftest import client_for, walk
+
+
+def test_get_calls_filters(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("msg_1", count=150, timeline_at=lambda i: 10_000 - i)
+    qstash_tasks.add("msg_2", count=3)
+    with client_for(qstash_tasks) as client:
+        walk(client, "msg_1")
+        walk(client, "msg_2")
+        client.get("/v1/messages/msg_3/tasks")
+    assert len(qstash_tasks.get_calls()) == 4
+    assert [c.cursor for c in qstash_tasks.get_calls("msg_1")] == [None, 9_900]
+    assert [c.message_id for c in qstash_tasks.get_calls(cursor=None)] == [
+        "msg_1",
+        "msg_2",
+        "msg_3",
+    ]
+    assert [c.message_id for c in qstash_tasks.get_calls(status=404)] == ["msg_3"]
+    assert len(qstash_tasks.get_calls(served=True)) == 3
+    assert qstash_tasks.get_calls("msg_1", cursor=9_900)[0].task_count == 50
+    qstash_tasks.assert_called("msg_1", times=2)
+    qstash_tasks.assert_called("msg_1", cursor=9_900, times=1)
+    qstash_tasks.assert_called()
+    qstash_tasks.assert_not_called("msg_4")
+    qstash_tasks.assert_all_pages_fetched("msg_1")
+    qstash_tasks.assert_all_pages_fetched("msg_2")
+    qstash_tasks.assert_called("msg_3")
+    qstash_tasks.assert_all_requests_served = False  # msg_3 is unknown on purpose
+
+
+def test_assert_called_shows_what_was_expected_and_every_call(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    qstash_tasks.add("msg_1", count=150, timeline_at=lambda i: 10_000 - i)
+    with client_for(qstash_tasks) as client:
+        walk(client, "msg_1")
+    with pytest.raises(AssertionError) as caught:
+        qstash_tasks.assert_called("msg_1", cursor=9_900, times=2)
+    assert str(caught.value) == (
+        "qstash_tasks: expected requests for message 'msg_1' with cursor=9900 2 times, got once.\n"
+        "Recorded calls (2):\n"
+        "    1. GET https://qstash.upstash.io/v1/messages/msg_1/tasks -> 200 (100 tasks, next cursor 9900)\n"
+        " >  2. GET https://qstash.upstash.io/v1/messages/msg_1/tasks?cursor=9900 (cursor=9900) "
+        "-> 200 (50 tasks, end)"
+    )
+    with pytest.raises(
+        AssertionError,
+        match=r"expected requests for message 'msg_2' to the fake, got none\.\nRecorded calls \(2\):",
+    ):
+        qstash_tasks.assert_called("msg_2")
+    with pytest.raises(
+        AssertionError, match=r"expected requests without a cursor 3 times, got once"
+    ):
+        qstash_tasks.assert_called(cursor=None, times=3)
+    with pytest.raises(AssertionError, match=r"expected no requests for message 'msg_1', got 2\."):
+        qstash_tasks.assert_not_called("msg_1")
+    with pytest.raises(ValueError, match="times must be an int >= 0"):
+        qstash_tasks.assert_called(times=-1)
+
+
+def test_assert_not_called_on_a_quiet_fake(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.assert_not_called()
+    qstash_tasks.assert_called(times=0)
+    with pytest.raises(
+        AssertionError, match=r"expected requests to the fake, got none\.\nRecorded calls: none\."
+    ):
+        qstash_tasks.assert_called()
+
+
+def test_assert_all_pages_fetched_names_the_page_where_the_client_stopped(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    qstash_tasks.add("msg_1", count=250, timeline_at=lambda i: 10_000 - i)
+    with pytest.raises(
+        AssertionError,
+        match=r"the first page of 'msg_1' \(a request without a cursor\) was never served",
+    ):
+        qstash_tasks.assert_all_pages_fetched("msg_1")
+    with client_for(qstash_tasks) as client:
+        client.get("/v1/messages/msg_1/tasks")
+        client.get("/v1/messages/msg_1/tasks", params={"cursor": 9_900})
+    with pytest.raises(AssertionError) as caught:
+        qstash_tasks.assert_all_pages_fetched("msg_1")
+    message = str(caught.value)
+    assert message.startswith(
+        "qstash_tasks: expected every page of 'msg_1' to be fetched: page 2 of 'msg_1' handed "
+        "out cursor=9800, but no request with cursor=9800 was served: the client fetched 2 "
+        "page(s) and stopped before the end.\nRecorded calls (2):\n >  1. GET"
+    )
+    with pytest.raises(
+        AssertionError,
+        match=r"message 'nope' is not registered with the fake \(registered: 'msg_1'\)",
+    ):
+        qstash_tasks.assert_all_pages_fetched("nope")
+
+
+def test_a_failed_request_does_not_count_as_fetched(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("msg_1", count=150, timeline_at=lambda i: 10_000 - i)
+    qstash_tasks.fail_next(503, cursor=9_900)
+    with client_for(qstash_tasks) as client:
+        client.get("/v1/messages/msg_1/tasks")
+        assert client.get("/v1/messages/msg_1/tasks", params={"cursor": 9_900}).status_code == 503
+        with pytest.raises(AssertionError, match="no request with cursor=9900 was served"):
+            qstash_tasks.assert_all_pages_fetched("msg_1")
+        client.get("/v1/messages/msg_1/tasks", params={"cursor": 9_900})
+    qstash_tasks.assert_all_pages_fetched("msg_1")
+
+
+def test_scripted_pages_fetched(qstash_tasks: QStashTasksMock) -> None:
+    pages = make_pages(make_tasks(3, message_id="msg_s", seed=1), page_size=2)
+    qstash_tasks.add_pages("msg_s", pages)
+    with client_for(qstash_tasks) as client:
+        walk(client, "msg_s")
+    qstash_tasks.assert_all_pages_fetched("msg_s")
+    assert [c.scripted_page for c in qstash_tasks.calls] == [0, 1]
+
+
+def test_unserved_requests_record_why(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.assert_all_requests_served = False
+    qstash_tasks.add("msg_1", count=1)
+    with client_for(qstash_tasks) as client:
+        client.get("/v1/messages/msg_2/tasks")
+        client.get("/v1/messages/msg_1/tasks", headers={"Authorization": "Basic x"})
+        client.delete("/v1/messages/msg_1/tasks")
+        client.get("/v2/messages")
+    details = [(c.status, c.miss, c.detail) for c in qstash_tasks.calls]
+    assert details == [
+        (404, "unknown_message", "message 'msg_2' is not registered; registered: 'msg_1'"),
+        (401, "unauthorized", "malformed Authorization header: want 'Bearer <token>'"),
+        (
+            405,
+            "method_not_allowed",
+            "DELETE is not allowed on /v1/messages/{messageId}/tasks; use GET",
+        ),
+        (
+            404,
+            "unknown_path",
+            "the fake serves GET /v1/messages/{messageId}/tasks only, not GET /v2/messages",
+        ),
+    ]
+    assert not any(c.served for c in qstash_tasks.calls)
+
+
+TEARDOWN_TEST = """
+import httpx
+import pytest
+from pytest_qstash_tasks import make_pages, make_tasks
+
+{marker}
+def test_it(qstash_tasks):
+    qstash_tasks.add_pages("msg_s", make_pages(make_tasks(3, message_id="msg_s", seed=1), page_size=1))
+    qstash_tasks.fail_next(500, times=2, message_id="msg_s", page=2)
+    qstash_tasks.raise_next(httpx.ConnectError, message_id="msg_never")
+    client = httpx.Client(base_url=qstash_tasks.base_url,
+                          headers={{"Authorization": "Bearer t"}})
+    first = client.get("/v1/messages/msg_s/tasks")
+    assert first.status_code == 200
+    params = {{"cursor": first.json()["cursor"]}}
+    assert client.get("/v1/messages/msg_s/tasks", params=params).status_code == 500
+    assert client.get("/v1/messages/unknown/tasks").status_code == 404
+"""
+
+
+def test_teardown_reports_every_problem_once_with_its_switch(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(TEARDOWN_TEST.format(marker=""))
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_it*",
+            "E*AssertionError: qstash_tasks found 3 problem(s):",
+            "E*1. 1 request(s) to https://qstash.upstash.io could not be served:",
+            "E*  - GET https://qstash.upstash.io/v1/messages/unknown/tasks -> 404: message "
+            "'unknown' is not registered; registered: 'msg_s'",
+            "E*  (if that is what the test wants, turn this check off with "
+            "@pytest.mark.qstash_tasks(assert_all_requests_served=False) or the ini option "
+            "qstash_tasks_assert_all_requests_served = false)",
+            "E*2. 2 scripted page(s) were never requested:",
+            "E*  - page 2 of 3 of 'msg_s' (asked for with cursor=*)",
+            "E*  - page 3 of 3 of 'msg_s' (asked for with cursor=*)",
+            "E*  (if that is what the test wants, turn this check off with "
+            "@pytest.mark.qstash_tasks(assert_all_scripted_pages_requested=False) or the ini "
+            "option qstash_tasks_assert_all_scripted_pages_requested = false)",
+            "E*3. 2 fault(s) did not fire as often as planned:",
+            "E*  - fail_next(500, times=2, message_id='msg_s', page=2): fired 1 of 2 time(s)",
+            "E*  - raise_next(ConnectError, message_id='msg_never'): fired 0 of 1 time(s)",
+            "E*  (if that is what the test wants, turn this check off with "
+            "@pytest.mark.qstash_tasks(assert_all_faults_triggered=False) or the ini option "
+            "qstash_tasks_assert_all_faults_triggered = false)",
+        ]
+    )
+
+
+def test_each_check_is_switched_off_by_marker(pytester: pytest.Pytester) -> None:
+    marker = (
+        "@pytest.mark.qstash_tasks(assert_all_requests_served=False, "
+        "assert_all_scripted_pages_requested=False, assert_all_faults_triggered=False)"
+    )
+    pytester.makepyfile(TEARDOWN_TEST.format(marker=marker))
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_each_check_is_switched_off_by_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\n"
+        "qstash_tasks_assert_all_scripted_pages_requested = false\n"
+        "qstash_tasks_assert_all_faults_triggered = false\n"
+    )
+    pytester.makepyfile(TEARDOWN_TEST.format(marker=""))
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["E*AssertionError: qstash_tasks found 1 problem(s):"])
+    assert "scripted page(s) were never requested" not in result.stdout.str()
+    assert "fault(s) did not fire" not in result.stdout.str()
+
+
+def test_a_failing_assertion_reads_like_pytest(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_it(qstash_tasks):
+            qstash_tasks.add("msg_1", count=3)
+            httpx.get(qstash_tasks.base_url + "/v1/messages/msg_1/tasks",
+                      headers={"Authorization": "Bearer t"})
+            qstash_tasks.assert_called("msg_1", times=2)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            '>       qstash_tasks.assert_called("msg_1", times=2)',
+            "E       AssertionError: qstash_tasks: expected requests for message 'msg_1' 2 times, got once.",
+            "E       Recorded calls (1):",
+            "E        >  1. GET https://qstash.upstash.io/v1/messages/msg_1/tasks -> 200 (3 tasks, end)",
+        ]
+    )
+    assert re.search(r"ERROR at teardown", result.stdout.str()) is None
+    assert "_mock.py" not in result.stdout.str()  # the user's line, not the plugin's

@@ -1,0 +1,299 @@
+"""Fault injection through real clients: httpx sync and async, and the official SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import threading
+import time
+
+import httpx
+import pytest
+from qstash import AsyncQStash, QStash
+from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimitExceededError
+
+from pytest_qstash_tasks import QStashTasksMock
+from tests.conftest import async_client_for, client_for
+
+TASKS = "/v1/messages/msg_1/tasks"
+async_test = pytest.mark.asyncio
+
+
+@pytest.fixture
+def fake(qstash_tasks: QStashTasksMock) -> QStashTasksMock:
+    qstash_tasks.add("msg_1", count=250, timeline_at=lambda i: 100_000 - i)
+    return qstash_tasks
+
+
+def test_fail_next_then_serve_normally(fake: QStashTasksMock) -> None:
+    fault = fake.fail_next(503, times=2)
+    with client_for(fake) as client:
+        statuses = [client.get(TASKS).status_code for _ in range(3)]
+        failed = fake.calls[0].response
+    assert statuses == [503, 503, 200]
+    assert failed is not None
+    assert failed.json() == {"error": "Service Unavailable"}
+    assert failed.headers["content-type"] == "application/json"
+    assert (fault.fired, fault.remaining) == (2, 0)
+    assert [c.fault for c in fake.calls] == ["fail_next(503, times=2)"] * 2 + [None]
+    assert [c.served for c in fake.calls] == [False, False, True]
+
+
+def test_fail_next_with_error_text_headers_and_a_target(fake: QStashTasksMock) -> None:
+    fake.fail_next(
+        500, error="boom", headers={"Retry-After": "1"}, message_id="msg_1", cursor=99_900
+    )
+    with client_for(fake) as client:
+        assert client.get(TASKS).status_code == 200  # no cursor: not the target
+        answer = client.get(TASKS, params={"cursor": 99_900})
+        assert (answer.status_code, answer.json(), answer.headers["retry-after"]) == (
+            500,
+            {"error": "boom"},
+            "1",
+        )
+        assert client.get(TASKS, params={"cursor": 99_900}).status_code == 200
+
+
+def test_a_fault_for_another_message_leaves_this_one_alone(fake: QStashTasksMock) -> None:
+    fake.add("msg_2", count=1)
+    fault = fake.fail_next(500, message_id="msg_2")
+    with client_for(fake) as client:
+        assert client.get(TASKS).status_code == 200
+        assert client.get("/v1/messages/msg_2/tasks").status_code == 500
+    assert fault.fired == 1
+
+
+def test_the_nth_page(fake: QStashTasksMock) -> None:
+    fake.fail_next(502, page=3)
+    with client_for(fake) as client:
+        cursor = None
+        got = []
+        while True:
+            answer = client.get(TASKS, params={"cursor": cursor} if cursor else {})
+            got.append(answer.status_code)
+            if answer.status_code != 200:
+                continue  # retry the same page
+            cursor = answer.json()["cursor"]
+            if not cursor:
+                break
+    assert got == [200, 200, 502, 200]
+    fake.assert_all_pages_fetched("msg_1")
+
+
+def test_faults_compose_into_a_sequence(fake: QStashTasksMock) -> None:
+    fake.fail_next(500)
+    fake.rate_limit_next()
+    fake.raise_next(httpx.ReadTimeout)
+    with client_for(fake) as client:
+        assert client.get(TASKS).status_code == 500
+        assert client.get(TASKS).status_code == 429
+        with pytest.raises(
+            httpx.ReadTimeout, match=r"ReadTimeout injected by qstash_tasks\.raise_next"
+        ):
+            client.get(TASKS)
+        assert client.get(TASKS).status_code == 200
+    assert [c.status for c in fake.calls] == [500, 429, None, 200]
+    assert isinstance(fake.calls[2].exception, httpx.ReadTimeout)
+    assert fake.calls[2].response is None
+    assert "raised ReadTimeout [raise_next(ReadTimeout)]" in fake.calls[2].describe()
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError],
+)
+def test_transport_errors_as_classes_carry_the_request(
+    fake: QStashTasksMock, exception: type[httpx.TransportError]
+) -> None:
+    fake.raise_next(exception)
+    with client_for(fake) as client, pytest.raises(exception) as caught:
+        client.get(TASKS)
+    assert caught.value.request.url.path == TASKS
+
+
+def test_an_exception_instance_is_raised_afresh_each_time(fake: QStashTasksMock) -> None:
+    fake.raise_next(httpx.ConnectError("refused"), times=2)
+    with client_for(fake) as client:
+        for _ in range(2):
+            with pytest.raises(httpx.ConnectError, match="refused") as caught:
+                client.get(TASKS)
+            assert caught.value.request.url.path == TASKS
+    first, second = (c.exception for c in fake.calls)
+    assert first is not second
+
+
+def test_the_sdk_raises_its_rate_limit_errors_with_the_values(fake: QStashTasksMock) -> None:
+    fake.rate_limit_next(limit=50, reset=1_767_225_601)
+    fake.rate_limit_next(daily=True, remaining=0)
+    client = QStash(fake.token, base_url=fake.base_url, retry=False)
+    with pytest.raises(RateLimitExceededError) as burst:
+        client.http.request(path=TASKS, method="GET")
+    assert (burst.value.limit, burst.value.remaining, burst.value.reset) == (
+        "50",
+        "0",
+        "1767225601",
+    )
+    with pytest.raises(DailyMessageLimitExceededError) as daily:
+        client.http.request(path=TASKS, method="GET")
+    midnight = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc).timestamp()
+    assert (daily.value.limit, daily.value.remaining, daily.value.reset) == (
+        "1000",
+        "0",
+        str(int(midnight)),
+    )
+    assert client.http.request(path=TASKS, method="GET")["tasks"]
+
+
+def test_burst_reset_follows_the_fake_clock(fake: QStashTasksMock) -> None:
+    fake.clock.advance(dt.timedelta(seconds=10, milliseconds=500))
+    fake.rate_limit_next()
+    with client_for(fake) as client:
+        answer = client.get(TASKS)
+    # 2026-01-01T00:00:10.5Z: the burst window ends at the next whole second
+    assert answer.headers["Burst-RateLimit-Reset"] == str(1_767_225_611)
+    assert answer.headers["Burst-RateLimit-Limit"] == "100"
+    assert answer.headers["Burst-RateLimit-Remaining"] == "0"
+    assert answer.json() == {"error": "burst rate limit exceeded"}
+
+
+def test_the_sdk_sees_fail_next_as_qstash_error(fake: QStashTasksMock) -> None:
+    fake.fail_next(500, error="internal")
+    client = QStash(fake.token, base_url=fake.base_url, retry=False)
+    with pytest.raises(
+        QStashError, match=re.escape('Request failed with status: 500, body: {"error": "internal"}')
+    ):
+        client.http.request(path=TASKS, method="GET")
+
+
+def test_the_sdk_retries_through_a_transport_error(fake: QStashTasksMock) -> None:
+    fake.raise_next(httpx.ConnectError, times=2)
+    client = QStash(
+        fake.token, base_url=fake.base_url, retry={"retries": 2, "backoff": lambda _: 0}
+    )
+    assert len(client.http.request(path=TASKS, method="GET")["tasks"]) == 100
+    assert [c.fault is not None for c in fake.calls] == [True, True, False]
+
+
+@async_test
+async def test_the_async_sdk_and_faults(fake: QStashTasksMock) -> None:
+    fake.rate_limit_next()
+    client = AsyncQStash(fake.token, base_url=fake.base_url, retry=False)
+    with pytest.raises(RateLimitExceededError):
+        await client.http.request(path=TASKS, method="GET")
+    assert (await client.http.request(path=TASKS, method="GET"))["tasks"]
+
+
+@async_test
+async def test_async_delay_does_not_block_the_event_loop(fake: QStashTasksMock) -> None:
+    fake.delay_next(0.3)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    async with async_client_for(fake) as client:
+        started = time.perf_counter()
+        answer = await client.get(TASKS)
+        waited = time.perf_counter() - started
+    ticker.cancel()
+    assert answer.status_code == 200
+    assert waited >= 0.3
+    assert ticks >= 5  # the loop ran while the response was held back
+    assert fake.calls[0].fault == "delay_next(0.3)"
+    assert fake.calls[0].served
+
+
+@async_test
+async def test_async_delay_then_raise(fake: QStashTasksMock) -> None:
+    fake.raise_next(httpx.ReadTimeout, delay=0.05)
+    async with async_client_for(fake) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(TASKS)
+
+
+def test_sync_delay(fake: QStashTasksMock) -> None:
+    fake.fail_next(503, delay=0.2)
+    with client_for(fake) as client:
+        started = time.perf_counter()
+        assert client.get(TASKS).status_code == 503
+    assert time.perf_counter() - started >= 0.2
+
+
+@async_test
+async def test_concurrent_requests_take_each_fault_exactly_once(fake: QStashTasksMock) -> None:
+    fake.fail_next(500, times=7)
+    fake.rate_limit_next(times=5)
+    async with async_client_for(fake) as client:
+        answers = await asyncio.gather(*(client.get(TASKS) for _ in range(100)))
+    statuses = [a.status_code for a in answers]
+    assert (statuses.count(500), statuses.count(429), statuses.count(200)) == (7, 5, 88)
+    assert len(fake.calls) == 100
+
+
+def test_threads_take_each_fault_exactly_once(fake: QStashTasksMock) -> None:
+    fake.fail_next(503, times=10)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with client_for(fake) as client:
+            for _ in range(10):
+                status = client.get(TASKS).status_code
+                with lock:
+                    statuses.append(status)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (statuses.count(503), statuses.count(200)) == (10, 70)
+
+
+@pytest.mark.parametrize(
+    ("call", "complaint"),
+    [
+        (lambda f: f.fail_next(200), "fail_next() takes an HTTP error status 400-599, got 200"),
+        (lambda f: f.fail_next(600), "400-599, got 600"),
+        (lambda f: f.fail_next("500"), "400-599, got '500'"),
+        (lambda f: f.fail_next(500, times=0), "times must be an int >= 1, got 0"),
+        (lambda f: f.fail_next(500, times=True), "times must be an int >= 1, got True"),
+        (lambda f: f.fail_next(500, page=0), "page must be an int >= 1"),
+        (lambda f: f.fail_next(500, cursor=-1), "cursor must be an int >= 0, None"),
+        (lambda f: f.fail_next(500, message_id=""), "message_id must be a non-empty str"),
+        (lambda f: f.fail_next(500, delay=-1), "delay must be a number of seconds >= 0"),
+        (lambda f: f.fail_next(500, headers={"a": 1}), "headers must be a dict of str to str"),
+        (lambda f: f.raise_next("boom"), "raise_next() takes an exception class or instance"),
+        (lambda f: f.raise_next(int), "raise_next() takes an exception class or instance"),
+        (lambda f: f.raise_next(KeyboardInterrupt), "raise_next() takes an exception class"),
+        (lambda f: f.rate_limit_next(limit=-1), "limit must be an int >= 0"),
+        (lambda f: f.rate_limit_next(times=0), "times must be an int >= 1"),
+        (lambda f: f.delay_next(0), "delay_next() takes seconds > 0"),
+    ],
+)
+def test_bad_fault_arguments_are_refused_at_once(
+    qstash_tasks: QStashTasksMock, call: object, complaint: str
+) -> None:
+    with pytest.raises((ValueError, TypeError), match=_escape(complaint)):
+        call(qstash_tasks)  # type: ignore[operator]
+    assert qstash_tasks.faults == []
+
+
+def test_an_exception_class_that_cannot_be_built_is_refused(qstash_tasks: QStashTasksMock) -> None:
+    class Picky(Exception):
+        def __init__(self, a: int, b: int) -> None:
+            super().__init__(a, b)
+
+    with pytest.raises(TypeError, match="could not build Picky"):
+        qstash_tasks.raise_next(Picky)
+    qstash_tasks.raise_next(Picky(1, 2))
+    qstash_tasks.assert_all_faults_triggered = False
+
+
+def _escape(text: str) -> str:
+    return re.escape(text)

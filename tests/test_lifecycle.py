@@ -1,0 +1,204 @@
+"""Simulated deliveries on the fake's clock, seen through real clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import httpx
+import pytest
+from qstash import QStash
+
+from pytest_qstash_tasks import QStashTasksMock, Task, TaskState, backoff_ms
+from tests.conftest import client_for
+
+START = 1_767_225_600_000  # the default clock start: 2026-01-01T00:00:00Z
+
+
+def state_at(fake: QStashTasksMock, at: int) -> str:
+    fake.clock.set(START + at)
+    (task,) = fake.tasks("msg_1")
+    return str(task.state)
+
+
+def assert_timeline(fake: QStashTasksMock, changes: list[tuple[int, str]]) -> None:
+    """Each state begins exactly at its time: the millisecond before shows the one before."""
+    previous = None
+    for at, state in changes:
+        if previous is not None:
+            assert state_at(fake, at - 1) == previous, f"at +{at - 1} ms"
+        assert state_at(fake, at) == state, f"at +{at} ms"
+        previous = state
+
+
+def test_retry_twice_then_deliver(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.simulate_delivery(
+        "msg_1", url="https://example.com/hook", outcomes=[500, 503, 200]
+    )
+    first_retry = 200 + 500 + backoff_ms(1)
+    second_retry = first_retry + 500 + backoff_ms(2)
+    assert_timeline(
+        qstash_tasks,
+        [
+            (0, "created"),
+            (100, "planned"),
+            (200, "active"),
+            (700, "error"),
+            (first_retry - 100, "planned"),
+            (first_retry, "active"),
+            (first_retry + 500, "error"),
+            (second_retry - 100, "planned"),
+            (second_retry, "active"),
+            (second_retry + 500, "delivered"),
+        ],
+    )
+    qstash_tasks.clock.advance(dt.timedelta(days=1))
+    (done,) = qstash_tasks.tasks("msg_1")
+    assert done.retried == 2
+    assert done.error == "HTTP status 503"  # the last failed attempt's
+    assert done.last_error_at == START + first_retry + 500
+    assert done.completed_at == START + second_retry + 500
+    assert done.next_process_at == 0
+
+
+def test_waiting_for_a_retry_shows_error_with_the_spec_backoff(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[500, 200])
+    qstash_tasks.clock.advance(700)
+    (task,) = qstash_tasks.tasks("msg_1")
+    assert task.state is TaskState.ERROR
+    assert (task.retried, task.error, task.last_error_at) == (1, "HTTP status 500", START + 700)
+    # QStash v1: nextProcessAt = lastErrorAt + min(86400, e ** (2 * retried)) seconds
+    assert task.next_process_at == START + 700 + int(math.exp(2) * 1000)
+
+
+def test_exhausted_retries_fail_and_days_pass_in_one_jump(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.simulate_delivery(
+        "msg_1", url="https://example.com", outcomes=[500] * 6, max_retry=5
+    )
+    qstash_tasks.clock.advance(dt.timedelta(days=3))
+    (task,) = qstash_tasks.tasks("msg_1")
+    assert task.state is TaskState.FAILED
+    assert (task.retried, task.max_retry, task.next_process_at, task.completed_at) == (5, 5, 0, 0)
+    waits = sum(backoff_ms(n) for n in range(1, 6))
+    assert task.last_error_at == START + 200 + 6 * 500 + waits
+
+
+@pytest.mark.parametrize(
+    ("outcome", "error"),
+    [
+        (httpx.ConnectTimeout, "request timed out"),
+        (TimeoutError("after 30s"), "request timed out: after 30s"),
+        (httpx.ConnectError, "connection failed: ConnectError"),
+        (ConnectionRefusedError("refused"), "connection failed: refused"),
+        (
+            "dial tcp: lookup example.invalid: no such host",
+            "dial tcp: lookup example.invalid: no such host",
+        ),
+        (404, "HTTP status 404"),
+    ],
+)
+def test_outcomes_that_are_not_a_2xx(
+    qstash_tasks: QStashTasksMock, outcome: object, error: str
+) -> None:
+    qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[outcome, 200])  # type: ignore[list-item]
+    qstash_tasks.clock.advance(700)
+    (task,) = qstash_tasks.tasks("msg_1")
+    assert (task.state, task.error) == (TaskState.ERROR, error)
+
+
+def test_a_polling_client_sees_the_state_at_the_clock(qstash_tasks: QStashTasksMock) -> None:
+    """A "wait until delivered" loop that sleeps by moving the fake's clock."""
+    qstash_tasks.simulate_delivery("msg_1", url="https://a.example", outcomes=[500, 200])
+    qstash_tasks.simulate_delivery("msg_1", url="https://b.example", outcomes=[200])
+    seen: list[dict[str, str]] = []
+    with client_for(qstash_tasks) as client:
+        while True:
+            tasks = client.get("/v1/messages/msg_1/tasks").raise_for_status().json()["tasks"]
+            seen.append({t["url"]: t["state"] for t in tasks})
+            if all(t["state"] == "delivered" for t in tasks):
+                break
+            qstash_tasks.clock.advance(dt.timedelta(seconds=1))
+    assert seen[0] == {"https://a.example": "created", "https://b.example": "created"}
+    assert seen[1] == {"https://a.example": "error", "https://b.example": "delivered"}
+    assert seen[-1] == {"https://a.example": "delivered", "https://b.example": "delivered"}
+    assert len(seen) == 10  # 200 + 500 ms, e ** 2 s of backoff, then 500 ms more
+    assert len(qstash_tasks.calls) == len(seen)  # polling while time moves is not a loop
+
+
+def test_the_sdk_reads_simulated_tasks(qstash_tasks: QStashTasksMock) -> None:
+    task_id = qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[200])
+    qstash_tasks.clock.advance(10_000)
+    client = QStash(qstash_tasks.token, base_url=qstash_tasks.base_url, retry=False)
+    body = client.http.request(path="/v1/messages/msg_1/tasks", method="GET")
+    (task,) = body["tasks"]
+    assert Task.model_validate(task).task_id == task_id
+    assert task["state"] == "delivered"
+    assert task["completedAt"] == START + 700
+
+
+def test_simulated_and_stored_tasks_share_one_timeline(qstash_tasks: QStashTasksMock) -> None:
+    stored = qstash_tasks.add("msg_1", count=3)
+    qstash_tasks.clock.advance(1_000)
+    simulated = qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[200])
+    assert [t.task_id for t in qstash_tasks.tasks("msg_1")] == [
+        simulated,
+        *(t.task_id for t in stored),
+    ]
+    assert qstash_tasks.tasks("msg_1")[0].timeline_at == START + 1_000
+
+
+@pytest.mark.qstash_tasks(start="2030-05-01T12:00:00Z")
+def test_the_clock_starts_where_configured(qstash_tasks: QStashTasksMock) -> None:
+    start = int(dt.datetime(2030, 5, 1, 12, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    assert qstash_tasks.clock.now == start
+    qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[200])
+    for task in qstash_tasks.add("msg_2", count=200):
+        assert task.timeline_at is not None
+        assert task.timeline_at <= start
+        assert task.completed_at <= start
+        assert task.last_error_at <= start
+    assert qstash_tasks.clock.set(dt.datetime(2030, 5, 2, tzinfo=dt.timezone.utc)) > start
+    assert qstash_tasks.tasks("msg_1")[0].state is TaskState.DELIVERED
+
+
+def test_explicit_task_id(qstash_tasks: QStashTasksMock) -> None:
+    assert (
+        qstash_tasks.simulate_delivery("msg_1", url="https://x", outcomes=[200], task_id="tsk_a")
+        == "tsk_a"
+    )
+    with pytest.raises(ValueError, match="already has a task 'tsk_a'"):
+        qstash_tasks.simulate_delivery("msg_1", url="https://x", outcomes=[200], task_id="tsk_a")
+    assert len(qstash_tasks.tasks("msg_1")) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "complaint"),
+    [
+        ({"outcomes": []}, "outcomes cannot be empty"),
+        ({"outcomes": 200}, "outcomes must be a list"),
+        ({"outcomes": [500]}, r"outcomes \[500\] run out while a retry is still due"),
+        ({"outcomes": [200, 500]}, "the task is delivered at attempt 1, so the 1 outcome"),
+        ({"outcomes": [500, 500], "max_retry": 1, "url": "u"}, None),
+        ({"outcomes": [500, 500, 500], "max_retry": 1}, "fails \\(max_retry=1\\) at attempt 2"),
+        ({"outcomes": [700]}, "an outcome status must be 100-599, got 700"),
+        ({"outcomes": [True]}, "an outcome is an HTTP status"),
+        ({"outcomes": [object()]}, "an outcome is an HTTP status"),
+        ({"outcomes": [""]}, "error text cannot be empty"),
+        ({"outcomes": [200], "url": ""}, "url must be a non-empty str"),
+        ({"outcomes": [200], "max_retry": -1}, "max_retry must be an int >= 0"),
+        ({"outcomes": [200], "active_ms": 0}, "active_ms must be an int >= 1"),
+    ],
+)
+def test_bad_plans_are_refused(
+    qstash_tasks: QStashTasksMock, kwargs: dict[str, object], complaint: str | None
+) -> None:
+    arguments: dict[str, object] = {"url": "https://example.com", **kwargs}
+    if complaint is None:
+        qstash_tasks.simulate_delivery("msg_1", **arguments)  # type: ignore[arg-type]
+        return
+    with pytest.raises((ValueError, TypeError), match=complaint):
+        qstash_tasks.simulate_delivery("msg_1", **arguments)  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        qstash_tasks.tasks("msg_1")  # nothing half-stored
