@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as _dt
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -132,8 +133,8 @@ class QStashTasksMock:
         self._calls: list[RecordedCall] = []
         self._loop_errors: list[RecordedCall] = []
         self._lock = threading.Lock()
-        self._last_key: tuple[Any, ...] | None = None
-        self._repeats = 0
+        # Per thread and asyncio task: (last request's key, how many in a row).
+        self._streaks: dict[tuple[int, int], tuple[tuple[Any, ...], int]] = {}
         self._router: respx.MockRouter | None = None
 
     # -- configuration --------------------------------------------------------------
@@ -756,16 +757,18 @@ class QStashTasksMock:
             self._store.version,
             self.clock.now,
         )
-        if key == self._last_key:
-            self._repeats += 1
-        else:
-            self._last_key, self._repeats = key, 1
-        if self._repeats <= self.max_identical_requests:
+        # A loop lives in one thread or task: concurrent callers asking for the same
+        # page are not one client going round in circles.
+        actor = (threading.get_ident(), _current_task_id())
+        last, repeats = self._streaks.get(actor, (None, 0))
+        repeats = repeats + 1 if key == last else 1
+        self._streaks[actor] = (key, repeats)
+        if repeats <= self.max_identical_requests:
             return None
         cursor = "" if answer.cursor is None else f" (cursor={answer.cursor})"
         return QStashTasksLoopError(
             f"likely infinite loop: {request.method} {request.url}{cursor} was sent "
-            f"{self._repeats} times in a row and got the same {answer.status} answer each "
+            f"{repeats} times in a row and got the same {answer.status} answer each "
             "time, with nothing changed in between. A client that pages should stop when "
             "the cursor is 0 or missing. (The limit is max_identical_requests="
             f"{self.max_identical_requests}; raise it with "
@@ -807,6 +810,17 @@ class _EndpointRoute(respx.Route):
 
     def match(self, request: httpx.Request) -> Any:
         return self._respond_to(request)
+
+
+def _current_task_id() -> int:
+    """The running asyncio task's id, or 0 outside asyncio (sync code, trio)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return 0
+    try:
+        return id(asyncio.current_task())
+    except RuntimeError:  # no running event loop in this thread
+        return 0
 
 
 def _response(status: int, headers: Sequence[tuple[str, str]], body: bytes) -> httpx.Response:
