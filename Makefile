@@ -1,18 +1,21 @@
 # Two entry points, each sets up its own virtual environment first:
 #   make examples   the sample app's test suite (the plugin at work)
-#   make test       lint, type check and the plugin's own test suite
+#   make test       lint, type check, docs build and the plugin's own tests with coverage
+# CI (.ci/run) also runs `make lowest` (the tests against the lowest versions of the
+# runtime dependencies pyproject declares) and `make bench-quick` (benchmark ratios).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LOWEST := .venv-lowest
 
-.PHONY: examples test venv lint typecheck clean
+.PHONY: examples test venv lint typecheck docs lowest bench bench-quick clean
 
 venv: $(BIN)/.installed
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $@
 
 examples: venv
@@ -25,8 +28,32 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/python -m pytest -n 2
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint typecheck docs
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m coverage run -m pytest -n 2
+	$(BIN)/python -m coverage combine --quiet
+	$(BIN)/python -m coverage report
+
+# The runtime dependencies pinned to the lower bounds pyproject declares.
+lowest:
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWEST)/bin/python .ci/lowest_constraints.py > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e ".[test]"
+	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pytest|respx|httpx|pydantic)=='
+	# pytest < 8.4 reports an event loop that pytest-asyncio leaves for the gc when an
+	# anyio test follows an asyncio one: their leak, not the plugin's; ignored here only.
+	$(LOWEST)/bin/python -m pytest -n 2 -W "ignore::pytest.PytestUnraisableExceptionWarning"
+
+bench: venv
+	$(BIN)/python benchmarks/bench.py
+
+bench-quick: venv
+	$(BIN)/python benchmarks/bench.py --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) site .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache

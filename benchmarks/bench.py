@@ -1,10 +1,11 @@
 """Side-by-side benchmarks: each reports a ratio against a peer measured in the same run.
 
     python benchmarks/bench.py            # full
-    python benchmarks/bench.py --quick    # fewer repeats; exits 1 when a ratio passes its bound
+    python benchmarks/bench.py --quick    # fewer repeats (CI)
 
-Rounds are interleaved (peer, ours, peer, ours, ...) and the median of each side is
-compared, so noise from a shared machine hits both sides alike.
+Exits 1 when a ratio passes its bound. Rounds are interleaved (peer, ours, peer, ours,
+...) and the median of each side is compared, so noise from a shared machine hits both
+sides alike. Only ratios are judged, never absolute times.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import respx
 
 from pytest_qstash_tasks import QStashTasksMock, make_tasks
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_pytest import fixture_cost, startup_cost
 
 URL = "https://qstash.upstash.io/v1/messages/msg_1/tasks"
 AUTH = {"Authorization": "Bearer t"}
@@ -34,8 +39,9 @@ def interleaved(sides: dict[str, Callable[[], object]], rounds: int) -> dict[str
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def page_vs_static_route(rounds: int, per_round: int = 20) -> float:
-    """One full 100-task page through the fake vs a static respx route with the same JSON."""
+def page_vs_peers(rounds: int, per_round: int = 20) -> dict[str, float]:
+    """One full 100-task page through the fake vs a static respx route, and vs
+    pytest-httpx's ``add_response``, each returning the same JSON to the same client."""
     fake = QStashTasksMock()
     fake.add("msg_1", count=100)
     fake.start()
@@ -65,9 +71,31 @@ def page_vs_static_route(rounds: int, per_round: int = 20) -> float:
         with static_router:
             static()
 
+    import pytest
+    from pytest_httpx import HTTPXMock
+    from pytest_httpx._options import _HTTPXMockOptions
+
+    httpx_mock = HTTPXMock(_HTTPXMockOptions(can_send_already_matched_responses=True))
+    httpx_mock.add_response(url=URL, content=body, headers={"content-type": "application/json"})
+
+    def run_pytest_httpx() -> None:
+        # What the httpx_mock fixture does, without pytest.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                httpx.HTTPTransport,
+                "handle_request",
+                lambda transport, request: httpx_mock._handle_request(transport, request),
+            )
+            static()
+
     fake.max_identical_requests = 10**9  # the benchmark repeats one request on purpose
-    result = interleaved({"static": run_static, "ours": run_ours}, rounds)
-    return result["ours"] / result["static"]
+    result = interleaved(
+        {"static": run_static, "pytest_httpx": run_pytest_httpx, "ours": run_ours}, rounds
+    )
+    return {
+        "static": result["ours"] / result["static"],
+        "pytest_httpx": result["ours"] / result["pytest_httpx"],
+    }
 
 
 def walk_growth(rounds: int) -> float:
@@ -122,33 +150,42 @@ def factory_vs_polyfactory(rounds: int) -> tuple[float, float]:
     return ours_rate / poly_rate, ours_rate
 
 
-BOUNDS = {
-    "page vs static respx route (ours/static)": 1.3,
-    "walk 100k vs 10k (growth)": 12.0,
-}
+#: name -> (value, bound, "<=" or ">=" or "" for information only)
+Results = dict[str, tuple[float, float, str]]
+
+
+def run_all(quick: bool) -> Results:
+    rounds = 25 if quick else 75
+    page = page_vs_peers(rounds)
+    speedup, rate = factory_vs_polyfactory(3 if quick else 7)
+    fixture = fixture_cost(quick)
+    startup = startup_cost(quick)
+    return {
+        "1. page: ours / static respx route": (page["static"], 1.3, "<="),
+        "1. page: ours / pytest-httpx add_response": (page["pytest_httpx"], 0, ""),
+        "2. walk 100k / walk 10k (growth)": (walk_growth(3 if quick else 7), 12.0, "<="),
+        "3. make_tasks / polyfactory (tasks per s)": (speedup, 50.0, ">="),
+        "3. make_tasks tasks per s": (rate, 0, ""),
+        "4. fixture per test: ours / respx_mock": (fixture["ours/respx"], 1.5, "<="),
+        "4. fixture per test: ours / no fixture": (fixture["ours/none"], 0, ""),
+        "4. start-up: plugin unused / not loaded": (startup["with/without"], 1.05, "<="),
+        "4. start-up added, ms (information)": (startup["added_ms"], 0, ""),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    quick = parser.parse_args().quick
-    rounds = 25 if quick else 75
-    results = {
-        "page vs static respx route (ours/static)": page_vs_static_route(rounds),
-        "walk 100k vs 10k (growth)": walk_growth(3 if quick else 7),
-    }
-    speedup, rate = factory_vs_polyfactory(3 if quick else 7)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (CI)")
+    results = run_all(parser.parse_args().quick)
     failed = False
-    for name, value in results.items():
-        bound = BOUNDS[name]
-        ok = value <= bound
+    print(f"{'benchmark':48} {'ratio':>9}  bound")
+    for name, (value, bound, sense) in results.items():
+        if not sense:
+            print(f"{name:48} {value:9.2f}  (information)")
+            continue
+        ok = value <= bound if sense == "<=" else value >= bound
         failed |= not ok
-        print(f"{name:45} {value:8.2f}  (bound <= {bound})  {'ok' if ok else 'FAIL'}")
-    ok = speedup >= 50
-    failed |= not ok
-    verdict = "ok" if ok else "FAIL"
-    print(f"{'make_tasks vs polyfactory (speed-up)':45} {speedup:8.1f}  (bound >= 50)  {verdict}")
-    print(f"{'make_tasks tasks/s (information)':45} {rate:8.0f}")
+        print(f"{name:48} {value:9.2f}  {sense} {bound}  {'ok' if ok else 'FAIL'}")
     return 1 if failed else 0
 
 

@@ -21,14 +21,17 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._errors import QStashTasksLoopError
     from ._factories import make_pages, make_task, make_tasks
+    from ._faults import ANY, Fault
     from ._mock import DEFAULT_BASE_URL, QStashTasksMock
     from ._models import Task, TasksPage, TaskState
     from ._timing import DEFAULT_START_MS, backoff_ms
 
 __all__ = [
+    "ANY",
     "DEFAULT_BASE_URL",
     "DEFAULT_START_MS",
     "Clock",
+    "Fault",
     "QStashTasksLoopError",
     "QStashTasksMock",
     "RecordedCall",
@@ -46,6 +49,8 @@ _LAZY = {
     "RecordedCall": "._calls",
     "Clock": "._clock",
     "QStashTasksLoopError": "._errors",
+    "ANY": "._faults",
+    "Fault": "._faults",
     "make_pages": "._factories",
     "make_task": "._factories",
     "make_tasks": "._factories",

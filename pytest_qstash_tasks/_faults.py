@@ -24,6 +24,8 @@ class _Any(enum.Enum):
     def __repr__(self) -> str:
         return "ANY"
 
+    __str__ = __repr__
+
 
 #: Matches any cursor, the first page's (no cursor) included.
 ANY = _Any.ANY

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextvars
 import datetime as _dt
+import functools
+import inspect
 import sys
 import threading
 import time
@@ -13,6 +15,7 @@ from typing import Any, Literal
 
 import httpx
 import respx
+from respx.models import ResolvedRoute, RouteList
 
 from ._assertions import (
     all_pages_fetched_problem,
@@ -544,8 +547,7 @@ class QStashTasksMock:
         """Start intercepting requests to ``base_url``."""
         if self._router is not None:
             raise RuntimeError("this QStashTasksMock is already started")
-        router = _Router(assert_all_called=False, assert_all_mocked=True)
-        router.routes.add(_EndpointRoute(self._respond))
+        router = _Router(self._respond)
         router.start()
         # First in line, so QStash-host requests reach the fake even when another
         # respx router (say respx_mock) would answer them otherwise.
@@ -777,13 +779,68 @@ class QStashTasksMock:
 
 
 class _Router(respx.MockRouter):
-    """A respx router that leaves call recording to the fake (one record, not two),
-    and tells the fake when the client is async."""
+    """A respx router that hands every request to the fake.
 
-    async def aresolve(self, request: httpx.Request) -> Any:
+    Lighter than a ``MockRouter`` with a route, which is what made the fixture cost
+    twice respx's own: no ``Route`` (each builds ``unittest.mock`` call lists), no
+    snapshots to roll back, no second record of each call (the fake keeps its own).
+    It also tells the fake when the client is async, so a delay can be awaited.
+    """
+
+    def __init__(self, respond: Callable[[httpx.Request], _Answer | Awaitable[_Answer]]) -> None:
+        # Not MockRouter.__init__: the state it builds (call lists, a snapshot) is for
+        # routes and rollbacks, and this router has neither.
+        self._assert_all_called = False
+        self._assert_all_mocked = True
+        self._bases = {}
+        self.routes = RouteList()
+        self._snapshots = []
+        self.Mocker = None
+        self._using = None
+        self._respond_to = respond
+
+    @property
+    def using(self) -> str | None:
+        from respx.mocks import DEFAULT_MOCKER
+
+        return DEFAULT_MOCKER
+
+    def start(self) -> None:
+        from respx.mocks import Mocker
+
+        self.Mocker = Mocker.registry.get(self.using or "")
+        if self.Mocker is not None:
+            self.Mocker.register(self)
+            self.Mocker.start()
+
+    def stop(self, clear: bool = True, reset: bool = True, quiet: bool = False) -> None:
+        if self.Mocker is not None:
+            self.Mocker.unregister(self)
+            self.Mocker.stop()
+
+    def resolve(self, request: httpx.Request) -> ResolvedRoute:
+        with self.resolver(request) as resolved:
+            answer = self._respond_to(request)
+            if answer is not None:
+                resolved.route = _answering_route()
+                resolved.response = answer  # type: ignore[assignment]
+        if isinstance(resolved.response, httpx.Response):
+            resolved.response.read()  # as respx does: the body is in memory already
+        return resolved
+
+    async def aresolve(self, request: httpx.Request) -> ResolvedRoute:
         token = _IN_ASYNC.set(True)
         try:
-            return await super().aresolve(request)
+            with self.resolver(request) as resolved:
+                answer = self._respond_to(request)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+                if answer is not None:
+                    resolved.route = _answering_route()
+                    resolved.response = answer
+            if isinstance(resolved.response, httpx.Response):
+                await resolved.response.aread()
+            return resolved
         finally:
             _IN_ASYNC.reset(token)
 
@@ -797,19 +854,11 @@ class _Router(respx.MockRouter):
         pass
 
 
-class _EndpointRoute(respx.Route):
-    """A route that hands every request to the fake.
-
-    Overrides ``match`` rather than using a side effect: respx inspects a side
-    effect's signature on every call, which costs more than the whole endpoint.
-    """
-
-    def __init__(self, respond: Callable[[httpx.Request], _Answer | Awaitable[_Answer]]) -> None:
-        super().__init__()
-        self._respond_to = respond
-
-    def match(self, request: httpx.Request) -> Any:
-        return self._respond_to(request)
+@functools.cache
+def _answering_route() -> respx.Route:
+    # respx wants a route beside each answer (a pass-through names it as its origin);
+    # one shared, never-called route serves every fake.
+    return respx.Route()
 
 
 def _current_task_id() -> int:
@@ -886,6 +935,11 @@ def _check_headers(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], 
 def _parse_base_url(base_url: str) -> httpx.URL:
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, got {base_url!r}")
+    return _parse_url(base_url)
+
+
+@functools.lru_cache(maxsize=64)  # the same URL for every test of a run
+def _parse_url(base_url: str) -> httpx.URL:
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL as error:

@@ -202,3 +202,36 @@ def test_bad_plans_are_refused(
         qstash_tasks.simulate_delivery("msg_1", **arguments)  # type: ignore[arg-type]
     with pytest.raises(KeyError):
         qstash_tasks.tasks("msg_1")  # nothing half-stored
+
+
+def test_the_clock_refuses_to_go_back_or_take_odd_values() -> None:
+    from pytest_qstash_tasks import Clock
+
+    clock = Clock("2026-01-01T00:00:00Z")
+    assert clock.now == START
+    assert repr(clock) == "<Clock 1767225600000 (2026-01-01T00:00:00.000+00:00)>"
+    assert clock.advance(dt.timedelta(milliseconds=1.6)) == START + 2
+    with pytest.raises(ValueError, match="the clock only moves forward; advance"):
+        clock.advance(-1)
+    with pytest.raises(TypeError, match=r"advance\(\) takes ms \(int\) or a timedelta"):
+        clock.advance(1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="the clock only moves forward: it is at"):
+        clock.set(START)
+    with pytest.raises(ValueError, match="use an aware datetime"):
+        clock.set(dt.datetime(2030, 1, 1))
+    with pytest.raises(ValueError, match="is not an ISO 8601 time"):
+        clock.set("tomorrow")
+    with pytest.raises(ValueError, match="a timestamp must be >= 0 ms"):
+        Clock(-5)
+    with pytest.raises(TypeError, match="a timestamp must be unix milliseconds"):
+        Clock(True)
+    with pytest.raises(TypeError, match="a timestamp must be unix milliseconds"):
+        Clock(1.5)  # type: ignore[arg-type]
+
+
+def test_backoff_follows_the_v1_formula() -> None:
+    assert [backoff_ms(n) for n in range(8)] == [
+        int(min(86_400, math.exp(2 * n)) * 1000) for n in range(8)
+    ]
+    with pytest.raises(ValueError, match="retried must be >= 0"):
+        backoff_ms(-1)

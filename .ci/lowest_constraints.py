@@ -1,0 +1,12 @@
+"""Print pip constraints pinning each runtime dependency to its declared lower bound."""
+
+import re
+import tomllib
+from pathlib import Path
+
+project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+for requirement in project["dependencies"]:
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][^,;\s]*)", requirement)
+    if match is None:
+        raise SystemExit(f"no lower bound to pin in {requirement!r}")
+    print(f"{match[1]}=={match[2]}")
