@@ -1,8 +1,9 @@
 """Print pip constraints pinning each runtime dependency to its declared lower bound."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
 for requirement in project["dependencies"]:
