@@ -10,7 +10,7 @@ from typing import Any, Literal
 from ._ids import new_ids
 from ._models import Task, TasksPage, TaskState
 from ._pagination import page_bounds
-from ._seeding import Stream, current_stream
+from ._seeding import Stream, clock_now, current_stream
 from ._timing import _BACKOFF_MS, DEFAULT_START_MS, backoff_ms
 
 __all__ = ["make_pages", "make_task", "make_tasks", "with_timeline"]
@@ -49,7 +49,8 @@ def make_task(*, seed: int | None = None, now: int | None = None, **overrides: A
 
     A task that was retried (``retried > 0``) carries the error of its last failed
     attempt whatever its state. Timestamps are unix ms and never later than ``now``
-    (default: the test's clock start, 2026-01-01T00:00:00Z), except a scheduled
+    (default: the fake's clock in a test that takes ``qstash_tasks``, else
+    2026-01-01T00:00:00Z), except a scheduled
     ``next_process_at``. ``seed`` gives an independent, reproducible stream; by default
     the test's own stream is used (seeded from its node id).
     """
@@ -98,7 +99,9 @@ def generate(
             f"Task fields are {sorted(_WIRE_FIELDS)}"
         )
     stream.used = True
-    builder = _Builder(stream, DEFAULT_START_MS if now is None else now, states)
+    # Inside a test that took the fixture, "now" is its fake clock: generated data never
+    # lies in the clock's future.
+    builder = _Builder(stream, clock_now(DEFAULT_START_MS) if now is None else now, states)
     # The batch creates only acyclic objects, yet enough of them to set off the cyclic
     # collector over and over (40% of the time for 100,000 tasks): pause it meanwhile.
     collecting = gc.isenabled()

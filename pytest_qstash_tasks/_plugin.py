@@ -41,7 +41,8 @@ def qstash_tasks(request: pytest.FixtureRequest) -> Generator[QStashTasksMock, N
 
     Configured by ``@pytest.mark.qstash_tasks(...)``, the ``qstash_tasks_*`` ini
     options and ``QSTASH_URL``. At teardown it fails the test on requests it could
-    not serve and on clients it stopped as infinite loops.
+    not serve, scripted pages never requested, faults that did not fire and clients
+    it stopped as infinite loops (see ``QStashTasksMock.verify``).
     """
     from ._config import settings_for
     from ._mock import QStashTasksMock
@@ -49,8 +50,9 @@ def qstash_tasks(request: pytest.FixtureRequest) -> Generator[QStashTasksMock, N
 
     settings = settings_for(request.node, request.config)
     seed = settings.pop("seed", None)
-    start_stream(request.node.nodeid, seed)
+    stream = start_stream(request.node.nodeid, seed)
     mock = QStashTasksMock(**settings)
+    stream.clock = lambda: mock.clock.now
     request.node.stash[_MOCK_KEY] = mock
     mock.start()
     try:

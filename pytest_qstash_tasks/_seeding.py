@@ -10,9 +10,17 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Stream", "current_stream", "peek_stream", "seed_for", "start_stream"]
+__all__ = [
+    "Stream",
+    "current_stream",
+    "peek_stream",
+    "seed_for",
+    "start_stream",
+    "clock_now",
+]
 
 
 def seed_for(node_id: str | None) -> int:
@@ -31,6 +39,8 @@ class Stream:
     rng: random.Random = field(init=False)
     taken_ids: set[str] = field(default_factory=set)
     used: bool = False
+    #: The running test's fake clock (unix ms), when the test took the fixture.
+    clock: Callable[[], int] | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -61,6 +71,14 @@ def start_stream(node_id: str | None, seed: int | None = None) -> Stream:
     global _current
     _current = Stream(node_id, seed_for(node_id) if seed is None else seed)
     return _current
+
+
+def clock_now(default: int) -> int:
+    """The running test's fake clock if it has one, else ``default``."""
+    node_id = _current_node_id()
+    if _current is not None and _current.clock is not None and _current.node_id == node_id:
+        return _current.clock()
+    return default
 
 
 def peek_stream(node_id: str) -> Stream | None:

@@ -235,3 +235,17 @@ def test_backoff_follows_the_v1_formula() -> None:
     ]
     with pytest.raises(ValueError, match="retried must be >= 0"):
         backoff_ms(-1)
+
+
+@pytest.mark.qstash_tasks(start="2020-06-01T00:00:00Z")
+def test_factories_follow_the_fake_clock(qstash_tasks: QStashTasksMock) -> None:
+    from pytest_qstash_tasks import make_task, make_tasks
+
+    qstash_tasks.clock.advance(dt.timedelta(hours=1))
+    now = qstash_tasks.clock.now
+    for task in [*make_tasks(300), make_task(state="delivered")]:
+        assert task.timeline_at is not None
+        assert task.timeline_at <= now
+        assert task.completed_at <= now
+        assert task.last_error_at <= now
+    assert max(t.timeline_at or 0 for t in make_tasks(50)) > now - 86_400_000
