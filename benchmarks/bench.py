@@ -168,6 +168,9 @@ def run_all(quick: bool) -> Results:
         "3. make_tasks tasks per s": (rate, 0, ""),
         "4. fixture per test: ours / respx_mock": (fixture["ours/respx"], 1.5, "<="),
         "4. fixture per test: ours / no fixture": (fixture["ours/none"], 0, ""),
+        "4. per test, ms: ours (information)": (fixture["ours_ms"], 0, ""),
+        "4. per test, ms: respx_mock (information)": (fixture["respx_ms"], 0, ""),
+        "4. per test, ms: no fixture (information)": (fixture["none_ms"], 0, ""),
         # 1.15: 20 ms of the ~130 ms pytest.main() takes for one trivial test here.
         "4. start-up: plugin unused / not loaded": (startup["with/without"], 1.15, "<="),
         "4. start-up added, ms (information)": (startup["added_ms"], 0, ""),
