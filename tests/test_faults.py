@@ -297,3 +297,14 @@ def test_an_exception_class_that_cannot_be_built_is_refused(qstash_tasks: QStash
 
 def _escape(text: str) -> str:
     return re.escape(text)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_delay_under_anyio_backends(fake: QStashTasksMock, anyio_backend: str) -> None:
+    fake.delay_next(0.05)
+    fake.raise_next(httpx.ConnectTimeout, delay=0.05)
+    async with async_client_for(fake) as client:
+        assert (await client.get(TASKS)).status_code == 200
+        with pytest.raises(httpx.ConnectTimeout):
+            await client.get(TASKS)
