@@ -19,7 +19,6 @@ Run through ``python benchmarks/bench.py`` (or alone: ``python benchmarks/bench_
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -36,26 +35,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-def cpu_run(directory: Path, *args: str) -> float:
-    """CPU seconds (user + system) of one pytest run: steadier than wall time here."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=directory,
-        check=True,
-        capture_output=True,
-        env=_env(),
-    )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def fixture_cost(quick: bool) -> dict[str, float]:
     """Per-test ms of each side, and the ratios ours/respx and ours/none."""
     # Large N: a run's noise (tens of ms here) is divided by N, and the fixtures' own
     # cost is a difference of per-test times well under a millisecond.
     n = 500 if quick else 1000
-    rounds = 3 if quick else 5
+    rounds = 5 if quick else 7
     sides = {"ours": "qstash_tasks", "respx": "respx_mock", "none": ""}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -65,10 +50,10 @@ def fixture_cost(quick: bool) -> dict[str, float]:
                 body = "\n".join(f"def test_{i}({fixture}):\n    pass\n" for i in range(count))
                 (root / f"test_{name}_{count}.py").write_text(body)
         times: dict[str, list[float]] = {f"{s}_{c}": [] for s in sides for c in (n, 2 * n)}
-        cpu_run(root, *OURS, *RESPX, f"test_none_{n}.py")  # warm-up
+        main_cpu(root, *OURS, *RESPX, f"test_none_{n}.py")  # warm-up
         for _ in range(rounds):
             for key in times:
-                times[key].append(cpu_run(root, *OURS, *RESPX, f"test_{key}.py"))
+                times[key].append(main_cpu(root, *OURS, *RESPX, f"test_{key}.py"))
     median = {key: statistics.median(values) for key, values in times.items()}
     per_test = {s: (median[f"{s}_{2 * n}"] - median[f"{s}_{n}"]) / n for s in sides}
     return {

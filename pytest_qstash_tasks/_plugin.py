@@ -59,6 +59,10 @@ def qstash_tasks(request: pytest.FixtureRequest) -> Generator[QStashTasksMock, N
         yield mock
     finally:
         mock.stop()
+        # Items live for the whole session: keep no fake (its tasks and calls) past
+        # its test. The failed-call report has read it by now.
+        del request.node.stash[_MOCK_KEY]
+        stream.clock = None
     if not request.node.stash.get(_CALL_FAILED_KEY, False):
         mock.verify()
 

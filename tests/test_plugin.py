@@ -330,3 +330,32 @@ def test_loading_the_plugin_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_fake_outlives_its_test(pytester: pytest.Pytester) -> None:
+    """Items live for the whole session; their fakes (tasks, calls) must not."""
+    pytester.makeconftest(
+        """
+        import gc, weakref
+        import pytest
+        from pytest_qstash_tasks import QStashTasksMock
+
+        refs = []
+
+        @pytest.fixture
+        def watched(qstash_tasks):
+            refs.append(weakref.ref(qstash_tasks))
+            return qstash_tasks
+
+        def pytest_sessionfinish(session):
+            gc.collect()
+            alive = [r for r in refs if r() is not None]
+            print(f"ALIVE={len(alive)} OF {len(refs)}")
+        """
+    )
+    pytester.makepyfile(
+        "\n".join(f"def test_{i}(watched):\n    watched.add('m', count=1000)\n" for i in range(5))
+    )
+    result = pytester.runpytest("-s", "-p", "no:randomly")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["*ALIVE=0 OF 5*"])
