@@ -5,12 +5,12 @@ Run through ``python benchmarks/bench.py`` (or alone: ``python benchmarks/bench_
 1. Fixture setup+teardown, timed by hooks (``pytest_runtest_setup``/``teardown``) in one
    run where tests taking ``qstash_tasks``, ``respx_mock`` or neither alternate; the
    median of each side, minus the side with neither. This is the CI gate.
-   Also, as information, the whole-run difference: files of N and 2N tests taking ``qstash_tasks``, respx's
-   ``respx_mock``, or neither; the per-test cost of a side is (time for 2N - time for N) / N,
-   so one-off imports cancel out. Every run loads the same plugins (autoload off, ``-p``
-   both), so only the fixture differs. Reported: ours/respx, the fixtures' own cost (each
-   side's per-test time minus that of a test without either), and ours/none (a whole test
-   with the fixture vs one without).
+   Also, as information, the whole-run difference: files of N and 2N tests taking
+   ``qstash_tasks``, respx's ``respx_mock``, or neither; the per-test cost of a side is
+   (time for 2N - time for N) / N, so one-off imports cancel out. Every run loads the
+   same plugins (autoload off, ``-p`` both), so only the fixture differs. Reported:
+   ours/respx, the fixtures' own cost (each side's per-test time minus that of a test
+   without either), and ours/none (a whole test with the fixture vs one without).
 2. Start-up: ``pytest.main()`` on one trivial test with the plugin loaded but unused vs
    not loaded (median CPU time of interleaved runs, timed in the child after
    ``import pytest``; as a ratio and as ms). Autoload is off on both
