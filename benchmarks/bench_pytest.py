@@ -32,9 +32,10 @@ OURS = ("-p", "pytest_qstash_tasks._plugin")
 RESPX = ("-p", "respx.plugin")
 
 
-def _env() -> dict[str, str]:
+def _env(*, autoload: bool = False) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    if not autoload:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return env
 
 
@@ -169,14 +170,13 @@ def whole_run_cpu(directory: Path, *args: str) -> float:
     """CPU seconds of a whole ``python -m pytest`` run, plugins autoloaded as installed."""
     import resource
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         cwd=directory,
         check=True,
         capture_output=True,
-        env=env,
+        env=_env(autoload=True),
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["ANY", "Fault", "check_exception"]
+__all__ = ["ANY", "Fault", "check_exception", "check_positive_int", "check_target", "error_body"]
 
 
 class _Any(enum.Enum):
@@ -106,11 +106,11 @@ def reset_at(window: Literal["burst", "daily"], now_ms: int) -> int:
     return (seconds // 86_400 + 1) * 86_400
 
 
-def check_times(times: object) -> int:
-    """``times`` as an int >= 1, or a clear error."""
-    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
-        raise ValueError(f"times must be an int >= 1, got {times!r}")
-    return times
+def check_positive_int(name: str, value: object) -> int:
+    """``value`` as an int >= 1, or a clear error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
 
 
 def check_target(
@@ -147,6 +147,7 @@ def error_body(status: int, error: str | None) -> bytes:
 def check_exception(exception: object) -> BaseException | type[BaseException]:
     """An exception instance or class to raise, or a clear error."""
     if isinstance(exception, type) and issubclass(exception, Exception):
+        _instantiate(exception, None)  # refuse a class that can't be built, now
         return exception
     if isinstance(exception, Exception):
         return exception

@@ -34,8 +34,8 @@ from ._faults import (
     Fault,
     _Any,
     check_exception,
+    check_positive_int,
     check_target,
-    check_times,
     error_body,
 )
 from ._ids import new_ids
@@ -112,8 +112,8 @@ class QStashTasksMock:
             raise ValueError(
                 f"token must be a non-empty str without spaces, or None; got {token!r}"
             )
-        _check_positive_int("page_size", page_size)
-        _check_positive_int("max_identical_requests", max_identical_requests)
+        check_positive_int("page_size", page_size)
+        check_positive_int("max_identical_requests", max_identical_requests)
         if end_cursor not in (0, None) or isinstance(end_cursor, bool):
             raise ValueError(
                 f"end_cursor must be 0 or None (leave the field out), got {end_cursor!r}"
@@ -304,7 +304,7 @@ class QStashTasksMock:
         return self._plan(
             Fault(
                 "fail",
-                check_times(times),
+                check_positive_int("times", times),
                 *check_target(message_id, cursor, page, delay),
                 status=status,
                 body=error_body(status, error),
@@ -356,7 +356,7 @@ class QStashTasksMock:
         return self._plan(
             Fault(
                 "rate_limit",
-                check_times(times),
+                check_positive_int("times", times),
                 *check_target(message_id, cursor, page, delay),
                 status=429,
                 body=error_body(429, text),
@@ -384,16 +384,12 @@ class QStashTasksMock:
         ``delay`` as in ``fail_next``.
         """
         planned = check_exception(exception)
-        if isinstance(planned, type):
-            from ._faults import _instantiate
-
-            _instantiate(planned, None)  # refuse a class that can't be built, now
         name = planned.__name__ if isinstance(planned, type) else type(planned).__name__
         label = _label("raise_next", name, times, message_id, cursor, page)
         return self._plan(
             Fault(
                 "raise",
-                check_times(times),
+                check_positive_int("times", times),
                 *check_target(message_id, cursor, page, delay),
                 exception=planned,
                 label=label,
@@ -420,7 +416,7 @@ class QStashTasksMock:
         return self._plan(
             Fault(
                 "delay",
-                check_times(times),
+                check_positive_int("times", times),
                 *check_target(message_id, cursor, page, seconds),
                 label=label,
             )
@@ -949,8 +945,3 @@ def _parse_url(base_url: str) -> httpx.URL:
     if url.query or url.fragment:
         raise ValueError(f"base_url cannot have a query or fragment: {base_url!r}")
     return url
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")

@@ -46,6 +46,8 @@ def to_ms(value: int | _dt.datetime | str) -> int:
             raise ValueError(
                 f"{value!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z"
             ) from None
+        if when.tzinfo is None:
+            raise ValueError(f"{value!r} has no time zone: give one, e.g. 2026-01-01T00:00:00Z")
         return to_ms(when)
     raise TypeError(
         f"a timestamp must be unix milliseconds (int), a datetime or an ISO 8601 str, got {value!r}"
