@@ -2,7 +2,8 @@
 
 Public API::
 
-    from pytest_qstash_tasks import QStashTasksMock, Task, TaskState, TasksPage
+    from pytest_qstash_tasks import QStashTasksMock, QStashTasksServer
+    from pytest_qstash_tasks import Task, TaskState, TasksPage
     from pytest_qstash_tasks import make_task, make_tasks, make_pages
 
 Names are imported on first use: pytest loads this package in every run of a
@@ -17,23 +18,51 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._calls import RecordedCall
-    from ._clock import Clock
-    from ._errors import QStashTasksLoopError
-    from ._factories import make_pages, make_task, make_tasks
-    from ._faults import ANY, Fault
-    from ._mock import DEFAULT_BASE_URL, QStashTasksMock
-    from ._models import Task, TasksPage, TaskState
-    from ._timing import DEFAULT_START_MS, backoff_ms
+    from ._core.args import ANY
+    from ._core.base_url import DEFAULT_BASE_URL
+    from ._core.calls import RecordedCall
+    from ._core.clock import Clock
+    from ._core.errors import QStashTasksLoopError
+    from ._core.factories import make_pages, make_task, make_tasks
+    from ._core.faults import Fault
+    from ._core.models import Task, TasksPage, TaskState
+    from ._core.timing import DEFAULT_START_MS, backoff_ms
+    from ._transports.loopback import LoopbackServer
+    from ._transports.respx_router import QStashTasksMock
+    from ._transports.server import QStashTasksServer
 
+#: Each public name and the module it lives in: the one table ``__all__`` comes from.
+_LAZY = {
+    "ANY": "._core.args",
+    "DEFAULT_BASE_URL": "._core.base_url",
+    "RecordedCall": "._core.calls",
+    "Clock": "._core.clock",
+    "QStashTasksLoopError": "._core.errors",
+    "make_pages": "._core.factories",
+    "make_task": "._core.factories",
+    "make_tasks": "._core.factories",
+    "Fault": "._core.faults",
+    "Task": "._core.models",
+    "TaskState": "._core.models",
+    "TasksPage": "._core.models",
+    "DEFAULT_START_MS": "._core.timing",
+    "backoff_ms": "._core.timing",
+    "LoopbackServer": "._transports.loopback",
+    "QStashTasksMock": "._transports.respx_router",
+    "QStashTasksServer": "._transports.server",
+}
+
+# A test checks that __all__ lists exactly the names of _LAZY and __version__.
 __all__ = [
     "ANY",
+    "Clock",
     "DEFAULT_BASE_URL",
     "DEFAULT_START_MS",
-    "Clock",
     "Fault",
+    "LoopbackServer",
     "QStashTasksLoopError",
     "QStashTasksMock",
+    "QStashTasksServer",
     "RecordedCall",
     "Task",
     "TaskState",
@@ -44,24 +73,6 @@ __all__ = [
     "make_task",
     "make_tasks",
 ]
-
-_LAZY = {
-    "RecordedCall": "._calls",
-    "Clock": "._clock",
-    "QStashTasksLoopError": "._errors",
-    "ANY": "._faults",
-    "Fault": "._faults",
-    "make_pages": "._factories",
-    "make_task": "._factories",
-    "make_tasks": "._factories",
-    "DEFAULT_BASE_URL": "._mock",
-    "QStashTasksMock": "._mock",
-    "Task": "._models",
-    "TaskState": "._models",
-    "TasksPage": "._models",
-    "DEFAULT_START_MS": "._timing",
-    "backoff_ms": "._timing",
-}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
-__all__ = ["INI_OPTIONS", "MARKER_KEYS", "settings_for"]
+__all__ = ["INI_OPTIONS", "MARKER_KEYS", "server_host", "settings_for"]
+
+#: ini options that configure the server, not the fake.
+_SERVER_OPTIONS = frozenset({"qstash_tasks_server_host"})
 
 #: ini option -> (help, type)
 INI_OPTIONS: dict[str, tuple[str, str]] = {  # bools default to true
@@ -42,6 +45,10 @@ INI_OPTIONS: dict[str, tuple[str, str]] = {  # bools default to true
         "Fail at teardown when a fault (fail_next, rate_limit_next, raise_next, delay_next) "
         "fired fewer times than planned (default: true).",
         "bool",
+    ),
+    "qstash_tasks_server_host": (
+        "The IP address qstash_tasks_server listens on: 127.0.0.1 (default) or ::1.",
+        "string",
     ),
     "qstash_tasks_start": (
         "Where the fake's clock starts: unix ms or an ISO 8601 time with a zone "
@@ -105,6 +112,8 @@ def _from_markers(node: pytest.Item) -> dict[str, Any]:
 def _from_ini(config: pytest.Config) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, (_, kind) in INI_OPTIONS.items():
+        if name in _SERVER_OPTIONS:
+            continue
         raw = config.getini(name)
         key = name.removeprefix("qstash_tasks_")
         if kind == "bool":
@@ -130,7 +139,12 @@ def _parse_ini_value(key: str, text: str) -> Any:
             return None
         raise ValueError("want 0 or omit")
     if key == "start":
-        from ._timing import to_ms  # at fixture time only: keep plugin start-up light
+        from ._core.timing import to_ms  # at fixture time only: keep plugin start-up light
 
         return to_ms(int(text) if text.isdigit() else text)
     return text
+
+
+def server_host(config: pytest.Config) -> str:
+    """The address ``qstash_tasks_server`` listens on."""
+    return str(config.getini("qstash_tasks_server_host")).strip() or "127.0.0.1"

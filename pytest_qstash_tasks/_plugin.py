@@ -1,22 +1,28 @@
-"""The pytest plugin: the ``qstash_tasks`` fixture, its marker and ini options.
+"""The pytest plugin: the ``qstash_tasks`` and ``qstash_tasks_server`` fixtures, their
+marker and ini options.
 
 Loaded through the ``pytest11`` entry point in every pytest run of a project that
-installs the package, so it imports nothing heavy until a test asks for the fixture.
+installs the package, so it imports nothing heavy until a test asks for a fixture.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 if TYPE_CHECKING:
-    from ._mock import QStashTasksMock
+    from ._core.fake import Fake
+    from ._transports.loopback import LoopbackServer
+    from ._transports.respx_router import QStashTasksMock
+    from ._transports.server import QStashTasksServer
 
-_MOCK_KEY = pytest.StashKey["QStashTasksMock"]()
+_FAKES_KEY = pytest.StashKey["list[Fake]"]()
 _CALL_FAILED_KEY = pytest.StashKey[bool]()
+_F = TypeVar("_F", bound="Fake")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,54 +43,105 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def qstash_tasks(request: pytest.FixtureRequest) -> Generator[QStashTasksMock, None, None]:
-    """A fake of QStash's ``GET /v1/messages/{messageId}/tasks`` for this test.
+    """A fake of QStash's ``GET /v1/messages/{messageId}/tasks`` for httpx in this process.
 
     Configured by ``@pytest.mark.qstash_tasks(...)``, the ``qstash_tasks_*`` ini
-    options and ``QSTASH_URL``. At teardown it fails the test on requests it could
-    not serve, scripted pages never requested, faults that did not fire and clients
-    it stopped as infinite loops (see ``QStashTasksMock.verify``).
+    options and ``QSTASH_URL`` (read when the fixture starts). At teardown it fails
+    the test on requests it could not serve, scripted pages never requested, faults
+    that did not fire and clients it stopped as infinite loops (see ``verify``).
     """
+    from ._transports.respx_router import QStashTasksMock
+
+    yield from _fake_for_test(request, QStashTasksMock)
+
+
+@pytest.fixture(scope="session")
+def qstash_tasks_loopback(request: pytest.FixtureRequest) -> Generator[LoopbackServer, None, None]:
+    """The HTTP server behind ``qstash_tasks_server``: one per session (per xdist worker),
+    started the first time a test asks for it."""
+    from ._config import server_host
+    from ._transports.loopback import LoopbackServer
+
+    server = LoopbackServer(server_host(request.config)).start()
+    try:
+        yield server
+    finally:
+        stray = server.take_stray()
+        server.stop()
+        if stray:
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"qstash_tasks_server: {len(stray)} request(s) reached {server.base_url} "
+                    "after the last test that held it, and got 503: " + "; ".join(stray)
+                ),
+                stacklevel=1,
+            )
+
+
+@pytest.fixture
+def qstash_tasks_server(
+    request: pytest.FixtureRequest, qstash_tasks_loopback: LoopbackServer
+) -> Generator[QStashTasksServer, None, None]:
+    """The same fake as ``qstash_tasks``, served over HTTP at ``base_url``
+    (``http://127.0.0.1:<port>``) for any client: ``requests``, ``aiohttp``, the
+    official SDK, a subprocess (``env`` holds ``QSTASH_URL`` and ``QSTASH_TOKEN``).
+
+    Takes the same marker and ini settings, except the base URL, which is where the
+    server listens. Teardown waits for requests still being answered, then checks
+    what ``qstash_tasks`` checks.
+    """
+    from ._transports.server import QStashTasksServer
+
+    def build(**settings: Any) -> QStashTasksServer:
+        settings.pop("base_url", None)
+        return QStashTasksServer(server=qstash_tasks_loopback, **settings)
+
+    yield from _fake_for_test(request, build)
+
+
+def _fake_for_test(
+    request: pytest.FixtureRequest, build: Callable[..., _F]
+) -> Generator[_F, None, None]:
+    """Build a fake from the test's settings, start it, and check it at teardown."""
     from ._config import settings_for
-    from ._mock import QStashTasksMock
-    from ._seeding import start_stream
+    from ._core.seeding import start_stream
 
     settings = settings_for(request.node, request.config)
     seed = settings.pop("seed", None)
     stream = start_stream(request.node.nodeid, seed)
-    mock = QStashTasksMock(**settings)
-    stream.clock = lambda: mock.clock.now
-    request.node.stash[_MOCK_KEY] = mock
-    mock.start()
+    fake = build(**settings)
+    stream.clock = fake.clock
+    fakes = request.node.stash.setdefault(_FAKES_KEY, [])
+    fakes.append(fake)
+    fake.start()
     try:
-        yield mock
+        yield fake
     finally:
-        mock.stop()
+        fake.stop()
         # Items live for the whole session: keep no fake (its tasks and calls) past
         # its test. The failed-call report has read it by now.
-        del request.node.stash[_MOCK_KEY]
+        fakes.remove(fake)
         stream.clock = None
     if not request.node.stash.get(_CALL_FAILED_KEY, False):
-        mock.verify()
+        fake.verify()
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, None]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if report.when != "call" or not report.failed:
-        return
+        return report
     # A failed test: say what the fake saw, instead of a second failure at teardown.
     item.stash[_CALL_FAILED_KEY] = True
-    mock = item.stash.get(_MOCK_KEY, None)
-    if mock is not None:
-        problems = mock.problems()
+    for fake in item.stash.get(_FAKES_KEY, []):
+        problems = fake.problems()
         if problems:
-            from ._mock import format_problems
+            from ._core.report import format_problems
 
             report.sections.append(("qstash_tasks", format_problems(problems)))
-    seeding = sys.modules.get("pytest_qstash_tasks._seeding")
+    seeding = sys.modules.get("pytest_qstash_tasks._core.seeding")
     if seeding is not None:
         stream = seeding.peek_stream(item.nodeid)
         if stream is not None:
@@ -96,3 +153,4 @@ def pytest_runtest_makereport(
                     f"or make_tasks(..., seed={stream.seed}))",
                 )
             )
+    return report

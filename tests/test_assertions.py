@@ -121,7 +121,7 @@ def test_scripted_pages_fetched(qstash_tasks: QStashTasksMock) -> None:
     with client_for(qstash_tasks) as client:
         walk(client, "msg_s")
     qstash_tasks.assert_all_pages_fetched("msg_s")
-    assert [c.scripted_page for c in qstash_tasks.calls] == [0, 1]
+    assert [c.scripted_page for c in qstash_tasks.calls] == [1, 2]
 
 
 def test_unserved_requests_record_why(qstash_tasks: QStashTasksMock) -> None:
@@ -132,7 +132,7 @@ def test_unserved_requests_record_why(qstash_tasks: QStashTasksMock) -> None:
         client.get("/v1/messages/msg_1/tasks", headers={"Authorization": "Basic x"})
         client.delete("/v1/messages/msg_1/tasks")
         client.get("/v2/messages")
-    details = [(c.status, c.miss, c.detail) for c in qstash_tasks.calls]
+    details = [(c.status, c.unserved_reason, c.detail) for c in qstash_tasks.calls]
     assert details == [
         (404, "unknown_message", "message 'msg_2' is not registered; registered: 'msg_1'"),
         (401, "unauthorized", "malformed Authorization header: want 'Bearer <token>'"),

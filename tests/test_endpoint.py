@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pytest_qstash_tasks import make_tasks
-from pytest_qstash_tasks._endpoint import EndpointConfig, EndpointRequest, handle
-from pytest_qstash_tasks._store import TaskStore
+from pytest_qstash_tasks._core.endpoint import EndpointConfig, EndpointRequest, handle
+from pytest_qstash_tasks._core.store import TaskStore
 
 AUTH = "Bearer t0ken"
 
@@ -39,7 +39,7 @@ def body(answer) -> dict:  # type: ignore[no-untyped-def,type-arg]
 def test_first_page_and_following(store: TaskStore) -> None:
     first = get(store, "/v1/messages/msg_1/tasks", page_size=2)
     assert first.status == 200
-    assert first.miss is None
+    assert first.unserved_reason is None
     assert body(first)["cursor"] == 98
     assert [t["taskId"] for t in body(first)["tasks"]] == [
         t.task_id for t in store.messages["msg_1"].tasks_at(0)[:2]
@@ -73,7 +73,7 @@ def test_known_message_without_tasks(store: TaskStore) -> None:
 def test_unknown_message_is_404_and_says_what_is_registered(store: TaskStore) -> None:
     answer = get(store, "/v1/messages/msg_2/tasks")
     assert (answer.status, body(answer)) == (404, {"error": "Message not found"})
-    assert answer.miss == "unknown_message"
+    assert answer.unserved_reason == "unknown_message"
     assert answer.detail == "message 'msg_2' is not registered; registered: 'msg_1', 'msg_empty'"
 
 
@@ -83,7 +83,7 @@ def test_bad_cursor_is_400(store: TaskStore, cursor: str) -> None:
 
     answer = get(store, "/v1/messages/msg_1/tasks", "cursor=" + quote(cursor))
     assert answer.status == 400
-    assert answer.miss == "bad_cursor"
+    assert answer.unserved_reason == "bad_cursor"
     assert "invalid cursor" in body(answer)["error"]
 
 
@@ -106,7 +106,11 @@ def test_empty_cursor_counts_as_absent_and_the_first_one_wins(store: TaskStore) 
 )
 def test_missing_or_malformed_auth_is_401(store: TaskStore, auth: str | None, error: str) -> None:
     answer = get(store, "/v1/messages/msg_1/tasks", auth=auth)
-    assert (answer.status, body(answer), answer.miss) == (401, {"error": error}, "unauthorized")
+    assert (answer.status, body(answer), answer.unserved_reason) == (
+        401,
+        {"error": error},
+        "unauthorized",
+    )
 
 
 def test_any_token_unless_one_is_configured(store: TaskStore) -> None:
@@ -121,7 +125,7 @@ def test_other_methods_are_405(store: TaskStore, method: str) -> None:
     answer = get(store, "/v1/messages/msg_1/tasks", method=method)
     assert answer.status == 405
     assert ("allow", "GET") in answer.headers
-    assert answer.miss == "method_not_allowed"
+    assert answer.unserved_reason == "method_not_allowed"
 
 
 @pytest.mark.parametrize(
@@ -130,19 +134,22 @@ def test_other_methods_are_405(store: TaskStore, method: str) -> None:
 )
 def test_other_paths_are_404(store: TaskStore, path: str) -> None:
     answer = get(store, path)
-    assert (answer.status, answer.miss) == (404, "unknown_path")
+    assert (answer.status, answer.unserved_reason) == (404, "unknown_path")
     assert "the fake serves GET /v1/messages/{messageId}/tasks only" in answer.detail
 
 
 def test_base_path_prefix(store: TaskStore) -> None:
     assert get(store, "/qstash/v1/messages/msg_1/tasks", base_path="/qstash").status == 200
-    assert get(store, "/v1/messages/msg_1/tasks", base_path="/qstash").miss == "unknown_path"
+    assert (
+        get(store, "/v1/messages/msg_1/tasks", base_path="/qstash").unserved_reason
+        == "unknown_path"
+    )
 
 
 def test_percent_encoded_message_ids(store: TaskStore) -> None:
     store.add_message("msg ü")
     assert get(store, "/v1/messages/msg%20%C3%BC/tasks").status == 200
-    assert get(store, "/v1/messages/%FF/tasks").miss == "unknown_message"
+    assert get(store, "/v1/messages/%FF/tasks").unserved_reason == "unknown_message"
 
 
 def test_scripted_pages_are_served_verbatim() -> None:
@@ -152,9 +159,9 @@ def test_scripted_pages_are_served_verbatim() -> None:
     assert body(get(store, "/v1/messages/msg_s/tasks")) == pages[0]
     assert body(get(store, "/v1/messages/msg_s/tasks", "cursor=7")) == pages[1]
     third = get(store, "/v1/messages/msg_s/tasks", "cursor=3")
-    assert (body(third), third.scripted_page) == (pages[2], 2)
+    assert (body(third), third.scripted_page) == (pages[2], 3)
     stray = get(store, "/v1/messages/msg_s/tasks", "cursor=5")
-    assert (stray.status, stray.miss) == (400, "unknown_cursor")
+    assert (stray.status, stray.unserved_reason) == (400, "unknown_cursor")
     assert (
         stray.detail
         == "cursor 5 is not one the scripted pages of 'msg_s' hand out (they hand out: 7, 3)"

@@ -112,7 +112,7 @@ def test_scripted_pages(qstash_tasks: QStashTasksMock) -> None:
     with client_for(qstash_tasks) as client:
         seen, _ = walk(client, "m")
     assert [t["taskId"] for t in seen] == [a.task_id, b.task_id, c.task_id]
-    assert [call.scripted_page for call in qstash_tasks.calls] == [0, 1, 2]
+    assert [call.scripted_page for call in qstash_tasks.calls] == [1, 2, 3]
 
 
 # -- async ----------------------------------------------------------------------------

@@ -233,7 +233,7 @@ def test_backoff_follows_the_v1_formula() -> None:
     assert [backoff_ms(n) for n in range(8)] == [
         int(min(86_400, math.exp(2 * n)) * 1000) for n in range(8)
     ]
-    with pytest.raises(ValueError, match="retried must be >= 0"):
+    with pytest.raises(ValueError, match="retried must be an int >= 0"):
         backoff_ms(-1)
 
 

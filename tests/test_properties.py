@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from pytest_qstash_tasks import QStashTasksMock, Task, TasksPage, TaskState, backoff_ms, make_pages
 from pytest_qstash_tasks import strategies as qst
-from pytest_qstash_tasks._endpoint import EndpointConfig, EndpointRequest, handle
-from pytest_qstash_tasks._store import TaskStore
+from pytest_qstash_tasks._core.endpoint import EndpointConfig, EndpointRequest, handle
+from pytest_qstash_tasks._core.store import TaskStore
 
 SLOW = settings(
     deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -214,12 +214,12 @@ def test_fuzzed_requests_always_get_a_documented_json_answer(
     body = json.loads(answer.body)
     if answer.status == 200:
         assert isinstance(body["tasks"], list)
-        assert answer.miss is None
+        assert answer.unserved_reason is None
     else:
         assert set(body) == {"error"}
         assert isinstance(body["error"], str)
         assert body["error"]
-        assert answer.miss is not None
+        assert answer.unserved_reason is not None
         assert answer.detail
 
 

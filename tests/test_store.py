@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_qstash_tasks import make_task, make_tasks
-from pytest_qstash_tasks._store import TaskStore
+from pytest_qstash_tasks._core.store import TaskStore
 
 
 def test_tasks_merge_into_timeline_order_and_ties_keep_the_order_added() -> None:
@@ -54,7 +54,7 @@ def test_scripted_and_stored_do_not_mix() -> None:
     ("pages", "complaint"),
     [
         ([], "needs at least one page"),
-        ([{"cursor": 0, "tasks": []}, {"tasks": []}], r"page 0 of 'm' ends the list \(cursor 0\)"),
+        ([{"cursor": 0, "tasks": []}, {"tasks": []}], r"page 1 of 'm' ends the list \(cursor 0\)"),
         ([{"cursor": 5, "tasks": []}], "hands out cursor 5, which leads nowhere"),
         (
             [{"cursor": 5, "tasks": []}, {"cursor": 5, "tasks": []}, {"tasks": []}],

@@ -1,24 +1,24 @@
 """The endpoint core: one request in, one response out. No HTTP library, no I/O.
 
-Every transport (the respx router today) turns its request into an
-``EndpointRequest`` and sends back what ``handle`` answers, so the semantics of
-``GET /v1/messages/{messageId}/tasks`` live here and in ``_pagination`` only.
+The fake turns each transport's request into an ``EndpointRequest`` and builds its
+reply from what ``handle`` answers, so the semantics of
+``GET /v1/messages/{messageId}/tasks`` live here and in ``pagination`` only.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, unquote
 
-from ._store import TaskStore
+from .exchange import JSON_HEADERS, error_body
+from .store import TaskStore
 
-__all__ = ["EndpointConfig", "EndpointRequest", "EndpointResponse", "Miss", "handle"]
+__all__ = ["EndpointConfig", "EndpointRequest", "EndpointResponse", "UnservedReason", "handle"]
 
 #: Why a request was not served with tasks. ``None`` on a served request.
-Miss = Literal[
+UnservedReason = Literal[
     "unknown_path",
     "method_not_allowed",
     "unauthorized",
@@ -29,7 +29,6 @@ Miss = Literal[
 
 _CURSOR_RE = re.compile(r"\+?[0-9]+", re.ASCII)
 _INT64_MAX = 2**63 - 1
-_JSON = (("content-type", "application/json"),)
 
 
 @dataclass(frozen=True)
@@ -65,12 +64,13 @@ class EndpointResponse:
 
     status: int
     body: bytes
-    headers: tuple[tuple[str, str], ...] = _JSON
+    headers: tuple[tuple[str, str], ...] = JSON_HEADERS
     message_id: str | None = None
     cursor: int | None = None
     token: str | None = None
-    miss: Miss | None = None
+    unserved_reason: UnservedReason | None = None
     detail: str = ""
+    #: Which scripted page was served (1 is the first), if one was.
     scripted_page: int | None = None
     #: The cursor a served page hands out, ``None`` at the end of the list.
     next_cursor: int | None = None
@@ -96,7 +96,7 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
             "method_not_allowed",
             f"{request.method} is not allowed on /v1/messages/{{messageId}}/tasks; use GET",
             message_id=message_id,
-            headers=(*_JSON, ("allow", "GET")),
+            headers=(*JSON_HEADERS, ("allow", "GET")),
         )
 
     token, auth_problem = _bearer_token(request.authorization, config.token)
@@ -150,7 +150,7 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
             message_id=message_id,
             cursor=cursor,
             token=token,
-            scripted_page=number,
+            scripted_page=number + 1,
             next_cursor=page.cursor if page.has_more else None,
             task_count=len(page.tasks),
         )
@@ -211,21 +211,21 @@ def _parse_cursor(raw: str) -> int | None:
 def _error(
     status: int,
     text: str,
-    miss: Miss,
+    unserved_reason: UnservedReason,
     detail: str,
     *,
     message_id: str | None = None,
     token: str | None = None,
     cursor: int | None = None,
-    headers: tuple[tuple[str, str], ...] = _JSON,
+    headers: tuple[tuple[str, str], ...] = JSON_HEADERS,
 ) -> EndpointResponse:
     return EndpointResponse(
         status,
-        json.dumps({"error": text}).encode(),
+        error_body(status, text),
         headers,
         message_id=message_id,
         cursor=cursor,
         token=token,
-        miss=miss,
+        unserved_reason=unserved_reason,
         detail=detail,
     )

@@ -23,10 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._models import Task, TaskState
-from ._timing import backoff_ms
+from .args import check_int
+from .models import Task, TaskState
+from .timing import backoff_ms
 
-__all__ = ["Outcome", "SimulatedDelivery", "error_text"]
+__all__ = ["Outcome", "SimulatedDelivery", "error_text", "is_timeout"]
 
 #: What one delivery attempt meets: the destination's HTTP status, an exception
 #: (type or instance) for a timeout or connection failure, or the error text itself.
@@ -54,14 +55,14 @@ def error_text(outcome: Outcome) -> str | None:
         kind, message = type(outcome), str(outcome)
     else:
         raise TypeError(f"an outcome is an HTTP status, an exception or a str, not {outcome!r}")
-    if _is_timeout(kind):
+    if is_timeout(kind):
         return "request timed out" + (f": {message}" if message else "")
     return "connection failed: " + (message or kind.__name__)
 
 
-def _is_timeout(kind: type[BaseException]) -> bool:
-    # httpx's TimeoutException is not a TimeoutError; match it by name so this
-    # module needs no httpx.
+def is_timeout(kind: type[BaseException]) -> bool:
+    """Whether an exception class stands for a timeout (``TimeoutError``, or httpx's
+    ``TimeoutException``, matched by name so the core needs no httpx)."""
     return issubclass(kind, TimeoutError) or any(
         base.__name__ == "TimeoutException" for base in kind.__mro__
     )
@@ -95,9 +96,8 @@ class SimulatedDelivery:
         """Check the plan and build it; refuses outcomes that don't end the task."""
         if not isinstance(url, str) or not url:
             raise ValueError(f"url must be a non-empty str, got {url!r}")
-        for name, value, low in (("max_retry", max_retry, 0), ("active_ms", active_ms, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        check_int("max_retry", max_retry)
+        check_int("active_ms", active_ms, 1)
         if isinstance(outcomes, (str, bytes, int)) or not isinstance(outcomes, Sequence):
             raise TypeError(f"outcomes must be a list, e.g. [500, 500, 200]; got {outcomes!r}")
         errors = tuple(error_text(outcome) for outcome in outcomes)

@@ -19,9 +19,9 @@ def is_qstash_id(value: str, prefix: str) -> bool:
 
 def new_ids(prefix: str, count: int, rng: random.Random, taken: set[str]) -> list[str]:
     """``count`` fresh ids, none in ``taken``; they are added to it."""
-    # One draw of random bytes for the whole batch, mapped to base58: drawing character
-    # by character costs ten times more. (byte % 58 favours the first 24 characters
-    # slightly; ids only need their shape and uniqueness.)
+    # One draw of random bytes for the whole batch, mapped to base58: far cheaper
+    # than drawing character by character (docs/benchmarks.md). byte % 58 favours
+    # the first 24 characters slightly; ids only need their shape and uniqueness.
     chars = rng.randbytes(ID_LENGTH * count).translate(_BYTE_TO_BASE58).decode("ascii")
     head = prefix + "_"
     ids = [head + chars[i : i + ID_LENGTH] for i in range(0, len(chars), ID_LENGTH)]

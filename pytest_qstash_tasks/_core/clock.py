@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from ._timing import DEFAULT_START_MS, to_ms
+from .timing import DEFAULT_START_MS, to_ms
 
 __all__ = ["Clock"]
 

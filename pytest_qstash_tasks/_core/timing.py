@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 
+from .args import check_int
+
 __all__ = ["DEFAULT_START_MS", "backoff_ms", "to_ms"]
 
 #: Where the fake's clock and the factories' "now" start unless told otherwise:
@@ -21,8 +23,7 @@ def backoff_ms(retried: int) -> int:
 
     ``min(86400, e ** (2 * retried))`` seconds, truncated to whole milliseconds.
     """
-    if retried < 0:
-        raise ValueError(f"retried must be >= 0, got {retried}")
+    check_int("retried", retried)
     return _BACKOFF_MS[min(retried, len(_BACKOFF_MS) - 1)]
 
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from ._factories import with_timeline
-from ._lifecycle import SimulatedDelivery
-from ._models import Task, TasksPage
-from ._pagination import page_bounds
+from .args import check_message_id
+from .lifecycle import SimulatedDelivery
+from .models import Task, TasksPage
+from .pagination import page_bounds
+from .timeline import with_timeline
 
 __all__ = ["MessageTasks", "ScriptedPages", "TaskStore"]
 
@@ -139,14 +140,14 @@ class ScriptedPages:
         for number, page in enumerate(validated[:-1]):
             if not page.has_more:
                 raise ValueError(
-                    f"page {number} of {message_id!r} ends the list (cursor {page.cursor!r}), "
+                    f"page {number + 1} of {message_id!r} ends the list (cursor {page.cursor!r}), "
                     f"so the {len(validated) - number - 1} page(s) after it could never be "
                     "requested"
                 )
             assert page.cursor is not None
             if page.cursor in by_cursor:
                 raise ValueError(
-                    f"pages {by_cursor[page.cursor] - 1} and {number} of {message_id!r} both "
+                    f"pages {by_cursor[page.cursor]} and {number + 1} of {message_id!r} both "
                     f"hand out cursor {page.cursor}; each must lead to one page"
                 )
             by_cursor[page.cursor] = number + 1
@@ -178,7 +179,7 @@ class TaskStore:
 
     def add(self, message_id: str, tasks: Iterable[Task], now: int) -> list[Task]:
         """Store tasks (stamping untimed ones, see ``with_timeline``); returns them."""
-        _check_message_id(message_id)
+        check_message_id(message_id, "a message id")
         if message_id in self.scripted:
             raise ValueError(
                 f"message {message_id!r} is served from scripted pages; "
@@ -200,7 +201,7 @@ class TaskStore:
     def add_simulated(self, delivery: SimulatedDelivery) -> None:
         """Store a simulated delivery in its message (registering the message)."""
         message_id = delivery.message_id
-        _check_message_id(message_id)
+        check_message_id(message_id, "a message id")
         if message_id in self.scripted:
             raise ValueError(f"message {message_id!r} is served from scripted pages")
         message = self.messages.get(message_id) or MessageTasks(message_id)
@@ -210,7 +211,7 @@ class TaskStore:
 
     def add_message(self, message_id: str) -> None:
         """Register a message with no tasks (it answers 200 with an empty list)."""
-        _check_message_id(message_id)
+        check_message_id(message_id, "a message id")
         if message_id in self.scripted:
             raise ValueError(f"message {message_id!r} is served from scripted pages")
         self.messages.setdefault(message_id, MessageTasks(message_id))
@@ -218,7 +219,7 @@ class TaskStore:
 
     def add_pages(self, message_id: str, pages: Iterable[TasksPage | Mapping[str, Any]]) -> None:
         """Serve ``pages`` verbatim for ``message_id``."""
-        _check_message_id(message_id)
+        check_message_id(message_id, "a message id")
         if message_id in self.messages:
             raise ValueError(
                 f"message {message_id!r} already holds stored tasks; scripted pages would hide them"
@@ -231,10 +232,3 @@ class TaskStore:
     def known_ids(self) -> list[str]:
         """Every registered message id, in the order registered."""
         return [*self.messages, *self.scripted]
-
-
-def _check_message_id(message_id: object) -> None:
-    if not isinstance(message_id, str) or not message_id:
-        raise ValueError(f"a message id must be a non-empty str, got {message_id!r}")
-    if "/" in message_id:
-        raise ValueError(f"a message id cannot contain '/': {message_id!r}")

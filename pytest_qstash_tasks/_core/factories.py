@@ -7,13 +7,15 @@ import random
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from ._ids import new_ids
-from ._models import Task, TasksPage, TaskState
-from ._pagination import page_bounds
-from ._seeding import Stream, clock_now, current_stream
-from ._timing import _BACKOFF_MS, DEFAULT_START_MS, backoff_ms
+from .args import check_end_cursor, check_int
+from .ids import new_ids
+from .models import Task, TasksPage, TaskState
+from .pagination import page_bounds
+from .seeding import Stream, current_stream, running_clock
+from .timeline import newest_first, with_timeline
+from .timing import DEFAULT_START_MS, backoff_ms
 
-__all__ = ["make_pages", "make_task", "make_tasks", "with_timeline"]
+__all__ = ["generate", "make_pages", "make_task", "make_tasks"]
 
 #: How often each state turns up in a generated batch unless ``states`` says otherwise.
 DEFAULT_STATE_WEIGHTS: Mapping[TaskState, float] = {
@@ -90,8 +92,7 @@ def generate(
     **overrides: Override,
 ) -> list[Task]:
     """``make_tasks`` drawing from a given stream."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    check_int("n", n)
     unknown = set(overrides) - _WIRE_FIELDS
     if unknown:
         raise TypeError(
@@ -101,9 +102,12 @@ def generate(
     stream.used = True
     # Inside a test that took the fixture, "now" is its fake clock: generated data never
     # lies in the clock's future.
-    builder = _Builder(stream, clock_now(DEFAULT_START_MS) if now is None else now, states)
+    if now is None:
+        clock = stream.clock or running_clock()
+        now = DEFAULT_START_MS if clock is None else clock.now
+    builder = _Builder(stream, now, states)
     # The batch creates only acyclic objects, yet enough of them to set off the cyclic
-    # collector over and over (40% of the time for 100,000 tasks): pause it meanwhile.
+    # collector over and over: pause it meanwhile (docs/benchmarks.md has the profile).
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -111,22 +115,6 @@ def generate(
     finally:
         if collecting:
             gc.enable()
-
-
-def with_timeline(tasks: Iterable[Task], now: int) -> list[Task]:
-    """The tasks, each with a timeline timestamp.
-
-    A task that has none is stamped by its place in the list, taken as newest first:
-    the i-th gets ``now - i``. A list parsed from a QStash answer keeps its order.
-    """
-    stamped = []
-    for index, task in enumerate(tasks):
-        if not isinstance(task, Task):
-            raise TypeError(f"expected Task objects, got {type(task).__name__}: {task!r}")
-        if task.timeline_at is None:
-            task = task.model_copy(update={"timeline_at": max(1, now - index)})
-        stamped.append(task)
-    return stamped
 
 
 def make_pages(
@@ -144,11 +132,9 @@ def make_pages(
     millisecond, so it may be shorter, or, for a larger group, longer than
     ``page_size``. No tasks give one empty page. Untimed tasks: see ``with_timeline``.
     """
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-        raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
-    if end_cursor not in (0, None):
-        raise ValueError(f"end_cursor must be 0 or None, got {end_cursor!r}")
-    ordered = sorted(with_timeline(tasks, now), key=_newest_first)
+    check_int("page_size", page_size, 1)
+    check_end_cursor(end_cursor)
+    ordered = sorted(with_timeline(tasks, now), key=newest_first)
     neg = [-(task.timeline_at or 0) for task in ordered]
     pages: list[TasksPage] = []
     cursor: int | None = None
@@ -162,12 +148,8 @@ def make_pages(
 
 
 def _between(rng: random.Random, low: int, high: int) -> int:
-    """A draw from ``[low, high)``; ``randrange`` costs several times more."""
+    """A draw from ``[low, high)``, cheaper than ``randrange``."""
     return low + int(rng.random() * (high - low))
-
-
-def _newest_first(task: Task) -> int:
-    return -(task.timeline_at or 0)
 
 
 def _state_table(
@@ -206,8 +188,7 @@ class _Builder:
         now: int,
         states: Iterable[TaskState | str] | Mapping[TaskState | str, float] | None,
     ) -> None:
-        if isinstance(now, bool) or not isinstance(now, int) or now < 1:
-            raise ValueError(f"now must be unix milliseconds (an int >= 1), got {now!r}")
+        check_int("now (unix ms)", now, 1)
         self.rng: random.Random = stream.rng
         self.random = stream.rng.random
         self.taken = stream.taken_ids
@@ -300,7 +281,7 @@ class _Builder:
         last_error_at = 0
         for done in range(retried):
             last_error_at = attempt_at + 20 + int(random() * 3_000)
-            attempt_at = last_error_at + _BACKOFF_MS[done + 1 if done < 6 else 6]
+            attempt_at = last_error_at + backoff_ms(done + 1)
         failed_before = retried > 0 or state is _FAILED or state is _ERROR
         if state is _FAILED:
             last_error_at = attempt_at + 20 + int(random() * 3_000)
@@ -359,7 +340,8 @@ def _trusted(fields: dict[str, Any]) -> Task:
 
 _new_task = object.__new__
 _ALL_FIELDS = set(Task.model_fields)
-# Enum members as module constants: TaskState.X costs ten times a global lookup.
+# Enum members as module constants: an attribute lookup on the enum costs far more
+# than a global on the hot path (docs/benchmarks.md).
 _CREATED, _PLANNED, _ACTIVE = TaskState.CREATED, TaskState.PLANNED, TaskState.ACTIVE
 _DELIVERED, _ERROR, _FAILED = TaskState.DELIVERED, TaskState.ERROR, TaskState.FAILED
 _URLS = tuple(f"https://api{k}.example.com/webhooks/qstash" for k in range(1, 4))

@@ -10,16 +10,19 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .clock import Clock
 
 __all__ = [
     "Stream",
     "current_stream",
     "peek_stream",
+    "running_clock",
     "seed_for",
     "start_stream",
-    "clock_now",
 ]
 
 
@@ -39,8 +42,9 @@ class Stream:
     rng: random.Random = field(init=False)
     taken_ids: set[str] = field(default_factory=set)
     used: bool = False
-    #: The running test's fake clock (unix ms), when the test took the fixture.
-    clock: Callable[[], int] | None = None
+    #: The running test's fake clock, when the test took a fixture: generated
+    #: tasks take their "now" from it, so nothing lies in the clock's future.
+    clock: Clock | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -73,12 +77,11 @@ def start_stream(node_id: str | None, seed: int | None = None) -> Stream:
     return _current
 
 
-def clock_now(default: int) -> int:
-    """The running test's fake clock if it has one, else ``default``."""
-    node_id = _current_node_id()
-    if _current is not None and _current.clock is not None and _current.node_id == node_id:
-        return _current.clock()
-    return default
+def running_clock() -> Clock | None:
+    """The fake clock of the running test, if it took a fixture."""
+    if _current is not None and _current.node_id == _current_node_id():
+        return _current.clock
+    return None
 
 
 def peek_stream(node_id: str) -> Stream | None:

@@ -1,0 +1,80 @@
+"""The neutral request and reply every transport speaks with the fake.
+
+A transport (the respx router, the loopback server, ...) turns the request its
+library hands it into a ``Request``, calls ``Fake.dispatch``, and turns the ``Reply``
+back into what its library expects. It holds no QStash rules of its own.
+"""
+
+from __future__ import annotations
+
+import http
+import json
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["JSON_HEADERS", "Reply", "ReplyAction", "Request", "error_body"]
+
+#: How a reply reaches the client:
+#: ``answer``: status, headers and body (after ``delay`` seconds);
+#: ``raise``: raise ``exception`` in the client (in-process transports only);
+#: ``close``: close the connection without an answer (a connection error);
+#: ``hold``: send nothing until the client gives up (a timeout), then close.
+ReplyAction = Literal["answer", "raise", "close", "hold"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, as any transport can describe it.
+
+    ``url`` is the full URL as sent (for messages); ``raw_path`` its percent-encoded
+    path and ``query`` its raw query string. Header names are lowercase.
+    ``in_process`` says whether the client runs in the test's own process, where the
+    fake can raise an exception in it. ``client`` tells one client apart from another
+    for the loop guard (``None``: the current thread and asyncio task). ``native`` is
+    the transport's own request object, kept for ``RecordedCall.request`` and for
+    exceptions that carry their request.
+    """
+
+    method: str
+    url: str
+    raw_path: str
+    query: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    in_process: bool = False
+    client: Hashable | None = None
+    native: object = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (lowercase), or ``None``."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the client gets: see ``ReplyAction``."""
+
+    action: ReplyAction
+    status: int = 0
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    delay: float = 0.0
+    exception: BaseException | None = None
+
+
+#: The content type of every JSON answer.
+JSON_HEADERS = (("content-type", "application/json"),)
+
+
+def error_body(status: int, error: str | None = None) -> bytes:
+    """A QStash-shaped error body, ``{"error": ...}``; by default the status's reason phrase."""
+    if error is None:
+        try:
+            error = http.HTTPStatus(status).phrase
+        except ValueError:
+            error = f"HTTP status {status}"
+    return json.dumps({"error": error}).encode()

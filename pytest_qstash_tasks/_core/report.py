@@ -1,0 +1,196 @@
+"""Every failure message of the fake, in one place.
+
+Pure functions over recorded calls, faults and scripted pages: the fake hands them
+what it holds, under its lock, and raises what they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .args import ANY, AnyCursor
+from .calls import RecordedCall
+from .faults import Fault
+from .store import ScriptedPages
+
+__all__ = [
+    "all_pages_fetched_problem",
+    "describe_filter",
+    "filter_calls",
+    "format_calls",
+    "format_problems",
+    "loop_message",
+    "problems",
+    "times_text",
+]
+
+
+def filter_calls(
+    calls: Sequence[RecordedCall],
+    message_id: str | None = None,
+    *,
+    cursor: int | AnyCursor | None = ANY,
+    status: int | None = None,
+    served: bool | None = None,
+) -> list[RecordedCall]:
+    """The calls that match every filter given."""
+    return [
+        call
+        for call in calls
+        if (message_id is None or call.message_id == message_id)
+        and (cursor is ANY or call.cursor == cursor)
+        and (status is None or call.status == status)
+        and (served is None or call.served == served)
+    ]
+
+
+def describe_filter(message_id: str | None, cursor: int | AnyCursor | None) -> str:
+    """``requests for message 'm' with cursor=5`` and the like."""
+    text = "requests" if message_id is None else f"requests for message {message_id!r}"
+    if cursor is None:
+        text += " without a cursor"
+    elif cursor is not ANY:
+        text += f" with cursor={cursor}"
+    return text
+
+
+def times_text(count: int) -> str:
+    """``once`` or ``N times``."""
+    return "once" if count == 1 else f"{count} times"
+
+
+def format_calls(calls: Sequence[RecordedCall], marked: Sequence[RecordedCall] = ()) -> str:
+    """The recorded calls, numbered, one a line; ``marked`` ones flagged with ``>``."""
+    if not calls:
+        return "Recorded calls: none."
+    chosen = {id(call) for call in marked}
+    lines = [f"Recorded calls ({len(calls)}):"]
+    for number, call in enumerate(calls, 1):
+        flag = ">" if id(call) in chosen else " "
+        lines.append(f" {flag}{number:>3}. {call.describe()}")
+    return "\n".join(lines)
+
+
+def all_pages_fetched_problem(
+    calls: Sequence[RecordedCall], message_id: str, known: Sequence[str]
+) -> str | None:
+    """Why the client did not follow ``message_id``'s cursors to the end, or None."""
+    if message_id not in known:
+        listed = ", ".join(repr(k) for k in known) or "none"
+        return (
+            f"message {message_id!r} is not registered with the fake "
+            f"(registered: {listed}), so no page of it could be fetched"
+        )
+    served = [c for c in calls if c.message_id == message_id and c.served]
+    by_cursor: dict[int | None, RecordedCall] = {}
+    for call in served:
+        by_cursor.setdefault(call.cursor, call)
+    if None not in by_cursor:
+        return f"the first page of {message_id!r} (a request without a cursor) was never served"
+    call, pages = by_cursor[None], 1
+    while call.next_cursor is not None:
+        following = by_cursor.get(call.next_cursor)
+        if following is None:
+            return (
+                f"page {pages} of {message_id!r} handed out cursor={call.next_cursor}, "
+                f"but no request with cursor={call.next_cursor} was served: the client "
+                f"fetched {pages} page(s) and stopped before the end"
+            )
+        call, pages = following, pages + 1
+    return None
+
+
+def loop_message(
+    method: str, url: str, cursor: int | None, repeats: int, status: int, limit: int
+) -> str:
+    """What the loop guard says when it stops a client."""
+    shown = "" if cursor is None else f" (cursor={cursor})"
+    return (
+        f"likely infinite loop: {method} {url}{shown} was sent {repeats} times in a row "
+        f"and got the same {status} answer each time, with nothing changed in between. "
+        "A client that pages should stop when the cursor is 0 or missing. (The limit is "
+        f"max_identical_requests={limit}; raise it with "
+        "@pytest.mark.qstash_tasks(max_identical_requests=...).)"
+    )
+
+
+def problems(
+    *,
+    base_url: str,
+    calls: Sequence[RecordedCall],
+    loops: Sequence[RecordedCall],
+    scripted: Sequence[ScriptedPages],
+    faults: Sequence[Fault],
+    checks: dict[str, bool],
+) -> list[str]:
+    """What ``verify()`` reports, one paragraph each; ``checks`` holds the switches."""
+    found: list[str] = []
+    if loops:
+        found.append(
+            "stopped a likely infinite loop: the same request kept getting the same "
+            "answer (QStashTasksLoopError):\n" + _bullets(c.describe() for c in loops)
+        )
+    unserved = [call for call in calls if call.unserved_reason is not None]
+    if unserved and checks["assert_all_requests_served"]:
+        found.append(
+            f"{len(unserved)} request(s) to {base_url} could not be served:\n"
+            + _bullets(call.describe() for call in unserved)
+            + _switch("assert_all_requests_served")
+        )
+    unrequested = _unrequested_pages(calls, scripted)
+    if unrequested and checks["assert_all_scripted_pages_requested"]:
+        found.append(
+            f"{len(unrequested)} scripted page(s) were never requested:\n"
+            + _bullets(unrequested)
+            + _switch("assert_all_scripted_pages_requested")
+        )
+    unfired = [fault for fault in faults if fault.fired < fault.times]
+    if unfired and checks["assert_all_faults_triggered"]:
+        found.append(
+            f"{len(unfired)} fault(s) did not fire as often as planned:\n"
+            + _bullets(fault.describe() for fault in unfired)
+            + _switch("assert_all_faults_triggered")
+        )
+    return found
+
+
+def format_problems(found: Sequence[str]) -> str:
+    """The one failure message for ``found``: a header, then each, numbered."""
+    head = f"qstash_tasks found {len(found)} problem(s):"
+    return "\n\n".join([head, *(f"{n}. {text}" for n, text in enumerate(found, 1))])
+
+
+def _unrequested_pages(
+    calls: Sequence[RecordedCall], scripted: Sequence[ScriptedPages]
+) -> list[str]:
+    requested = {
+        (call.message_id, call.scripted_page)
+        for call in calls
+        if call.scripted_page is not None and call.served
+    }
+    lines = []
+    for pages in scripted:
+        for number in range(1, len(pages.pages) + 1):
+            if (pages.message_id, number) in requested:
+                continue
+            how = (
+                "without a cursor"
+                if number == 1
+                else f"with cursor={pages.pages[number - 2].cursor}"
+            )
+            lines.append(
+                f"page {number} of {len(pages.pages)} of {pages.message_id!r} (asked for {how})"
+            )
+    return lines
+
+
+def _bullets(lines: Iterable[str]) -> str:
+    return "\n".join(f"  - {line}" for line in lines)
+
+
+def _switch(option: str) -> str:
+    return (
+        f"\n  (if that is what the test wants, turn this check off with "
+        f"@pytest.mark.qstash_tasks({option}=False) or the ini option "
+        f"qstash_tasks_{option} = false)"
+    )

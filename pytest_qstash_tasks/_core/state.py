@@ -1,0 +1,33 @@
+"""What every part of the fake shares: the lock, the store, the clock, the calls."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .calls import RecordedCall
+    from .clock import Clock
+    from .endpoint import EndpointConfig
+    from .faults import Fault
+    from .seeding import Stream
+    from .store import TaskStore
+
+__all__ = ["FakeState"]
+
+
+class FakeState:
+    """The attributes the fake's parts (state, faults, calls, dispatch) work on.
+
+    Every read or write of the store, the faults or the calls happens under ``_lock``:
+    transports call ``dispatch`` from any thread.
+    """
+
+    clock: Clock
+    _lock: threading.Lock
+    _store: TaskStore
+    _config: EndpointConfig
+    _faults: list[Fault]
+    _calls: list[RecordedCall]
+    #: With a seed, one stream for the fake's whole life; else the test's own.
+    _stream: Stream | None

@@ -1,0 +1,348 @@
+"""A real HTTP server on the loopback interface that answers with whichever fake
+holds it: the standard library's ``ThreadingHTTPServer``, tuned for tests.
+
+Tuning, each for a stall or a leak a test would otherwise meet (docs/benchmarks.md):
+HTTP/1.1 keep-alive; ``TCP_NODELAY`` and each answer written in one call (no Nagle
+delay); a listen backlog far above socketserver's 5; a stop that wakes the accept loop
+through a socket pair instead of waiting for a poll; idle keep-alive connections
+closed on stop; daemon threads, each joined on stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http
+import ipaddress
+import select
+import selectors
+import socket
+import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from pytest_qstash_tasks._core.exchange import JSON_HEADERS, Reply, Request, error_body
+from pytest_qstash_tasks._core.fake import Fake
+
+__all__ = ["LoopbackServer"]
+
+#: The largest request body read; a larger one is refused with 413.
+MAX_BODY = 1 << 20
+#: How long ``detach`` waits for requests still being answered.
+DRAIN_SECONDS = 10.0
+_HOLD_POLL = 0.05
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    """The server; ``attach`` a fake to have it answer.
+
+    Binds when built (so ``base_url`` is known at once), serves from ``start`` to
+    ``stop``. A request that arrives while no fake is attached gets ``503`` with a
+    JSON error and is kept in ``stray`` for someone to report.
+    """
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 1024
+    #: ``handle_request`` never waits: the accept loop calls it when a client is ready
+    #: (and a client that vanished in between must not block the loop).
+    timeout = 0
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, max_hold_seconds: float = 10.0
+    ) -> None:
+        try:
+            family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        except ValueError:
+            raise ValueError(
+                f"host must be an IP address such as 127.0.0.1 or ::1, got {host!r} "
+                "(a name like localhost may resolve to another address than the one served)"
+            ) from None
+        self.address_family = family
+        super().__init__((host, port), _Handler)
+        self.host, self.port = host, self.server_address[1]
+        self.max_hold_seconds = max_hold_seconds
+        self.stray: list[str] = []
+        self.internal_errors: list[str] = []
+        self._fake: Fake | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._connections: set[socket.socket] = set()
+        self._workers: set[threading.Thread] = set()
+        self._stopping = threading.Event()
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._accept_thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (IPv6: ``http://[::1]:<port>``): a literal IP."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._accept_thread is not None
+
+    # -- start, stop ----------------------------------------------------------------
+
+    def start(self) -> LoopbackServer:
+        """Serve in a daemon thread; returns once the server accepts connections."""
+        if self._accept_thread is not None:
+            raise RuntimeError("this server is already running")
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=self._accept_loop, args=(ready,), name=f"qstash-tasks-server:{self.port}"
+        )
+        thread.daemon = True
+        thread.start()
+        ready.wait()
+        self._accept_thread = thread
+        return self
+
+    def stop(self) -> None:
+        """Stop at once: no poll to wait for; open connections closed, threads joined."""
+        thread, self._accept_thread = self._accept_thread, None
+        self._stopping.set()
+        if thread is not None:
+            self._wake_write.send(b"x")
+            thread.join()
+        self.server_close()
+        with self._lock:
+            connections, threads = list(self._connections), list(self._workers)
+        for connection in connections:
+            _shutdown(connection)
+        for worker in threads:
+            worker.join(DRAIN_SECONDS)
+        self._wake_read.close()
+        self._wake_write.close()
+
+    def _accept_loop(self, ready: threading.Event) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            ready.set()
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_read:
+                        return
+                    self.handle_request()  # ready: accepts without waiting
+
+    # -- fakes ----------------------------------------------------------------------
+
+    def attach(self, fake: Fake) -> None:
+        """Have ``fake`` answer from now on."""
+        with self._lock:
+            if self._fake is not None and self._fake is not fake:
+                raise RuntimeError(
+                    f"the server at {self.base_url} is already held by {self._fake!r}"
+                )
+            self._fake = fake
+
+    def detach(self, fake: Fake) -> None:
+        """Stop answering with ``fake``, once the requests it is answering are done."""
+        with self._lock:
+            if self._fake is fake:
+                self._fake = None
+            self._idle.wait_for(lambda: self._in_flight == 0, DRAIN_SECONDS)
+
+    def take_stray(self) -> list[str]:
+        """The requests no fake answered since the last call (and forget them)."""
+        with self._lock:
+            stray, self.stray = self.stray, []
+        return stray
+
+    @contextmanager
+    def _holding(self, address: Hashable) -> Iterator[tuple[Fake | None, Hashable]]:
+        """The fake for one request, and the client the loop guard counts it for.
+
+        A request alone on the server counts for one sequential client, which is what
+        a looping client is, whether or not it reuses its connection; requests that
+        overlap count per connection, so concurrent clients are not a loop.
+        """
+        with self._lock:
+            self._in_flight += 1
+            client = "sequential" if self._in_flight == 1 else address
+            fake = self._fake
+        try:
+            yield fake, client
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    # -- socketserver hooks ---------------------------------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
+        with self._lock:
+            self._workers.add(thread)
+            self._connections.add(request)
+        thread.start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._workers.discard(threading.current_thread())
+                self._connections.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer is not the server's error, and a bug
+        # in answering was already turned into a 500 and recorded by the handler.
+        pass
+
+    # -- one request ----------------------------------------------------------------
+
+    def answer(self, handler: _Handler, body: bytes) -> None:
+        """Hand one parsed request to the fake and deliver its reply."""
+        target = handler.path
+        raw_path, _, query = target.partition("?")
+        with self._holding(handler.client_address) as (fake, client):
+            request = Request(
+                method=handler.command,
+                url=self.base_url + target,
+                raw_path=raw_path,
+                query=query,
+                headers=tuple((k.lower(), v) for k, v in handler.headers.items()),
+                body=body,
+                in_process=False,
+                client=client,
+            )
+            if fake is None:
+                self.stray.append(f"{request.method} {request.url}")
+                text = (
+                    f"qstash_tasks_server: no test holds the server at {self.base_url} "
+                    "now, so nothing answers this request"
+                )
+                reply: Reply | None = Reply("answer", 503, JSON_HEADERS, error_body(503, text))
+            else:
+                try:
+                    reply = fake.dispatch(request)
+                except BaseException as error:  # reported, and the client told
+                    text = f"qstash_tasks_server: {type(error).__name__}: {error}"
+                    self.internal_errors.append(f"{request.method} {request.url}: {text}")
+                    reply = Reply("answer", 500, JSON_HEADERS, error_body(500, text))
+            assert reply is not None
+            self._deliver(handler, reply)
+
+    def _deliver(self, handler: _Handler, reply: Reply) -> None:
+        if reply.delay and self._stopping.wait(reply.delay):
+            reply = Reply("close")
+        if reply.action == "answer":
+            handler.write_answer(reply.status, reply.headers, reply.body)
+        elif reply.action == "hold":
+            self._hold(handler.connection)
+            handler.close_connection = True
+        else:  # "close" (and "raise", which only an in-process transport can do)
+            handler.close_connection = True
+
+    def _hold(self, connection: socket.socket) -> None:
+        """Send nothing until the client closes its end, the server stops, or the bound."""
+        waited = 0.0
+        while waited < self.max_hold_seconds and not self._stopping.is_set():
+            readable, _, _ = select.select([connection], [], [], _HOLD_POLL)
+            waited += _HOLD_POLL
+            if readable:
+                try:
+                    if not connection.recv(1, socket.MSG_PEEK):
+                        return  # the client gave up
+                except OSError:
+                    return
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LoopbackServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle_one_request(self) -> None:
+        self.command = None  # type: ignore[assignment]  # no request line read yet
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():  # it answered 400, 431, ... itself
+                return
+            body = self._read_body()
+            if body is not None:
+                self.server.answer(self, body)
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _read_body(self) -> bytes | None:
+        """The request body, drained so the next request on the connection starts clean."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return self._read_chunked()
+        length = self.headers.get("content-length")
+        if length is None:
+            return b""
+        if not length.isdigit():
+            self.send_error(400, f"invalid Content-Length {length!r}")
+            return None
+        if int(length) > MAX_BODY:
+            self.send_error(413, f"request body over {MAX_BODY} bytes")
+            return None
+        return self.rfile.read(int(length))
+
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_line = self.rfile.readline(1026).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                self.send_error(400, "invalid chunked body")
+                return None
+            total += size
+            if total > MAX_BODY:
+                self.send_error(413, f"request body over {MAX_BODY} bytes")
+                return None
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(3)
+
+    def write_answer(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
+        """Status line, headers and body in one write: no Nagle delay between them."""
+        try:
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        head = [f"HTTP/1.1 {status} {phrase}\r\n"]
+        head.extend(f"{name}: {value}\r\n" for name, value in headers)
+        head.append(f"content-length: {len(body)}\r\n")
+        if self.close_connection:
+            head.append("connection: close\r\n")
+        head.append("\r\n")
+        payload = "".join(head).encode("latin-1")
+        self.wfile.write(payload if self.command == "HEAD" else payload + body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors of the HTTP layer (a bad request line, huge headers): JSON, as QStash."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # the client went away
+            self.write_answer(code, JSON_HEADERS, error_body(code, message))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the fake records every call
+
+
+def _shutdown(connection: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the client
+        connection.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,115 @@
+"""``QStashTasksServer``: the fake behind a real HTTP server on the loopback interface,
+for every client: ``requests``, ``aiohttp``, ``urllib``, the official SDK, curl, a
+subprocess, another language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_qstash_tasks._core.fake import Fake
+
+from .loopback import LoopbackServer
+
+__all__ = ["QStashTasksServer"]
+
+
+class QStashTasksServer(Fake):
+    """The fake, served over HTTP at ``base_url`` (``http://127.0.0.1:<port>``).
+
+    In tests, take the ``qstash_tasks_server`` fixture: one server per test session
+    (per xdist worker), with a fresh fake for each test. Elsewhere use it as a context
+    manager, sync or async::
+
+        with QStashTasksServer() as fake:
+            fake.add("msg_123", count=250)
+            subprocess.run(["my-report", "msg_123"], env={**os.environ, **fake.env})
+
+    Args:
+        host: The IP address to listen on: ``127.0.0.1`` (default) or ``::1``.
+        port: The port; ``0`` (default) takes a free one.
+        max_hold_seconds: How long a timeout planned with ``raise_next`` holds the
+            answer when the client does not give up first.
+        server: A running ``LoopbackServer`` to answer on, shared with other fakes
+            one at a time (the fixture's); by default the fake runs its own.
+        **settings: The fake's settings (``token``, ``page_size``, ``end_cursor``,
+            ...: see ``QStashTasksMock``), all but ``base_url``, which is where the
+            server listens.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_hold_seconds: float = 10.0,
+        server: LoopbackServer | None = None,
+        **settings: Any,
+    ) -> None:
+        if "base_url" in settings:
+            raise TypeError(
+                "QStashTasksServer takes host= and port=, not base_url: its base URL is "
+                "where it listens"
+            )
+        self._owns_server = server is None
+        self._server = server or LoopbackServer(host, port, max_hold_seconds=max_hold_seconds)
+        self._attached = False
+        super().__init__(base_url=self._server.base_url, **settings)
+        self._stray_before: list[str] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``QSTASH_URL`` and ``QSTASH_TOKEN`` for a subprocess or the official SDK."""
+        return {"QSTASH_URL": self.base_url, "QSTASH_TOKEN": self.token}
+
+    @property
+    def server(self) -> LoopbackServer:
+        """The HTTP server this fake answers on."""
+        return self._server
+
+    def start(self) -> QStashTasksServer:
+        """Start answering at ``base_url`` (starting the server if the fake owns it)."""
+        if self._attached:
+            raise RuntimeError("this QStashTasksServer is already started")
+        if self._owns_server:
+            self._server.start()
+        self._stray_before = self._server.take_stray()
+        self._server.internal_errors.clear()  # reported by the fake that met them
+        self._server.attach(self)
+        self._attached = True
+        return self
+
+    def stop(self) -> None:
+        """Stop answering, once the requests still being answered are done.
+
+        Recorded calls and stored tasks stay readable.
+        """
+        if not self._attached:
+            if self._owns_server and not self._server.running:
+                self._server.server_close()  # never started: free the port
+            return
+        self._attached = False
+        self._server.detach(self)
+        if self._owns_server:
+            self._server.stop()
+
+    def problems(self) -> list[str]:
+        """What ``verify()`` would report: the fake's problems, and the server's."""
+        found = super().problems()
+        errors = list(self._server.internal_errors)
+        if errors:
+            found.append(
+                f"the server failed to answer {len(errors)} request(s) (a bug in "
+                "pytest-qstash-tasks, please report it):\n"
+                + "\n".join(f"  - {line}" for line in errors)
+            )
+        if self._stray_before:
+            found.append(
+                f"{len(self._stray_before)} request(s) reached {self.base_url} while no "
+                "test held the server, before this test started, and got 503 (a client "
+                "an earlier test left running?):\n"
+                + "\n".join(f"  - {line}" for line in self._stray_before)
+            )
+        return found
+
+    def _state_word(self) -> str:
+        return "started" if self._attached else "stopped"
