@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._core.clock import Clock
     from ._core.errors import QStashTasksLoopError
     from ._core.factories import make_pages, make_task, make_tasks
+    from ._core.fake import QStashTasksFake
     from ._core.faults import Fault
     from ._core.models import Task, TasksPage, TaskState
     from ._core.timing import DEFAULT_START_MS, backoff_ms
@@ -42,6 +43,7 @@ _LAZY = {
     "make_task": "._core.factories",
     "make_tasks": "._core.factories",
     "Fault": "._core.faults",
+    "QStashTasksFake": "._core.fake",
     "Task": "._core.models",
     "TaskState": "._core.models",
     "TasksPage": "._core.models",
@@ -60,6 +62,7 @@ __all__ = [
     "DEFAULT_START_MS",
     "Fault",
     "LoopbackServer",
+    "QStashTasksFake",
     "QStashTasksLoopError",
     "QStashTasksMock",
     "QStashTasksServer",

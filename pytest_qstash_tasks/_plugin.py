@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
-    from ._core.fake import Fake
+    from ._core.fake import QStashTasksFake
     from ._transports.loopback import LoopbackServer
     from ._transports.respx_router import QStashTasksMock
     from ._transports.server import QStashTasksServer
 
-_FAKES_KEY = pytest.StashKey["list[Fake]"]()
+_FAKES_KEY = pytest.StashKey["list[QStashTasksFake]"]()
 _CALL_FAILED_KEY = pytest.StashKey[bool]()
-_F = TypeVar("_F", bound="Fake")
+_F = TypeVar("_F", bound="QStashTasksFake")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,13 +1,32 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
+from qstash import AsyncQStash, QStash
+
+from pytest_qstash_tasks import QStashTasksFake
 
 SEED_EXAMPLE = Path(__file__).parent / "data" / "seed_example.json"
+
+#: The fixtures of each transport: the behaviour tests run against every one.
+TRANSPORTS = {"in_process": "qstash_tasks", "server": "qstash_tasks_server"}
+
+
+#: For a behaviour only an in-process transport has: raising in the client.
+in_process_only = pytest.mark.parametrize("any_fake", ["in_process"], indirect=True)
+
+
+@pytest.fixture(params=list(TRANSPORTS))
+def any_fake(request: pytest.FixtureRequest) -> QStashTasksFake:
+    """The fake of this test, once through each transport."""
+    fake: QStashTasksFake = request.getfixturevalue(TRANSPORTS[request.param])
+    return fake
 
 
 @pytest.fixture
@@ -57,3 +76,33 @@ def async_client_for(fake: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=fake.base_url, headers={"Authorization": f"Bearer {fake.token}"}
     )
+
+
+# The official SDK has no close(): over a real socket its httpx client holds a
+# connection that the gc would report as unclosed, so these close it at teardown.
+@pytest.fixture
+def sdk() -> Iterator[Callable[..., QStash]]:
+    """Build official SDK clients, closed at teardown."""
+    made: list[QStash] = []
+
+    def make(*args: Any, **kwargs: Any) -> QStash:
+        made.append(QStash(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.http._client.close()
+
+
+@pytest_asyncio.fixture
+async def async_sdk() -> AsyncIterator[Callable[..., AsyncQStash]]:
+    """Build official async SDK clients, closed at teardown."""
+    made: list[AsyncQStash] = []
+
+    def make(*args: Any, **kwargs: Any) -> AsyncQStash:
+        made.append(AsyncQStash(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.http._client.aclose()

@@ -6,90 +6,90 @@ import re
 
 import pytest
 
-from pytest_qstash_tasks import QStashTasksMock, make_pages, make_tasks
+from pytest_qstash_tasks import QStashTasksFake, make_pages, make_tasks
 from tests.conftest import client_for, walk
 
 
-def test_get_calls_filters(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.add("msg_1", count=150, timeline_at=lambda i: 10_000 - i)
-    qstash_tasks.add("msg_2", count=3)
-    with client_for(qstash_tasks) as client:
+def test_get_calls_filters(any_fake: QStashTasksFake) -> None:
+    any_fake.add("msg_1", count=150, timeline_at=lambda i: 10_000 - i)
+    any_fake.add("msg_2", count=3)
+    with client_for(any_fake) as client:
         walk(client, "msg_1")
         walk(client, "msg_2")
         client.get("/v1/messages/msg_3/tasks")
-    assert len(qstash_tasks.get_calls()) == 4
-    assert [c.cursor for c in qstash_tasks.get_calls("msg_1")] == [None, 9_900]
-    assert [c.message_id for c in qstash_tasks.get_calls(cursor=None)] == [
+    assert len(any_fake.get_calls()) == 4
+    assert [c.cursor for c in any_fake.get_calls("msg_1")] == [None, 9_900]
+    assert [c.message_id for c in any_fake.get_calls(cursor=None)] == [
         "msg_1",
         "msg_2",
         "msg_3",
     ]
-    assert [c.message_id for c in qstash_tasks.get_calls(status=404)] == ["msg_3"]
-    assert len(qstash_tasks.get_calls(served=True)) == 3
-    assert qstash_tasks.get_calls("msg_1", cursor=9_900)[0].task_count == 50
-    qstash_tasks.assert_called("msg_1", times=2)
-    qstash_tasks.assert_called("msg_1", cursor=9_900, times=1)
-    qstash_tasks.assert_called()
-    qstash_tasks.assert_not_called("msg_4")
-    qstash_tasks.assert_all_pages_fetched("msg_1")
-    qstash_tasks.assert_all_pages_fetched("msg_2")
-    qstash_tasks.assert_called("msg_3")
-    qstash_tasks.assert_all_requests_served = False  # msg_3 is unknown on purpose
+    assert [c.message_id for c in any_fake.get_calls(status=404)] == ["msg_3"]
+    assert len(any_fake.get_calls(served=True)) == 3
+    assert any_fake.get_calls("msg_1", cursor=9_900)[0].task_count == 50
+    any_fake.assert_called("msg_1", times=2)
+    any_fake.assert_called("msg_1", cursor=9_900, times=1)
+    any_fake.assert_called()
+    any_fake.assert_not_called("msg_4")
+    any_fake.assert_all_pages_fetched("msg_1")
+    any_fake.assert_all_pages_fetched("msg_2")
+    any_fake.assert_called("msg_3")
+    any_fake.assert_all_requests_served = False  # msg_3 is unknown on purpose
 
 
 def test_assert_called_shows_what_was_expected_and_every_call(
-    qstash_tasks: QStashTasksMock,
+    any_fake: QStashTasksFake,
 ) -> None:
-    qstash_tasks.add("msg_1", count=150, timeline_at=lambda i: 10_000 - i)
-    with client_for(qstash_tasks) as client:
+    any_fake.add("msg_1", count=150, timeline_at=lambda i: 10_000 - i)
+    with client_for(any_fake) as client:
         walk(client, "msg_1")
     with pytest.raises(AssertionError) as caught:
-        qstash_tasks.assert_called("msg_1", cursor=9_900, times=2)
+        any_fake.assert_called("msg_1", cursor=9_900, times=2)
     assert str(caught.value) == (
         "qstash_tasks: expected requests for message 'msg_1' with cursor=9900 2 times, got once.\n"
         "Recorded calls (2):\n"
-        "    1. GET https://qstash.upstash.io/v1/messages/msg_1/tasks -> 200 (100 tasks, next cursor 9900)\n"
-        " >  2. GET https://qstash.upstash.io/v1/messages/msg_1/tasks?cursor=9900 (cursor=9900) "
+        f"    1. GET {any_fake.base_url}/v1/messages/msg_1/tasks -> 200 (100 tasks, next cursor 9900)\n"
+        f" >  2. GET {any_fake.base_url}/v1/messages/msg_1/tasks?cursor=9900 (cursor=9900) "
         "-> 200 (50 tasks, end)"
     )
     with pytest.raises(
         AssertionError,
         match=r"expected requests for message 'msg_2' to the fake, got none\.\nRecorded calls \(2\):",
     ):
-        qstash_tasks.assert_called("msg_2")
+        any_fake.assert_called("msg_2")
     with pytest.raises(
         AssertionError, match=r"expected requests without a cursor 3 times, got once"
     ):
-        qstash_tasks.assert_called(cursor=None, times=3)
+        any_fake.assert_called(cursor=None, times=3)
     with pytest.raises(AssertionError, match=r"expected no requests for message 'msg_1', got 2\."):
-        qstash_tasks.assert_not_called("msg_1")
+        any_fake.assert_not_called("msg_1")
     with pytest.raises(ValueError, match="times must be an int >= 0"):
-        qstash_tasks.assert_called(times=-1)
+        any_fake.assert_called(times=-1)
 
 
-def test_assert_not_called_on_a_quiet_fake(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.assert_not_called()
-    qstash_tasks.assert_called(times=0)
+def test_assert_not_called_on_a_quiet_fake(any_fake: QStashTasksFake) -> None:
+    any_fake.assert_not_called()
+    any_fake.assert_called(times=0)
     with pytest.raises(
         AssertionError, match=r"expected requests to the fake, got none\.\nRecorded calls: none\."
     ):
-        qstash_tasks.assert_called()
+        any_fake.assert_called()
 
 
 def test_assert_all_pages_fetched_names_the_page_where_the_client_stopped(
-    qstash_tasks: QStashTasksMock,
+    any_fake: QStashTasksFake,
 ) -> None:
-    qstash_tasks.add("msg_1", count=250, timeline_at=lambda i: 10_000 - i)
+    any_fake.add("msg_1", count=250, timeline_at=lambda i: 10_000 - i)
     with pytest.raises(
         AssertionError,
         match=r"the first page of 'msg_1' \(a request without a cursor\) was never served",
     ):
-        qstash_tasks.assert_all_pages_fetched("msg_1")
-    with client_for(qstash_tasks) as client:
+        any_fake.assert_all_pages_fetched("msg_1")
+    with client_for(any_fake) as client:
         client.get("/v1/messages/msg_1/tasks")
         client.get("/v1/messages/msg_1/tasks", params={"cursor": 9_900})
     with pytest.raises(AssertionError) as caught:
-        qstash_tasks.assert_all_pages_fetched("msg_1")
+        any_fake.assert_all_pages_fetched("msg_1")
     message = str(caught.value)
     assert message.startswith(
         "qstash_tasks: expected every page of 'msg_1' to be fetched: page 2 of 'msg_1' handed "
@@ -100,39 +100,39 @@ def test_assert_all_pages_fetched_names_the_page_where_the_client_stopped(
         AssertionError,
         match=r"message 'nope' is not registered with the fake \(registered: 'msg_1'\)",
     ):
-        qstash_tasks.assert_all_pages_fetched("nope")
+        any_fake.assert_all_pages_fetched("nope")
 
 
-def test_a_failed_request_does_not_count_as_fetched(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.add("msg_1", count=150, timeline_at=lambda i: 10_000 - i)
-    qstash_tasks.fail_next(503, cursor=9_900)
-    with client_for(qstash_tasks) as client:
+def test_a_failed_request_does_not_count_as_fetched(any_fake: QStashTasksFake) -> None:
+    any_fake.add("msg_1", count=150, timeline_at=lambda i: 10_000 - i)
+    any_fake.fail_next(503, cursor=9_900)
+    with client_for(any_fake) as client:
         client.get("/v1/messages/msg_1/tasks")
         assert client.get("/v1/messages/msg_1/tasks", params={"cursor": 9_900}).status_code == 503
         with pytest.raises(AssertionError, match="no request with cursor=9900 was served"):
-            qstash_tasks.assert_all_pages_fetched("msg_1")
+            any_fake.assert_all_pages_fetched("msg_1")
         client.get("/v1/messages/msg_1/tasks", params={"cursor": 9_900})
-    qstash_tasks.assert_all_pages_fetched("msg_1")
+    any_fake.assert_all_pages_fetched("msg_1")
 
 
-def test_scripted_pages_fetched(qstash_tasks: QStashTasksMock) -> None:
+def test_scripted_pages_fetched(any_fake: QStashTasksFake) -> None:
     pages = make_pages(make_tasks(3, message_id="msg_s", seed=1), page_size=2)
-    qstash_tasks.add_pages("msg_s", pages)
-    with client_for(qstash_tasks) as client:
+    any_fake.add_pages("msg_s", pages)
+    with client_for(any_fake) as client:
         walk(client, "msg_s")
-    qstash_tasks.assert_all_pages_fetched("msg_s")
-    assert [c.scripted_page for c in qstash_tasks.calls] == [1, 2]
+    any_fake.assert_all_pages_fetched("msg_s")
+    assert [c.scripted_page for c in any_fake.calls] == [1, 2]
 
 
-def test_unserved_requests_record_why(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.assert_all_requests_served = False
-    qstash_tasks.add("msg_1", count=1)
-    with client_for(qstash_tasks) as client:
+def test_unserved_requests_record_why(any_fake: QStashTasksFake) -> None:
+    any_fake.assert_all_requests_served = False
+    any_fake.add("msg_1", count=1)
+    with client_for(any_fake) as client:
         client.get("/v1/messages/msg_2/tasks")
         client.get("/v1/messages/msg_1/tasks", headers={"Authorization": "Basic x"})
         client.delete("/v1/messages/msg_1/tasks")
         client.get("/v2/messages")
-    details = [(c.status, c.unserved_reason, c.detail) for c in qstash_tasks.calls]
+    details = [(c.status, c.unserved_reason, c.detail) for c in any_fake.calls]
     assert details == [
         (404, "unknown_message", "message 'msg_2' is not registered; registered: 'msg_1'"),
         (401, "unauthorized", "malformed Authorization header: want 'Bearer <token>'"),
@@ -147,7 +147,7 @@ def test_unserved_requests_record_why(qstash_tasks: QStashTasksMock) -> None:
             "the fake serves GET /v1/messages/{messageId}/tasks only, not GET /v2/messages",
         ),
     ]
-    assert not any(c.served for c in qstash_tasks.calls)
+    assert not any(c.served for c in any_fake.calls)
 
 
 TEARDOWN_TEST = """

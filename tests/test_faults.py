@@ -7,26 +7,27 @@ import datetime as dt
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
 from qstash import AsyncQStash, QStash
 from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimitExceededError
 
-from pytest_qstash_tasks import QStashTasksMock
-from tests.conftest import async_client_for, client_for
+from pytest_qstash_tasks import QStashTasksFake, QStashTasksMock
+from tests.conftest import async_client_for, client_for, in_process_only
 
 TASKS = "/v1/messages/msg_1/tasks"
 async_test = pytest.mark.asyncio
 
 
 @pytest.fixture
-def fake(qstash_tasks: QStashTasksMock) -> QStashTasksMock:
-    qstash_tasks.add("msg_1", count=250, timeline_at=lambda i: 100_000 - i)
-    return qstash_tasks
+def fake(any_fake: QStashTasksFake) -> QStashTasksFake:
+    any_fake.add("msg_1", count=250, timeline_at=lambda i: 100_000 - i)
+    return any_fake
 
 
-def test_fail_next_then_serve_normally(fake: QStashTasksMock) -> None:
+def test_fail_next_then_serve_normally(fake: QStashTasksFake) -> None:
     fault = fake.fail_next(503, times=2)
     with client_for(fake) as client:
         statuses = [client.get(TASKS).status_code for _ in range(3)]
@@ -40,7 +41,7 @@ def test_fail_next_then_serve_normally(fake: QStashTasksMock) -> None:
     assert [c.served for c in fake.calls] == [False, False, True]
 
 
-def test_fail_next_with_error_text_headers_and_a_target(fake: QStashTasksMock) -> None:
+def test_fail_next_with_error_text_headers_and_a_target(fake: QStashTasksFake) -> None:
     fake.fail_next(
         500, error="boom", headers={"Retry-After": "1"}, message_id="msg_1", cursor=99_900
     )
@@ -55,7 +56,7 @@ def test_fail_next_with_error_text_headers_and_a_target(fake: QStashTasksMock) -
         assert client.get(TASKS, params={"cursor": 99_900}).status_code == 200
 
 
-def test_a_fault_for_another_message_leaves_this_one_alone(fake: QStashTasksMock) -> None:
+def test_a_fault_for_another_message_leaves_this_one_alone(fake: QStashTasksFake) -> None:
     fake.add("msg_2", count=1)
     fault = fake.fail_next(500, message_id="msg_2")
     with client_for(fake) as client:
@@ -64,7 +65,7 @@ def test_a_fault_for_another_message_leaves_this_one_alone(fake: QStashTasksMock
     assert fault.fired == 1
 
 
-def test_the_nth_page(fake: QStashTasksMock) -> None:
+def test_the_nth_page(fake: QStashTasksFake) -> None:
     fake.fail_next(502, page=3)
     with client_for(fake) as client:
         cursor = None
@@ -81,7 +82,8 @@ def test_the_nth_page(fake: QStashTasksMock) -> None:
     fake.assert_all_pages_fetched("msg_1")
 
 
-def test_faults_compose_into_a_sequence(fake: QStashTasksMock) -> None:
+@in_process_only
+def test_faults_compose_into_a_sequence(fake: QStashTasksFake) -> None:
     fake.fail_next(500)
     fake.rate_limit_next()
     fake.raise_next(httpx.ReadTimeout)
@@ -99,12 +101,13 @@ def test_faults_compose_into_a_sequence(fake: QStashTasksMock) -> None:
     assert "raised ReadTimeout [raise_next(ReadTimeout)]" in fake.calls[2].describe()
 
 
+@in_process_only
 @pytest.mark.parametrize(
     "exception",
     [httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError],
 )
 def test_transport_errors_as_classes_carry_the_request(
-    fake: QStashTasksMock, exception: type[httpx.TransportError]
+    fake: QStashTasksFake, exception: type[httpx.TransportError]
 ) -> None:
     fake.raise_next(exception)
     with client_for(fake) as client, pytest.raises(exception) as caught:
@@ -112,7 +115,8 @@ def test_transport_errors_as_classes_carry_the_request(
     assert caught.value.request.url.path == TASKS
 
 
-def test_an_exception_instance_is_raised_afresh_each_time(fake: QStashTasksMock) -> None:
+@in_process_only
+def test_an_exception_instance_is_raised_afresh_each_time(fake: QStashTasksFake) -> None:
     fake.raise_next(httpx.ConnectError("refused"), times=2)
     with client_for(fake) as client:
         for _ in range(2):
@@ -123,10 +127,12 @@ def test_an_exception_instance_is_raised_afresh_each_time(fake: QStashTasksMock)
     assert first is not second
 
 
-def test_the_sdk_raises_its_rate_limit_errors_with_the_values(fake: QStashTasksMock) -> None:
+def test_the_sdk_raises_its_rate_limit_errors_with_the_values(
+    fake: QStashTasksFake, sdk: Callable[..., QStash]
+) -> None:
     fake.rate_limit_next(limit=50, reset=1_767_225_601)
     fake.rate_limit_next(daily=True, remaining=0)
-    client = QStash(fake.token, base_url=fake.base_url, retry=False)
+    client = sdk(fake.token, base_url=fake.base_url, retry=False)
     with pytest.raises(RateLimitExceededError) as burst:
         client.http.request(path=TASKS, method="GET")
     assert (burst.value.limit, burst.value.remaining, burst.value.reset) == (
@@ -145,7 +151,7 @@ def test_the_sdk_raises_its_rate_limit_errors_with_the_values(fake: QStashTasksM
     assert client.http.request(path=TASKS, method="GET")["tasks"]
 
 
-def test_burst_reset_follows_the_fake_clock(fake: QStashTasksMock) -> None:
+def test_burst_reset_follows_the_fake_clock(fake: QStashTasksFake) -> None:
     fake.clock.advance(dt.timedelta(seconds=10, milliseconds=500))
     fake.rate_limit_next()
     with client_for(fake) as client:
@@ -157,35 +163,39 @@ def test_burst_reset_follows_the_fake_clock(fake: QStashTasksMock) -> None:
     assert answer.json() == {"error": "burst rate limit exceeded"}
 
 
-def test_the_sdk_sees_fail_next_as_qstash_error(fake: QStashTasksMock) -> None:
+def test_the_sdk_sees_fail_next_as_qstash_error(
+    fake: QStashTasksFake, sdk: Callable[..., QStash]
+) -> None:
     fake.fail_next(500, error="internal")
-    client = QStash(fake.token, base_url=fake.base_url, retry=False)
+    client = sdk(fake.token, base_url=fake.base_url, retry=False)
     with pytest.raises(
         QStashError, match=re.escape('Request failed with status: 500, body: {"error": "internal"}')
     ):
         client.http.request(path=TASKS, method="GET")
 
 
-def test_the_sdk_retries_through_a_transport_error(fake: QStashTasksMock) -> None:
+def test_the_sdk_retries_through_a_transport_error(
+    fake: QStashTasksFake, sdk: Callable[..., QStash]
+) -> None:
     fake.raise_next(httpx.ConnectError, times=2)
-    client = QStash(
-        fake.token, base_url=fake.base_url, retry={"retries": 2, "backoff": lambda _: 0}
-    )
+    client = sdk(fake.token, base_url=fake.base_url, retry={"retries": 2, "backoff": lambda _: 0})
     assert len(client.http.request(path=TASKS, method="GET")["tasks"]) == 100
     assert [c.fault is not None for c in fake.calls] == [True, True, False]
 
 
 @async_test
-async def test_the_async_sdk_and_faults(fake: QStashTasksMock) -> None:
+async def test_the_async_sdk_and_faults(
+    fake: QStashTasksFake, async_sdk: Callable[..., AsyncQStash]
+) -> None:
     fake.rate_limit_next()
-    client = AsyncQStash(fake.token, base_url=fake.base_url, retry=False)
+    client = async_sdk(fake.token, base_url=fake.base_url, retry=False)
     with pytest.raises(RateLimitExceededError):
         await client.http.request(path=TASKS, method="GET")
     assert (await client.http.request(path=TASKS, method="GET"))["tasks"]
 
 
 @async_test
-async def test_async_delay_does_not_block_the_event_loop(fake: QStashTasksMock) -> None:
+async def test_async_delay_does_not_block_the_event_loop(fake: QStashTasksFake) -> None:
     fake.delay_next(0.3)
     ticks = 0
 
@@ -208,15 +218,16 @@ async def test_async_delay_does_not_block_the_event_loop(fake: QStashTasksMock) 
     assert fake.calls[0].served
 
 
+@in_process_only
 @async_test
-async def test_async_delay_then_raise(fake: QStashTasksMock) -> None:
+async def test_async_delay_then_raise(fake: QStashTasksFake) -> None:
     fake.raise_next(httpx.ReadTimeout, delay=0.05)
     async with async_client_for(fake) as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.get(TASKS)
 
 
-def test_sync_delay(fake: QStashTasksMock) -> None:
+def test_sync_delay(fake: QStashTasksFake) -> None:
     fake.fail_next(503, delay=0.2)
     with client_for(fake) as client:
         started = time.perf_counter()
@@ -225,7 +236,7 @@ def test_sync_delay(fake: QStashTasksMock) -> None:
 
 
 @async_test
-async def test_concurrent_requests_take_each_fault_exactly_once(fake: QStashTasksMock) -> None:
+async def test_concurrent_requests_take_each_fault_exactly_once(fake: QStashTasksFake) -> None:
     fake.fail_next(500, times=7)
     fake.rate_limit_next(times=5)
     async with async_client_for(fake) as client:
@@ -235,7 +246,7 @@ async def test_concurrent_requests_take_each_fault_exactly_once(fake: QStashTask
     assert len(fake.calls) == 100
 
 
-def test_threads_take_each_fault_exactly_once(fake: QStashTasksMock) -> None:
+def test_threads_take_each_fault_exactly_once(fake: QStashTasksFake) -> None:
     fake.fail_next(503, times=10)
     statuses: list[int] = []
     lock = threading.Lock()
@@ -299,9 +310,10 @@ def _escape(text: str) -> str:
     return re.escape(text)
 
 
+@in_process_only
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.anyio
-async def test_delay_under_anyio_backends(fake: QStashTasksMock, anyio_backend: str) -> None:
+async def test_delay_under_anyio_backends(fake: QStashTasksFake, anyio_backend: str) -> None:
     fake.delay_next(0.05)
     fake.raise_next(httpx.ConnectTimeout, delay=0.05)
     async with async_client_for(fake) as client:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
@@ -12,7 +12,7 @@ import respx
 from qstash import AsyncQStash, QStash
 from qstash.errors import QStashError
 
-from pytest_qstash_tasks import QStashTasksLoopError, QStashTasksMock, make_tasks
+from pytest_qstash_tasks import QStashTasksFake, QStashTasksLoopError, QStashTasksMock, make_tasks
 from tests.conftest import awalk, walk
 
 
@@ -20,21 +20,21 @@ def client_for(fake: QStashTasksMock) -> httpx.Client:
     return httpx.Client(base_url=fake.base_url, headers={"Authorization": f"Bearer {fake.token}"})
 
 
-def test_a_client_that_follows_cursors_sees_every_task_once(qstash_tasks: QStashTasksMock) -> None:
-    stored = qstash_tasks.add("msg_123", count=250)
-    with client_for(qstash_tasks) as client:
+def test_a_client_that_follows_cursors_sees_every_task_once(any_fake: QStashTasksFake) -> None:
+    stored = any_fake.add("msg_123", count=250)
+    with client_for(any_fake) as client:
         seen, requests = walk(client, "msg_123")
     assert [t["taskId"] for t in seen] == [t.task_id for t in stored]
-    assert requests == len(qstash_tasks.calls) >= 3
-    assert all(len(call.response.json()["tasks"]) <= 100 for call in qstash_tasks.calls)  # type: ignore[union-attr]
+    assert requests == len(any_fake.calls) >= 3
+    assert all(len(call.response.json()["tasks"]) <= 100 for call in any_fake.calls)  # type: ignore[union-attr]
 
 
-def test_calls_record_what_the_fake_read(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.add("msg_1", count=150)
-    with client_for(qstash_tasks) as client:
+def test_calls_record_what_the_fake_read(any_fake: QStashTasksFake) -> None:
+    any_fake.add("msg_1", count=150)
+    with client_for(any_fake) as client:
         walk(client, "msg_1")
-    first, second = qstash_tasks.calls
-    assert (first.message_id, first.cursor, first.token) == ("msg_1", None, qstash_tasks.token)
+    first, second = any_fake.calls
+    assert (first.message_id, first.cursor, first.token) == ("msg_1", None, any_fake.token)
     assert second.cursor == first.response.json()["cursor"]  # type: ignore[union-attr]
     assert isinstance(second.request, httpx.Request)
     assert second.request.url.params["cursor"] == str(second.cursor)
@@ -42,87 +42,87 @@ def test_calls_record_what_the_fake_read(qstash_tasks: QStashTasksMock) -> None:
     assert second.served
 
 
-def test_many_tasks_in_one_millisecond(qstash_tasks: QStashTasksMock) -> None:
-    stored = qstash_tasks.add("msg_1", count=450, timeline_at=lambda i: 5_000 - i // 150)
-    with client_for(qstash_tasks) as client:
+def test_many_tasks_in_one_millisecond(any_fake: QStashTasksFake) -> None:
+    stored = any_fake.add("msg_1", count=450, timeline_at=lambda i: 5_000 - i // 150)
+    with client_for(any_fake) as client:
         seen, requests = walk(client, "msg_1")
     assert [t["taskId"] for t in seen] == [t.task_id for t in stored]
     assert requests == 3  # three groups of 150: each a (long) page of its own
-    assert qstash_tasks.tasks("msg_1") == stored
+    assert any_fake.tasks("msg_1") == stored
     with pytest.raises(KeyError, match="message 'other' holds no stored tasks"):
-        qstash_tasks.tasks("other")
+        any_fake.tasks("other")
 
 
 @pytest.mark.qstash_tasks(page_size=7)
-def test_page_size_from_the_marker(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.add("m", count=20, timeline_at=lambda i: 10_000 - i)
-    with client_for(qstash_tasks) as client:
+def test_page_size_from_the_marker(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=20, timeline_at=lambda i: 10_000 - i)
+    with client_for(any_fake) as client:
         _, requests = walk(client, "m")
     assert requests == 3
 
 
-def test_params_in_the_url_and_no_client_base_url(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.add("m", count=3, timeline_at=lambda i: 100 - i)
-    url = f"{qstash_tasks.base_url}/v1/messages/m/tasks?cursor=99"
+def test_params_in_the_url_and_no_client_base_url(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=3, timeline_at=lambda i: 100 - i)
+    url = f"{any_fake.base_url}/v1/messages/m/tasks?cursor=99"
     response = httpx.get(url, headers={"Authorization": "Bearer whatever"})
     assert len(response.json()["tasks"]) == 2
-    assert qstash_tasks.calls[0].token == "whatever"
+    assert any_fake.calls[0].token == "whatever"
 
 
 def test_add_registers_empty_messages_and_refuses_unclear_calls(
-    qstash_tasks: QStashTasksMock,
+    any_fake: QStashTasksFake,
 ) -> None:
-    assert qstash_tasks.add("none", []) == []
-    qstash_tasks.add_message("also_none")
-    with client_for(qstash_tasks) as client:
+    assert any_fake.add("none", []) == []
+    any_fake.add_message("also_none")
+    with client_for(any_fake) as client:
         for message_id in ("none", "also_none"):
             answer = client.get(f"/v1/messages/{message_id}/tasks")
             assert (answer.status_code, answer.json()) == (200, {"cursor": 0, "tasks": []})
     with pytest.raises(TypeError, match="either tasks or count="):
-        qstash_tasks.add("m")
+        any_fake.add("m")
     with pytest.raises(TypeError, match="apply to generated tasks"):
-        qstash_tasks.add("m", [], state="failed")
+        any_fake.add("m", [], state="failed")
     with pytest.raises(TypeError, match="wrap a single task in a list"):
-        qstash_tasks.add("m", make_tasks(1, message_id="m")[0])  # type: ignore[arg-type]
+        any_fake.add("m", make_tasks(1, message_id="m")[0])  # type: ignore[arg-type]
 
 
 def test_add_accepts_wire_dicts_and_stamps_them_from_the_clock(
-    qstash_tasks: QStashTasksMock,
+    any_fake: QStashTasksFake,
 ) -> None:
     wire = [t.model_dump(by_alias=True, mode="json") for t in make_tasks(3, message_id="m")]
-    stored = qstash_tasks.add("m", wire)
-    now = qstash_tasks.clock.now
+    stored = any_fake.add("m", wire)
+    now = any_fake.clock.now
     assert [t.timeline_at for t in stored] == [now, now - 1, now - 2]
-    with client_for(qstash_tasks) as client:
+    with client_for(any_fake) as client:
         assert client.get("/v1/messages/m/tasks").json()["tasks"] == wire
 
 
-def test_generated_tasks_agree_with_the_clock(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.clock.advance(86_400_000)
-    for task in qstash_tasks.add("m", count=200):
-        assert task.timeline_at <= qstash_tasks.clock.now  # type: ignore[operator]
-        assert task.completed_at <= qstash_tasks.clock.now
+def test_generated_tasks_agree_with_the_clock(any_fake: QStashTasksFake) -> None:
+    any_fake.clock.advance(86_400_000)
+    for task in any_fake.add("m", count=200):
+        assert task.timeline_at <= any_fake.clock.now  # type: ignore[operator]
+        assert task.completed_at <= any_fake.clock.now
 
 
-def test_scripted_pages(qstash_tasks: QStashTasksMock) -> None:
+def test_scripted_pages(any_fake: QStashTasksFake) -> None:
     a, b, c = make_tasks(3, message_id="m")
-    qstash_tasks.add_pages(
+    any_fake.add_pages(
         "m", [{"cursor": 9, "tasks": [a]}, {"cursor": 4, "tasks": [b]}, {"tasks": [c]}]
     )
-    with client_for(qstash_tasks) as client:
+    with client_for(any_fake) as client:
         seen, _ = walk(client, "m")
     assert [t["taskId"] for t in seen] == [a.task_id, b.task_id, c.task_id]
-    assert [call.scripted_page for call in qstash_tasks.calls] == [1, 2, 3]
+    assert [call.scripted_page for call in any_fake.calls] == [1, 2, 3]
 
 
 # -- async ----------------------------------------------------------------------------
 
 
 @pytest.mark.asyncio
-async def test_async_client_with_pytest_asyncio(qstash_tasks: QStashTasksMock) -> None:
-    stored = qstash_tasks.add("m", count=230)
+async def test_async_client_with_pytest_asyncio(any_fake: QStashTasksFake) -> None:
+    stored = any_fake.add("m", count=230)
     async with httpx.AsyncClient(
-        base_url=qstash_tasks.base_url, headers={"Authorization": f"Bearer {qstash_tasks.token}"}
+        base_url=any_fake.base_url, headers={"Authorization": f"Bearer {any_fake.token}"}
     ) as client:
         seen = await awalk(client, "m")
     assert [t["taskId"] for t in seen] == [t.task_id for t in stored]
@@ -130,10 +130,10 @@ async def test_async_client_with_pytest_asyncio(qstash_tasks: QStashTasksMock) -
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.anyio
-async def test_async_client_with_anyio(qstash_tasks: QStashTasksMock, anyio_backend: str) -> None:
-    stored = qstash_tasks.add("m", count=120)
+async def test_async_client_with_anyio(any_fake: QStashTasksFake, anyio_backend: str) -> None:
+    stored = any_fake.add("m", count=120)
     async with httpx.AsyncClient(
-        base_url=qstash_tasks.base_url, headers={"Authorization": f"Bearer {qstash_tasks.token}"}
+        base_url=any_fake.base_url, headers={"Authorization": f"Bearer {any_fake.token}"}
     ) as client:
         seen = await awalk(client, "m")
     assert len(seen) == len(stored) == 120
@@ -157,18 +157,22 @@ def sdk_walk(client: QStash, message_id: str) -> list[dict[str, object]]:
             return seen
 
 
-def test_the_official_sdk_pages_through(qstash_tasks: QStashTasksMock) -> None:
-    stored = qstash_tasks.add("msg_123", count=250)
-    client = QStash(qstash_tasks.token, base_url=qstash_tasks.base_url)
+def test_the_official_sdk_pages_through(
+    any_fake: QStashTasksFake, sdk: Callable[..., QStash]
+) -> None:
+    stored = any_fake.add("msg_123", count=250)
+    client = sdk(any_fake.token, base_url=any_fake.base_url)
     seen = sdk_walk(client, "msg_123")
     assert [t["taskId"] for t in seen] == [t.task_id for t in stored]
-    assert {call.token for call in qstash_tasks.calls} == {qstash_tasks.token}
+    assert {call.token for call in any_fake.calls} == {any_fake.token}
 
 
 @pytest.mark.asyncio
-async def test_the_official_async_sdk_pages_through(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.add("m", count=101)
-    client = AsyncQStash(qstash_tasks.token, base_url=qstash_tasks.base_url)
+async def test_the_official_async_sdk_pages_through(
+    any_fake: QStashTasksFake, async_sdk: Callable[..., AsyncQStash]
+) -> None:
+    any_fake.add("m", count=101)
+    client = async_sdk(any_fake.token, base_url=any_fake.base_url)
     first = await client.http.request(path="/v1/messages/m/tasks", method="GET")
     rest = await client.http.request(
         path="/v1/messages/m/tasks", method="GET", params={"cursor": str(first["cursor"])}
@@ -178,21 +182,23 @@ async def test_the_official_async_sdk_pages_through(qstash_tasks: QStashTasksMoc
 
 
 @pytest.mark.qstash_tasks(token="s3cret", assert_all_requests_served=False)
-def test_the_sdk_sees_our_status_codes(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.add_message("m")
-    good = QStash("s3cret", base_url=qstash_tasks.base_url, retry=False)
+def test_the_sdk_sees_our_status_codes(
+    any_fake: QStashTasksFake, sdk: Callable[..., QStash]
+) -> None:
+    any_fake.add_message("m")
+    good = sdk("s3cret", base_url=any_fake.base_url, retry=False)
     assert good.http.request(path="/v1/messages/m/tasks", method="GET") == {
         "cursor": 0,
         "tasks": [],
     }
     with pytest.raises(QStashError, match=r'status: 404, body: \{"error": "Message not found"\}'):
         good.http.request(path="/v1/messages/nope/tasks", method="GET")
-    wrong = QStash("guess", base_url=qstash_tasks.base_url, retry=False)
+    wrong = sdk("guess", base_url=any_fake.base_url, retry=False)
     with pytest.raises(QStashError, match=r'status: 401, body: \{"error": "invalid token"\}'):
         wrong.http.request(path="/v1/messages/m/tasks", method="GET")
     with pytest.raises(QStashError, match="status: 400"):
         good.http.request(path="/v1/messages/m/tasks", method="GET", params={"cursor": "-1"})
-    assert [call.miss for call in qstash_tasks.calls] == [
+    assert [call.miss for call in any_fake.calls] == [
         None,
         "unknown_message",
         "unauthorized",
@@ -201,16 +207,12 @@ def test_the_sdk_sees_our_status_codes(qstash_tasks: QStashTasksMock) -> None:
 
 
 def test_the_sdk_reads_qstash_url(
-    qstash_tasks: QStashTasksMock, monkeypatch: pytest.MonkeyPatch
+    any_fake: QStashTasksFake, monkeypatch: pytest.MonkeyPatch, sdk: Callable[..., QStash]
 ) -> None:
-    monkeypatch.setenv("QSTASH_URL", qstash_tasks.base_url)
-    qstash_tasks.add("m", count=2)
+    monkeypatch.setenv("QSTASH_URL", any_fake.base_url)
+    any_fake.add("m", count=2)
     assert (
-        len(
-            QStash(qstash_tasks.token).http.request(path="/v1/messages/m/tasks", method="GET")[
-                "tasks"
-            ]
-        )
+        len(sdk(any_fake.token).http.request(path="/v1/messages/m/tasks", method="GET")["tasks"])
         == 2
     )
 
@@ -302,13 +304,13 @@ def test_a_client_that_never_stops_is_stopped() -> None:
 
 
 @pytest.mark.qstash_tasks(max_identical_requests=3)
-def test_polling_while_the_state_changes_is_not_a_loop(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.add_message("m")
-    with client_for(qstash_tasks) as client:
+def test_polling_while_the_state_changes_is_not_a_loop(any_fake: QStashTasksFake) -> None:
+    any_fake.add_message("m")
+    with client_for(any_fake) as client:
         for _ in range(10):
             client.get("/v1/messages/m/tasks")
-            qstash_tasks.clock.advance(1000)
-    assert len(qstash_tasks.calls) == 10
+            any_fake.clock.advance(1000)
+    assert len(any_fake.calls) == 10
 
 
 # -- outside pytest's fixture ------------------------------------------------------

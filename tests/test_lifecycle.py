@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 
 import httpx
 import pytest
 from qstash import QStash
 
-from pytest_qstash_tasks import QStashTasksMock, Task, TaskState, backoff_ms
+from pytest_qstash_tasks import QStashTasksFake, QStashTasksMock, Task, TaskState, backoff_ms
 from tests.conftest import client_for
 
 START = 1_767_225_600_000  # the default clock start: 2026-01-01T00:00:00Z
@@ -31,14 +32,12 @@ def assert_timeline(fake: QStashTasksMock, changes: list[tuple[int, str]]) -> No
         previous = state
 
 
-def test_retry_twice_then_deliver(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.simulate_delivery(
-        "msg_1", url="https://example.com/hook", outcomes=[500, 503, 200]
-    )
+def test_retry_twice_then_deliver(any_fake: QStashTasksFake) -> None:
+    any_fake.simulate_delivery("msg_1", url="https://example.com/hook", outcomes=[500, 503, 200])
     first_retry = 200 + 500 + backoff_ms(1)
     second_retry = first_retry + 500 + backoff_ms(2)
     assert_timeline(
-        qstash_tasks,
+        any_fake,
         [
             (0, "created"),
             (100, "planned"),
@@ -52,8 +51,8 @@ def test_retry_twice_then_deliver(qstash_tasks: QStashTasksMock) -> None:
             (second_retry + 500, "delivered"),
         ],
     )
-    qstash_tasks.clock.advance(dt.timedelta(days=1))
-    (done,) = qstash_tasks.tasks("msg_1")
+    any_fake.clock.advance(dt.timedelta(days=1))
+    (done,) = any_fake.tasks("msg_1")
     assert done.retried == 2
     assert done.error == "HTTP status 503"  # the last failed attempt's
     assert done.last_error_at == START + first_retry + 500
@@ -62,23 +61,21 @@ def test_retry_twice_then_deliver(qstash_tasks: QStashTasksMock) -> None:
 
 
 def test_waiting_for_a_retry_shows_error_with_the_spec_backoff(
-    qstash_tasks: QStashTasksMock,
+    any_fake: QStashTasksFake,
 ) -> None:
-    qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[500, 200])
-    qstash_tasks.clock.advance(700)
-    (task,) = qstash_tasks.tasks("msg_1")
+    any_fake.simulate_delivery("msg_1", url="https://example.com", outcomes=[500, 200])
+    any_fake.clock.advance(700)
+    (task,) = any_fake.tasks("msg_1")
     assert task.state is TaskState.ERROR
     assert (task.retried, task.error, task.last_error_at) == (1, "HTTP status 500", START + 700)
     # QStash v1: nextProcessAt = lastErrorAt + min(86400, e ** (2 * retried)) seconds
     assert task.next_process_at == START + 700 + int(math.exp(2) * 1000)
 
 
-def test_exhausted_retries_fail_and_days_pass_in_one_jump(qstash_tasks: QStashTasksMock) -> None:
-    qstash_tasks.simulate_delivery(
-        "msg_1", url="https://example.com", outcomes=[500] * 6, max_retry=5
-    )
-    qstash_tasks.clock.advance(dt.timedelta(days=3))
-    (task,) = qstash_tasks.tasks("msg_1")
+def test_exhausted_retries_fail_and_days_pass_in_one_jump(any_fake: QStashTasksFake) -> None:
+    any_fake.simulate_delivery("msg_1", url="https://example.com", outcomes=[500] * 6, max_retry=5)
+    any_fake.clock.advance(dt.timedelta(days=3))
+    (task,) = any_fake.tasks("msg_1")
     assert task.state is TaskState.FAILED
     assert (task.retried, task.max_retry, task.next_process_at, task.completed_at) == (5, 5, 0, 0)
     waits = sum(backoff_ms(n) for n in range(1, 6))
@@ -100,37 +97,39 @@ def test_exhausted_retries_fail_and_days_pass_in_one_jump(qstash_tasks: QStashTa
     ],
 )
 def test_outcomes_that_are_not_a_2xx(
-    qstash_tasks: QStashTasksMock, outcome: object, error: str
+    any_fake: QStashTasksFake, outcome: object, error: str
 ) -> None:
-    qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[outcome, 200])  # type: ignore[list-item]
-    qstash_tasks.clock.advance(700)
-    (task,) = qstash_tasks.tasks("msg_1")
+    any_fake.simulate_delivery("msg_1", url="https://example.com", outcomes=[outcome, 200])  # type: ignore[list-item]
+    any_fake.clock.advance(700)
+    (task,) = any_fake.tasks("msg_1")
     assert (task.state, task.error) == (TaskState.ERROR, error)
 
 
-def test_a_polling_client_sees_the_state_at_the_clock(qstash_tasks: QStashTasksMock) -> None:
+def test_a_polling_client_sees_the_state_at_the_clock(any_fake: QStashTasksFake) -> None:
     """A "wait until delivered" loop that sleeps by moving the fake's clock."""
-    qstash_tasks.simulate_delivery("msg_1", url="https://a.example", outcomes=[500, 200])
-    qstash_tasks.simulate_delivery("msg_1", url="https://b.example", outcomes=[200])
+    any_fake.simulate_delivery("msg_1", url="https://a.example", outcomes=[500, 200])
+    any_fake.simulate_delivery("msg_1", url="https://b.example", outcomes=[200])
     seen: list[dict[str, str]] = []
-    with client_for(qstash_tasks) as client:
+    with client_for(any_fake) as client:
         while True:
             tasks = client.get("/v1/messages/msg_1/tasks").raise_for_status().json()["tasks"]
             seen.append({t["url"]: t["state"] for t in tasks})
             if all(t["state"] == "delivered" for t in tasks):
                 break
-            qstash_tasks.clock.advance(dt.timedelta(seconds=1))
+            any_fake.clock.advance(dt.timedelta(seconds=1))
     assert seen[0] == {"https://a.example": "created", "https://b.example": "created"}
     assert seen[1] == {"https://a.example": "error", "https://b.example": "delivered"}
     assert seen[-1] == {"https://a.example": "delivered", "https://b.example": "delivered"}
     assert len(seen) == 10  # 200 + 500 ms, e ** 2 s of backoff, then 500 ms more
-    assert len(qstash_tasks.calls) == len(seen)  # polling while time moves is not a loop
+    assert len(any_fake.calls) == len(seen)  # polling while time moves is not a loop
 
 
-def test_the_sdk_reads_simulated_tasks(qstash_tasks: QStashTasksMock) -> None:
-    task_id = qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[200])
-    qstash_tasks.clock.advance(10_000)
-    client = QStash(qstash_tasks.token, base_url=qstash_tasks.base_url, retry=False)
+def test_the_sdk_reads_simulated_tasks(
+    any_fake: QStashTasksFake, sdk: Callable[..., QStash]
+) -> None:
+    task_id = any_fake.simulate_delivery("msg_1", url="https://example.com", outcomes=[200])
+    any_fake.clock.advance(10_000)
+    client = sdk(any_fake.token, base_url=any_fake.base_url, retry=False)
     body = client.http.request(path="/v1/messages/msg_1/tasks", method="GET")
     (task,) = body["tasks"]
     assert Task.model_validate(task).task_id == task_id
@@ -138,39 +137,39 @@ def test_the_sdk_reads_simulated_tasks(qstash_tasks: QStashTasksMock) -> None:
     assert task["completedAt"] == START + 700
 
 
-def test_simulated_and_stored_tasks_share_one_timeline(qstash_tasks: QStashTasksMock) -> None:
-    stored = qstash_tasks.add("msg_1", count=3)
-    qstash_tasks.clock.advance(1_000)
-    simulated = qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[200])
-    assert [t.task_id for t in qstash_tasks.tasks("msg_1")] == [
+def test_simulated_and_stored_tasks_share_one_timeline(any_fake: QStashTasksFake) -> None:
+    stored = any_fake.add("msg_1", count=3)
+    any_fake.clock.advance(1_000)
+    simulated = any_fake.simulate_delivery("msg_1", url="https://example.com", outcomes=[200])
+    assert [t.task_id for t in any_fake.tasks("msg_1")] == [
         simulated,
         *(t.task_id for t in stored),
     ]
-    assert qstash_tasks.tasks("msg_1")[0].timeline_at == START + 1_000
+    assert any_fake.tasks("msg_1")[0].timeline_at == START + 1_000
 
 
 @pytest.mark.qstash_tasks(start="2030-05-01T12:00:00Z")
-def test_the_clock_starts_where_configured(qstash_tasks: QStashTasksMock) -> None:
+def test_the_clock_starts_where_configured(any_fake: QStashTasksFake) -> None:
     start = int(dt.datetime(2030, 5, 1, 12, tzinfo=dt.timezone.utc).timestamp() * 1000)
-    assert qstash_tasks.clock.now == start
-    qstash_tasks.simulate_delivery("msg_1", url="https://example.com", outcomes=[200])
-    for task in qstash_tasks.add("msg_2", count=200):
+    assert any_fake.clock.now == start
+    any_fake.simulate_delivery("msg_1", url="https://example.com", outcomes=[200])
+    for task in any_fake.add("msg_2", count=200):
         assert task.timeline_at is not None
         assert task.timeline_at <= start
         assert task.completed_at <= start
         assert task.last_error_at <= start
-    assert qstash_tasks.clock.set(dt.datetime(2030, 5, 2, tzinfo=dt.timezone.utc)) > start
-    assert qstash_tasks.tasks("msg_1")[0].state is TaskState.DELIVERED
+    assert any_fake.clock.set(dt.datetime(2030, 5, 2, tzinfo=dt.timezone.utc)) > start
+    assert any_fake.tasks("msg_1")[0].state is TaskState.DELIVERED
 
 
-def test_explicit_task_id(qstash_tasks: QStashTasksMock) -> None:
+def test_explicit_task_id(any_fake: QStashTasksFake) -> None:
     assert (
-        qstash_tasks.simulate_delivery("msg_1", url="https://x", outcomes=[200], task_id="tsk_a")
+        any_fake.simulate_delivery("msg_1", url="https://x", outcomes=[200], task_id="tsk_a")
         == "tsk_a"
     )
     with pytest.raises(ValueError, match="already has a task 'tsk_a'"):
-        qstash_tasks.simulate_delivery("msg_1", url="https://x", outcomes=[200], task_id="tsk_a")
-    assert len(qstash_tasks.tasks("msg_1")) == 1
+        any_fake.simulate_delivery("msg_1", url="https://x", outcomes=[200], task_id="tsk_a")
+    assert len(any_fake.tasks("msg_1")) == 1
 
 
 @pytest.mark.parametrize(
@@ -192,16 +191,16 @@ def test_explicit_task_id(qstash_tasks: QStashTasksMock) -> None:
     ],
 )
 def test_bad_plans_are_refused(
-    qstash_tasks: QStashTasksMock, kwargs: dict[str, object], complaint: str | None
+    any_fake: QStashTasksFake, kwargs: dict[str, object], complaint: str | None
 ) -> None:
     arguments: dict[str, object] = {"url": "https://example.com", **kwargs}
     if complaint is None:
-        qstash_tasks.simulate_delivery("msg_1", **arguments)  # type: ignore[arg-type]
+        any_fake.simulate_delivery("msg_1", **arguments)  # type: ignore[arg-type]
         return
     with pytest.raises((ValueError, TypeError), match=complaint):
-        qstash_tasks.simulate_delivery("msg_1", **arguments)  # type: ignore[arg-type]
+        any_fake.simulate_delivery("msg_1", **arguments)  # type: ignore[arg-type]
     with pytest.raises(KeyError):
-        qstash_tasks.tasks("msg_1")  # nothing half-stored
+        any_fake.tasks("msg_1")  # nothing half-stored
 
 
 def test_the_clock_refuses_to_go_back_or_take_odd_values() -> None:
@@ -238,11 +237,11 @@ def test_backoff_follows_the_v1_formula() -> None:
 
 
 @pytest.mark.qstash_tasks(start="2020-06-01T00:00:00Z")
-def test_factories_follow_the_fake_clock(qstash_tasks: QStashTasksMock) -> None:
+def test_factories_follow_the_fake_clock(any_fake: QStashTasksFake) -> None:
     from pytest_qstash_tasks import make_task, make_tasks
 
-    qstash_tasks.clock.advance(dt.timedelta(hours=1))
-    now = qstash_tasks.clock.now
+    any_fake.clock.advance(dt.timedelta(hours=1))
+    now = any_fake.clock.now
     for task in [*make_tasks(300), make_task(state="delivered")]:
         assert task.timeline_at is not None
         assert task.timeline_at <= now

@@ -1,7 +1,7 @@
 """The neutral request and reply every transport speaks with the fake.
 
 A transport (the respx router, the loopback server, ...) turns the request its
-library hands it into a ``Request``, calls ``Fake.dispatch``, and turns the ``Reply``
+library hands it into a ``Request``, calls ``QStashTasksFake.dispatch``, and turns the ``Reply``
 back into what its library expects. It holds no QStash rules of its own.
 """
 

@@ -29,7 +29,7 @@ from .state_api import StateAPI
 from .store import TaskStore
 from .timing import DEFAULT_START_MS
 
-__all__ = ["DEFAULT_TOKEN", "LOOP_STATUS", "Fake"]
+__all__ = ["DEFAULT_TOKEN", "LOOP_STATUS", "QStashTasksFake"]
 
 #: What ``.token`` hands out when no token is configured (any non-empty one is accepted).
 DEFAULT_TOKEN = "qstash-tasks-test-token"
@@ -37,10 +37,10 @@ DEFAULT_TOKEN = "qstash-tasks-test-token"
 #: Detected): the fake cannot raise in another process.
 LOOP_STATUS = 508
 
-_Self = TypeVar("_Self", bound="Fake")
+_Self = TypeVar("_Self", bound="QStashTasksFake")
 
 
-class Fake(StateAPI, FaultAPI, CallsAPI):
+class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
     """A stateful fake of QStash's ``GET /v1/messages/{messageId}/tasks``.
 
     Use it through a transport: ``QStashTasksMock`` (httpx, in-process) or

@@ -184,8 +184,15 @@ def _unrequested_pages(
     return lines
 
 
+#: How many lines of one kind a report lists before it says how many more there are.
+MAX_LISTED = 20
+
+
 def _bullets(lines: Iterable[str]) -> str:
-    return "\n".join(f"  - {line}" for line in lines)
+    listed = [f"  - {line}" for line in lines]
+    if len(listed) > MAX_LISTED:
+        listed[MAX_LISTED:] = [f"  ... and {len(listed) - MAX_LISTED} more"]
+    return "\n".join(listed)
 
 
 def _switch(option: str) -> str:

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from pytest_qstash_tasks._core.exchange import JSON_HEADERS, Reply, Request, error_body
-from pytest_qstash_tasks._core.fake import Fake
+from pytest_qstash_tasks._core.fake import QStashTasksFake
 
 __all__ = ["LoopbackServer"]
 
@@ -66,7 +66,7 @@ class LoopbackServer(ThreadingHTTPServer):
         self.max_hold_seconds = max_hold_seconds
         self.stray: list[str] = []
         self.internal_errors: list[str] = []
-        self._fake: Fake | None = None
+        self._fake: QStashTasksFake | None = None
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
@@ -132,7 +132,7 @@ class LoopbackServer(ThreadingHTTPServer):
 
     # -- fakes ----------------------------------------------------------------------
 
-    def attach(self, fake: Fake) -> None:
+    def attach(self, fake: QStashTasksFake) -> None:
         """Have ``fake`` answer from now on."""
         with self._lock:
             if self._fake is not None and self._fake is not fake:
@@ -141,7 +141,7 @@ class LoopbackServer(ThreadingHTTPServer):
                 )
             self._fake = fake
 
-    def detach(self, fake: Fake) -> None:
+    def detach(self, fake: QStashTasksFake) -> None:
         """Stop answering with ``fake``, once the requests it is answering are done."""
         with self._lock:
             if self._fake is fake:
@@ -155,23 +155,31 @@ class LoopbackServer(ThreadingHTTPServer):
         return stray
 
     @contextmanager
-    def _holding(self, address: Hashable) -> Iterator[tuple[Fake | None, Hashable]]:
-        """The fake for one request, and the client the loop guard counts it for.
-
-        A request alone on the server counts for one sequential client, which is what
-        a looping client is, whether or not it reuses its connection; requests that
-        overlap count per connection, so concurrent clients are not a loop.
-        """
+    def _holding(self) -> Iterator[QStashTasksFake | None]:
+        """The fake for one request, counted in flight until it is answered."""
         with self._lock:
             self._in_flight += 1
-            client = "sequential" if self._in_flight == 1 else address
             fake = self._fake
         try:
-            yield fake, client
+            yield fake
         finally:
             with self._lock:
                 self._in_flight -= 1
                 self._idle.notify_all()
+
+    def _client(self, handler: _Handler) -> Hashable:
+        """Whom the loop guard counts a request for.
+
+        Requests on one connection count for one client (threads and tasks each hold
+        their own). A request that opens the only open connection counts for one
+        shared client: that is a client that never reuses its connection
+        (``requests.get`` or curl in a loop), not a burst of concurrent clients.
+        """
+        with self._lock:
+            only_connection = len(self._connections) == 1
+        if handler.requests_answered == 1 and only_connection:
+            return "one connection per request"
+        return handler.client_address
 
     # -- socketserver hooks ---------------------------------------------------------
 
@@ -203,7 +211,9 @@ class LoopbackServer(ThreadingHTTPServer):
         """Hand one parsed request to the fake and deliver its reply."""
         target = handler.path
         raw_path, _, query = target.partition("?")
-        with self._holding(handler.client_address) as (fake, client):
+        handler.requests_answered += 1
+        client = self._client(handler)
+        with self._holding() as fake:
             request = Request(
                 method=handler.command,
                 url=self.base_url + target,
@@ -259,6 +269,8 @@ class LoopbackServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: LoopbackServer
+    #: On this connection, so far.
+    requests_answered = 0
 
     def setup(self) -> None:
         super().setup()

@@ -18,12 +18,12 @@ from respx.mocks import DEFAULT_MOCKER, Mocker
 from respx.models import AllMockedAssertionError, PassThrough
 
 from pytest_qstash_tasks._core.exchange import Reply, Request
-from pytest_qstash_tasks._core.fake import Fake
+from pytest_qstash_tasks._core.fake import QStashTasksFake
 
 __all__ = ["QStashTasksMock"]
 
 
-class QStashTasksMock(Fake):
+class QStashTasksMock(QStashTasksFake):
     """The fake for httpx clients in the test's own process (respx underneath).
 
     In tests, take the ``qstash_tasks`` fixture, which builds one from the marker,
@@ -37,7 +37,7 @@ class QStashTasksMock(Fake):
 
     Requests to its host are answered by the fake and recorded in ``calls``; requests
     to other hosts go where they would have gone without it (another respx router,
-    or the network). Takes the arguments of the fake (see ``Fake``).
+    or the network). Takes the arguments of the fake (see ``QStashTasksFake``).
     """
 
     _router: _Router | None = None

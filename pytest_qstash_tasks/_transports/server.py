@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_qstash_tasks._core.fake import Fake
+from pytest_qstash_tasks._core.fake import QStashTasksFake
 
 from .loopback import LoopbackServer
 
 __all__ = ["QStashTasksServer"]
 
 
-class QStashTasksServer(Fake):
+class QStashTasksServer(QStashTasksFake):
     """The fake, served over HTTP at ``base_url`` (``http://127.0.0.1:<port>``).
 
     In tests, take the ``qstash_tasks_server`` fixture: one server per test session
