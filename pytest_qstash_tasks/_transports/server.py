@@ -53,7 +53,12 @@ class QStashTasksServer(QStashTasksFake):
         self._owns_server = server is None
         self._server = server or LoopbackServer(host, port, max_hold_seconds=max_hold_seconds)
         self._attached = False
-        super().__init__(base_url=self._server.base_url, **settings)
+        try:
+            super().__init__(base_url=self._server.base_url, **settings)
+        except BaseException:
+            if self._owns_server:
+                self._server.server_close()  # bad settings: free the port at once
+            raise
         self._stray_before: list[str] = []
 
     @property

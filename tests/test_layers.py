@@ -1,0 +1,50 @@
+"""The layers, as the file list shows them: each may import only what it is for."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "pytest_qstash_tasks"
+CORE = sorted(p.stem for p in (PACKAGE / "_core").glob("*.py") if p.stem != "__init__")
+HTTP_AND_PYTEST = {"httpx", "respx", "requests", "responses", "aiohttp", "pytest", "_pytest"}
+
+
+def imported_by(module: str) -> set[str]:
+    """The top-level packages importing ``module`` pulls in, in a fresh interpreter."""
+    code = (
+        "import sys; before = set(sys.modules);"
+        f"import {module};"
+        "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_the_core_imports_no_http_library_and_no_pytest(module: str) -> None:
+    assert imported_by(f"pytest_qstash_tasks._core.{module}") & HTTP_AND_PYTEST == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "allowed"),
+    [
+        ("respx_router", {"httpx", "respx"}),
+        ("server", set()),
+        ("loopback", set()),
+    ],
+)
+def test_a_transport_imports_only_its_own_library(module: str, allowed: set[str]) -> None:
+    found = imported_by(f"pytest_qstash_tasks._transports.{module}") & HTTP_AND_PYTEST
+    assert found <= allowed
+
+
+def test_the_public_names_are_one_table() -> None:
+    import pytest_qstash_tasks as package
+
+    assert sorted(package.__all__) == sorted([*package._LAZY, "__version__"])
+    for name in package.__all__:
+        assert getattr(package, name) is not None

@@ -1,0 +1,527 @@
+"""The loopback server through real clients of every kind, its fault mapping, bad input
+on the socket, and its life cycle (start, stop, threads and sockets left behind)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import httpx
+import pytest
+import requests
+import urllib3
+from qstash import AsyncQStash, QStash
+
+from pytest_qstash_tasks import QStashTasksServer
+
+TASKS = "/v1/messages/msg_1/tasks"
+
+
+@pytest.fixture
+def fake(qstash_tasks_server: QStashTasksServer) -> QStashTasksServer:
+    qstash_tasks_server.add("msg_1", count=250, timeline_at=lambda i: 100_000 - i)
+    return qstash_tasks_server
+
+
+def walk_with(get: Callable[[str], tuple[int, dict[str, object]]]) -> list[str]:
+    """Follow the cursors with ``get(path_and_query) -> (status, body)``."""
+    seen: list[str] = []
+    cursor = None
+    while True:
+        status, body = get(TASKS + (f"?cursor={cursor}" if cursor else ""))
+        assert status == 200, body
+        seen.extend(task["taskId"] for task in body["tasks"])  # type: ignore[attr-defined]
+        cursor = body.get("cursor")
+        if not cursor:
+            return seen
+
+
+def expected_ids(fake: QStashTasksServer) -> list[str]:
+    return [task.task_id for task in fake.tasks("msg_1")]
+
+
+# -- real clients ---------------------------------------------------------------------
+
+
+def test_requests_session(fake: QStashTasksServer) -> None:
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {fake.token}"
+
+        def get(path: str) -> tuple[int, dict[str, object]]:
+            answer = session.get(fake.base_url + path, timeout=5)
+            return answer.status_code, answer.json()
+
+        assert walk_with(get) == expected_ids(fake)
+    fake.assert_all_pages_fetched("msg_1")
+
+
+def test_urllib3(fake: QStashTasksServer) -> None:
+    with urllib3.PoolManager() as pool:
+
+        def get(path: str) -> tuple[int, dict[str, object]]:
+            answer = pool.request(
+                "GET", fake.base_url + path, headers={"Authorization": f"Bearer {fake.token}"}
+            )
+            return answer.status, json.loads(answer.data)
+
+        assert walk_with(get) == expected_ids(fake)
+
+
+def test_urllib_request(fake: QStashTasksServer) -> None:
+    def get(path: str) -> tuple[int, dict[str, object]]:
+        request = urllib.request.Request(
+            fake.base_url + path, headers={"Authorization": f"Bearer {fake.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+
+    assert walk_with(get) == expected_ids(fake)
+    # A new connection for each request: counted as one client by the loop guard.
+    assert len(fake.calls) == 3
+
+
+@pytest.mark.asyncio
+async def test_aiohttp(fake: QStashTasksServer) -> None:
+    headers = {"Authorization": f"Bearer {fake.token}"}
+    async with aiohttp.ClientSession(fake.base_url, headers=headers) as session:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"cursor": str(cursor)} if cursor else {}
+            async with session.get(TASKS, params=params) as answer:
+                body = await answer.json()
+            seen.extend(task["taskId"] for task in body["tasks"])
+            cursor = body["cursor"]
+            if not cursor:
+                break
+    assert seen == expected_ids(fake)
+
+
+@pytest.mark.asyncio
+async def test_two_hundred_concurrent_aiohttp_requests_each_recorded_once(
+    fake: QStashTasksServer,
+) -> None:
+    fake.fail_next(503, times=20)
+    headers = {"Authorization": f"Bearer {fake.token}"}
+    async with aiohttp.ClientSession(fake.base_url, headers=headers) as session:
+
+        async def one(number: int) -> int:
+            cursor = number % 3 and 100_000 - 100 * (number % 3)
+            params = {"cursor": str(cursor)} if cursor else {}
+            async with session.get(TASKS, params=params) as answer:
+                await answer.read()
+                return answer.status
+
+        statuses = await asyncio.gather(*(one(n) for n in range(200)))
+    assert sorted(statuses) == [200] * 180 + [503] * 20
+    calls = fake.calls
+    assert len(calls) == 200
+    assert sum(call.fault is not None for call in calls) == 20
+
+
+def test_the_official_sdk_reads_qstash_url(
+    fake: QStashTasksServer, monkeypatch: pytest.MonkeyPatch, sdk: Callable[..., QStash]
+) -> None:
+    for name, value in fake.env.items():
+        monkeypatch.setenv(name, value)
+    client = sdk(os.environ["QSTASH_TOKEN"])
+    page = client.http.request(path=TASKS, method="GET")
+    assert [t["taskId"] for t in page["tasks"]] == expected_ids(fake)[:100]
+    assert fake.calls[0].token == fake.token
+
+
+@pytest.mark.asyncio
+async def test_the_official_async_sdk_reads_qstash_url(
+    fake: QStashTasksServer,
+    monkeypatch: pytest.MonkeyPatch,
+    async_sdk: Callable[..., AsyncQStash],
+) -> None:
+    monkeypatch.setenv("QSTASH_URL", fake.env["QSTASH_URL"])
+    client = async_sdk(fake.token)
+    first = await client.http.request(path=TASKS, method="GET")
+    second = await client.http.request(
+        path=TASKS, method="GET", params={"cursor": str(first["cursor"])}
+    )
+    assert len(first["tasks"]) + len(second["tasks"]) == 200
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_in_a_subprocess(fake: QStashTasksServer) -> None:
+    out = subprocess.run(
+        ["curl", "-sS", "-H", f"Authorization: Bearer {fake.token}", fake.base_url + TASKS],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    body = json.loads(out.stdout)
+    assert [t["taskId"] for t in body["tasks"]] == expected_ids(fake)[:100]
+    assert fake.calls[0].headers[0][0] == "host"
+
+
+NODE_WALK = """
+const base = process.env.QSTASH_URL, token = process.env.QSTASH_TOKEN;
+let cursor = null, seen = [];
+do {
+  const query = cursor ? `?cursor=${cursor}` : "";
+  const answer = await fetch(`${base}/v1/messages/msg_1/tasks${query}`,
+                             { headers: { Authorization: `Bearer ${token}` } });
+  if (answer.status !== 200) throw new Error(`status ${answer.status}`);
+  const page = await answer.json();
+  seen.push(...page.tasks.map((task) => task.taskId));
+  cursor = page.cursor;
+} while (cursor);
+console.log(JSON.stringify(seen));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+def test_node_fetch_in_a_subprocess(fake: QStashTasksServer, tmp_path: Path) -> None:
+    script = tmp_path / "walk.mjs"
+    script.write_text(NODE_WALK)
+    out = subprocess.run(
+        ["node", str(script)],
+        env={**os.environ, **fake.env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(out.stdout) == expected_ids(fake)
+    fake.assert_all_pages_fetched("msg_1")
+
+
+# -- faults over a socket ---------------------------------------------------------------
+
+
+def test_raise_next_with_a_connection_error_closes_without_an_answer(
+    fake: QStashTasksServer,
+) -> None:
+    fault = fake.raise_next(httpx.ConnectError)
+    with requests.Session() as session, pytest.raises(requests.ConnectionError):
+        session.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}, timeout=5)
+    (call,) = fake.calls
+    assert (call.status, call.delivery, fault.fired) == (None, "close", 1)
+    assert call.describe().endswith(
+        "-> connection closed without an answer (ConnectError) [raise_next(ConnectError)]"
+    )
+
+
+def test_raise_next_with_a_timeout_holds_until_the_client_gives_up(
+    fake: QStashTasksServer,
+) -> None:
+    fake.raise_next(httpx.ReadTimeout)
+    started = time.perf_counter()
+    with httpx.Client(timeout=0.3) as client, pytest.raises(httpx.ReadTimeout):
+        client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"})
+    assert 0.3 <= time.perf_counter() - started < 3
+    assert fake.calls[0].delivery == "hold"
+    with httpx.Client(timeout=5) as client:  # the next request is served
+        assert client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}).is_success
+
+
+def test_a_hold_is_bounded_for_a_client_that_never_gives_up() -> None:
+    with QStashTasksServer(max_hold_seconds=0.2) as fake:
+        fake.add_message("m")
+        fake.raise_next(TimeoutError)
+        started = time.perf_counter()
+        with httpx.Client(timeout=30) as client, pytest.raises(httpx.RemoteProtocolError):
+            client.get(
+                fake.base_url + "/v1/messages/m/tasks", headers={"Authorization": "Bearer t"}
+            )
+        assert time.perf_counter() - started < 5
+
+
+def test_delay_and_rate_limits_over_a_socket(fake: QStashTasksServer) -> None:
+    fake.delay_next(0.2)
+    fake.rate_limit_next(daily=True)
+    with requests.Session() as session:
+        session.headers["Authorization"] = "Bearer t"
+        started = time.perf_counter()
+        assert session.get(fake.base_url + TASKS, timeout=5).status_code == 200
+        assert time.perf_counter() - started >= 0.2
+        limited = session.get(fake.base_url + TASKS, timeout=5)
+    assert limited.status_code == 429
+    assert limited.headers["RateLimit-Limit"] == "1000"
+    assert limited.json() == {"error": "daily message limit exceeded"}
+
+
+def test_a_looping_client_gets_508_and_the_test_is_told() -> None:
+    with (  # noqa: PT012 - the fake's exit raises, after the loop
+        pytest.raises(AssertionError, match="stopped a likely infinite loop") as caught,
+        QStashTasksServer(max_identical_requests=5) as fake,
+    ):
+        fake.add_message("m")
+        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
+        statuses = [
+            requests.get(url, headers={"Authorization": "Bearer t"}, timeout=5).status_code
+            for _ in range(7)
+        ]
+    assert statuses == [200] * 5 + [508] * 2
+    body = fake.calls[-1].json()
+    assert isinstance(body, dict)
+    assert body["error"].startswith(f"likely infinite loop: GET {url} (cursor=0) was sent 7 times")
+    assert "GET http://127.0.0.1:" in str(caught.value)
+
+
+# -- bad input on the socket ------------------------------------------------------------
+
+
+def raw_exchange(fake: QStashTasksServer, data: bytes) -> bytes:
+    with socket.create_connection((fake.server.host, fake.server.port), timeout=5) as conn:
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"\x00\x01\x02 garbage\r\n\r\n", b"400"),
+        (b"GET\r\n\r\n", b"400"),
+        (b"GET / HTTP/9.9\r\n\r\n", b"505"),
+        (b"GET /v1/messages/msg_1/tasks HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", b"431"),
+        (b"G" * 70_000 + b"\r\n", b"414"),
+        (b"POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n", b"400"),
+        (b"POST /x HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", b"413"),
+    ],
+)
+def test_bad_requests_get_a_json_error_and_the_server_keeps_serving(
+    fake: QStashTasksServer, data: bytes, status: bytes
+) -> None:
+    answer = raw_exchange(fake, data)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert "error" in json.loads(body)
+    with httpx.Client() as client:
+        assert client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}).is_success
+
+
+def test_a_client_that_disconnects_mid_request_or_answer(fake: QStashTasksServer) -> None:
+    with socket.create_connection((fake.server.host, fake.server.port)) as conn:
+        conn.sendall(b"GET /v1/messages/msg_1/tas")  # and gone
+    for _ in range(20):
+        conn = socket.create_connection((fake.server.host, fake.server.port))
+        conn.sendall(b"GET " + TASKS.encode() + b" HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()  # a reset, likely while the 23 kB answer is being written
+    with httpx.Client() as client:
+        assert client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}).is_success
+
+
+def test_a_chunked_post_body_is_drained_and_the_connection_reused(
+    fake: QStashTasksServer,
+) -> None:
+    with httpx.Client(base_url=fake.base_url, headers={"Authorization": "Bearer t"}) as client:
+        answer = client.post(TASKS, content=iter([b"a" * 10, b"b" * 5]))
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == "GET"
+        assert client.get(TASKS).status_code == 200
+    assert fake.calls[0].body == b"a" * 10 + b"b" * 5
+    fake.assert_all_requests_served = False
+
+
+# -- the server's life ------------------------------------------------------------------
+
+
+def test_start_first_answer_and_stop_with_a_keep_alive_connection_open() -> None:
+    started = time.perf_counter()
+    with QStashTasksServer() as fake, requests.Session() as session:
+        fake.add_message("m")
+        answer = session.get(
+            fake.base_url + "/v1/messages/m/tasks", headers={"Authorization": "Bearer t"}
+        )
+        assert answer.status_code == 200
+        assert time.perf_counter() - started < 1  # well under: see docs/benchmarks.md
+        stopping = time.perf_counter()
+        fake.stop()
+        assert time.perf_counter() - stopping < 0.5  # no 0.5 s poll to wait for
+    assert not fake.server.running
+
+
+@pytest.mark.asyncio
+async def test_async_context_manager_and_ipv6() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    async with QStashTasksServer(host="::1", token="s3cret") as fake:
+        assert fake.base_url.startswith("http://[::1]:")
+        fake.add("m", count=3)
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(
+                fake.base_url + "/v1/messages/m/tasks", headers={"Authorization": "Bearer s3cret"}
+            )
+        assert len(answer.json()["tasks"]) == 3
+
+
+def test_bad_server_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"host must be an IP address such as 127\.0\.0\.1"):
+        QStashTasksServer(host="localhost")
+    with pytest.raises(TypeError, match="takes host= and port=, not base_url"):
+        QStashTasksServer(base_url="http://x")
+    with pytest.raises(ValueError, match="page_size must be an int >= 1"):
+        QStashTasksServer(page_size=0)
+
+
+def test_a_second_fake_cannot_take_a_held_server(fake: QStashTasksServer) -> None:
+    other = QStashTasksServer(server=fake.server)
+    with pytest.raises(RuntimeError, match=r"already held by <QStashTasksServer http://127"):
+        other.start()
+
+
+def test_teardown_waits_for_a_request_still_being_answered(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import threading, time, httpx
+
+        seen, threads, ended = [], [], []
+
+        def test_one(qstash_tasks_server):
+            qstash_tasks_server.add_message("m")
+            qstash_tasks_server.delay_next(0.5)
+            url = qstash_tasks_server.base_url + "/v1/messages/m/tasks"
+            get = lambda: seen.append(httpx.get(url, headers={"Authorization": "Bearer t"}))
+            threads.append(threading.Thread(target=get))
+            threads[0].start()
+            while not qstash_tasks_server.calls:
+                time.sleep(0.001)  # the request reached the fake and waits out its delay
+            ended.append(time.monotonic())
+
+        def test_two():
+            assert time.monotonic() - ended[0] >= 0.4  # teardown waited for the answer
+            threads[0].join(5)
+            assert [r.status_code for r in seen] == [200]
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_a_request_with_no_test_holding_the_server_is_refused_and_reported(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+
+        urls = []
+
+        def test_one(qstash_tasks_server):
+            urls.append(qstash_tasks_server.base_url)
+
+        def test_between():
+            answer = httpx.get(urls[0] + "/v1/messages/m/tasks")
+            assert answer.status_code == 503
+            assert "no test holds the server" in answer.json()["error"]
+
+        def test_two(qstash_tasks_server):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_two*",
+            "E*1. 1 request(s) reached http://127.0.0.1:* while no test held the server, "
+            "before this test started, and got 503 (a client an earlier test left running?):",
+            "E*  - GET http://127.0.0.1:*/v1/messages/m/tasks",
+        ]
+    )
+
+
+def test_the_marker_and_ini_configure_the_server_too(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nqstash_tasks_token = from-ini\nqstash_tasks_base_url = https://x\n")
+    pytester.makepyfile(
+        """
+        import pytest, requests
+
+        @pytest.mark.qstash_tasks(page_size=2)
+        def test_it(qstash_tasks_server, qstash_tasks):
+            assert qstash_tasks_server.base_url.startswith("http://127.0.0.1:")
+            assert qstash_tasks.base_url == "https://x"
+            assert (qstash_tasks_server.token, qstash_tasks_server.page_size) == ("from-ini", 2)
+            assert qstash_tasks_server.env == {
+                "QSTASH_URL": qstash_tasks_server.base_url, "QSTASH_TOKEN": "from-ini"
+            }
+            qstash_tasks_server.add("m", count=3)
+            answer = requests.get(
+                qstash_tasks_server.base_url + "/v1/messages/m/tasks",
+                headers={"Authorization": "Bearer from-ini"},
+            )
+            assert len(answer.json()["tasks"]) == 2
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def test_no_thread_or_socket_is_left_behind(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import os, threading
+        from pathlib import Path
+
+        def pytest_sessionfinish(session):  # after the session fixtures' teardown
+            names = sorted(t.name for t in threading.enumerate() if t.name != "MainThread")
+            sockets = []
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                        sockets.append(fd)
+                except OSError:
+                    pass  # the listing's own descriptor, gone
+            Path(str(session.config.rootpath), "left.txt").write_text(f"{names} {len(sockets)}")
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest, requests, httpx
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_it(qstash_tasks_server, n):
+            qstash_tasks_server.add_message("m")
+            session = requests.Session()  # left open on purpose: keep-alive
+            session.get(qstash_tasks_server.base_url + "/v1/messages/m/tasks",
+                        headers={"Authorization": "Bearer t"})
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-W", "ignore::ResourceWarning")
+    result.assert_outcomes(passed=3)
+    threads, sockets = (pytester.path / "left.txt").read_text().rsplit(" ", 1)
+    assert threads == "[]"
+    # The three sessions left open are the clients' own; the server had 1 + 2 + 3 more.
+    assert int(sockets) <= 3
+
+
+def test_loading_the_plugin_imports_no_server_module() -> None:
+    code = (
+        "import sys, pytest_qstash_tasks._plugin, pytest_qstash_tasks;"
+        "print(sorted(m for m in sys.modules if 'loopback' in m or 'http.server' in m))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_threads_of_keep_alive_clients_are_not_a_loop(fake: QStashTasksServer) -> None:
+    def poll() -> None:
+        with requests.Session() as session:
+            for _ in range(60):
+                session.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"})
+
+    threads = [threading.Thread(target=poll) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {call.status for call in fake.calls} == {200}
+    assert len(fake.calls) == 480
