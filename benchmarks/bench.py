@@ -29,6 +29,7 @@ from bench_pytest import (
     installed_startup_ratio,
     startup_cost,
 )
+from bench_server import per_request, server_import_ms, start_and_stop
 
 URL = "https://qstash.upstash.io/v1/messages/msg_1/tasks"
 AUTH = {"Authorization": "Bearer t"}
@@ -180,11 +181,13 @@ def run_all(quick: bool) -> Results:
     hooks = fixture_setup_teardown(quick)
     fixture = fixture_cost(quick)
     startup = startup_cost(quick)
+    server = per_request(9 if quick else 25, 30 if quick else 50)
+    server_life = start_and_stop(10 if quick else 30)
     return {
         "1. page: ours / static respx route": (page["static"], 1.3, "<="),
         "1. page: ours / pytest-httpx add_response": (page["pytest_httpx"], 0, ""),
         "2. walk 100k / walk 10k (growth)": (walk_growth(5 if quick else 7), 12.0, "<="),
-        "3. make_tasks / polyfactory (tasks per s)": (speedup, 50.0, ">="),
+        "3. make_tasks / polyfactory (tasks per s)": (speedup, 40.0, ">="),
         "3. make_tasks tasks per s": (rate, 0, ""),
         "4. fixture setup+teardown: ours / respx_mock": (hooks["ours/respx"], 1.5, "<="),
         "4. setup+teardown, us: ours (information)": (hooks["ours_us"], 0, ""),
@@ -203,6 +206,19 @@ def run_all(quick: bool) -> Results:
         "4. start-up, lean: loaded / not loaded": (startup["with/without"], 0, ""),
         "4. start-up, lean: ms added (target 20)": (startup["added_ms"], 0, ""),
         "4. start-up, lean: ms without the plugin": (startup["without_ms"], 0, ""),
+        "5. server, requests.Session: ours / httpserver": (server["requests"], 0.8, "<="),
+        "5. server, httpx.Client: ours / httpserver": (server["httpx"], 0.75, "<="),
+        "5. server, aiohttp: ours / httpserver": (server["aiohttp"], 0.5, "<="),
+        "5. server, requests: wall / CPU (stalls)": (server["requests wall/cpu"], 2.0, "<="),
+        "5. server, httpx: wall / CPU (stalls)": (server["httpx wall/cpu"], 2.0, "<="),
+        "5. server, aiohttp: wall / CPU (stalls)": (server["aiohttp wall/cpu"], 2.0, "<="),
+        "5. server, us per request: requests": (server["requests us"], 0, ""),
+        "5. server, us per request: httpx": (server["httpx us"], 0, ""),
+        "5. server, us per request: aiohttp": (server["aiohttp us"], 0, ""),
+        "5. server start + first answer, ms": (server_life["ours start"], 5.0, "<="),
+        "5. server stop, keep-alive open, ms": (server_life["ours stop"], 10.0, "<="),
+        "5. pytest-httpserver stop, ms (information)": (server_life["peer stop"], 0, ""),
+        "5. server module import, ms": (server_import_ms(5 if quick else 11), 15.0, "<="),
     }
 
 
@@ -211,7 +227,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (CI)")
     results = run_all(parser.parse_args().quick)
     failed = False
-    print(f"{'benchmark':48} {'ratio':>9}  bound")
+    print(f"{'benchmark':48} {'value':>9}  bound")
     for name, (value, bound, sense) in results.items():
         if not sense:
             print(f"{name:48} {value:9.2f}  (information)")

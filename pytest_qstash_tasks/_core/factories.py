@@ -13,7 +13,7 @@ from .models import Task, TasksPage, TaskState
 from .pagination import page_bounds
 from .seeding import Stream, current_stream, running_clock
 from .timeline import newest_first, with_timeline
-from .timing import DEFAULT_START_MS, backoff_ms
+from .timing import BACKOFF_TABLE_MS, DEFAULT_START_MS, backoff_ms
 
 __all__ = ["generate", "make_pages", "make_task", "make_tasks"]
 
@@ -281,7 +281,7 @@ class _Builder:
         last_error_at = 0
         for done in range(retried):
             last_error_at = attempt_at + 20 + int(random() * 3_000)
-            attempt_at = last_error_at + backoff_ms(done + 1)
+            attempt_at = last_error_at + BACKOFF_TABLE_MS[done + 1 if done < 6 else 6]
         failed_before = retried > 0 or state is _FAILED or state is _ERROR
         if state is _FAILED:
             last_error_at = attempt_at + 20 + int(random() * 3_000)

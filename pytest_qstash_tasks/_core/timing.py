@@ -7,15 +7,16 @@ import math
 
 from .args import check_int
 
-__all__ = ["DEFAULT_START_MS", "backoff_ms", "to_ms"]
+__all__ = ["BACKOFF_TABLE_MS", "DEFAULT_START_MS", "backoff_ms", "to_ms"]
 
 #: Where the fake's clock and the factories' "now" start unless told otherwise:
 #: 2026-01-01T00:00:00Z. A fixed instant keeps generated data the same on every run.
 DEFAULT_START_MS = 1_767_225_600_000
 
 _MAX_BACKOFF_S = 86_400
-# e ** (2 * n) passes a day at n = 6, so a short table covers every retry count.
-_BACKOFF_MS = [int(min(_MAX_BACKOFF_S, math.exp(2 * n)) * 1000) for n in range(7)]
+#: ``backoff_ms(n)`` for n = 0..6: e ** (2 * n) passes a day at n = 6, so the last entry
+#: covers every larger retry count.
+BACKOFF_TABLE_MS = [int(min(_MAX_BACKOFF_S, math.exp(2 * n)) * 1000) for n in range(7)]
 
 
 def backoff_ms(retried: int) -> int:
@@ -23,8 +24,9 @@ def backoff_ms(retried: int) -> int:
 
     ``min(86400, e ** (2 * retried))`` seconds, truncated to whole milliseconds.
     """
-    check_int("retried", retried)
-    return _BACKOFF_MS[min(retried, len(_BACKOFF_MS) - 1)]
+    if type(retried) is not int or retried < 0:  # on the factories' hot path: no call
+        check_int("retried", retried)
+    return BACKOFF_TABLE_MS[min(retried, len(BACKOFF_TABLE_MS) - 1)]
 
 
 def to_ms(value: int | _dt.datetime | str) -> int:

@@ -1,0 +1,150 @@
+"""The loopback server side by side with pytest-httpserver, serving the same page.
+
+Used by bench.py. Both servers run in this process, so the CPU time of a round is the
+client's and the server's together; the wall time is checked beside it, since a stall
+(Nagle's 40 ms, a poll interval) costs wall time and no CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import aiohttp
+import httpx
+import requests
+from pytest_httpserver import HTTPServer
+
+from pytest_qstash_tasks import QStashTasksServer, make_tasks
+
+PATH = "/v1/messages/msg_1/tasks"
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the peer logs every request
+AUTH = {"Authorization": "Bearer t"}
+
+
+def _servers() -> tuple[QStashTasksServer, HTTPServer, bytes]:
+    ours = QStashTasksServer(max_identical_requests=10**9)  # one request, repeated on purpose
+    ours.add("msg_1", make_tasks(100, message_id="msg_1", seed=1))
+    ours.start()
+    body = requests.get(ours.base_url + PATH, headers=AUTH, timeout=5).content
+    peer = HTTPServer(host="127.0.0.1", port=0)
+    peer.expect_request(PATH).respond_with_data(body, content_type="application/json")
+    peer.start()
+    return ours, peer, body
+
+
+def _interleaved(
+    sides: dict[str, Callable[[], object]], rounds: int
+) -> dict[str, tuple[float, float]]:
+    """Median (CPU, wall) seconds of each side, rounds interleaved."""
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
+    wall: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, run in sides.items():
+            started, started_cpu = time.perf_counter(), time.process_time()
+            run()
+            cpu[name].append(time.process_time() - started_cpu)
+            wall[name].append(time.perf_counter() - started)
+    return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in sides}
+
+
+def per_request(rounds: int, per_round: int = 50) -> dict[str, float]:
+    """Per-request CPU of ours / pytest-httpserver for three clients, and ours wall / CPU."""
+    ours, peer, body = _servers()
+    urls = {"ours": ours.base_url + PATH, "peer": peer.url_for(PATH)}
+    session = requests.Session()
+    client = httpx.Client()
+    loop = asyncio.new_event_loop()
+    aio = loop.run_until_complete(_aiohttp_session())
+
+    def with_requests(url: str) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(per_round):
+                assert len(session.get(url, headers=AUTH).content) == len(body)
+
+        return run
+
+    def with_httpx(url: str) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(per_round):
+                assert len(client.get(url, headers=AUTH).content) == len(body)
+
+        return run
+
+    def with_aiohttp(url: str) -> Callable[[], None]:
+        async def requests_in_a_row() -> None:
+            for _ in range(per_round):
+                async with aio.get(url, headers=AUTH) as answer:
+                    assert len(await answer.read()) == len(body)
+
+        return lambda: loop.run_until_complete(requests_in_a_row())
+
+    results: dict[str, float] = {}
+    try:
+        for name, make in (("requests", with_requests), ("httpx", with_httpx)):
+            timed = _interleaved({side: make(url) for side, url in urls.items()}, rounds)
+            results[name] = timed["ours"][0] / timed["peer"][0]
+            results[f"{name} wall/cpu"] = timed["ours"][1] / timed["ours"][0]
+            results[f"{name} us"] = timed["ours"][1] / per_round * 1e6
+        timed = _interleaved({side: with_aiohttp(url) for side, url in urls.items()}, rounds)
+        results["aiohttp"] = timed["ours"][0] / timed["peer"][0]
+        results["aiohttp wall/cpu"] = timed["ours"][1] / timed["ours"][0]
+        results["aiohttp us"] = timed["ours"][1] / per_round * 1e6
+    finally:
+        loop.run_until_complete(aio.close())
+        loop.close()
+        session.close()
+        client.close()
+        ours.stop()
+        peer.clear()
+        if peer.is_running():
+            peer.stop()
+    return results
+
+
+async def _aiohttp_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession()
+
+
+def start_and_stop(rounds: int) -> dict[str, float]:
+    """Median wall ms: start plus a first answer, and stop with a keep-alive connection open."""
+    timings: dict[str, list[float]] = {"ours start": [], "ours stop": [], "peer stop": []}
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fake = QStashTasksServer().start()
+        fake.add_message("m")
+        with requests.Session() as session:
+            session.get(fake.base_url + "/v1/messages/m/tasks", headers=AUTH)
+            timings["ours start"].append(time.perf_counter() - started)
+            stopping = time.perf_counter()
+            fake.stop()
+            timings["ours stop"].append(time.perf_counter() - stopping)
+    for _ in range(max(3, rounds // 5)):  # the peer's stop waits out a poll: few rounds do
+        peer = HTTPServer(host="127.0.0.1", port=0)
+        peer.expect_request("/").respond_with_data("ok")
+        peer.start()
+        with requests.Session() as session:
+            session.get(peer.url_for("/"))
+            stopping = time.perf_counter()
+            peer.stop()
+            timings["peer stop"].append(time.perf_counter() - stopping)
+    return {name: statistics.median(values) * 1000 for name, values in timings.items()}
+
+
+def server_import_ms(rounds: int) -> float:
+    """What importing the server adds, once the plugin and the in-process fake are loaded."""
+    code = (
+        "import time, pytest_qstash_tasks._plugin, pytest_qstash_tasks._transports.respx_router;"
+        "t = time.perf_counter(); import pytest_qstash_tasks._transports.server;"
+        "print(time.perf_counter() - t)"
+    )
+    runs = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+        for _ in range(rounds)
+    ]
+    return statistics.median(runs) * 1000
