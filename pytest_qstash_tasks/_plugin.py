@@ -113,8 +113,8 @@ def _fake_for_test(
     stream.clock = fake.clock
     fakes = request.node.stash.setdefault(_FAKES_KEY, [])
     fakes.append(fake)
-    fake.start()
     try:
+        fake.start()
         yield fake
     finally:
         fake.stop()

@@ -242,6 +242,22 @@ def test_a_hold_is_bounded_for_a_client_that_never_gives_up() -> None:
         assert time.perf_counter() - started < 5
 
 
+def test_a_hold_lasts_its_time_while_the_client_sends_more() -> None:
+    with QStashTasksServer(max_hold_seconds=0.3) as fake:
+        fake.add_message("m")
+        fake.raise_next(TimeoutError)
+        request = b"GET /v1/messages/m/tasks HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n"
+        with socket.create_connection((fake.server.host, fake.server.port), timeout=5) as conn:
+            started = time.perf_counter()
+            conn.sendall(request)
+            time.sleep(0.1)  # the server has read it and holds it
+            conn.sendall(request)  # a second request, left waiting on the socket
+            assert conn.recv(65536) == b""  # closed, with no answer
+            held = time.perf_counter() - started
+    assert 0.25 <= held < 3
+    assert [call.delivery for call in fake.calls] == ["hold"]
+
+
 def test_delay_and_rate_limits_over_a_socket(fake: QStashTasksServer) -> None:
     fake.delay_next(0.2)
     fake.rate_limit_next(daily=True)

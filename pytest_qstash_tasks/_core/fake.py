@@ -163,17 +163,21 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
                 return None
             fault = self._take_fault(answer) if self._faults else None
             if fault is None or fault.kind == "delay":
-                reply, call = self._endpoint_reply(request, answer, fault)
+                reply, call = self._endpoint_reply(request, endpoint_request, answer, fault)
             else:
                 reply, call = self._fault_reply(request, answer, fault)
             self._calls.append(call)
         return reply
 
     def _endpoint_reply(
-        self, request: Request, answer: EndpointResponse, fault: Fault | None
+        self,
+        request: Request,
+        endpoint_request: EndpointRequest,
+        answer: EndpointResponse,
+        fault: Fault | None,
     ) -> tuple[Reply, RecordedCall]:
         """The endpoint's answer (after a planned delay), unless the loop guard stops it."""
-        loop = None if fault is not None else self._check_loop(request, answer)
+        loop = None if fault is not None else self._check_loop(request, endpoint_request, answer)
         if loop is None:
             reply = Reply(
                 "answer",
@@ -241,17 +245,12 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
             native_request=request.native,
         )
 
-    def _check_loop(self, request: Request, answer: EndpointResponse) -> BaseException | None:
-        key = (
-            request.method,
-            request.raw_path,
-            request.query,
-            request.header("authorization"),
-            answer.status,
-            answer.body,
-            self._store.version,
-            self.clock.now,
-        )
+    def _check_loop(
+        self, request: Request, endpoint_request: EndpointRequest, answer: EndpointResponse
+    ) -> BaseException | None:
+        # What was asked (method, path, query, auth, the clock's time), what it got, and
+        # whether anything stored changed in between.
+        key = (endpoint_request, answer.status, answer.body, self._store.version)
         actor = current_actor() if request.client is None else request.client
         repeats = self._loop_guard.count(actor, key)
         if repeats <= self._loop_guard.limit:

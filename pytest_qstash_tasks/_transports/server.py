@@ -32,7 +32,7 @@ class QStashTasksServer(QStashTasksFake):
         server: A running ``LoopbackServer`` to answer on, shared with other fakes
             one at a time (the fixture's); by default the fake runs its own.
         **settings: The fake's settings (``token``, ``page_size``, ``end_cursor``,
-            ...: see ``QStashTasksMock``), all but ``base_url``, which is where the
+            ...: see ``QStashTasksFake``), all but ``base_url``, which is where the
             server listens.
     """
 
