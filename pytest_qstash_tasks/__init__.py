@@ -22,14 +22,14 @@ if TYPE_CHECKING:
     from ._core.base_url import DEFAULT_BASE_URL
     from ._core.calls import RecordedCall
     from ._core.clock import Clock
-    from ._core.errors import QStashTasksLoopError
+    from ._core.errors import QStashTasksLoopError, QStashTasksRealHostError
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
     from ._core.faults import Fault
     from ._core.models import Task, TasksPage, TaskState
     from ._core.timing import DEFAULT_START_MS, backoff_ms
+    from ._transports.in_process import QStashTasksMock
     from ._transports.loopback import LoopbackServer
-    from ._transports.respx_router import QStashTasksMock
     from ._transports.server import QStashTasksServer
 
 #: Each public name and the module it lives in: the one table ``__all__`` comes from.
@@ -39,6 +39,7 @@ _LAZY = {
     "RecordedCall": "._core.calls",
     "Clock": "._core.clock",
     "QStashTasksLoopError": "._core.errors",
+    "QStashTasksRealHostError": "._core.errors",
     "make_pages": "._core.factories",
     "make_task": "._core.factories",
     "make_tasks": "._core.factories",
@@ -50,7 +51,7 @@ _LAZY = {
     "DEFAULT_START_MS": "._core.timing",
     "backoff_ms": "._core.timing",
     "LoopbackServer": "._transports.loopback",
-    "QStashTasksMock": "._transports.respx_router",
+    "QStashTasksMock": "._transports.in_process",
     "QStashTasksServer": "._transports.server",
 }
 
@@ -64,6 +65,7 @@ __all__ = [
     "LoopbackServer",
     "QStashTasksFake",
     "QStashTasksLoopError",
+    "QStashTasksRealHostError",
     "QStashTasksMock",
     "QStashTasksServer",
     "RecordedCall",

@@ -46,6 +46,11 @@ INI_OPTIONS: dict[str, tuple[str, str]] = {  # bools default to true
         "fired fewer times than planned (default: true).",
         "bool",
     ),
+    "qstash_tasks_guard_real_qstash": (
+        "Stop requests to the real QStash (qstash.upstash.io, qstash-<region>.upstash.io) "
+        "at once and fail the test, while a fake is active (default: true).",
+        "bool",
+    ),
     "qstash_tasks_server_host": (
         "The IP address qstash_tasks_server listens on: 127.0.0.1 (default) or ::1.",
         "string",
@@ -67,6 +72,7 @@ MARKER_KEYS = {
     "assert_all_requests_served": "bool",
     "assert_all_scripted_pages_requested": "bool",
     "assert_all_faults_triggered": "bool",
+    "guard_real_qstash": "bool",
     "start": "int (unix ms) | datetime | ISO 8601 str",
     "seed": "int",
 }

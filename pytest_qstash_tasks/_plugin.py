@@ -10,14 +10,14 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pytest
 
 if TYPE_CHECKING:
     from ._core.fake import QStashTasksFake
+    from ._transports.in_process import QStashTasksMock
     from ._transports.loopback import LoopbackServer
-    from ._transports.respx_router import QStashTasksMock
     from ._transports.server import QStashTasksServer
 
 _FAKES_KEY = pytest.StashKey["list[QStashTasksFake]"]()
@@ -50,9 +50,12 @@ def qstash_tasks(request: pytest.FixtureRequest) -> Generator[QStashTasksMock, N
     the test on requests it could not serve, scripted pages never requested, faults
     that did not fire and clients it stopped as infinite loops (see ``verify``).
     """
-    from ._transports.respx_router import QStashTasksMock
+    from ._transports.in_process import QStashTasksMock
 
-    yield from _fake_for_test(request, QStashTasksMock)
+    def build(**settings: Any) -> QStashTasksMock:
+        return QStashTasksMock(intercept_httpx_at=_httpx_level(request), **settings)
+
+    yield from _fake_for_test(request, build)
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +97,17 @@ def qstash_tasks_server(
 
     def build(**settings: Any) -> QStashTasksServer:
         settings.pop("base_url", None)
-        return QStashTasksServer(server=qstash_tasks_loopback, **settings)
+        return QStashTasksServer(
+            server=qstash_tasks_loopback, intercept_httpx_at=_httpx_level(request), **settings
+        )
 
     yield from _fake_for_test(request, build)
+
+
+def _httpx_level(request: pytest.FixtureRequest) -> Literal["transport", "client"]:
+    # pytest-httpx answers every request at httpx's transports: above them, the fake
+    # takes its own requests first, in whichever order the fixtures start.
+    return "client" if "httpx_mock" in request.fixturenames else "transport"
 
 
 def _fake_for_test(
@@ -141,6 +152,9 @@ def pytest_runtest_makereport(
             from ._core.report import format_problems
 
             report.sections.append(("qstash_tasks", format_problems(problems)))
+        hint = fake.unreached_hint()
+        if hint is not None:
+            report.sections.append(("qstash_tasks: no request reached the fake", hint))
     seeding = sys.modules.get("pytest_qstash_tasks._core.seeding")
     if seeding is not None:
         stream = seeding.peek_stream(item.nodeid)

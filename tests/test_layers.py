@@ -33,6 +33,8 @@ def test_the_core_imports_no_http_library_and_no_pytest(module: str) -> None:
     ("module", "allowed"),
     [
         ("respx_router", {"httpx", "respx"}),
+        ("responses_route", {"requests", "responses"}),
+        ("in_process", set()),
         ("server", set()),
         ("loopback", set()),
     ],

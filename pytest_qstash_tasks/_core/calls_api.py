@@ -10,6 +10,7 @@ from .report import (
     filter_calls,
     format_calls,
     times_text,
+    unreached_message,
 )
 from .state import FakeState
 
@@ -97,3 +98,18 @@ class CallsAPI(FakeState):
                 f"qstash_tasks: expected every page of {message_id!r} to be fetched: "
                 f"{problem}.\n{format_calls(calls, mine)}"
             )
+
+    #: Which clients reach this fake and how, for ``unreached_hint``.
+    clients_served = "It answers clients pointed at its base URL."
+
+    def unreached_hint(self) -> str | None:
+        """Why a failed test may have read nothing from the fake: messages were
+        registered, yet no request reached it (``None`` when that is not so)."""
+        with self._lock:
+            if self._calls or self._real_host_calls:
+                return None
+            known = self._store.known_ids()
+        if not known:
+            return None
+        return unreached_message(known, str(self._url), self.clients_served)
+

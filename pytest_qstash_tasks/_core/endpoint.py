@@ -78,6 +78,11 @@ class EndpointResponse:
     task_count: int | None = None
 
 
+def serves_path(raw_path: str, config: EndpointConfig) -> bool:
+    """Whether ``raw_path`` is the endpoint's (any message id), whatever else is wrong."""
+    return _message_id(raw_path, config.base_path) is not None
+
+
 def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -> EndpointResponse:
     """Answer one request the way QStash does (see the docs' fidelity page)."""
     message_id = _message_id(request.raw_path, config.base_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["QStashTasksLoopError"]
+__all__ = ["QStashTasksLoopError", "QStashTasksRealHostError"]
 
 
 class QStashTasksLoopError(BaseException):
@@ -10,4 +10,13 @@ class QStashTasksLoopError(BaseException):
 
     A ``BaseException`` on purpose: retry loops commonly catch ``Exception``, and this
     must end the loop and fail the test rather than be retried forever.
+    """
+
+
+class QStashTasksRealHostError(BaseException):
+    """The code under test sent a request to the real QStash while a fake was active.
+
+    Raised in the client at once, before anything reaches the network. A
+    ``BaseException`` for the same reason as ``QStashTasksLoopError``: the official SDK
+    retries any ``Exception`` for about 30 seconds.
     """

@@ -16,11 +16,12 @@ from .base_url import DEFAULT_BASE_URL, BaseURL
 from .calls import RecordedCall
 from .calls_api import CallsAPI
 from .clock import Clock
-from .endpoint import EndpointConfig, EndpointRequest, EndpointResponse, handle
-from .errors import QStashTasksLoopError
+from .endpoint import EndpointConfig, EndpointRequest, EndpointResponse, handle, serves_path
+from .errors import QStashTasksLoopError, QStashTasksRealHostError
 from .exchange import JSON_HEADERS, Reply, Request, error_body
 from .fault_api import FaultAPI
 from .faults import Fault
+from .hosts import is_real_qstash_host, real_host_message
 from .lifecycle import is_timeout
 from .loop_guard import LoopGuard, current_actor
 from .report import format_problems, loop_message, problems
@@ -60,10 +61,17 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
             ``add_pages`` that no request asked for.
         assert_all_faults_triggered: Whether ``verify()`` fails on faults
             (``fail_next`` and its siblings) that did not fire as often as planned.
+        guard_real_qstash: Whether a request from this process to the real QStash
+            (``qstash.upstash.io``, ``qstash-<region>.upstash.io``) is stopped with
+            ``QStashTasksRealHostError`` and fails ``verify()`` while the fake is active.
         start: Where the clock starts: unix ms, an aware datetime or an ISO 8601 str.
         seed: Seed of the tasks ``add(count=...)`` generates; by default the test's
             own stream (seeded from its node id).
     """
+
+    #: Whether ``intercept`` answers requests to the fake's origin in this process
+    #: (the in-process transports) or lets them go to a real socket (the server).
+    answers_in_process = False
 
     def __init__(
         self,
@@ -76,6 +84,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
         assert_all_requests_served: bool = True,
         assert_all_scripted_pages_requested: bool = True,
         assert_all_faults_triggered: bool = True,
+        guard_real_qstash: bool = True,
         start: int | _dt.datetime | str = DEFAULT_START_MS,
         seed: int | None = None,
     ) -> None:
@@ -90,12 +99,14 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
         self.assert_all_requests_served = assert_all_requests_served
         self.assert_all_scripted_pages_requested = assert_all_scripted_pages_requested
         self.assert_all_faults_triggered = assert_all_faults_triggered
+        self.guard_real_qstash = guard_real_qstash
         self._stream = None if seed is None else Stream(None, check_int("seed", seed))
         self.clock = Clock(start)
         self._store = TaskStore()
         self._faults = []
         self._calls = []
         self._loop_errors: list[RecordedCall] = []
+        self._real_host_calls: list[RecordedCall] = []
         self._lock = threading.Lock()
 
     # -- configuration --------------------------------------------------------------
@@ -134,6 +145,47 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
     def serves_origin(self, scheme: str, host: str, port: int | None) -> bool:
         """Whether requests to ``scheme://host:port`` are for this fake."""
         return self._url.owns(scheme, host, port)
+
+    def takes(
+        self, scheme: str, host: str, port: int | None, raw_path: str, *, others: bool
+    ) -> bool:
+        """Whether ``intercept`` answers a request to this URL (it has no side effects).
+
+        The fake's origin, when the fake answers in this process (``answers_in_process``;
+        a server fake is reached over its socket); with ``others`` (another mock in line
+        that may fake the rest of QStash) only the endpoint's own paths. And, with
+        ``guard_real_qstash``, every host of the real QStash, to stop the request.
+        """
+        if self.serves_origin(scheme, host, port):
+            return self.answers_in_process and (not others or serves_path(raw_path, self._config))
+        return self.guard_real_qstash and is_real_qstash_host(host)
+
+    def intercept(
+        self, request: Request, scheme: str, host: str, port: int | None, *, others: bool
+    ) -> Reply | None:
+        """For a transport that sees every request of this process: the reply, or
+        ``None`` to let the request go on (to another mock, or the network). See
+        ``takes``; a request to the real QStash raises ``QStashTasksRealHostError``.
+        """
+        if not self.takes(scheme, host, port, request.raw_path, others=others):
+            return None
+        if self.serves_origin(scheme, host, port):
+            return self.dispatch(request)
+        error = QStashTasksRealHostError(
+            real_host_message(request.method, request.url, host, self.base_url)
+        )
+        call = RecordedCall(
+            method=request.method,
+            url=request.url,
+            headers=request.headers,
+            body=request.body,
+            exception=error,
+            delivery="raise",
+            native_request=request.native,
+        )
+        with self._lock:
+            self._real_host_calls.append(call)
+        return Reply("raise", exception=error)
 
     def start(self: _Self) -> _Self:
         """Start answering requests (each transport says how)."""
@@ -287,11 +339,13 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
         """What ``verify()`` would report, one paragraph each."""
         with self._lock:
             calls, loops = list(self._calls), list(self._loop_errors)
+            real_host = list(self._real_host_calls)
             scripted, planned = list(self._store.scripted.values()), list(self._faults)
         return problems(
             base_url=self.base_url,
             calls=calls,
             loops=loops,
+            real_host=real_host,
             scripted=scripted,
             faults=planned,
             checks={

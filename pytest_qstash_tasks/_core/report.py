@@ -22,6 +22,7 @@ __all__ = [
     "loop_message",
     "problems",
     "times_text",
+    "unreached_message",
 ]
 
 
@@ -114,17 +115,36 @@ def loop_message(
     )
 
 
+def unreached_message(known: Sequence[str], base_url: str, clients: str) -> str:
+    """A failed test's hint when messages were registered but no request came."""
+    listed = ", ".join(repr(k) for k in known[:MAX_LISTED])
+    more = f" and {len(known) - MAX_LISTED} more" if len(known) > MAX_LISTED else ""
+    return (
+        f"{len(known)} message(s) were registered ({listed}{more}), but no request "
+        f"reached the fake at {base_url}. {clients}"
+    )
+
+
 def problems(
     *,
     base_url: str,
     calls: Sequence[RecordedCall],
     loops: Sequence[RecordedCall],
+    real_host: Sequence[RecordedCall],
     scripted: Sequence[ScriptedPages],
     faults: Sequence[Fault],
     checks: dict[str, bool],
 ) -> list[str]:
     """What ``verify()`` reports, one paragraph each; ``checks`` holds the switches."""
     found: list[str] = []
+    if real_host:
+        first = real_host[0].exception
+        found.append(
+            f"stopped {len(real_host)} request(s) to the real QStash "
+            "(QStashTasksRealHostError):\n"
+            + _bullets(f"{call.method} {call.url}" for call in real_host)
+            + f"\n  {first}"
+        )
     if loops:
         found.append(
             "stopped a likely infinite loop: the same request kept getting the same "

@@ -6,6 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .base_url import BaseURL
     from .calls import RecordedCall
     from .clock import Clock
     from .endpoint import EndpointConfig
@@ -29,5 +30,7 @@ class FakeState:
     _config: EndpointConfig
     _faults: list[Fault]
     _calls: list[RecordedCall]
+    _real_host_calls: list[RecordedCall]
+    _url: BaseURL
     #: With a seed, one stream for the fake's whole life; else the test's own.
     _stream: Stream | None

@@ -4,11 +4,15 @@ subprocess, another language."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_qstash_tasks._core.fake import QStashTasksFake
 
+from .in_process import InProcess, check_intercept_at
 from .loopback import LoopbackServer
+
+if TYPE_CHECKING:
+    from .respx_router import InterceptAt
 
 __all__ = ["QStashTasksServer"]
 
@@ -31,6 +35,8 @@ class QStashTasksServer(QStashTasksFake):
             answer when the client does not give up first.
         server: A running ``LoopbackServer`` to answer on, shared with other fakes
             one at a time (the fixture's); by default the fake runs its own.
+        intercept_httpx_at: Where the guard of ``guard_real_qstash`` stops httpx
+            requests of this process to the real QStash (see ``QStashTasksMock``).
         **settings: The fake's settings (``token``, ``page_size``, ``end_cursor``,
             ...: see ``QStashTasksFake``), all but ``base_url``, which is where the
             server listens.
@@ -43,6 +49,7 @@ class QStashTasksServer(QStashTasksFake):
         port: int = 0,
         max_hold_seconds: float = 10.0,
         server: LoopbackServer | None = None,
+        intercept_httpx_at: InterceptAt = "transport",
         **settings: Any,
     ) -> None:
         if "base_url" in settings:
@@ -50,6 +57,7 @@ class QStashTasksServer(QStashTasksFake):
                 "QStashTasksServer takes host= and port=, not base_url: its base URL is "
                 "where it listens"
             )
+        check_intercept_at(intercept_httpx_at)
         self._owns_server = server is None
         self._server = server or LoopbackServer(host, port, max_hold_seconds=max_hold_seconds)
         self._attached = False
@@ -60,6 +68,13 @@ class QStashTasksServer(QStashTasksFake):
                 self._server.server_close()  # bad settings: free the port at once
             raise
         self._stray_before: list[str] = []
+        self._intercept_httpx_at: InterceptAt = intercept_httpx_at
+        self._guard: InProcess | None = None
+
+    clients_served = (
+        "It answers any HTTP client pointed at its base_url: set QSTASH_URL (see env) "
+        "before the client is created, or pass the base URL to the client."
+    )
 
     @property
     def env(self) -> dict[str, str]:
@@ -81,6 +96,14 @@ class QStashTasksServer(QStashTasksFake):
         self._server.internal_errors.clear()  # reported by the fake that met them
         self._server.attach(self)
         self._attached = True
+        if self.guard_real_qstash:
+            # This process's own clients are still stopped before the real QStash.
+            self._guard = InProcess(self, self._intercept_httpx_at)
+            try:
+                self._guard.start()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def stop(self) -> None:
@@ -93,6 +116,9 @@ class QStashTasksServer(QStashTasksFake):
                 self._server.server_close()  # never started: free the port
             return
         self._attached = False
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.stop()
         self._server.detach(self)
         if self._owns_server:
             self._server.stop()

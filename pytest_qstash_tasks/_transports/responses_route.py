@@ -1,0 +1,184 @@
+"""The fake in front of ``requests`` in the test's own process, through ``responses``.
+
+Loaded only with the ``requests`` extra installed. The fake starts its own
+``responses.RequestsMock`` on top of whatever answered ``requests`` before (the
+network, or a mock the test started earlier), with one route that hands each
+``PreparedRequest`` to the fake and everything else on, unchanged. A mock the test
+starts later sits on top of the fake's, so the fake joins it: its route is added to
+that mock while it runs, and taken out before it stops. It holds no QStash rules.
+"""
+
+from __future__ import annotations
+
+import http
+import io
+import re
+import time
+from typing import TYPE_CHECKING, Any
+from unittest import mock
+from urllib.parse import urlsplit
+
+import requests
+import responses
+from requests.adapters import HTTPAdapter
+from urllib3.response import HTTPResponse
+
+from pytest_qstash_tasks._core.exchange import Reply, Request
+from pytest_qstash_tasks._core.lifecycle import is_timeout
+
+if TYPE_CHECKING:
+    from pytest_qstash_tasks._core.fake import QStashTasksFake
+
+__all__ = ["ResponsesInterceptor"]
+
+
+class ResponsesInterceptor:
+    """Answers the fake's requests from ``requests`` code, and lets the rest through."""
+
+    def __init__(self, fake: QStashTasksFake) -> None:
+        self.fake = fake
+        self._route = _FakeRoute(fake)
+        self._mock: responses.RequestsMock | None = None
+        self._joined: list[responses.RequestsMock] = []
+        self._patches: list[Any] = []
+
+    def start(self) -> None:
+        """Intercept ``requests`` from now on; join mocks started later."""
+        below = HTTPAdapter.send
+        # A send that is not requests' own is another mock's, which may fake the rest of
+        # QStash: then only the paths the fake serves are the fake's.
+        self._route.others = getattr(below, "__module__", None) != HTTPAdapter.__module__
+        own = responses.RequestsMock(
+            assert_all_requests_are_fired=False,
+            passthru_prefixes=("",),  # not the fake's: on, unchanged
+            real_adapter_send=below,
+        )
+        own.add(self._route)
+        own.start()
+        self._mock = own
+        # responses has no hook for a mock started later; the public start and stop
+        # are wrapped while the fake is active (tested with responses 0.25 and 0.26).
+        original_start, original_stop = responses.RequestsMock.start, responses.RequestsMock.stop
+
+        def start(mock_self: responses.RequestsMock) -> None:
+            original_start(mock_self)
+            self._join(mock_self)
+
+        def stop(mock_self: responses.RequestsMock, allow_assert: bool = True) -> None:
+            self._leave(mock_self)
+            original_stop(mock_self, allow_assert)
+
+        for name, wrapper in (("start", start), ("stop", stop)):
+            patch = mock.patch.object(responses.RequestsMock, name, wrapper)
+            patch.start()
+            self._patches.append(patch)
+
+    def stop(self) -> None:
+        """Stop intercepting and leave every mock the fake joined."""
+        while self._patches:
+            self._patches.pop().stop()
+        for joined in list(self._joined):
+            self._leave(joined)
+        own, self._mock = self._mock, None
+        if own is not None:
+            own.stop(allow_assert=False)
+
+    def _join(self, other: responses.RequestsMock) -> None:
+        if other is self._mock or other in self._joined:
+            return
+        if type(other.get_registry()) is not responses.registries.FirstMatchRegistry:
+            return  # an ordered registry answers in its own order only: leave it be
+        self._route.others = True
+        other.add(self._route)
+        self._joined.append(other)
+
+    def _leave(self, other: responses.RequestsMock) -> None:
+        if other in self._joined:
+            self._joined.remove(other)
+            other.remove(self._route)
+
+
+class _FakeRoute(responses.BaseResponse):
+    """One route for the fake's origin and the real QStash's hosts."""
+
+    def __init__(self, fake: QStashTasksFake) -> None:
+        super().__init__("GET", re.compile(re.escape(fake.base_url) + r"/.*"))
+        self.fake = fake
+        self.others = False
+
+    def matches(self, request: requests.PreparedRequest) -> tuple[bool, str]:
+        url = urlsplit(str(request.url))
+        taken = self.fake.takes(
+            url.scheme, url.hostname or "", url.port, url.path, others=self.others
+        )
+        return taken, "" if taken else "not for pytest-qstash-tasks' fake"
+
+    def get_response(self, request: requests.PreparedRequest) -> HTTPResponse:
+        reply = self._intercept(request)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.action == "raise":
+            assert reply.exception is not None
+            raise _for_requests(reply.exception, request)
+        return HTTPResponse(
+            body=io.BytesIO(reply.body),
+            headers={**dict(reply.headers), "content-length": str(len(reply.body))},
+            status=reply.status,
+            reason=_reason(reply.status),
+            preload_content=False,
+            request_method=request.method,
+        )
+
+    def _intercept(self, request: requests.PreparedRequest) -> Reply:
+        url = str(request.url)
+        parts = urlsplit(url)
+        reply = self.fake.intercept(
+            Request(
+                method=str(request.method),
+                url=url,
+                raw_path=parts.path or "/",
+                query=parts.query,
+                headers=tuple((name.lower(), value) for name, value in request.headers.items()),
+                body=_body_bytes(request.body),
+                in_process=True,
+                native=request,
+            ),
+            parts.scheme,
+            parts.hostname or "",
+            parts.port,
+            others=self.others,
+        )
+        # matches() said the fake takes it, and that cannot change in between.
+        assert reply is not None
+        return reply
+
+
+def _body_bytes(body: object) -> bytes:
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    return b""  # none, or a stream the fake does not read
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _for_requests(error: BaseException, request: requests.PreparedRequest) -> BaseException:
+    """A transport error planned with httpx's classes, as ``requests`` raises it."""
+    if not type(error).__module__.startswith("httpx"):
+        return error  # requests' own, the fake's guards, or anything the test chose
+    kind: type[requests.RequestException]
+    if not is_timeout(type(error)):
+        kind = requests.ConnectionError
+    elif type(error).__name__ == "ConnectTimeout":
+        kind = requests.ConnectTimeout
+    else:
+        kind = requests.ReadTimeout
+    converted = kind(str(error), request=request)
+    converted.__cause__ = error
+    return converted
