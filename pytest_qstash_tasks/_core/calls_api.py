@@ -112,4 +112,3 @@ class CallsAPI(FakeState):
         if not known:
             return None
         return unreached_message(known, str(self._url), self.clients_served)
-

@@ -12,6 +12,8 @@ class QStashTasksLoopError(BaseException):
     must end the loop and fail the test rather than be retried forever.
     """
 
+    __module__ = "pytest_qstash_tasks"  # as tracebacks name it: where users import it from
+
 
 class QStashTasksRealHostError(BaseException):
     """The code under test sent a request to the real QStash while a fake was active.
@@ -20,3 +22,5 @@ class QStashTasksRealHostError(BaseException):
     ``BaseException`` for the same reason as ``QStashTasksLoopError``: the official SDK
     retries any ``Exception`` for about 30 seconds.
     """
+
+    __module__ = "pytest_qstash_tasks"

@@ -170,8 +170,12 @@ def _reason(status: int) -> str:
 
 def _for_requests(error: BaseException, request: requests.PreparedRequest) -> BaseException:
     """A transport error planned with httpx's classes, as ``requests`` raises it."""
+    if isinstance(error, requests.RequestException):
+        if error.request is None:
+            error.request = request
+        return error
     if not type(error).__module__.startswith("httpx"):
-        return error  # requests' own, the fake's guards, or anything the test chose
+        return error  # the fake's guards, or anything else the test chose
     kind: type[requests.RequestException]
     if not is_timeout(type(error)):
         kind = requests.ConnectionError

@@ -1,0 +1,236 @@
+"""No test reaches the real QStash; the fake shares a test with pytest-httpx; a failed
+test that never reached the fake says so (pytester, wording checked)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def test_qstash_url_set_after_the_fixture_started_fails_at_once(
+    pytester: pytest.Pytester,
+) -> None:
+    # The classic mistake: the fake took the default host when it started, then the
+    # test pointed the official SDK elsewhere. The SDK retries any Exception for ~30 s.
+    pytester.makepyfile(
+        """
+        import pytest
+        from qstash import QStash
+        from pytest_qstash_tasks import QStashTasksRealHostError
+
+        def test_it(qstash_tasks, monkeypatch):
+            qstash_tasks.add("msg_1", count=3)
+            monkeypatch.setenv("QSTASH_URL", "https://qstash-us-east-1.upstash.io")
+            client = QStash("token")
+            try:
+                client.message.get("msg_1")
+            finally:
+                client.http._client.close()
+
+        def test_one_attempt_no_retries(qstash_tasks, monkeypatch):
+            monkeypatch.setenv("QSTASH_URL", "https://qstash-us-east-1.upstash.io")
+            client = QStash("token")
+            with pytest.raises(QStashTasksRealHostError):
+                client.message.get("msg_1")
+            client.http._client.close()
+            assert qstash_tasks.problems()[0].startswith(
+                "stopped 1 request(s) to the real QStash"
+            )
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-ra")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E  *pytest_qstash_tasks.QStashTasksRealHostError: GET "
+            "https://qstash-us-east-1.upstash.io/v2/messages/msg_1 was stopped before it "
+            "reached the real QStash (qstash-us-east-1.upstash.io): while this test's fake "
+            "is active it answers at https://qstash.upstash.io, not at "
+            "qstash-us-east-1.upstash.io. Point the client at the fake: *",
+        ]
+    )
+    # The second test's teardown (an error) reports the one stopped request.
+    result.stdout.fnmatch_lines(["ERROR *::test_one_attempt_no_retries*"])
+
+
+def test_the_guard_fails_the_test_even_when_the_code_swallows_the_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+        import httpx
+        import requests
+
+        def call_real_qstash():
+            try:
+                requests.get("https://qstash-us-east-1.upstash.io/v1/messages/m/tasks")
+            except BaseException:
+                pass  # a thread that swallows everything
+
+        def test_it(qstash_tasks):
+            thread = threading.Thread(target=call_real_qstash)
+            thread.start()
+            thread.join()
+
+        def test_httpx_too(qstash_tasks_server):
+            try:
+                httpx.get("https://qstash-eu-central-1.upstash.io/v1/messages/m/tasks")
+            except BaseException:
+                pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "E  *AssertionError: qstash_tasks found 1 problem(s):",
+            "E  *1. stopped 1 request(s) to the real QStash (QStashTasksRealHostError):",
+            "E  *- GET https://qstash-us-east-1.upstash.io/v1/messages/m/tasks",
+            "E  *GET https://qstash-us-east-1.upstash.io/v1/messages/m/tasks was stopped "
+            "before it reached the real QStash (qstash-us-east-1.upstash.io): *",
+            "E  *- GET https://qstash-eu-central-1.upstash.io/v1/messages/m/tasks",
+        ]
+    )
+
+
+def test_the_guard_is_switched_off_by_marker_and_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        qstash_tasks_guard_real_qstash = false
+        """
+    )
+    pytester.makepyfile(
+        """
+        import httpx
+        import pytest
+
+        # Another mock answers the real host: with the guard off, the fake lets it.
+        @pytest.mark.parametrize("fixture", ["qstash_tasks", "qstash_tasks_server"])
+        def test_off_by_ini(request, fixture, respx_mock):
+            fake = request.getfixturevalue(fixture)
+            assert fake.guard_real_qstash is False
+            respx_mock.get("https://qstash-us-east-1.upstash.io/v2/x").respond(json=1)
+            assert httpx.get("https://qstash-us-east-1.upstash.io/v2/x").json() == 1
+
+        @pytest.mark.qstash_tasks(guard_real_qstash=True)
+        def test_on_by_marker(qstash_tasks, respx_mock):
+            from pytest_qstash_tasks import QStashTasksRealHostError
+
+            respx_mock.get("https://qstash-us-east-1.upstash.io/v2/x").respond(json=1)
+            with pytest.raises(QStashTasksRealHostError):
+                httpx.get("https://qstash-us-east-1.upstash.io/v2/x")
+            qstash_tasks.guard_real_qstash = False
+            assert httpx.get("https://qstash-us-east-1.upstash.io/v2/x").json() == 1
+            qstash_tasks._real_host_calls.clear()
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize("order", ["httpx_mock, qstash_tasks", "qstash_tasks, httpx_mock"])
+def test_pytest_httpx_and_the_fake_in_either_order(pytester: pytest.Pytester, order: str) -> None:
+    pytester.makepyfile(
+        f"""
+        import httpx
+        import pytest
+        from pytest_qstash_tasks import QStashTasksRealHostError
+
+        def test_sync({order}):
+            httpx_mock.add_response(url="https://api.example.com/users", json=["ada"])
+            qstash_tasks.add("msg_1", count=3)
+            with httpx.Client(headers={{"Authorization": "Bearer t"}}) as client:
+                assert client.get("https://api.example.com/users").json() == ["ada"]
+                url = qstash_tasks.base_url + "/v1/messages/msg_1/tasks"
+                assert len(client.get(url).json()["tasks"]) == 3
+                with pytest.raises(QStashTasksRealHostError):
+                    client.get("https://qstash-us-east-1.upstash.io/v1/messages/m/tasks")
+            assert len(qstash_tasks.calls) == 1
+            assert len(httpx_mock.get_requests()) == 1
+            qstash_tasks._real_host_calls.clear()
+
+        @pytest.mark.asyncio
+        async def test_async({order}):
+            httpx_mock.add_response(url="https://api.example.com/users", json=["ada"])
+            qstash_tasks.add("msg_1", count=3)
+            async with httpx.AsyncClient(headers={{"Authorization": "Bearer t"}}) as client:
+                assert (await client.get("https://api.example.com/users")).json() == ["ada"]
+                url = qstash_tasks.base_url + "/v1/messages/msg_1/tasks"
+                assert len((await client.get(url)).json()["tasks"]) == 3
+            assert len(qstash_tasks.calls) == 1
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_pytest_httpx_lets_the_server_through_when_told(pytester: pytest.Pytester) -> None:
+    # pytest-httpx answers every httpx request of the test, the loopback server's too,
+    # unless should_mock says otherwise (as the transports page shows).
+    pytester.makepyfile(
+        """
+        import httpx
+        import pytest
+        from pytest_qstash_tasks import QStashTasksRealHostError
+
+        @pytest.mark.httpx_mock(should_mock=lambda request: request.url.host != "127.0.0.1")
+        def test_it(qstash_tasks_server, httpx_mock):
+            httpx_mock.add_response(url="https://api.example.com/users", json=["ada"])
+            qstash_tasks_server.add("msg_1", count=3)
+            with httpx.Client(headers={"Authorization": "Bearer t"}) as client:
+                assert client.get("https://api.example.com/users").json() == ["ada"]
+                url = qstash_tasks_server.base_url + "/v1/messages/msg_1/tasks"
+                assert len(client.get(url).json()["tasks"]) == 3
+                with pytest.raises(QStashTasksRealHostError):
+                    client.get("https://qstash.upstash.io/v1/messages/m/tasks")
+            qstash_tasks_server._real_host_calls.clear()
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def test_a_failed_test_that_never_reached_the_fake_says_so(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_in_process(qstash_tasks):
+            qstash_tasks.add("msg_1", count=3)
+            qstash_tasks.add_message("msg_2")
+            assert False, "the report was empty"
+
+        def test_server(qstash_tasks_server):
+            qstash_tasks_server.add("msg_1", count=3)
+            assert False
+
+        def test_no_messages(qstash_tasks):
+            assert False
+
+        def test_reached(qstash_tasks):
+            import httpx
+
+            qstash_tasks.add("msg_1", count=3)
+            httpx.get(qstash_tasks.base_url + "/v1/messages/msg_1/tasks")
+            assert False
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=4)
+    text = result.stdout.str()
+    assert text.count("no request reached the fake -") == 2
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_in_process _*",
+            "*- qstash_tasks: no request reached the fake -*",
+            "2 message(s) were registered ('msg_1', 'msg_2'), but no request reached the "
+            "fake at https://qstash.upstash.io. It answers httpx (through respx) and requests "
+            "(through responses) in this process. Other clients (aiohttp, urllib, another "
+            "process or language) need the qstash_tasks_server fixture: point them at its "
+            "base_url (its env holds QSTASH_URL and QSTASH_TOKEN).",
+            "*_ test_server _*",
+            "*- qstash_tasks: no request reached the fake -*",
+            "1 message(s) were registered ('msg_1'), but no request reached the fake at "
+            "http://127.0.0.1:*. It answers any HTTP client pointed at its base_url: set "
+            "QSTASH_URL (see env) before the client is created, or pass the base URL to the "
+            "client.",
+        ]
+    )

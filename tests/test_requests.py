@@ -1,0 +1,227 @@
+"""``requests`` in the test's own process, answered by ``qstash_tasks`` through
+``responses`` (the ``requests`` extra), side by side with the user's own mocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+import responses
+from responses.registries import OrderedRegistry
+
+from pytest_qstash_tasks import QStashTasksMock, QStashTasksRealHostError
+
+pytest_plugins = ["pytester"]
+
+TASKS = "https://qstash.upstash.io/v1/messages/{}/tasks"
+AUTH = {"Authorization": "Bearer t"}
+
+
+def walk(session: Any, message_id: str, base: str = TASKS) -> list[dict[str, Any]]:
+    """Follow the cursors with ``requests``."""
+    seen: list[dict[str, Any]] = []
+    params: dict[str, int] = {}
+    while True:
+        response = session.get(base.format(message_id), params=params, headers=AUTH)
+        response.raise_for_status()
+        body = response.json()
+        seen.extend(body["tasks"])
+        if not body.get("cursor"):
+            return seen
+        params = {"cursor": body["cursor"]}
+
+
+def test_requests_pages_through_tasks_added_to_the_fixture(qstash_tasks: QStashTasksMock) -> None:
+    added = qstash_tasks.add("msg_1", count=250)
+    with requests.Session() as session:
+        seen = walk(session, "msg_1")
+    assert [task["taskId"] for task in seen] == [task.task_id for task in added]
+    qstash_tasks.assert_all_pages_fetched("msg_1")
+    first = qstash_tasks.calls[0]
+    assert isinstance(first.native_request, requests.PreparedRequest)
+    assert (first.request.method, str(first.request.url)) == ("GET", TASKS.format("msg_1"))
+    assert first.response is not None
+    assert first.response.json()["cursor"] == first.next_cursor
+
+
+def test_requests_and_httpx_share_one_fake(qstash_tasks: QStashTasksMock) -> None:
+    import httpx
+
+    qstash_tasks.add("msg_1", count=3)
+    by_requests = requests.get(TASKS.format("msg_1"), headers=AUTH).json()
+    by_httpx = httpx.get(TASKS.format("msg_1"), headers=AUTH).json()
+    assert by_requests == by_httpx
+    assert len(qstash_tasks.calls) == 2
+
+
+def test_errors_headers_and_bodies_reach_requests_as_sent(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("msg_1", count=1)
+    unauthorized = requests.get(TASKS.format("msg_1"))
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["content-type"] == "application/json"
+    assert "error" in unauthorized.json()
+    qstash_tasks.rate_limit_next()
+    limited = requests.get(TASKS.format("msg_1"), headers=AUTH)
+    assert limited.status_code == 429
+    assert limited.headers["Burst-RateLimit-Limit"] == "100"
+    assert requests.get(TASKS.format("msg_1"), headers=AUTH).status_code == 200
+    qstash_tasks.assert_all_requests_served = False  # the 401 was the point
+
+
+@pytest.mark.parametrize(
+    ("planned", "raised"),
+    [
+        ("httpx.ConnectError", requests.ConnectionError),
+        ("httpx.ConnectTimeout", requests.ConnectTimeout),
+        ("httpx.ReadTimeout", requests.ReadTimeout),
+        ("requests.exceptions.ChunkedEncodingError", requests.exceptions.ChunkedEncodingError),
+    ],
+)
+def test_raise_next_raises_what_requests_would(
+    qstash_tasks: QStashTasksMock, planned: str, raised: type[Exception]
+) -> None:
+    import httpx  # noqa: F401  (named in the parameters)
+
+    qstash_tasks.add("msg_1", count=1)
+    qstash_tasks.raise_next(eval(planned))
+    with pytest.raises(raised) as caught:
+        requests.get(TASKS.format("msg_1"), headers=AUTH)
+    assert caught.value.request is not None
+    assert requests.get(TASKS.format("msg_1"), headers=AUTH).ok
+
+
+def test_a_looping_requests_client_is_stopped(qstash_tasks: QStashTasksMock) -> None:
+    from pytest_qstash_tasks import QStashTasksLoopError
+
+    qstash_tasks.add("msg_1", count=1)
+    qstash_tasks.max_identical_requests = 3
+    for _ in range(3):
+        assert requests.get(TASKS.format("msg_1"), headers=AUTH).ok
+    with pytest.raises(QStashTasksLoopError):
+        requests.get(TASKS.format("msg_1"), headers=AUTH)
+    assert len(qstash_tasks.calls) == 4
+    qstash_tasks._loop_errors.clear()  # stopping it was the point
+
+
+def test_a_users_mock_started_earlier_answers_its_own_hosts(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    qstash_tasks.stop()  # restart the fake on top of a mock started first
+    with responses.RequestsMock() as earlier:
+        earlier.add(responses.GET, "https://api.example.com/users", json=["ada"])
+        earlier.add(responses.POST, "https://qstash.upstash.io/v2/publish/x", json={"id": 1})
+        qstash_tasks.start()
+        qstash_tasks.add("msg_1", count=2)
+        assert requests.get("https://api.example.com/users").json() == ["ada"]
+        # The rest of QStash stays the earlier mock's: the fake takes its endpoint only.
+        assert requests.post("https://qstash.upstash.io/v2/publish/x").json() == {"id": 1}
+        assert len(walk(requests, "msg_1")) == 2
+        assert len(earlier.calls) == 2
+        qstash_tasks.stop()
+    assert [call.message_id for call in qstash_tasks.calls] == ["msg_1"]
+
+
+def test_a_users_mock_started_later_answers_its_hosts_and_the_fake_its_own(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    qstash_tasks.add("msg_1", count=2)
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as later:
+        later.add(responses.GET, "https://api.example.com/users", json=["ada"])
+        assert requests.get("https://api.example.com/users").json() == ["ada"]
+        assert len(walk(requests, "msg_1")) == 2
+        # Unmatched hosts are the user's mock's to refuse, as without the fake.
+        with pytest.raises(requests.ConnectionError, match="Connection refused by Responses"):
+            requests.get("https://elsewhere.example.com/")
+        assert len(later.calls) == 3  # users, the fake's page, the refused one
+    # (It stopped without "Not all requests have been executed": the fake's route left
+    # it first.)
+    assert len(walk(requests, "msg_1")) == 2  # the fake goes on after the user's mock
+
+
+@responses.activate
+def test_responses_activate_and_the_fixture_together(qstash_tasks: QStashTasksMock) -> None:
+    responses.add(responses.GET, "https://api.example.com/users", json=["ada"])
+    qstash_tasks.add("msg_1", count=150)
+    assert requests.get("https://api.example.com/users").json() == ["ada"]
+    assert len(walk(requests, "msg_1")) == 150
+    qstash_tasks.assert_all_pages_fetched("msg_1")
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_an_ordered_registry_is_left_alone(qstash_tasks: QStashTasksMock) -> None:
+    responses.add(responses.GET, "https://api.example.com/a", json=1)
+    responses.add(responses.GET, "https://api.example.com/b", json=2)
+    qstash_tasks.add("msg_1", count=1)
+    assert [m.url for m in responses.registered()] == [
+        "https://api.example.com/a",
+        "https://api.example.com/b",
+    ]
+    assert requests.get("https://api.example.com/a").json() == 1
+    assert requests.get("https://api.example.com/b").json() == 2
+    # An ordered registry answers in its own order only, so the fake does not join it.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(TASKS.format("msg_1"), headers=AUTH)
+    qstash_tasks.assert_not_called()
+
+
+def test_the_guard_stops_requests_to_the_real_qstash_at_once(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    with pytest.raises(QStashTasksRealHostError, match=r"qstash-us-east-1\.upstash\.io"):
+        requests.get("https://qstash-us-east-1.upstash.io/v1/messages/m/tasks", headers=AUTH)
+    assert qstash_tasks.problems()[0].startswith("stopped 1 request(s) to the real QStash")
+    qstash_tasks._real_host_calls.clear()  # the test of the guard, not a mistake
+
+
+def test_hand_made_fakes_stop_cleanly_and_leave_requests_as_they_were() -> None:
+    from requests.adapters import HTTPAdapter
+
+    original = HTTPAdapter.send
+    start, stop = responses.RequestsMock.start, responses.RequestsMock.stop
+    with QStashTasksMock(base_url="http://fake.test") as fake:
+        fake.add("m", count=1)
+        assert HTTPAdapter.send is not original
+        assert requests.get("http://fake.test/v1/messages/m/tasks", headers=AUTH).ok
+    assert HTTPAdapter.send is original
+    assert (responses.RequestsMock.start, responses.RequestsMock.stop) == (start, stop)
+
+
+def test_without_the_extra_nothing_of_requests_is_patched(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import sys
+
+        sys.modules["responses"] = None  # as if the requests extra were not installed
+        """
+    )
+    pytester.makepyfile(
+        """
+        import httpx
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        def test_it(qstash_tasks):
+            assert HTTPAdapter.send.__module__ == "requests.adapters"
+            qstash_tasks.add("m", count=1)
+            url = qstash_tasks.base_url + "/v1/messages/m/tasks"
+            assert httpx.get(url, headers={"Authorization": "Bearer t"}).status_code == 200
+
+        def test_the_hint_names_the_extra(qstash_tasks):
+            qstash_tasks.add("m", count=1)
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- qstash_tasks: no request reached the fake -*",
+            "1 message(s) were registered ('m'), but no request reached the fake at "
+            "https://qstash.upstash.io. It answers httpx (through respx) in this process; "
+            'for requests, install the requests extra (pip install "pytest-qstash-tasks'
+            '[requests]"). Other clients (aiohttp, urllib, another process or language) '
+            "need the qstash_tasks_server fixture: point them at its base_url (its env holds "
+            "QSTASH_URL and QSTASH_TOKEN).",
+        ]
+    )
