@@ -44,7 +44,7 @@ lowest:
 	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
 	$(LOWEST)/bin/python .ci/lowest_constraints.py > $(LOWEST)/constraints.txt
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e ".[test]"
-	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pytest|respx|httpx|pydantic)=='
+	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE '^(pytest|respx|httpx|pydantic|requests|responses)=='
 	# pytest < 8.4 reports an event loop that pytest-asyncio leaves for the gc when an
 	# anyio test follows an asyncio one: their leak, not the plugin's; ignored here only.
 	$(LOWEST)/bin/python -m pytest -n 2 -W "ignore::pytest.PytestUnraisableExceptionWarning"

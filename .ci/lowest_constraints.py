@@ -1,4 +1,5 @@
-"""Print pip constraints pinning each runtime dependency to its declared lower bound."""
+"""Print pip constraints pinning each runtime dependency, and those of the `requests`
+extra, to its declared lower bound."""
 
 import re
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import tomllib
 
 project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
-for requirement in project["dependencies"]:
+for requirement in [*project["dependencies"], *project["optional-dependencies"]["requests"]]:
     match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][^,;\s]*)", requirement)
     if match is None:
         raise SystemExit(f"no lower bound to pin in {requirement!r}")

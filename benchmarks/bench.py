@@ -106,6 +106,44 @@ def page_vs_peers(rounds: int, per_round: int = 20) -> dict[str, float]:
     }
 
 
+def requests_page_vs_responses(rounds: int, per_round: int = 20) -> float:
+    """One full 100-task page through the fake to ``requests`` vs a static ``responses``
+    route with the same JSON, to the same session."""
+    import requests
+    import responses
+
+    fake = QStashTasksMock()
+    fake.add("msg_1", count=100)
+    fake.max_identical_requests = 10**9  # the benchmark repeats one request on purpose
+    session = requests.Session()
+    session.headers.update(AUTH)
+    with fake:
+        body = session.get(URL).content
+    static_mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+    static_mock.add(responses.GET, URL, body=body, content_type="application/json")
+
+    def pages() -> None:
+        for _ in range(per_round):
+            session.get(URL).json()
+
+    def run_ours() -> None:
+        fake.start()
+        try:
+            pages()
+        finally:
+            fake.stop()
+
+    def run_static() -> None:
+        static_mock.start()  # not `with`: leaving it resets the routes
+        try:
+            pages()
+        finally:
+            static_mock.stop()
+
+    result = interleaved({"static": run_static, "ours": run_ours}, rounds)
+    return result["ours"] / result["static"]
+
+
 def walk_growth(rounds: int) -> float:
     """Walking every page of 100,000 tasks vs 10,000 (10x the tasks)."""
     fakes = {}
@@ -177,6 +215,7 @@ Results = dict[str, tuple[float, float, str]]
 def run_all(quick: bool) -> Results:
     rounds = 25 if quick else 75
     page = page_vs_peers(rounds)
+    requests_page = requests_page_vs_responses(rounds)
     speedup, rate = factory_vs_polyfactory(5 if quick else 9)
     hooks = fixture_setup_teardown(quick)
     fixture = fixture_cost(quick)
@@ -186,6 +225,7 @@ def run_all(quick: bool) -> Results:
     return {
         "1. page: ours / static respx route": (page["static"], 1.3, "<="),
         "1. page: ours / pytest-httpx add_response": (page["pytest_httpx"], 0, ""),
+        "1. requests page: ours / static responses route": (requests_page, 1.3, "<="),
         "2. walk 100k / walk 10k (growth)": (walk_growth(7), 13.0, "<="),
         "3. make_tasks / polyfactory (tasks per s)": (speedup, 40.0, ">="),
         "3. make_tasks tasks per s": (rate, 0, ""),

@@ -16,12 +16,12 @@ from .base_url import DEFAULT_BASE_URL, BaseURL
 from .calls import RecordedCall
 from .calls_api import CallsAPI
 from .clock import Clock
-from .endpoint import EndpointConfig, EndpointRequest, EndpointResponse, handle, serves_path
-from .errors import QStashTasksLoopError, QStashTasksRealHostError
+from .endpoint import EndpointConfig, EndpointRequest, EndpointResponse, handle
+from .errors import QStashTasksLoopError
 from .exchange import JSON_HEADERS, Reply, Request, error_body
 from .fault_api import FaultAPI
 from .faults import Fault
-from .hosts import is_real_qstash_host, real_host_message
+from .intercept_api import InterceptAPI
 from .lifecycle import is_timeout
 from .loop_guard import LoopGuard, current_actor
 from .report import format_problems, loop_message, problems
@@ -41,7 +41,7 @@ LOOP_STATUS = 508
 _Self = TypeVar("_Self", bound="QStashTasksFake")
 
 
-class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
+class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
     """A stateful fake of QStash's ``GET /v1/messages/{messageId}/tasks``.
 
     Use it through a transport: ``QStashTasksMock`` (httpx, in-process) or
@@ -68,10 +68,6 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
         seed: Seed of the tasks ``add(count=...)`` generates; by default the test's
             own stream (seeded from its node id).
     """
-
-    #: Whether ``intercept`` answers requests to the fake's origin in this process
-    #: (the in-process transports) or lets them go to a real socket (the server).
-    answers_in_process = False
 
     def __init__(
         self,
@@ -112,11 +108,6 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
     # -- configuration --------------------------------------------------------------
 
     @property
-    def base_url(self) -> str:
-        """The base URL the fake answers on, e.g. ``https://qstash.upstash.io``."""
-        return str(self._url)
-
-    @property
     def token(self) -> str:
         """A bearer token the fake accepts: give it to the client under test."""
         return self._config.token or DEFAULT_TOKEN
@@ -141,51 +132,6 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI):
         self._loop_guard.limit = check_int("max_identical_requests", value)
 
     # -- transports -----------------------------------------------------------------
-
-    def serves_origin(self, scheme: str, host: str, port: int | None) -> bool:
-        """Whether requests to ``scheme://host:port`` are for this fake."""
-        return self._url.owns(scheme, host, port)
-
-    def takes(
-        self, scheme: str, host: str, port: int | None, raw_path: str, *, others: bool
-    ) -> bool:
-        """Whether ``intercept`` answers a request to this URL (it has no side effects).
-
-        The fake's origin, when the fake answers in this process (``answers_in_process``;
-        a server fake is reached over its socket); with ``others`` (another mock in line
-        that may fake the rest of QStash) only the endpoint's own paths. And, with
-        ``guard_real_qstash``, every host of the real QStash, to stop the request.
-        """
-        if self.serves_origin(scheme, host, port):
-            return self.answers_in_process and (not others or serves_path(raw_path, self._config))
-        return self.guard_real_qstash and is_real_qstash_host(host)
-
-    def intercept(
-        self, request: Request, scheme: str, host: str, port: int | None, *, others: bool
-    ) -> Reply | None:
-        """For a transport that sees every request of this process: the reply, or
-        ``None`` to let the request go on (to another mock, or the network). See
-        ``takes``; a request to the real QStash raises ``QStashTasksRealHostError``.
-        """
-        if not self.takes(scheme, host, port, request.raw_path, others=others):
-            return None
-        if self.serves_origin(scheme, host, port):
-            return self.dispatch(request)
-        error = QStashTasksRealHostError(
-            real_host_message(request.method, request.url, host, self.base_url)
-        )
-        call = RecordedCall(
-            method=request.method,
-            url=request.url,
-            headers=request.headers,
-            body=request.body,
-            exception=error,
-            delivery="raise",
-            native_request=request.native,
-        )
-        with self._lock:
-            self._real_host_calls.append(call)
-        return Reply("raise", exception=error)
 
     def start(self: _Self) -> _Self:
         """Start answering requests (each transport says how)."""

@@ -56,8 +56,8 @@ class ResponsesInterceptor:
         own.add(self._route)
         own.start()
         self._mock = own
-        # responses has no hook for a mock started later; the public start and stop
-        # are wrapped while the fake is active (tested with responses 0.25 and 0.26).
+        # responses has no hook for a mock started later; its public start and stop are
+        # wrapped while the fake is active (tested with responses 0.24 and 0.26).
         original_start, original_stop = responses.RequestsMock.start, responses.RequestsMock.stop
 
         def start(mock_self: responses.RequestsMock) -> None:

@@ -1,0 +1,87 @@
+"""The fake's side of the in-process transports: which requests of this process it
+takes, and the guard that stops requests to the real QStash."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .calls import RecordedCall
+from .endpoint import serves_path
+from .errors import QStashTasksRealHostError
+from .exchange import Reply, Request
+from .hosts import is_real_qstash_host, real_host_message
+from .state import FakeState
+
+__all__ = ["InterceptAPI"]
+
+
+class InterceptAPI(FakeState):
+    """``serves_origin``, ``takes`` and ``intercept``."""
+
+    #: Whether ``intercept`` answers requests to the fake's origin in this process
+    #: (the in-process transports) or lets them go to a real socket (the server).
+    answers_in_process = False
+    guard_real_qstash: bool
+
+    @property
+    def base_url(self) -> str:
+        """The base URL the fake answers on, e.g. ``https://qstash.upstash.io``."""
+        return str(self._url)
+
+    def dispatch(self, request: Request, *, decline_unknown_paths: bool = False) -> Reply | None:
+        raise NotImplementedError  # the fake's
+
+    def serves_origin(self, scheme: str, host: str, port: int | None) -> bool:
+        """Whether requests to ``scheme://host:port`` are for this fake."""
+        return self._url.owns(scheme, host, port)
+
+    def takes(
+        self, scheme: str, host: str, port: int | None, raw_path: str, *, others: bool
+    ) -> bool:
+        """Whether ``intercept`` answers a request to this URL (it has no side effects).
+
+        The fake's origin, when the fake answers in this process (``answers_in_process``;
+        a server fake is reached over its socket); with ``others`` (another mock in line
+        that may fake the rest of QStash) only the endpoint's own paths. And, with
+        ``guard_real_qstash``, every host of the real QStash, to stop the request.
+        """
+        return self._claim(scheme, host, port, raw_path, others) is not None
+
+    def intercept(
+        self, request: Request, scheme: str, host: str, port: int | None, *, others: bool
+    ) -> Reply | None:
+        """For a transport that sees every request of this process: the reply, or
+        ``None`` to let the request go on (to another mock, or the network). See
+        ``takes``; a request to the real QStash raises ``QStashTasksRealHostError``.
+        """
+        claim = self._claim(scheme, host, port, request.raw_path, others)
+        if claim is None:
+            return None
+        if claim == "answer":
+            return self.dispatch(request)
+        error = QStashTasksRealHostError(
+            real_host_message(request.method, request.url, host, self.base_url)
+        )
+        call = RecordedCall(
+            method=request.method,
+            url=request.url,
+            headers=request.headers,
+            body=request.body,
+            exception=error,
+            delivery="raise",
+            native_request=request.native,
+        )
+        with self._lock:
+            self._real_host_calls.append(call)
+        return Reply("raise", exception=error)
+
+    def _claim(
+        self, scheme: str, host: str, port: int | None, raw_path: str, others: bool
+    ) -> Literal["answer", "stop"] | None:
+        if self.serves_origin(scheme, host, port):
+            if self.answers_in_process and (not others or serves_path(raw_path, self._config)):
+                return "answer"
+            return None
+        if self.guard_real_qstash and is_real_qstash_host(host):
+            return "stop"
+        return None
