@@ -139,7 +139,7 @@ def start_and_stop(rounds: int) -> dict[str, float]:
 def server_import_ms(rounds: int) -> float:
     """What importing the server adds, once the plugin and the in-process fake are loaded."""
     code = (
-        "import time, pytest_qstash_tasks._plugin, pytest_qstash_tasks._transports.respx_router;"
+        "import time, pytest_qstash_tasks._plugin, pytest_qstash_tasks._transports.in_process;"
         "t = time.perf_counter(); import pytest_qstash_tasks._transports.server;"
         "print(time.perf_counter() - t)"
     )

@@ -234,3 +234,36 @@ def test_a_failed_test_that_never_reached_the_fake_says_so(pytester: pytest.Pyte
             "client.",
         ]
     )
+
+
+@pytest.mark.parametrize("client", ["httpx", "requests"])
+def test_two_regions_two_fakes_each_guard_leaves_the_other_alone(client: str) -> None:
+    import httpx
+    import requests
+
+    from pytest_qstash_tasks import QStashTasksMock, QStashTasksRealHostError
+
+    get = httpx.get if client == "httpx" else requests.get
+    eu = QStashTasksMock(base_url="https://qstash-eu-central-1.upstash.io")
+    us = QStashTasksMock(base_url="https://qstash-us-east-1.upstash.io")
+    auth = {"Authorization": "Bearer t"}
+    with eu, us:
+        eu.add("msg_eu", count=2)
+        us.add("msg_us", count=3)
+        assert (
+            len(get(eu.base_url + "/v1/messages/msg_eu/tasks", headers=auth).json()["tasks"]) == 2
+        )
+        assert (
+            len(get(us.base_url + "/v1/messages/msg_us/tasks", headers=auth).json()["tasks"]) == 3
+        )
+        # An unknown path on either host is still that fake's to answer (404), not the network's.
+        assert get(us.base_url + "/v1/messages/msg_eu/tasks", headers=auth).status_code == 404
+        with pytest.raises(QStashTasksRealHostError):
+            get("https://qstash.upstash.io/v1/messages/msg_eu/tasks", headers=auth)
+        us.assert_all_requests_served = False  # the 404 was asked for
+        # Stopped once, by whichever fake saw it first: one report, not two.
+        assert len(eu.problems()) + len(us.problems()) == 1
+        eu._real_host_calls.clear()
+        us._real_host_calls.clear()
+    assert [c.message_id for c in eu.calls] == ["msg_eu"]
+    assert [c.message_id for c in us.calls] == ["msg_us", "msg_eu"]

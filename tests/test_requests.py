@@ -225,3 +225,23 @@ def test_without_the_extra_nothing_of_requests_is_patched(pytester: pytest.Pytes
             "QSTASH_URL and QSTASH_TOKEN).",
         ]
     )
+
+
+def test_both_fixtures_in_one_test_each_answer_their_own(
+    qstash_tasks: QStashTasksMock, qstash_tasks_server: Any
+) -> None:
+    import httpx
+
+    qstash_tasks.add("msg_1", count=3)
+    qstash_tasks_server.add("msg_1", count=2)
+    server_tasks = qstash_tasks_server.base_url + "/v1/messages/{}/tasks"
+    with responses.RequestsMock() as later:  # and a user's mock started after both
+        later.add(responses.GET, "https://api.example.com/users", json=["ada"])
+        assert requests.get("https://api.example.com/users").json() == ["ada"]
+        for get in (requests.get, httpx.get):
+            assert len(get(TASKS.format("msg_1"), headers=AUTH).json()["tasks"]) == 3
+        later.add_passthru(qstash_tasks_server.base_url)
+        assert len(walk(requests, "msg_1", server_tasks)) == 2
+    assert len(httpx.get(server_tasks.format("msg_1"), headers=AUTH).json()["tasks"]) == 2
+    assert len(qstash_tasks.calls) == 2
+    assert len(qstash_tasks_server.calls) == 2

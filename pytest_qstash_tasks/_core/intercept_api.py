@@ -3,6 +3,7 @@ takes, and the guard that stops requests to the real QStash."""
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 from .calls import RecordedCall
@@ -13,6 +14,11 @@ from .hosts import is_real_qstash_host, real_host_message
 from .state import FakeState
 
 __all__ = ["InterceptAPI"]
+
+#: The fakes intercepting this process's requests now, and the lock on that list: a
+#: fake's guard leaves alone the hosts another of them answers (two regions, say).
+_INTERCEPTING: list[InterceptAPI] = []
+_INTERCEPTING_LOCK = threading.Lock()
 
 
 class InterceptAPI(FakeState):
@@ -30,6 +36,17 @@ class InterceptAPI(FakeState):
 
     def dispatch(self, request: Request, *, decline_unknown_paths: bool = False) -> Reply | None:
         raise NotImplementedError  # the fake's
+
+    def begin_intercepting(self) -> None:
+        """Called by an in-process transport when it starts showing the fake requests."""
+        with _INTERCEPTING_LOCK:
+            _INTERCEPTING.append(self)
+
+    def end_intercepting(self) -> None:
+        """Called by an in-process transport when it stops."""
+        with _INTERCEPTING_LOCK:
+            if self in _INTERCEPTING:
+                _INTERCEPTING.remove(self)
 
     def serves_origin(self, scheme: str, host: str, port: int | None) -> bool:
         """Whether requests to ``scheme://host:port`` are for this fake."""
@@ -83,5 +100,11 @@ class InterceptAPI(FakeState):
                 return "answer"
             return None
         if self.guard_real_qstash and is_real_qstash_host(host):
+            with _INTERCEPTING_LOCK:
+                fakes = list(_INTERCEPTING)
+            if any(
+                fake.answers_in_process and fake.serves_origin(scheme, host, port) for fake in fakes
+            ):
+                return None  # another fake's to answer
             return "stop"
         return None

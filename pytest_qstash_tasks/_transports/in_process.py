@@ -61,6 +61,7 @@ class InProcess:
             from .responses_route import ResponsesInterceptor
 
             interceptors.append(ResponsesInterceptor(self.fake))
+        self.fake.begin_intercepting()
         try:
             for interceptor in interceptors:
                 interceptor.start()
@@ -73,6 +74,7 @@ class InProcess:
         """Take the fake out of line, the last started first."""
         while self._running:
             self._running.pop().stop()
+        self.fake.end_intercepting()
 
 
 class QStashTasksMock(QStashTasksFake):

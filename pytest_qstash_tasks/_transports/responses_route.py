@@ -14,6 +14,7 @@ import http
 import io
 import re
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 from urllib.parse import urlsplit
@@ -31,15 +32,17 @@ if TYPE_CHECKING:
 
 __all__ = ["ResponsesInterceptor"]
 
+#: The mocks of fakes: a fake never joins another fake's mock.
+_FAKES_MOCKS: weakref.WeakSet[responses.RequestsMock] = weakref.WeakSet()
+
 
 class ResponsesInterceptor:
     """Answers the fake's requests from ``requests`` code, and lets the rest through."""
 
     def __init__(self, fake: QStashTasksFake) -> None:
         self.fake = fake
-        self._route = _FakeRoute(fake)
         self._mock: responses.RequestsMock | None = None
-        self._joined: list[responses.RequestsMock] = []
+        self._joined: dict[responses.RequestsMock, _FakeRoute] = {}
         self._patches: list[Any] = []
 
     def start(self) -> None:
@@ -47,14 +50,15 @@ class ResponsesInterceptor:
         below = HTTPAdapter.send
         # A send that is not requests' own is another mock's, which may fake the rest of
         # QStash: then only the paths the fake serves are the fake's.
-        self._route.others = getattr(below, "__module__", None) != HTTPAdapter.__module__
+        others = getattr(below, "__module__", None) != HTTPAdapter.__module__
         own = responses.RequestsMock(
             assert_all_requests_are_fired=False,
             passthru_prefixes=("",),  # not the fake's: on, unchanged
             real_adapter_send=below,
         )
-        own.add(self._route)
+        own.add(_FakeRoute(self.fake, others=others))
         own.start()
+        _FAKES_MOCKS.add(own)
         self._mock = own
         # responses has no hook for a mock started later; its public start and stop are
         # wrapped while the fake is active (tested with responses 0.24 and 0.26).
@@ -82,29 +86,30 @@ class ResponsesInterceptor:
         own, self._mock = self._mock, None
         if own is not None:
             own.stop(allow_assert=False)
+            _FAKES_MOCKS.discard(own)
 
     def _join(self, other: responses.RequestsMock) -> None:
-        if other is self._mock or other in self._joined:
+        if other in _FAKES_MOCKS or other in self._joined:
             return
         if type(other.get_registry()) is not responses.registries.FirstMatchRegistry:
             return  # an ordered registry answers in its own order only: leave it be
-        self._route.others = True
-        other.add(self._route)
-        self._joined.append(other)
+        route = _FakeRoute(self.fake, others=True)  # the user's routes fake the rest
+        other.add(route)
+        self._joined[other] = route
 
     def _leave(self, other: responses.RequestsMock) -> None:
-        if other in self._joined:
-            self._joined.remove(other)
-            other.remove(self._route)
+        route = self._joined.pop(other, None)
+        if route is not None:
+            other.remove(route)
 
 
 class _FakeRoute(responses.BaseResponse):
     """One route for the fake's origin and the real QStash's hosts."""
 
-    def __init__(self, fake: QStashTasksFake) -> None:
+    def __init__(self, fake: QStashTasksFake, *, others: bool) -> None:
         super().__init__("GET", re.compile(re.escape(fake.base_url) + r"/.*"))
         self.fake = fake
-        self.others = False
+        self.others = others
 
     def matches(self, request: requests.PreparedRequest) -> tuple[bool, str]:
         url = urlsplit(str(request.url))

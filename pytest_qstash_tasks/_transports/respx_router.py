@@ -79,7 +79,8 @@ class RespxInterceptor:
 
     def _intercept(self, request: httpx.Request) -> Reply:
         url = request.url
-        others = len(self.mocker.routers) > 1
+        # Routers of other fakes (a server's guard) are not "others": they fake no path.
+        others = any(not isinstance(router, RespxInterceptor) for router in self.mocker.routers)
         raw_path, _, query = url.raw_path.decode("ascii").partition("?")
         try:
             body = request.content
@@ -103,12 +104,19 @@ class RespxInterceptor:
             others=others or self.mocker.name == "httpx",
         )
         if reply is None:
-            self._decline(request, others)
+            self._decline(request, raw_path)
         return reply
 
-    @staticmethod
-    def _decline(request: httpx.Request, others: bool) -> NoReturn:
-        if others:
+    def _decline(self, request: httpx.Request, raw_path: str) -> NoReturn:
+        url = request.url
+        routers: list[object] = list(self.mocker.routers)
+        if any(
+            # Another fake's router answers only what its fake takes; anyone else's may.
+            not isinstance(router, RespxInterceptor)
+            or router.fake.takes(url.scheme, url.host, url.port, raw_path, others=False)
+            for router in routers
+            if router is not self
+        ):
             raise AllMockedAssertionError(f"qstash_tasks: {request!r} is not for the fake")
         # As if the fake were not there: on to the transport below, or the network.
         raise PassThrough("not for the fake", request=request, origin=_origin())
