@@ -18,7 +18,12 @@ class Clock:
     """
 
     def __init__(self, start: int | _dt.datetime | str = DEFAULT_START_MS) -> None:
-        self._now = to_ms(start)
+        self._start = self._now = to_ms(start)
+
+    @property
+    def start(self) -> int:
+        """Where the clock started, unix ms."""
+        return self._start
 
     @property
     def now(self) -> int:
@@ -47,6 +52,11 @@ class Clock:
             )
         self._now = target
         return self._now
+
+    def _restart(self) -> None:
+        # Only with every stored task gone (the fake's reset): nothing is left whose
+        # timeline could end up in the clock's future.
+        self._now = self._start
 
     def __repr__(self) -> str:
         when = _dt.datetime.fromtimestamp(self._now / 1000, tz=_dt.timezone.utc)

@@ -96,7 +96,8 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
         self.assert_all_scripted_pages_requested = assert_all_scripted_pages_requested
         self.assert_all_faults_triggered = assert_all_faults_triggered
         self.guard_real_qstash = guard_real_qstash
-        self._stream = None if seed is None else Stream(None, check_int("seed", seed))
+        self._seed = None if seed is None else check_int("seed", seed)
+        self._stream = None if self._seed is None else Stream(None, self._seed)
         self.clock = Clock(start)
         self._store = TaskStore()
         self._faults = []
@@ -263,6 +264,22 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
                 self._loop_guard.limit,
             )
         )
+
+    def reset(self) -> None:
+        """Forget everything the fake learnt since it was made: stored tasks, scripted
+        pages, simulated deliveries, recorded calls, planned faults and loop streaks;
+        the clock goes back to its start and a seeded fake's data starts over. The
+        settings stay."""
+        with self._lock:
+            self._store = TaskStore()
+            self._faults.clear()
+            self._calls.clear()
+            self._loop_errors.clear()
+            self._real_host_calls.clear()
+            self._loop_guard.reset()
+            self.clock._restart()
+            if self._seed is not None:
+                self._stream = Stream(None, self._seed)
 
     # -- teardown checks ------------------------------------------------------------
 

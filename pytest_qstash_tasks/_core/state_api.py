@@ -77,6 +77,12 @@ class StateAPI(FakeState):
         with self._lock:
             self._store.add_pages(message_id, list(pages))
 
+    def message_ids(self) -> list[str]:
+        """The ids of the registered messages: those holding tasks, then those served
+        from scripted pages."""
+        with self._lock:
+            return self._store.known_ids()
+
     def tasks(self, message_id: str) -> list[Task]:
         """The tasks stored for ``message_id``, in serving order (newest first)."""
         with self._lock:

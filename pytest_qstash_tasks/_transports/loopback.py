@@ -11,25 +11,27 @@ closed on stop; daemon threads, each joined on stop.
 from __future__ import annotations
 
 import contextlib
-import http
 import ipaddress
 import select
 import selectors
 import socket
 import threading
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from pytest_qstash_tasks._core.exchange import JSON_HEADERS, Reply, Request, error_body
 from pytest_qstash_tasks._core.fake import QStashTasksFake
 
-__all__ = ["LoopbackServer"]
+from .http_handler import Handler
 
-#: The largest request body read; a larger one is refused with 413.
-MAX_BODY = 1 << 20
+__all__ = ["AccessLog", "LoopbackServer"]
+
+#: Told of every answered request: method, target, status (``None``: no answer), seconds.
+AccessLog = Callable[[str, str, "int | None", float], None]
+
 #: How long ``detach`` waits for requests still being answered.
 DRAIN_SECONDS = 10.0
 _HOLD_POLL = 0.05
@@ -54,7 +56,12 @@ class LoopbackServer(ThreadingHTTPServer):
     timeout = 0
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, max_hold_seconds: float = 10.0
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_hold_seconds: float = 10.0,
+        access_log: AccessLog | None = None,
     ) -> None:
         try:
             family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
@@ -64,9 +71,10 @@ class LoopbackServer(ThreadingHTTPServer):
                 "(a name like localhost may resolve to another address than the one served)"
             ) from None
         self.address_family = family
-        super().__init__((host, port), _Handler)
+        super().__init__((host, port), Handler)
         self.host, self.port = host, self.server_address[1]
         self.max_hold_seconds = max_hold_seconds
+        self.access_log = access_log
         self.stray: list[str] = []
         self.internal_errors: list[str] = []
         self._fake: QStashTasksFake | None = None
@@ -123,8 +131,10 @@ class LoopbackServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         """Close the listening socket and the wake-up pair (also for a server never started)."""
         super().server_close()
-        self._wake_read.close()
-        self._wake_write.close()
+        # Not there yet when binding failed (socketserver closes then, from __init__).
+        for wake in (getattr(self, "_wake_read", None), getattr(self, "_wake_write", None)):
+            if wake is not None:
+                wake.close()
 
     def _accept_loop(self, ready: threading.Event) -> None:
         with selectors.DefaultSelector() as selector:
@@ -174,7 +184,7 @@ class LoopbackServer(ThreadingHTTPServer):
                 self._in_flight -= 1
                 self._idle.notify_all()
 
-    def _client(self, handler: _Handler) -> Hashable:
+    def _client(self, handler: Handler) -> Hashable:
         """Whom the loop guard counts a request for.
 
         Requests on one connection count for one client (threads and tasks each hold
@@ -218,8 +228,9 @@ class LoopbackServer(ThreadingHTTPServer):
 
     # -- one request ----------------------------------------------------------------
 
-    def answer(self, handler: _Handler, body: bytes) -> None:
+    def answer(self, handler: Handler, body: bytes) -> None:
         """Hand one parsed request to the fake and deliver its reply."""
+        started = time.perf_counter()
         target = handler.path
         raw_path, _, query = target.partition("?")
         handler.requests_answered += 1
@@ -251,8 +262,11 @@ class LoopbackServer(ThreadingHTTPServer):
                     reply = Reply("answer", 500, JSON_HEADERS, error_body(500, text))
             assert reply is not None
             self._deliver(handler, reply)
+        if self.access_log is not None:
+            status = reply.status if reply.action == "answer" else None
+            self.access_log(request.method, target, status, time.perf_counter() - started)
 
-    def _deliver(self, handler: _Handler, reply: Reply) -> None:
+    def _deliver(self, handler: Handler, reply: Reply) -> None:
         if reply.delay and self._stopping.wait(reply.delay):
             reply = Reply("close")
         if reply.action == "answer":
@@ -277,96 +291,6 @@ class LoopbackServer(ThreadingHTTPServer):
                 # Data the client sent on (a pipelined request): it stays unread, so the
                 # socket stays readable; wait out a poll instead of spinning.
                 self._stopping.wait(min(left, _HOLD_POLL))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: LoopbackServer
-    #: On this connection, so far.
-    requests_answered = 0
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def handle_one_request(self) -> None:
-        self.command = None  # type: ignore[assignment]  # no request line read yet
-        try:
-            self.raw_requestline = self.rfile.readline(65537)
-            if len(self.raw_requestline) > 65536:
-                self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
-                return
-            if not self.raw_requestline.endswith(b"\n"):
-                # Nothing, or a request line cut off by the client going away.
-                self.close_connection = True
-                return
-            if not self.parse_request():  # it answered 400, 431, ... itself
-                return
-            body = self._read_body()
-            if body is not None:
-                self.server.answer(self, body)
-        except OSError:  # the client went away
-            self.close_connection = True
-
-    def _read_body(self) -> bytes | None:
-        """The request body, drained so the next request on the connection starts clean."""
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            return self._read_chunked()
-        length = self.headers.get("content-length")
-        if length is None:
-            return b""
-        if not length.isdigit():
-            self.send_error(400, f"invalid Content-Length {length!r}")
-            return None
-        if int(length) > MAX_BODY:
-            self.send_error(413, f"request body over {MAX_BODY} bytes")
-            return None
-        return self.rfile.read(int(length))
-
-    def _read_chunked(self) -> bytes | None:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            size_line = self.rfile.readline(1026).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                self.send_error(400, "invalid chunked body")
-                return None
-            total += size
-            if total > MAX_BODY:
-                self.send_error(413, f"request body over {MAX_BODY} bytes")
-                return None
-            if size == 0:
-                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(3)
-
-    def write_answer(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
-        """Status line, headers and body in one write: no Nagle delay between them."""
-        try:
-            phrase = http.HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        head = [f"HTTP/1.1 {status} {phrase}\r\n"]
-        head.extend(f"{name}: {value}\r\n" for name, value in headers)
-        head.append(f"content-length: {len(body)}\r\n")
-        if self.close_connection:
-            head.append("connection: close\r\n")
-        head.append("\r\n")
-        payload = "".join(head).encode("latin-1")
-        self.wfile.write(payload if self.command == "HEAD" else payload + body)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Errors of the HTTP layer (a bad request line, huge headers): JSON, as QStash."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):  # the client went away
-            self.write_answer(code, JSON_HEADERS, error_body(code, message))
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: the fake records every call
 
 
 def _peer_closed(connection: socket.socket) -> bool:

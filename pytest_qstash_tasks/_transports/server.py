@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pytest_qstash_tasks._core.control import ControlPlane
+from pytest_qstash_tasks._core.exchange import Reply, Request
 from pytest_qstash_tasks._core.fake import QStashTasksFake
 
 from .in_process import InProcess, check_intercept_at
-from .loopback import LoopbackServer
+from .loopback import AccessLog, LoopbackServer
 
 if TYPE_CHECKING:
     from .respx_router import InterceptAt
@@ -37,6 +39,10 @@ class QStashTasksServer(QStashTasksFake):
             one at a time (the fixture's); by default the fake runs its own.
         intercept_httpx_at: Where the guard of ``guard_real_qstash`` stops httpx
             requests of this process to the real QStash (see ``QStashTasksMock``).
+        control: Whether the control endpoints under ``/_fake/`` answer (the
+            standalone command's: see the docs' standalone page).
+        access_log: Told of every answered request (method, target, status or
+            ``None``, seconds), for a server the fake runs itself.
         **settings: The fake's settings (``token``, ``page_size``, ``end_cursor``,
             ...: see ``QStashTasksFake``), all but ``base_url``, which is where the
             server listens.
@@ -50,6 +56,8 @@ class QStashTasksServer(QStashTasksFake):
         max_hold_seconds: float = 10.0,
         server: LoopbackServer | None = None,
         intercept_httpx_at: InterceptAt = "transport",
+        control: bool = False,
+        access_log: AccessLog | None = None,
         **settings: Any,
     ) -> None:
         if "base_url" in settings:
@@ -59,7 +67,9 @@ class QStashTasksServer(QStashTasksFake):
             )
         check_intercept_at(intercept_httpx_at)
         self._owns_server = server is None
-        self._server = server or LoopbackServer(host, port, max_hold_seconds=max_hold_seconds)
+        self._server = server or LoopbackServer(
+            host, port, max_hold_seconds=max_hold_seconds, access_log=access_log
+        )
         self._attached = False
         try:
             super().__init__(base_url=self._server.base_url, **settings)
@@ -68,6 +78,7 @@ class QStashTasksServer(QStashTasksFake):
                 self._server.server_close()  # bad settings: free the port at once
             raise
         self._stray_before: list[str] = []
+        self._control = ControlPlane(self, self._config.token) if control else None
         self._intercept_httpx_at: InterceptAt = intercept_httpx_at
         self._guard: InProcess | None = None
 
@@ -122,6 +133,14 @@ class QStashTasksServer(QStashTasksFake):
         self._server.detach(self)
         if self._owns_server:
             self._server.stop()
+
+    def dispatch(self, request: Request, *, decline_unknown_paths: bool = False) -> Reply | None:
+        """The control endpoints' answer, if enabled and asked for; else the fake's."""
+        if self._control is not None:
+            reply = self._control.dispatch(request)
+            if reply is not None:
+                return reply
+        return super().dispatch(request, decline_unknown_paths=decline_unknown_paths)
 
     def problems(self) -> list[str]:
         """What ``verify()`` would report: the fake's problems, and the server's."""

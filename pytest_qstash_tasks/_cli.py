@@ -1,0 +1,194 @@
+"""``qstash-tasks-fake``: the fake outside pytest, for local development, docker-compose
+and tests in other languages (``python -m pytest_qstash_tasks`` is the same command).
+
+    qstash-tasks-fake serve --port 0 --data tasks.json
+
+The first line it prints on standard output is the base URL; one line per request goes
+to standard error unless ``--quiet``. It stops cleanly on SIGINT, SIGTERM and, with
+``--stdin-eof``, when standard input closes (a parent process that goes away).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from ._transports.server import QStashTasksServer
+
+__all__ = ["main"]
+
+PROG = "qstash-tasks-fake"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns its exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        fake = _build(args)
+    except _UsageError as error:
+        parser.exit(2, f"{PROG}: error: {error}\n")
+    return _serve(fake, args)
+
+
+class _UsageError(Exception):
+    """Arguments or a data file the command cannot use."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="A fake of Upstash QStash's GET /v1/messages/{messageId}/tasks.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the fake over HTTP until stopped",
+        description="Serve the fake over HTTP, with control endpoints under /_fake/. "
+        "The first line printed is the base URL.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="IP address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=0, help="port; 0 (default) takes a free one")
+    serve.add_argument(
+        "--token",
+        help="the only bearer token accepted, by the API and the control endpoints "
+        "(default: any non-empty token, and open control endpoints)",
+    )
+    serve.add_argument("--seed", type=int, default=0, help="seed of generated tasks (default: 0)")
+    serve.add_argument("--page-size", type=int, default=100, help="tasks per page (default: 100)")
+    serve.add_argument(
+        "--end-cursor",
+        choices=["0", "omit"],
+        default="0",
+        help="the last page's cursor: 0 (default) or omit the field",
+    )
+    serve.add_argument(
+        "--start", help="where the clock starts: unix ms or ISO 8601 (default: 2026-01-01Z)"
+    )
+    serve.add_argument(
+        "--max-identical-requests",
+        type=int,
+        default=100,
+        help="identical requests in a row before the answer is 508 (default: 100)",
+    )
+    serve.add_argument("--data", type=Path, help="a JSON file of messages to load at start")
+    serve.add_argument("--quiet", action="store_true", help="no line per request")
+    serve.add_argument(
+        "--stdin-eof", action="store_true", help="also stop when standard input closes"
+    )
+    return parser
+
+
+def _build(args: argparse.Namespace) -> QStashTasksServer:
+    from ._transports.server import QStashTasksServer
+
+    settings: dict[str, Any] = {
+        "token": args.token,
+        "seed": args.seed,
+        "page_size": args.page_size,
+        "end_cursor": 0 if args.end_cursor == "0" else None,
+        "max_identical_requests": args.max_identical_requests,
+        "guard_real_qstash": False,  # no client of this process to guard
+    }
+    if args.start is not None:
+        settings["start"] = int(args.start) if args.start.isdigit() else args.start
+    log = None if args.quiet else _access_log(sys.stderr)
+    try:
+        fake = QStashTasksServer(
+            host=args.host, port=args.port, control=True, access_log=log, **settings
+        )
+    except OSError as error:
+        raise _UsageError(f"cannot listen on {args.host}:{args.port}: {error}") from None
+    except (ValueError, TypeError) as error:
+        raise _UsageError(_with_option(str(error), settings)) from None
+    if args.data is not None:
+        try:
+            _load(fake, args.data)
+        except _UsageError:
+            fake.stop()
+            raise
+    return fake
+
+
+def _with_option(text: str, settings: dict[str, Any]) -> str:
+    """``--page-size: page_size must be ...``: the option a setting's error is about."""
+    for name in ("host", "port", *settings):
+        if text.startswith(name):
+            return f"--{name.replace('_', '-')}: {text}"
+    return text
+
+
+def _load(fake: QStashTasksServer, path: Path) -> None:
+    from ._core.control_schema import DataFile, SpecError, apply_message, parse
+
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise _UsageError(f"--data {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise _UsageError(f"--data {path}: not JSON: {error}") from None
+    try:
+        spec = parse(DataFile, data, "")
+    except SpecError as error:
+        raise _UsageError(f"--data {path}:\n{error}") from None
+    for index, message in enumerate(spec.messages):
+        try:
+            apply_message(fake, message)
+        except ValueError as error:
+            raise _UsageError(
+                f"--data {path}: messages[{index}] ({message.message_id!r}): {error}"
+            ) from None
+
+
+def _access_log(stream: TextIO) -> Any:
+    lock = threading.Lock()
+
+    def log(method: str, target: str, status: int | None, seconds: float) -> None:
+        shown = "-" if status is None else str(status)
+        with lock:
+            stream.write(f"{method} {target} {shown} {seconds * 1000:.1f} ms\n")
+            stream.flush()
+
+    return log
+
+
+def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
+    stop = threading.Event()
+
+    def on_signal(number: int, _: object) -> None:
+        stop.set()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, on_signal)
+    if args.stdin_eof:
+        threading.Thread(target=_wait_for_eof, args=(stop,), daemon=True).start()
+    fake.start()
+    try:
+        print(fake.base_url, flush=True)
+        messages = len(fake.message_ids())
+        sys.stderr.write(
+            f"{PROG}: serving {messages} message(s) at {fake.base_url}, control endpoints "
+            f"at {fake.base_url}/_fake/ (stop with Ctrl-C)\n"
+        )
+        sys.stderr.flush()
+        stop.wait()
+    finally:
+        fake.stop()
+    return 0
+
+
+def _wait_for_eof(stop: threading.Event) -> None:
+    for _ in iter(lambda: os.read(sys.stdin.fileno(), 65536), b""):
+        pass  # whatever comes in is not for us: only its end is
+    stop.set()

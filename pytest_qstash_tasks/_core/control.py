@@ -1,0 +1,225 @@
+"""The control endpoints of the standalone fake: its Python API as JSON over HTTP.
+
+Under ``/_fake/``, a prefix no QStash path starts with, so a client of the real API
+never meets them. A transport hands every request to ``ControlPlane.dispatch`` first;
+``None`` means the request is not a control request. With a token set, every endpoint
+but ``GET /_fake/health`` asks for it as QStash does (``Authorization: Bearer``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .control_schema import DeliverySpec, MessageSpec, SpecError, apply_message, parse
+from .exchange import JSON_HEADERS, Reply, Request, error_body
+
+if TYPE_CHECKING:
+    from .calls import RecordedCall
+    from .fake import QStashTasksFake
+
+__all__ = ["CONTROL_PREFIX", "ControlPlane", "call_json"]
+
+#: Where the control endpoints live.
+CONTROL_PREFIX = "/_fake/"
+
+_Handler = Callable[["ControlPlane", "dict[str, str]", Any], "tuple[int, object]"]
+#: (method, path as documented, its pattern, handler)
+_ROUTES: list[tuple[str, str, re.Pattern[str], _Handler]] = []
+
+
+def _route(method: str, template: str) -> Callable[[_Handler], _Handler]:
+    """Register ``handler`` for ``method`` on ``template`` (``/messages/{messageId}``)."""
+    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + r"\Z"
+
+    def register(handler: _Handler) -> _Handler:
+        _ROUTES.append((method, template, re.compile(pattern), handler))
+        return handler
+
+    return register
+
+
+class ControlError(Exception):
+    """A control request the fake refuses: its status and text."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+class ControlPlane:
+    """Answers ``/_fake/...`` requests by calling ``fake``'s own API."""
+
+    def __init__(self, fake: QStashTasksFake, token: str | None) -> None:
+        self.fake = fake
+        self.token = token
+
+    def dispatch(self, request: Request) -> Reply | None:
+        """The reply to a control request; ``None`` for any other request."""
+        path = request.raw_path
+        if not path.startswith(CONTROL_PREFIX):
+            return None
+        try:
+            status, payload = self._answer(request, path[len(CONTROL_PREFIX) - 1 :])
+        except ControlError as error:
+            return Reply("answer", error.status, JSON_HEADERS, error_body(error.status, str(error)))
+        body = json.dumps(payload).encode()
+        return Reply("answer", status, JSON_HEADERS, body)
+
+    def _answer(self, request: Request, path: str) -> tuple[int, object]:
+        allowed = []
+        for method, _, pattern, handler in _ROUTES:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if method != request.method:
+                allowed.append(method)
+                continue
+            if path != "/health":
+                self._check_token(request)
+            return handler(self, match.groupdict(), self._json(request, method))
+        if allowed:
+            raise ControlError(
+                405, f"{request.method} /_fake{path} is not allowed; use {' or '.join(allowed)}"
+            )
+        listed = ", ".join(f"{method} /_fake{template}" for method, template, _, _ in _ROUTES)
+        raise ControlError(404, f"no control endpoint /_fake{path}; there are {listed}")
+
+    def _check_token(self, request: Request) -> None:
+        if self.token is None:
+            return
+        if request.header("authorization") != f"Bearer {self.token}":
+            raise ControlError(401, "the control endpoints take the fake's token (Bearer)")
+
+    @staticmethod
+    def _json(request: Request, method: str) -> Any:
+        if method != "POST":
+            return None
+        if not request.body.strip():
+            return {}
+        try:
+            return json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ControlError(400, f"the body is not JSON: {error}") from None
+
+
+def call_json(call: RecordedCall) -> dict[str, Any]:
+    """One recorded call as JSON."""
+    return {
+        "method": call.method,
+        "url": call.url,
+        "status": call.status,
+        "messageId": call.message_id,
+        "cursor": call.cursor,
+        "served": call.served,
+        "taskCount": call.task_count,
+        "nextCursor": call.next_cursor,
+        "unservedReason": call.unserved_reason,
+        "detail": call.detail,
+        "fault": call.fault,
+        "delivery": call.delivery,
+        "description": call.describe(),
+    }
+
+
+def _object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ControlError(400, f"{what} takes a JSON object, got {json.dumps(body)}")
+    return body
+
+
+def _refused(action: Callable[[], object]) -> object:
+    """Run one call of the fake's API; its refusals become a 400."""
+    try:
+        return action()
+    except SpecError as error:
+        raise ControlError(400, str(error)) from None
+    except (ValueError, TypeError) as error:
+        raise ControlError(400, str(error)) from None
+
+
+@_route("GET", "/health")
+def _health(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"status": "ok", "baseUrl": plane.fake.base_url}
+
+
+@_route("POST", "/reset")
+def _reset(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    plane.fake.reset()
+    return 200, {"reset": True, "now": plane.fake.clock.now}
+
+
+@_route("GET", "/messages")
+def _messages(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"messages": plane.fake.message_ids()}
+
+
+@_route("POST", "/messages")
+def _add_message(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
+    spec = _refused(lambda: parse(MessageSpec, _object(body, "POST /_fake/messages"), "body"))
+    assert isinstance(spec, MessageSpec)
+    return 201, _refused(lambda: apply_message(plane.fake, spec))
+
+
+@_route("GET", "/messages/{messageId}")
+def _message_tasks(plane: ControlPlane, args: dict[str, str], _: Any) -> tuple[int, object]:
+    message_id = args["messageId"]
+    try:
+        tasks = plane.fake.tasks(message_id)
+    except KeyError:
+        known = ", ".join(repr(m) for m in plane.fake.message_ids()) or "none"
+        raise ControlError(404, f"unknown message {message_id!r} (known: {known})") from None
+    return 200, {"messageId": message_id, "tasks": [t.model_dump(by_alias=True) for t in tasks]}
+
+
+@_route("POST", "/messages/{messageId}/deliveries")
+def _delivery(plane: ControlPlane, args: dict[str, str], body: Any) -> tuple[int, object]:
+    spec = _refused(lambda: parse(DeliverySpec, _object(body, "a delivery"), "body"))
+    assert isinstance(spec, DeliverySpec)
+    message = MessageSpec(messageId=args["messageId"], deliveries=[spec])  # type: ignore[call-arg]
+    return 201, _refused(lambda: apply_message(plane.fake, message))
+
+
+@_route("GET", "/clock")
+def _clock(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"now": plane.fake.clock.now, "start": plane.fake.clock.start}
+
+
+@_route("POST", "/clock")
+def _move_clock(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
+    moves = _object(body, "POST /_fake/clock")
+    clock = plane.fake.clock
+    if set(moves) == {"advanceMs"}:
+        _refused(lambda: clock.advance(moves["advanceMs"]))
+    elif set(moves) == {"set"}:
+        _refused(lambda: clock.set(moves["set"]))
+    else:
+        raise ControlError(
+            400, 'POST /_fake/clock takes {"advanceMs": <int>} or {"set": <unix ms or ISO 8601>}'
+        )
+    return 200, {"now": clock.now, "start": clock.start}
+
+
+@_route("GET", "/faults")
+def _faults(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"faults": [fault.describe() for fault in plane.fake.faults]}
+
+
+@_route("POST", "/faults")
+def _plan_fault(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
+    from .control_faults import plan_fault
+
+    fault = _refused(lambda: plan_fault(plane.fake, _object(body, "POST /_fake/faults")))
+    return 201, {"fault": getattr(fault, "label", "")}
+
+
+@_route("GET", "/calls")
+def _calls(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"calls": [call_json(call) for call in plane.fake.calls]}
+
+
+@_route("GET", "/problems")
+def _problems(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"problems": plane.fake.problems()}

@@ -1,0 +1,234 @@
+"""``qstash-tasks-fake serve``: the command, its data file and its control endpoints."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+COMMAND = [sys.executable, "-m", "pytest_qstash_tasks"]
+AUTH = {"Authorization": "Bearer t"}
+
+
+class Served:
+    """A running ``serve`` subprocess and its base URL."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process, self.url = process, url
+
+    def stop(self, how: int = signal.SIGTERM) -> tuple[int, str]:
+        """Stop it; its exit status and what it wrote to standard error."""
+        self.process.send_signal(how)
+        _, err = self.process.communicate(timeout=10)
+        return self.process.returncode, err
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Served]]:
+    """Start ``qstash-tasks-fake serve`` with the given arguments; stopped at teardown."""
+    started: list[Served] = []
+
+    def start(*args: str, stdin: int | None = None) -> Served:
+        process = subprocess.Popen(
+            [*COMMAND, "serve", *args],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), (url, process.stderr and process.stderr.read())
+        started.append(Served(process, url))
+        return started[-1]
+
+    yield start
+    for served in started:
+        if served.process.poll() is None:
+            served.stop(signal.SIGKILL)
+
+
+def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=30, check=False, **kwargs
+    )
+
+
+def walk(url: str, message_id: str, headers: dict[str, str] = AUTH) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    params: dict[str, int] = {}
+    with requests.Session() as session:
+        while True:
+            page = session.get(
+                f"{url}/v1/messages/{message_id}/tasks", params=params, headers=headers, timeout=5
+            ).json()
+            seen.extend(page["tasks"])
+            if not page.get("cursor"):
+                return seen
+            params = {"cursor": page["cursor"]}
+
+
+DATA = {
+    "messages": [
+        {"messageId": "msg_generated", "count": 150, "states": ["failed"]},
+        {
+            "messageId": "msg_given",
+            "tasks": [
+                {
+                    "taskId": "tsk_1",
+                    "messageId": "msg_given",
+                    "url": "https://example.com/hook",
+                    "state": "delivered",
+                    "retried": 1,
+                    "maxRetry": 3,
+                }
+            ],
+        },
+        {"messageId": "msg_scripted", "pages": [{"cursor": 7, "tasks": []}, {"tasks": []}]},
+        {"messageId": "msg_empty"},
+        {"messageId": "msg_delivery", "deliveries": [{"url": "https://x", "outcomes": [500, 200]}]},
+    ]
+}
+
+
+def test_serve_prints_its_url_first_and_serves_the_data_file(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(DATA))
+    served = serve("--data", str(data), "--page-size", "40", "--seed", "7")
+    generated = walk(served.url, "msg_generated")
+    assert len(generated) == 150
+    assert {task["state"] for task in generated} == {"failed"}
+    assert [task["taskId"] for task in walk(served.url, "msg_given")] == ["tsk_1"]
+    assert walk(served.url, "msg_scripted") == []
+    assert walk(served.url, "msg_empty") == []
+    assert [task["state"] for task in walk(served.url, "msg_delivery")] == ["created"]
+    code, err = served.stop()
+    assert code == 0
+    lines = err.splitlines()
+    assert lines[0] == (
+        f"qstash-tasks-fake: serving 5 message(s) at {served.url}, control endpoints at "
+        f"{served.url}/_fake/ (stop with Ctrl-C)"
+    )
+    assert re.fullmatch(r"GET /v1/messages/msg_generated/tasks 200 \d+\.\d ms", lines[1])
+    # The seed makes the data the same on every start.
+    again = serve("--data", str(data), "--page-size", "40", "--seed", "7")
+    assert walk(again.url, "msg_generated") == generated
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "stdin"])
+def test_it_stops_cleanly(serve: Callable[..., Served], how: str) -> None:
+    served = serve("--quiet", "--stdin-eof", stdin=subprocess.PIPE)
+    assert requests.get(served.url + "/_fake/health", timeout=5).ok
+    port = int(served.url.rsplit(":", 1)[1])
+    if how == "stdin":
+        assert served.process.stdin is not None
+        served.process.stdin.close()
+        code = served.process.wait(timeout=10)
+        assert served.process.stderr is not None
+        assert served.process.stdout is not None
+        err = served.process.stderr.read()
+        served.process.stderr.close()
+        served.process.stdout.close()
+    else:
+        code, err = served.stop(getattr(signal, how))
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1  # --quiet: the banner only
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port)):
+        pass
+
+
+def test_the_module_and_the_console_script_are_one_command() -> None:
+    script = Path(sys.executable).parent / "qstash-tasks-fake"
+    by_module = run("serve", "--help")
+    assert by_module.returncode == 0
+    assert "--stdin-eof" in by_module.stdout
+    if script.exists():  # installed with the package
+        by_script = subprocess.run(
+            [str(script), "serve", "--help"], capture_output=True, text=True, check=True
+        )
+        assert by_script.stdout == by_module.stdout
+    assert run().returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--page-size", "0"], "error: --page-size: page_size must be an int >= 1, got 0"),
+        (["--host", "localhost"], "error: --host: host must be an IP address such as 127.0.0.1"),
+        (["--end-cursor", "5"], "argument --end-cursor: invalid choice: '5'"),
+        (["--start", "yesterday"], "'yesterday' is not an ISO 8601 time"),
+        (["--port", "x"], "argument --port: invalid int value: 'x'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(args: list[str], message: str) -> None:
+    result = run("serve", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--port", str(port))
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"messages": [{"messageId": "a"}, {"messageId": "b", "count": -1}]},
+            "messages[1] ('b').count: Input should be greater than or equal to 0",
+        ),
+        (
+            {"messages": [{"messageId": "a", "count": 2, "pages": []}]},
+            "messages[0] ('a'): Value error, give one of tasks, count and pages, not count and pages",
+        ),
+        ({"message": []}, ".messages: Field required"),
+        (
+            {"messages": [{"messageId": "a", "count": 1, "overrides": {"colour": "red"}}]},
+            "--data {path}: messages[0] ('a'): make_tasks() got unknown field(s) ['colour']",
+        ),
+        (
+            {"messages": [{"messageId": "a", "tasks": [{"taskId": "t"}]}]},
+            "--data {path}: messages[0] ('a'): task.maxRetry: Field required",
+        ),
+        (
+            {"messages": [{"messageId": "a", "pages": [{"cursor": 5, "tasks": []}]}]},
+            "--data {path}: messages[0] ('a'): ",
+        ),
+    ],
+)
+def test_a_bad_data_file_names_the_entry(tmp_path: Path, data: object, message: str) -> None:
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(data))
+    result = run("serve", "--data", str(path))
+    assert result.returncode == 2
+    assert message.format(path=path) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_data_file_that_is_missing_or_not_json(tmp_path: Path) -> None:
+    missing = run("serve", "--data", str(tmp_path / "nope.json"))
+    assert "nope.json: No such file or directory" in missing.stderr
+    (tmp_path / "bad.json").write_text("{messages: []}")
+    bad = run("serve", "--data", str(tmp_path / "bad.json"))
+    assert "bad.json: not JSON: Expecting property name enclosed in double quotes" in bad.stderr
+    assert (missing.returncode, bad.returncode) == (2, 2)

@@ -1,0 +1,186 @@
+"""The control endpoints under ``/_fake/``: the fake's API as JSON over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from pytest_qstash_tasks import QStashTasksServer
+
+TOKEN = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture
+def fake() -> Iterator[QStashTasksServer]:
+    server = QStashTasksServer(control=True, token="s3cret", seed=1)
+    with server:
+        yield server
+        server.assert_all_requests_served = False  # some tests ask for misses
+
+
+@pytest.fixture
+def http(fake: QStashTasksServer) -> Iterator[Any]:
+    """A session that calls ``/_fake/...`` with the token: ``http.get("clock")``."""
+
+    class Control(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+            return super().request(method, f"{fake.base_url}/_fake/{url!s}", *a, **k)
+
+    with Control() as session:
+        session.headers.update(TOKEN)
+        yield session
+
+
+def tasks_of(fake: QStashTasksServer, message_id: str) -> list[dict[str, Any]]:
+    url = f"{fake.base_url}/v1/messages/{message_id}/tasks"
+    body: dict[str, Any] = requests.get(url, headers=TOKEN, timeout=5).json()
+    return body["tasks"]  # type: ignore[no-any-return]
+
+
+def test_add_register_list_and_read_messages(fake: QStashTasksServer, http: Any) -> None:
+    created = http.post("messages", json={"messageId": "m1", "count": 3, "states": ["failed"]})
+    assert created.status_code == 201
+    assert len(created.json()["taskIds"]) == 3
+    given = {
+        "taskId": "tsk_1",
+        "messageId": "m2",
+        "url": "https://x",
+        "state": "delivered",
+        "retried": 0,
+        "maxRetry": 3,
+    }
+    assert http.post("messages", json={"messageId": "m2", "tasks": [given]}).json() == {
+        "messageId": "m2",
+        "taskIds": ["tsk_1"],
+    }
+    assert http.post("messages", json={"messageId": "m3"}).status_code == 201
+    assert http.get("messages").json() == {"messages": ["m1", "m2", "m3"]}
+    assert [t["state"] for t in http.get("messages/m1").json()["tasks"]] == ["failed"] * 3
+    assert tasks_of(fake, "m2")[0]["taskId"] == "tsk_1"
+    assert tasks_of(fake, "m3") == []
+    # Control requests are not QStash requests: never recorded as calls.
+    assert [call.message_id for call in fake.calls] == ["m2", "m3"]
+
+
+def test_scripted_pages_deliveries_and_the_clock(fake: QStashTasksServer, http: Any) -> None:
+    pages = [{"cursor": 9, "tasks": []}, {"tasks": []}]
+    assert http.post("messages", json={"messageId": "p", "pages": pages}).status_code == 201
+    assert tasks_of(fake, "p") == []
+    url = f"{fake.base_url}/v1/messages/p/tasks?cursor=9"
+    assert requests.get(url, headers=TOKEN, timeout=5).json() == {"tasks": []}  # verbatim
+    delivery = {"url": "https://hook", "outcomes": [500, 200], "maxRetry": 3}
+    made = http.post("messages/d/deliveries", json=delivery)
+    assert made.status_code == 201
+    (task_id,) = made.json()["taskIds"]
+    assert tasks_of(fake, "d")[0]["state"] == "created"
+    start = http.get("clock").json()
+    assert start["now"] == start["start"] == fake.clock.now
+    assert http.post("clock", json={"advanceMs": 60_000}).json()["now"] == start["now"] + 60_000
+    (task,) = tasks_of(fake, "d")
+    assert (task["taskId"], task["state"], task["retried"]) == (task_id, "delivered", 1)
+    assert http.post("clock", json={"set": "2027-01-01T00:00:00Z"}).json()["now"] == 1798761600000
+    assert http.post("clock", json={"set": 0}).status_code == 400
+    assert "advanceMs" in http.post("clock", json={"advance": 1}).json()["error"]
+
+
+def test_faults_calls_problems_and_reset(fake: QStashTasksServer, http: Any) -> None:
+    http.post("messages", json={"messageId": "m", "count": 1})
+    plans = [
+        {"kind": "fail", "status": 503, "error": "busy"},
+        {"kind": "rateLimit", "daily": True},
+        {"kind": "delay", "seconds": 0.01},
+        {"kind": "close"},
+        {"kind": "timeout", "messageId": "other"},
+    ]
+    labels = [http.post("faults", json=plan).json()["fault"] for plan in plans]
+    assert labels[:2] == ["fail_next(503)", "rate_limit_next(daily=True)"]
+    url = f"{fake.base_url}/v1/messages/m/tasks"
+    assert requests.get(url, headers=TOKEN, timeout=5).json() == {"error": "busy"}
+    limited = requests.get(url, headers=TOKEN, timeout=5)
+    assert (limited.status_code, limited.headers["RateLimit-Limit"]) == (429, "1000")
+    assert requests.get(url, headers=TOKEN, timeout=5).ok  # after the delay
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, headers=TOKEN, timeout=5)
+    calls = http.get("calls").json()["calls"]
+    assert [c["status"] for c in calls] == [503, 429, 200, None]
+    assert calls[3]["delivery"] == "close"
+    assert calls[2]["taskCount"] == 1
+    assert (
+        http.get("faults").json()["faults"][-1]
+        == "raise_next(TimeoutError, message_id='other'): fired 0 of 1 time(s)"
+    )
+    problems = http.get("problems").json()["problems"]
+    assert problems == fake.problems()
+    assert "raise_next(TimeoutError" in problems[0]
+    fake.clock.advance(5)
+    assert http.post("reset").json() == {"reset": True, "now": fake.clock.start}
+    assert (fake.message_ids(), fake.calls, fake.faults, fake.problems()) == ([], [], [], [])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "error"),
+    [
+        ("POST", "messages", b"{not json", 400, "the body is not JSON: Expecting property name"),
+        ("POST", "messages", b"[1]", 400, "POST /_fake/messages takes a JSON object, got [1]"),
+        ("POST", "messages", b'{"count": 1}', 400, "body.messageId: Field required"),
+        (
+            "POST",
+            "messages",
+            b'{"messageId": "m", "count": 1, "tasks": []}',
+            400,
+            "give one of tasks, count and pages, not tasks and count",
+        ),
+        ("GET", "messages/nope", b"", 404, "unknown message 'nope' (known: none)"),
+        ("POST", "messages/m/deliveries", b'{"url": "x"}', 400, "body.outcomes: Field required"),
+        ("POST", "faults", b'{"kind": "boom"}', 400, "a fault's kind is one of fail, rateLimit"),
+        ("POST", "faults", b'{"kind": "fail"}', 400, "a fail fault takes a status (400-599)"),
+        (
+            "POST",
+            "faults",
+            b'{"kind": "fail", "status": 200}',
+            400,
+            "fail_next() takes an HTTP error status 400-599, got 200",
+        ),
+        (
+            "POST",
+            "faults",
+            b'{"kind": "delay", "times": 1, "x": 1}',
+            400,
+            "a delay fault takes seconds, times, messageId, cursor, page; not x",
+        ),
+        ("DELETE", "calls", b"", 405, "DELETE /_fake/calls is not allowed; use GET"),
+        ("GET", "nope", b"", 404, "no control endpoint /_fake/nope; there are GET /_fake/health, "),
+    ],
+)
+def test_bad_control_requests_get_a_clear_json_error(
+    http: Any, method: str, path: str, body: bytes, status: int, error: str
+) -> None:
+    answer = http.request(method, path, data=body)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/json"
+    assert error in answer.json()["error"]
+
+
+def test_the_token_guards_every_endpoint_but_health(fake: QStashTasksServer) -> None:
+    base = f"{fake.base_url}/_fake"
+    assert requests.get(f"{base}/health", timeout=5).json() == {
+        "status": "ok",
+        "baseUrl": fake.base_url,
+    }
+    for method, path in [("GET", "calls"), ("POST", "reset"), ("POST", "messages")]:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = requests.request(method, f"{base}/{path}", headers=headers, timeout=5)
+            assert refused.status_code == 401
+            assert refused.json() == {
+                "error": "the control endpoints take the fake's token (Bearer)"
+            }
+    assert fake.message_ids() == []
+
+
+def test_without_control_the_prefix_is_an_unknown_path() -> None:
+    with QStashTasksServer(assert_all_requests_served=False) as fake:
+        assert requests.get(f"{fake.base_url}/_fake/health", timeout=5).status_code == 404
+        assert fake.calls[0].unserved_reason == "unknown_path"
