@@ -20,6 +20,10 @@ $(BIN)/.installed: pyproject.toml
 
 examples: venv
 	$(BIN)/python -m pytest examples
+	@# The standalone fake from Node (examples/node), when Node is installed.
+	@if command -v node >/dev/null 2>&1; then \
+		PATH="$(CURDIR)/$(BIN):$$PATH" node --test examples/node/tasks.test.mjs; \
+	else echo "node not found: examples/node skipped"; fi
 
 lint: venv
 	$(BIN)/ruff check .

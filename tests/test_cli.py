@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -201,7 +202,7 @@ def test_a_port_in_use_is_a_clear_error() -> None:
             {"messages": [{"messageId": "a", "count": 2, "pages": []}]},
             "messages[0] ('a'): Value error, give one of tasks, count and pages, not count and pages",
         ),
-        ({"message": []}, ".messages: Field required"),
+        ({"message": []}, ":\nmessages: Field required\nmessage: Extra inputs are not permitted"),
         (
             {"messages": [{"messageId": "a", "count": 1, "overrides": {"colour": "red"}}]},
             "--data {path}: messages[0] ('a'): make_tasks() got unknown field(s) ['colour']",
@@ -232,3 +233,37 @@ def test_a_data_file_that_is_missing_or_not_json(tmp_path: Path) -> None:
     bad = run("serve", "--data", str(tmp_path / "bad.json"))
     assert "bad.json: not JSON: Expecting property name enclosed in double quotes" in bad.stderr
     assert (missing.returncode, bad.returncode) == (2, 2)
+
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def test_the_docs_data_file_loads_and_serves_what_the_page_says(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    page = (DOCS / "standalone.md").read_text()
+    (block,) = re.findall(r"^```json\n(.*?)^```", page, re.DOTALL | re.MULTILINE)
+    data = tmp_path / "tasks.json"
+    data.write_text(block)
+    served = serve("--data", str(data), "--quiet")
+    assert len(walk(served.url, "msg_generated")) == 250
+    assert {task["state"] for task in walk(served.url, "msg_failed")} == {"failed"}
+    assert walk(served.url, "msg_live")[0]["state"] == "created"
+    control = requests.get(f"{served.url}/_fake/messages", timeout=5).json()
+    assert sorted(control["messages"]) == sorted(
+        m["messageId"] for m in json.loads(block)["messages"]
+    )
+
+
+def test_the_docs_curl_walkthrough_runs_as_the_page_shows(tmp_path: Path) -> None:
+    script = DOCS / "examples" / "curl_walkthrough.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if not (Path(sys.executable).parent / "qstash-tasks-fake").exists():
+        pytest.skip("the console script is not installed in this environment")
+    result = subprocess.run(
+        ["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    page = (DOCS / "standalone.md").read_text()
+    shown = page.split("## A walk-through with curl", 1)[1].split("```text\n", 1)[1].split("```")[0]
+    assert result.stdout == shown

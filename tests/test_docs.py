@@ -35,6 +35,13 @@ def test_doc_pages_show_only_samples_the_suite_runs() -> None:
     assert included, "no samples found: is the fence pattern right?"
 
 
+def test_every_shell_sample_is_shown() -> None:
+    pages = "".join(page.read_text() for page in DOCS.rglob("*.md"))
+    for script in (DOCS / "examples").glob("*.sh"):
+        include = f'--8<-- "{script.relative_to(ROOT)}"'
+        assert include in pages, f"{script.name}: no page shows it"
+
+
 def test_the_readme_sample_passes(pytester: pytest.Pytester) -> None:
     (block,) = python_blocks(ROOT / "README.md")
     pytester.makepyfile(test_readme=block)

@@ -139,6 +139,6 @@ def _path(where: str, loc: Sequence[int | str], data: object) -> str:
             if isinstance(node, dict) and isinstance(node.get("messageId"), str):
                 text += f" ({node['messageId']!r})"
         else:
-            text += f".{part}"
+            text += f".{part}" if text else str(part)
             node = node.get(part) if isinstance(node, dict) else None
     return text
