@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         "--start", help="where the clock starts: unix ms or ISO 8601 (default: 2026-01-01Z)"
     )
     serve.add_argument(
+        "--clock",
+        choices=["fake", "wall"],
+        default="fake",
+        help="fake (default): time moves through POST /_fake/clock only; wall: it "
+        "follows the system clock, so simulated deliveries progress in real time",
+    )
+    serve.add_argument(
         "--max-identical-requests",
         type=int,
         default=100,
@@ -99,6 +106,7 @@ def _build(args: argparse.Namespace) -> QStashTasksServer:
         "page_size": args.page_size,
         "end_cursor": 0 if args.end_cursor == "0" else None,
         "max_identical_requests": args.max_identical_requests,
+        "clock": args.clock,
         "guard_real_qstash": False,  # no client of this process to guard
     }
     if args.start is not None:

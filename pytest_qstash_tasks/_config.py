@@ -13,7 +13,7 @@ __all__ = ["INI_OPTIONS", "MARKER_KEYS", "server_host", "settings_for"]
 _SERVER_OPTIONS = frozenset({"qstash_tasks_server_host"})
 
 #: ini option -> (help, type)
-INI_OPTIONS: dict[str, tuple[str, str]] = {  # bools default to true
+INI_OPTIONS: dict[str, tuple[str, str]] = {  # "bool" defaults to true, "off" is a false bool
     "qstash_tasks_base_url": (
         "Base URL the qstash_tasks fake answers on (default: $QSTASH_URL, else "
         "https://qstash.upstash.io).",
@@ -51,6 +51,16 @@ INI_OPTIONS: dict[str, tuple[str, str]] = {  # bools default to true
         "at once and fail the test, while a fake is active (default: true).",
         "bool",
     ),
+    "qstash_tasks_clock": (
+        "The fake's clock: fake (default; it moves when the test moves it) or wall "
+        "(it follows time.time(), so time-machine and freezegun move it).",
+        "string",
+    ),
+    "qstash_tasks_patch_sleep": (
+        "time.sleep, asyncio.sleep, anyio.sleep and trio.sleep move the fake's clock "
+        "instead of waiting, while the fixture is active (default: false).",
+        "off",
+    ),
     "qstash_tasks_server_host": (
         "The IP address qstash_tasks_server listens on: 127.0.0.1 (default) or ::1.",
         "string",
@@ -74,6 +84,8 @@ MARKER_KEYS = {
     "assert_all_faults_triggered": "bool",
     "guard_real_qstash": "bool",
     "start": "int (unix ms) | datetime | ISO 8601 str",
+    "clock": "'fake' | 'wall'",
+    "patch_sleep": "bool",
     "seed": "int",
 }
 
@@ -122,7 +134,7 @@ def _from_ini(config: pytest.Config) -> dict[str, Any]:
             continue
         raw = config.getini(name)
         key = name.removeprefix("qstash_tasks_")
-        if kind == "bool":
+        if kind in ("bool", "off"):
             values[key] = bool(raw)  # registered with its default, so always set
             continue
         text = str(raw).strip()

@@ -29,8 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     from ._config import INI_OPTIONS
 
     for name, (help_text, kind) in INI_OPTIONS.items():
-        if kind == "bool":
-            parser.addini(name, help_text, type="bool", default=True)
+        if kind in ("bool", "off"):
+            parser.addini(name, help_text, type="bool", default=kind == "bool")
         else:
             parser.addini(name, help_text, type="string", default="")
 

@@ -212,8 +212,12 @@ def test_the_clock_refuses_to_go_back_or_take_odd_values() -> None:
     assert clock.advance(dt.timedelta(milliseconds=1.6)) == START + 2
     with pytest.raises(ValueError, match="the clock only moves forward; advance"):
         clock.advance(-1)
-    with pytest.raises(TypeError, match=r"advance\(\) takes ms \(int\) or a timedelta"):
-        clock.advance(1.5)  # type: ignore[arg-type]
+    assert clock.advance(2.5 * 1000) == START + 2 + 2500
+    assert clock.advance(0.2) == START + 2 + 2501  # rounded up to a whole ms
+    with pytest.raises(TypeError, match=r"advance\(\) takes ms \(int or float\) or a timedelta"):
+        clock.advance("5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"advance\(\) takes a finite number of ms, got nan"):
+        clock.advance(float("nan"))
     with pytest.raises(ValueError, match="the clock only moves forward: it is at"):
         clock.set(START)
     with pytest.raises(ValueError, match="use an aware datetime"):

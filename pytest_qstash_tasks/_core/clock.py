@@ -1,63 +1,105 @@
-"""The fake's time: unix milliseconds that move only when a test moves them."""
+"""The fake's time: unix milliseconds, on the fake's own clock or following the wall."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
+import time
+from typing import Literal
 
 from .timing import DEFAULT_START_MS, to_ms
 
-__all__ = ["Clock"]
+__all__ = ["Clock", "ClockMode"]
+
+#: ``fake``: the clock stands still until something moves it; ``wall``: it follows
+#: ``time.time()`` (so time-machine and freezegun move it), plus whatever moved it on.
+ClockMode = Literal["fake", "wall"]
 
 
 class Clock:
     """The fake's clock, in unix milliseconds.
 
-    It starts at ``start`` (by default 2026-01-01T00:00:00Z) and stands still until
-    ``advance`` or ``set`` moves it. Tasks the fake generates or stamps take their
-    time from it.
+    By default (``mode="fake"``) it starts at ``start`` (2026-01-01T00:00:00Z) and stands
+    still until ``advance``, ``sleep`` or ``set`` moves it. With ``mode="wall"`` it reads
+    ``time.time()`` on every request, so real time, time-machine and freezegun move it;
+    ``advance``, ``sleep`` and ``set`` move it further on. Tasks the fake generates or
+    stamps take their time from it.
     """
 
-    def __init__(self, start: int | _dt.datetime | str = DEFAULT_START_MS) -> None:
-        self._start = self._now = to_ms(start)
+    def __init__(
+        self, start: int | _dt.datetime | str = DEFAULT_START_MS, *, mode: ClockMode = "fake"
+    ) -> None:
+        if mode not in ("fake", "wall"):
+            raise ValueError(f"clock must be 'fake' or 'wall', got {mode!r}")
+        self.mode: ClockMode = mode
+        #: In wall mode, how far the clock was moved on from ``time.time()``.
+        self._offset = 0
+        self._start = self._now = _wall_ms() if mode == "wall" else to_ms(start)
+
+    @property
+    def now(self) -> int:
+        """The current time, unix ms."""
+        if self.mode == "wall":
+            return _wall_ms() + self._offset
+        return self._now
 
     @property
     def start(self) -> int:
         """Where the clock started, unix ms."""
         return self._start
 
-    @property
-    def now(self) -> int:
-        """The current time, unix ms."""
-        return self._now
-
-    def advance(self, delta: int | _dt.timedelta) -> int:
-        """Move forward by ``delta`` (ms, or a ``timedelta``); returns the new time."""
+    def advance(self, delta: float | _dt.timedelta) -> int:
+        """Move forward by ``delta`` (ms, rounded up to a whole one, or a ``timedelta``);
+        returns the new time."""
         if isinstance(delta, _dt.timedelta):
-            step = round(delta.total_seconds() * 1000)
-        elif isinstance(delta, int) and not isinstance(delta, bool):
+            step = delta.total_seconds() * 1000
+        elif isinstance(delta, (int, float)) and not isinstance(delta, bool):
             step = delta
         else:
-            raise TypeError(f"advance() takes ms (int) or a timedelta, got {delta!r}")
+            raise TypeError(f"advance() takes ms (int or float) or a timedelta, got {delta!r}")
+        if not math.isfinite(step):
+            raise ValueError(f"advance() takes a finite number of ms, got {delta!r}")
         if step < 0:
             raise ValueError(f"the clock only moves forward; advance({delta!r}) goes back")
-        self._now += step
-        return self._now
+        return self._move(math.ceil(step))
+
+    def sleep(self, seconds: float) -> int:
+        """Move forward by ``seconds`` (ms resolution, rounded up): a drop-in ``sleep``
+        for code that takes one. Returns the new time."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(f"sleep() takes seconds (int or float), got {seconds!r}")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"sleep() takes a finite number of seconds >= 0, got {seconds!r}")
+        return self._move(math.ceil(seconds * 1000))
 
     def set(self, when: int | _dt.datetime | str) -> int:
         """Jump to ``when`` (unix ms, an aware ``datetime`` or an ISO 8601 str); never back."""
-        target = to_ms(when)
-        if target < self._now:
+        target, now = to_ms(when), self.now
+        if target < now:
             raise ValueError(
-                f"the clock only moves forward: it is at {self._now}, set({when!r}) goes back"
+                f"the clock only moves forward: it is at {now}, set({when!r}) goes back"
             )
-        self._now = target
-        return self._now
+        return self._move(target - now)
+
+    def _move(self, step: int) -> int:
+        if self.mode == "wall":
+            self._offset += step
+        else:
+            self._now += step
+        return self.now
 
     def _restart(self) -> None:
         # Only with every stored task gone (the fake's reset): nothing is left whose
         # timeline could end up in the clock's future.
-        self._now = self._start
+        self._now, self._offset = self._start, 0
 
     def __repr__(self) -> str:
-        when = _dt.datetime.fromtimestamp(self._now / 1000, tz=_dt.timezone.utc)
-        return f"<Clock {self._now} ({when.isoformat(timespec='milliseconds')})>"
+        now = self.now
+        when = _dt.datetime.fromtimestamp(now / 1000, tz=_dt.timezone.utc)
+        wall = ", following the wall" if self.mode == "wall" else ""
+        return f"<Clock {now} ({when.isoformat(timespec='milliseconds')}){wall}>"
+
+
+def _wall_ms() -> int:
+    # Through the module on every call: freezegun and time-machine replace time.time.
+    return int(time.time() * 1000)

@@ -15,7 +15,7 @@ from .args import check_end_cursor, check_int, check_token
 from .base_url import DEFAULT_BASE_URL, BaseURL
 from .calls import RecordedCall
 from .calls_api import CallsAPI
-from .clock import Clock
+from .clock import Clock, ClockMode
 from .endpoint import EndpointConfig, EndpointRequest, EndpointResponse, handle
 from .errors import QStashTasksLoopError
 from .exchange import JSON_HEADERS, Reply, Request, error_body
@@ -24,8 +24,9 @@ from .faults import Fault
 from .intercept_api import InterceptAPI
 from .lifecycle import is_timeout
 from .loop_guard import LoopGuard, current_actor
-from .report import format_problems, loop_message, problems
+from .report import Waiting, format_problems, loop_message, problems
 from .seeding import Stream
+from .sleep_patch import SleepPatch
 from .state_api import StateAPI
 from .store import TaskStore
 from .timing import DEFAULT_START_MS
@@ -65,6 +66,11 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
             (``qstash.upstash.io``, ``qstash-<region>.upstash.io``) is stopped with
             ``QStashTasksRealHostError`` and fails ``verify()`` while the fake is active.
         start: Where the clock starts: unix ms, an aware datetime or an ISO 8601 str.
+        clock: ``"fake"`` (default): the clock moves only when the test moves it;
+            ``"wall"``: it follows ``time.time()``, so real time, time-machine and
+            freezegun move simulated deliveries.
+        patch_sleep: While the fake is started, ``time.sleep``, ``asyncio.sleep``,
+            ``anyio.sleep`` and ``trio.sleep`` move the fake's clock instead of waiting.
         seed: Seed of the tasks ``add(count=...)`` generates; by default the test's
             own stream (seeded from its node id).
     """
@@ -82,6 +88,8 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
         assert_all_faults_triggered: bool = True,
         guard_real_qstash: bool = True,
         start: int | _dt.datetime | str = DEFAULT_START_MS,
+        clock: ClockMode = "fake",
+        patch_sleep: bool = False,
         seed: int | None = None,
     ) -> None:
         self._url = BaseURL.parse(base_url)
@@ -98,7 +106,9 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
         self.guard_real_qstash = guard_real_qstash
         self._seed = None if seed is None else check_int("seed", seed)
         self._stream = None if self._seed is None else Stream(None, self._seed)
-        self.clock = Clock(start)
+        self.clock = Clock(start, mode=clock)
+        self.patch_sleep = patch_sleep
+        self._sleep_patch: SleepPatch | None = None
         self._store = TaskStore()
         self._faults = []
         self._calls = []
@@ -262,8 +272,27 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
                 repeats,
                 answer.status,
                 self._loop_guard.limit,
+                waiting=Waiting(
+                    answer.message_id,
+                    endpoint_request.now,
+                    self._store.unsettled(answer.message_id, endpoint_request.now),
+                    self.clock.mode,
+                ),
             )
         )
+
+    def _start_driving_clock(self) -> None:
+        """For transports' ``start``: the process's sleeps move the clock (patch_sleep)."""
+        if self.patch_sleep and self._sleep_patch is None:
+            patch = SleepPatch(self.clock)
+            patch.start()
+            self._sleep_patch = patch
+
+    def _stop_driving_clock(self) -> None:
+        """For transports' ``stop``."""
+        patch, self._sleep_patch = self._sleep_patch, None
+        if patch is not None:
+            patch.stop()
 
     def reset(self) -> None:
         """Forget everything the fake learnt since it was made: stored tasks, scripted

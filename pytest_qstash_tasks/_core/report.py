@@ -6,7 +6,9 @@ what it holds, under its lock, and raises what they return.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from .args import ANY, AnyCursor
 from .calls import RecordedCall
@@ -14,6 +16,7 @@ from .faults import Fault
 from .store import ScriptedPages
 
 __all__ = [
+    "Waiting",
     "all_pages_fetched_problem",
     "describe_filter",
     "filter_calls",
@@ -101,18 +104,73 @@ def all_pages_fetched_problem(
     return None
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """What a looping client might have been waiting for: simulated deliveries of
+    ``message_id`` that settle at ``unsettled`` (unix ms), on a clock at ``now``."""
+
+    message_id: str | None
+    now: int
+    unsettled: Sequence[int]
+    clock_mode: str
+
+
 def loop_message(
-    method: str, url: str, cursor: int | None, repeats: int, status: int, limit: int
+    method: str,
+    url: str,
+    cursor: int | None,
+    repeats: int,
+    status: int,
+    limit: int,
+    waiting: Waiting | None = None,
 ) -> str:
     """What the loop guard says when it stops a client."""
     shown = "" if cursor is None else f" (cursor={cursor})"
-    return (
+    head = (
         f"likely infinite loop: {method} {url}{shown} was sent {repeats} times in a row "
-        f"and got the same {status} answer each time, with nothing changed in between. "
-        "A client that pages should stop when the cursor is 0 or missing. (The limit is "
-        f"max_identical_requests={limit}; raise it with "
+        f"and got the same {status} answer each time"
+    )
+    tail = (
+        f"(The limit is max_identical_requests={limit}; raise it with "
         "@pytest.mark.qstash_tasks(max_identical_requests=...).)"
     )
+    if waiting is None or not waiting.unsettled:
+        return (
+            f"{head}, with nothing changed in between. A client that pages should stop "
+            f"when the cursor is 0 or missing. {tail}"
+        )
+    return f"{head}, {_stood_still(waiting)} {tail}"
+
+
+def _stood_still(waiting: Waiting) -> str:
+    """A poller waiting on a clock that does not move: what it waits for, and the cures."""
+    count, first = len(waiting.unsettled), waiting.unsettled[0]
+    seconds = (first - waiting.now) / 1000
+    state = (
+        f"while the fake's clock stood still at {_iso(waiting.now)} and {count} simulated "
+        f"deliver{'y' if count == 1 else 'ies'} of {waiting.message_id!r} "
+        f"{'was' if count == 1 else 'were'} still under way (the next settles at "
+        f"{_iso(first)}, {seconds:g} s later)."
+    )
+    if waiting.clock_mode == "wall":
+        return (
+            f"{state} The fake follows time.time(), which did not move: let it tick "
+            "(time-machine's travel(..., tick=True), freezegun's tick=True), or move it "
+            "between polls (traveller.shift, frozen.tick), or call "
+            "qstash_tasks.clock.sleep(seconds) where the code waits."
+        )
+    return (
+        f"{state} The fake's time moves only when something moves it: call "
+        "qstash_tasks.clock.sleep(seconds) where the code waits, mark the test "
+        "@pytest.mark.qstash_tasks(patch_sleep=True) so that time.sleep, asyncio.sleep "
+        'and anyio.sleep move it, or use @pytest.mark.qstash_tasks(clock="wall") to '
+        "follow time.time() (real time, time-machine, freezegun)."
+    )
+
+
+def _iso(ms: int) -> str:
+    when = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def unreached_message(known: Sequence[str], base_url: str, clients: str) -> str:

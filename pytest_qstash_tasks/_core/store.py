@@ -77,6 +77,13 @@ class MessageTasks:
             ]
         return bodies, next_cursor  # type: ignore[return-value]
 
+    def unsettled(self, now: int) -> list[int]:
+        """When each simulated delivery not yet delivered or failed at ``now`` will be."""
+        if not self._simulated:
+            return []
+        ends = (e.finished_at() for e in self._entries if isinstance(e, SimulatedDelivery))
+        return sorted(end for end in ends if end > now)
+
     def page_number(self, cursor: int | None, page_size: int) -> int | None:
         """Which page (1 for the first) a request with ``cursor`` gets, following the
         cursors from the top; ``None`` when the cursor is not one a page hands out."""
@@ -228,6 +235,11 @@ class TaskStore:
             raise ValueError(f"message {message_id!r} already has scripted pages")
         self.scripted[message_id] = ScriptedPages.build(message_id, pages)
         self.version += 1
+
+    def unsettled(self, message_id: str | None, now: int) -> list[int]:
+        """When each of ``message_id``'s unsettled simulated deliveries settles."""
+        message = self.messages.get(message_id) if message_id is not None else None
+        return [] if message is None else message.unsettled(now)
 
     def known_ids(self) -> list[str]:
         """Every registered message id, in the order registered."""

@@ -131,10 +131,16 @@ class QStashTasksMock(QStashTasksFake):
         if self._in_process.running:
             raise RuntimeError("this QStashTasksMock is already started")
         self._in_process.start()
+        try:
+            self._start_driving_clock()
+        except BaseException:
+            self._in_process.stop()
+            raise
         return self
 
     def stop(self) -> None:
         """Stop intercepting. Recorded calls and stored tasks stay readable."""
+        self._stop_driving_clock()
         self._in_process.stop()
 
     def _state_word(self) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import http
 import io
 import re
-import time
 import weakref
 from typing import TYPE_CHECKING, Any
 from unittest import mock
@@ -26,6 +25,7 @@ from urllib3.response import HTTPResponse
 
 from pytest_qstash_tasks._core.exchange import Reply, Request
 from pytest_qstash_tasks._core.lifecycle import is_timeout
+from pytest_qstash_tasks._core.sleep_patch import real_sleep
 
 if TYPE_CHECKING:
     from pytest_qstash_tasks._core.fake import QStashTasksFake
@@ -121,7 +121,7 @@ class _FakeRoute(responses.BaseResponse):
     def get_response(self, request: requests.PreparedRequest) -> HTTPResponse:
         reply = self._intercept(request)
         if reply.delay:
-            time.sleep(reply.delay)
+            real_sleep(reply.delay)  # real latency, even with patch_sleep on
         if reply.action == "raise":
             assert reply.exception is not None
             raise _for_requests(reply.exception, request)

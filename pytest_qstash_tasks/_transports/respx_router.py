@@ -9,7 +9,6 @@ into the fake's neutral ``Request`` and the fake's ``Reply`` back into an
 from __future__ import annotations
 
 import functools
-import time
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import httpx
@@ -18,6 +17,7 @@ from respx.mocks import Mocker
 from respx.models import AllMockedAssertionError, PassThrough
 
 from pytest_qstash_tasks._core.exchange import Reply, Request
+from pytest_qstash_tasks._core.sleep_patch import real_async_sleep, real_sleep
 
 if TYPE_CHECKING:
     from pytest_qstash_tasks._core.fake import QStashTasksFake
@@ -66,15 +66,15 @@ class RespxInterceptor:
     def handler(self, request: httpx.Request) -> httpx.Response:
         reply = self._intercept(request)
         if reply.delay:
-            time.sleep(reply.delay)
+            real_sleep(reply.delay)  # real latency, even with patch_sleep on
         return _to_httpx(reply)
 
     async def async_handler(self, request: httpx.Request) -> httpx.Response:
         reply = self._intercept(request)
         if reply.delay:
-            import anyio  # httpx's own dependency: sleeps under asyncio and trio alike
+            import anyio  # noqa: F401  httpx's own dependency: sleeps under asyncio and trio
 
-            await anyio.sleep(reply.delay)
+            await real_async_sleep("anyio")(reply.delay)
         return _to_httpx(reply)
 
     def _intercept(self, request: httpx.Request) -> Reply:

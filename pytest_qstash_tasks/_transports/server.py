@@ -107,6 +107,11 @@ class QStashTasksServer(QStashTasksFake):
         self._server.internal_errors.clear()  # reported by the fake that met them
         self._server.attach(self)
         self._attached = True
+        try:
+            self._start_driving_clock()
+        except BaseException:
+            self.stop()
+            raise
         if self.guard_real_qstash:
             # This process's own clients are still stopped before the real QStash.
             self._guard = InProcess(self, self._intercept_httpx_at)
@@ -127,6 +132,7 @@ class QStashTasksServer(QStashTasksFake):
                 self._server.server_close()  # never started: free the port
             return
         self._attached = False
+        self._stop_driving_clock()
         guard, self._guard = self._guard, None
         if guard is not None:
             guard.stop()
