@@ -205,7 +205,7 @@ def test_a_port_in_use_is_a_clear_error() -> None:
         ({"message": []}, ":\nmessages: Field required\nmessage: Extra inputs are not permitted"),
         (
             {"messages": [{"messageId": "a", "count": 1, "overrides": {"colour": "red"}}]},
-            "--data {path}: messages[0] ('a'): make_tasks() got unknown field(s) ['colour']",
+            "--data {path}: messages[0] ('a'): add() got unknown field(s) ['colour']",
         ),
         (
             {"messages": [{"messageId": "a", "tasks": [{"taskId": "t"}]}]},

@@ -114,8 +114,22 @@ def test_overrides_are_validated() -> None:
         make_task(retries=1)
 
 
-def test_unknown_state_override_is_kept() -> None:
-    assert make_task(state="processing").state == "processing"
+def test_generated_tasks_keep_to_the_seven_states_and_errors_name_the_call() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^make_task\(\): 'delivred' is not a task state \(did you mean 'delivered'\?\)",
+    ):
+        make_task(state="delivred")
+    with pytest.raises(
+        ValueError, match=r"^make_tasks\(\): 'processing' is not a task state; generated"
+    ):
+        make_tasks(3, state="processing")
+    with pytest.raises(ValueError, match=r"For an odd state, build the task with Task\.unchecked"):
+        make_tasks(3, states=["delivered", "retrying"])
+    with pytest.raises(TypeError, match=r"^make_task\(\) got unknown field\(s\) \['max_retries'\]"):
+        make_task(max_retries=5)
+    # Given as they are, odd states stay possible.
+    assert Task.unchecked(state="processing").state == "processing"
 
 
 def test_batch_has_real_ids_one_message_and_a_mix_of_states() -> None:

@@ -78,8 +78,16 @@ def test_add_registers_empty_messages_and_refuses_unclear_calls(
         for message_id in ("none", "also_none"):
             answer = client.get(f"/v1/messages/{message_id}/tasks")
             assert (answer.status_code, answer.json()) == (200, {"cursor": 0, "tasks": []})
-    with pytest.raises(TypeError, match="either tasks or count="):
+    with pytest.raises(
+        TypeError, match=r"to register a message with no tasks, use add_message\('m'\)"
+    ):
         any_fake.add("m")
+    with pytest.raises(TypeError, match=r"^add\(\) takes either tasks or count=, not both"):
+        any_fake.add("m", [], count=1)
+    with pytest.raises(TypeError, match=r"^add\(\) got unknown field\(s\) \['max_retries'\]"):
+        any_fake.add("m", count=1, max_retries=5)
+    with pytest.raises(ValueError, match=r"^add\(\): 'delivred' is not a task state"):
+        any_fake.add("m", count=3, state="delivred")
     with pytest.raises(TypeError, match="apply to generated tasks"):
         any_fake.add("m", [], state="failed")
     with pytest.raises(TypeError, match="wrap a single task in a list"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .args import ANY, AnyCursor, check_cursor_filter, check_int
 from .calls import RecordedCall
+from .endpoint import UnservedReason
+from .expectations import CallList, ExpectedMiss
 from .report import (
     all_pages_fetched_problem,
     describe_filter,
@@ -22,9 +24,27 @@ class CallsAPI(FakeState):
 
     @property
     def calls(self) -> list[RecordedCall]:
-        """Every request the fake answered, in order (a copy)."""
+        """Every request the fake answered, in order: a read-only copy (``reset()``
+        forgets them)."""
         with self._lock:
-            return list(self._calls)
+            return CallList(self._calls)
+
+    def expect_unserved(
+        self, reason: UnservedReason, *, message_id: str | None = None
+    ) -> ExpectedMiss:
+        """Say that requests the fake cannot serve for ``reason`` (and ``message_id``,
+        if given) are what the test wants, so teardown does not report them; teardown
+        reports the expectation instead if no such request came.
+
+        ``reason`` is one of ``unknown_message``, ``unauthorized`` (a 401: give the fake
+        a ``token``, since by default any non-empty token is accepted), ``bad_cursor``,
+        ``unknown_cursor``, ``method_not_allowed`` and ``unknown_path``. Other misses
+        are still reported.
+        """
+        expectation = ExpectedMiss.checked(reason, message_id)
+        with self._lock:
+            self._expected.append(expectation)
+        return expectation
 
     def get_calls(
         self,

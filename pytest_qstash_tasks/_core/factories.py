@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import gc
 import random
 from collections.abc import Iterable, Mapping
@@ -56,8 +57,8 @@ def make_task(*, seed: int | None = None, now: int | None = None, **overrides: A
     ``next_process_at``. ``seed`` gives an independent, reproducible stream; by default
     the test's own stream is used (seeded from its node id).
     """
-    tasks = make_tasks(1, seed=seed, now=now, **overrides)
-    return tasks[0]
+    stream = current_stream() if seed is None else Stream(None, seed)
+    return generate(stream, 1, now=now, caller="make_task()", **overrides)[0]
 
 
 def make_tasks(
@@ -89,16 +90,21 @@ def generate(
     message_id: str | None = None,
     now: int | None = None,
     states: Iterable[TaskState | str] | Mapping[TaskState | str, float] | None = None,
+    caller: str = "make_tasks()",
     **overrides: Override,
 ) -> list[Task]:
-    """``make_tasks`` drawing from a given stream."""
+    """``make_tasks`` drawing from a given stream; errors name ``caller``, the function
+    the user called."""
     check_int("n", n)
     unknown = set(overrides) - _WIRE_FIELDS
     if unknown:
         raise TypeError(
-            f"make_tasks() got unknown field(s) {sorted(unknown)}; "
+            f"{caller} got unknown field(s) {sorted(unknown)}; "
             f"Task fields are {sorted(_WIRE_FIELDS)}"
         )
+    state = overrides.get("state")
+    if state is not None and not callable(state):
+        _as_state(state, caller)
     stream.used = True
     # Inside a test that took the fixture, "now" is its fake clock: generated data never
     # lies in the clock's future.
@@ -168,15 +174,22 @@ def _state_table(
     return [_as_state(state) for state, _ in pairs], [float(weight) for _, weight in pairs]
 
 
-def _as_state(value: TaskState | str) -> TaskState | str:
+def _as_state(value: object, caller: str = "make_tasks()") -> TaskState:
+    """One of the seven states, or a clear error: generated tasks never hold another
+    (odd states are for ``Task.unchecked`` and payloads given as they are)."""
     if isinstance(value, TaskState):
         return value
     try:
         return TaskState(value)
     except ValueError:
-        if isinstance(value, str) and value:
-            return value  # an unknown state, kept as given like on the wire
-        raise ValueError(f"not a task state: {value!r}") from None
+        known = [state.value for state in TaskState]
+        close = difflib.get_close_matches(str(value), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"{caller}: {value!r} is not a task state{hint}; generated tasks take one of "
+            f"{', '.join(known)}. For an odd state, build the task with "
+            "Task.unchecked(state=...) or give it as a wire dict."
+        ) from None
 
 
 class _Builder:
@@ -249,7 +262,7 @@ class _Builder:
         random, now = self.random, self.now
         retried: Any = None
         if given:  # only what the caller gave needs checking
-            if isinstance(state, str) and not isinstance(state, TaskState):
+            if not isinstance(state, TaskState):
                 state = _as_state(state)
             max_retry = given.get("max_retry", _DEFAULT_MAX_RETRY)
             created = given.get("timeline_at", timeline_at)

@@ -19,6 +19,7 @@ from .clock import Clock, ClockMode
 from .endpoint import EndpointConfig, EndpointRequest, EndpointResponse, handle
 from .errors import QStashTasksLoopError
 from .exchange import JSON_HEADERS, Reply, Request, error_body
+from .expectations import ExpectedMiss
 from .fault_api import FaultAPI
 from .faults import Fault
 from .intercept_api import InterceptAPI
@@ -71,8 +72,10 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
             freezegun move simulated deliveries.
         patch_sleep: While the fake is started, ``time.sleep``, ``asyncio.sleep``,
             ``anyio.sleep`` and ``trio.sleep`` move the fake's clock instead of waiting.
-        seed: Seed of the tasks ``add(count=...)`` generates; by default the test's
-            own stream (seeded from its node id).
+        seed: Seed of the tasks ``add(count=...)`` generates: ``0`` by default, so a
+            fake made by hand (say, for a whole module) holds the same data whichever
+            test uses it first; ``None`` draws from the running test's own stream, as
+            the fixtures' fakes do (seeded from the node id, or the marker's ``seed``).
     """
 
     def __init__(
@@ -90,7 +93,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
         start: int | _dt.datetime | str = DEFAULT_START_MS,
         clock: ClockMode = "fake",
         patch_sleep: bool = False,
-        seed: int | None = None,
+        seed: int | None = 0,
     ) -> None:
         self._url = BaseURL.parse(base_url)
         self._config = EndpointConfig(
@@ -114,6 +117,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
         self._calls = []
         self._loop_errors: list[RecordedCall] = []
         self._real_host_calls: list[RecordedCall] = []
+        self._expected: list[ExpectedMiss] = []
         self._lock = threading.Lock()
 
     # -- configuration --------------------------------------------------------------
@@ -272,6 +276,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
                 repeats,
                 answer.status,
                 self._loop_guard.limit,
+                owner=self._owner(),
                 waiting=Waiting(
                     answer.message_id,
                     endpoint_request.now,
@@ -305,6 +310,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
             self._calls.clear()
             self._loop_errors.clear()
             self._real_host_calls.clear()
+            self._expected.clear()
             self._loop_guard.reset()
             self.clock._restart()
             if self._seed is not None:
@@ -332,6 +338,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
         with self._lock:
             calls, loops = list(self._calls), list(self._loop_errors)
             real_host = list(self._real_host_calls)
+            expected = list(self._expected)
             scripted, planned = list(self._store.scripted.values()), list(self._faults)
         return problems(
             base_url=self.base_url,
@@ -340,6 +347,8 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
             real_host=real_host,
             scripted=scripted,
             faults=planned,
+            expected=expected,
+            owner=self._owner(),
             checks={
                 "assert_all_requests_served": self.assert_all_requests_served,
                 "assert_all_scripted_pages_requested": self.assert_all_scripted_pages_requested,

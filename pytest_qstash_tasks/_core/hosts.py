@@ -22,15 +22,14 @@ def is_real_qstash_host(host: str) -> bool:
     return label == "qstash" or (label.startswith("qstash-") and "." not in label)
 
 
-def real_host_message(method: str, url: str, host: str, base_url: str) -> str:
-    """What a request to the real QStash is told, and what the test reports."""
+def real_host_message(method: str, url: str, host: str, base_url: str, switch_off: str) -> str:
+    """What a request to the real QStash is told, and what the test reports;
+    ``switch_off`` says how to turn the guard off."""
     return (
         f"{method} {url} was stopped before it reached the real QStash ({host}): "
         f"while this test's fake is active it answers at {base_url}, not at {host}. "
         "Point the client at the fake: create it after the fixture starts with "
         f"QSTASH_URL={base_url} set (the official SDK reads QSTASH_URL when the client "
         "is created), or pass the fake's base_url (QStash(token, base_url=...)). "
-        "(To let such requests through, use "
-        "@pytest.mark.qstash_tasks(guard_real_qstash=False) or the ini option "
-        "qstash_tasks_guard_real_qstash = false.)"
+        f"(To let such requests through, use {switch_off}.)"
     )

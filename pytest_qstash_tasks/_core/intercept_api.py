@@ -11,6 +11,7 @@ from .endpoint import serves_path
 from .errors import QStashTasksRealHostError
 from .exchange import Reply, Request
 from .hosts import is_real_qstash_host, real_host_message
+from .report import switch_text
 from .state import FakeState
 
 __all__ = ["InterceptAPI"]
@@ -38,8 +39,17 @@ class InterceptAPI(FakeState):
         raise NotImplementedError  # the fake's
 
     def begin_intercepting(self) -> None:
-        """Called by an in-process transport when it starts showing the fake requests."""
+        """Called by an in-process transport when it starts showing the fake requests;
+        refuses a second fake answering the same origin in this process."""
         with _INTERCEPTING_LOCK:
+            mine = (self._url.scheme, self._url.host, self._url.port)
+            for other in _INTERCEPTING:
+                if self.answers_in_process and other.answers_in_process and other._url.owns(*mine):
+                    raise RuntimeError(
+                        f"{self!r} cannot start: {other!r} already answers {other.base_url} "
+                        "in this process, and only one fake can. Stop it first, or give one "
+                        "of them another base_url."
+                    )
             _INTERCEPTING.append(self)
 
     def end_intercepting(self) -> None:
@@ -47,6 +57,14 @@ class InterceptAPI(FakeState):
         with _INTERCEPTING_LOCK:
             if self in _INTERCEPTING:
                 _INTERCEPTING.remove(self)
+
+    def _owner(self) -> str | None:
+        """How the fake was configured, for messages: ``None`` by a fixture (marker and
+        ini options), else its class (constructor arguments)."""
+        return None if self.made_by_fixture else type(self).__name__
+
+    #: Set by the fixtures on the fakes they build.
+    made_by_fixture = False
 
     def serves_origin(self, scheme: str, host: str, port: int | None) -> bool:
         """Whether requests to ``scheme://host:port`` are for this fake."""
@@ -77,7 +95,13 @@ class InterceptAPI(FakeState):
         if claim == "answer":
             return self.dispatch(request)
         error = QStashTasksRealHostError(
-            real_host_message(request.method, request.url, host, self.base_url)
+            real_host_message(
+                request.method,
+                request.url,
+                host,
+                self.base_url,
+                switch_text("guard_real_qstash", "False", self._owner()),
+            )
         )
         call = RecordedCall(
             method=request.method,

@@ -87,7 +87,7 @@ class Task(_WireModel):
     state: Annotated[TaskState | _NonEmpty, Field(union_mode="left_to_right")]
     task_id: _NonEmpty
     url: _NonEmpty
-    timeline_at: Annotated[int | None, Field(strict=True, ge=1, exclude=True)] = None
+    timeline_at: Annotated[int | None, Field(strict=True, ge=1, exclude=True, repr=False)] = None
 
     @model_validator(mode="after")
     def _retried_within_max(self) -> Task:
@@ -114,12 +114,28 @@ class Task(_WireModel):
             by_name[name] = value
         return cls.model_construct(**by_name)
 
+    # Equality, hashing and repr mean the wire: a task read back from an answer equals
+    # the one stored, although only the stored one knows its ``timeline_at``.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return _wire_values(self) == _wire_values(other)
+
+    def __hash__(self) -> int:
+        return hash(_wire_values(self))
+
     @property
     def is_known_state(self) -> bool:
         """Whether ``state`` is one of the seven ``TaskState`` values."""
         return isinstance(self.state, TaskState)
 
 
+def _wire_values(task: Task) -> tuple[object, ...]:
+    values = task.__dict__
+    return tuple(values.get(name) for name in _WIRE_NAMES)
+
+
+_WIRE_NAMES = tuple(name for name in Task.model_fields if name != "timeline_at")
 _FIELD_BY_ALIAS = {field.alias: name for name, field in Task.model_fields.items() if field.alias}
 
 

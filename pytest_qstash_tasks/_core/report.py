@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .args import ANY, AnyCursor
 from .calls import RecordedCall
+from .expectations import ExpectedMiss
 from .faults import Fault
 from .store import ScriptedPages
 
@@ -24,6 +25,7 @@ __all__ = [
     "format_problems",
     "loop_message",
     "problems",
+    "switch_text",
     "times_text",
     "unreached_message",
 ]
@@ -123,8 +125,9 @@ def loop_message(
     status: int,
     limit: int,
     waiting: Waiting | None = None,
+    owner: str | None = None,
 ) -> str:
-    """What the loop guard says when it stops a client."""
+    """What the loop guard says when it stops a client (``owner``: see ``switch_text``)."""
     shown = "" if cursor is None else f" (cursor={cursor})"
     head = (
         f"likely infinite loop: {method} {url}{shown} was sent {repeats} times in a row "
@@ -132,7 +135,7 @@ def loop_message(
     )
     tail = (
         f"(The limit is max_identical_requests={limit}; raise it with "
-        "@pytest.mark.qstash_tasks(max_identical_requests=...).)"
+        f"{switch_text('max_identical_requests', '...', owner, ini=False)}.)"
     )
     if waiting is None or not waiting.unsettled:
         return (
@@ -191,9 +194,12 @@ def problems(
     real_host: Sequence[RecordedCall],
     scripted: Sequence[ScriptedPages],
     faults: Sequence[Fault],
+    expected: Sequence[ExpectedMiss],
     checks: dict[str, bool],
+    owner: str | None = None,
 ) -> list[str]:
-    """What ``verify()`` reports, one paragraph each; ``checks`` holds the switches."""
+    """What ``verify()`` reports, one paragraph each; ``checks`` holds the switches and
+    ``owner`` says how the fake was configured (see ``switch_text``)."""
     found: list[str] = []
     if real_host:
         first = real_host[0].exception
@@ -208,26 +214,38 @@ def problems(
             "stopped a likely infinite loop: the same request kept getting the same "
             "answer (QStashTasksLoopError):\n" + _bullets(c.describe() for c in loops)
         )
-    unserved = [call for call in calls if call.unserved_reason is not None]
+    unserved = [
+        call
+        for call in calls
+        if call.unserved_reason is not None and not any(e.covers(call) for e in expected)
+    ]
     if unserved and checks["assert_all_requests_served"]:
         found.append(
             f"{len(unserved)} request(s) to {base_url} could not be served:\n"
             + _bullets(call.describe() for call in unserved)
-            + _switch("assert_all_requests_served")
+            + _switch("assert_all_requests_served", owner)
+            + "\n  (or say which are meant to miss: qstash_tasks.expect_unserved(reason, "
+            "message_id=...))"
+        )
+    unmet = [e for e in expected if not any(e.covers(call) for call in calls)]
+    if unmet:
+        found.append(
+            f"{len(unmet)} expected unserved request(s) never came:\n"
+            + _bullets(expectation.describe() for expectation in unmet)
         )
     unrequested = _unrequested_pages(calls, scripted)
     if unrequested and checks["assert_all_scripted_pages_requested"]:
         found.append(
             f"{len(unrequested)} scripted page(s) were never requested:\n"
             + _bullets(unrequested)
-            + _switch("assert_all_scripted_pages_requested")
+            + _switch("assert_all_scripted_pages_requested", owner)
         )
     unfired = [fault for fault in faults if fault.fired < fault.times]
     if unfired and checks["assert_all_faults_triggered"]:
         found.append(
             f"{len(unfired)} fault(s) did not fire as often as planned:\n"
             + _bullets(fault.describe() for fault in unfired)
-            + _switch("assert_all_faults_triggered")
+            + _switch("assert_all_faults_triggered", owner)
         )
     return found
 
@@ -273,9 +291,19 @@ def _bullets(lines: Iterable[str]) -> str:
     return "\n".join(listed)
 
 
-def _switch(option: str) -> str:
+def _switch(option: str, owner: str | None) -> str:
     return (
-        f"\n  (if that is what the test wants, turn this check off with "
-        f"@pytest.mark.qstash_tasks({option}=False) or the ini option "
-        f"qstash_tasks_{option} = false)"
+        "\n  (if that is what the test wants, turn this check off with "
+        f"{switch_text(option, 'False', owner)})"
     )
+
+
+def switch_text(option: str, value: str, owner: str | None, *, ini: bool = True) -> str:
+    """How to set ``option``: the marker and ini option for a fixture's fake (``owner``
+    None), the constructor argument and attribute for a hand-made one (its class name)."""
+    if owner is None:
+        text = f"@pytest.mark.qstash_tasks({option}={value})"
+        if ini:
+            text += f" or the ini option qstash_tasks_{option} = {value.lower()}"
+        return text
+    return f"{owner}({option}={value}) or fake.{option} = {value}"

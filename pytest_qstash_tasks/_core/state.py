@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from .calls import RecordedCall
     from .clock import Clock
     from .endpoint import EndpointConfig
+    from .expectations import ExpectedMiss
     from .faults import Fault
     from .seeding import Stream
     from .store import TaskStore
@@ -31,6 +32,7 @@ class FakeState:
     _faults: list[Fault]
     _calls: list[RecordedCall]
     _real_host_calls: list[RecordedCall]
+    _expected: list[ExpectedMiss]
     _url: BaseURL
     #: With a seed, one stream for the fake's whole life; else the test's own.
     _stream: Stream | None

@@ -35,14 +35,20 @@ class StateAPI(FakeState):
         A task with no ``timeline_at`` is stamped from the clock in list order, newest
         first. Tasks already stored stay; a task id the message already has is refused.
         """
-        if (tasks is None) == (count is None):
-            raise TypeError("add() takes either tasks or count=, not both and not neither")
+        if tasks is not None and count is not None:
+            raise TypeError("add() takes either tasks or count=, not both")
+        if tasks is None and count is None:
+            raise TypeError(
+                "add() takes tasks or count=; to register a message with no tasks, use "
+                f"add_message({message_id!r})"
+            )
         if tasks is None:
             built = generate(
                 self._stream_now(),
                 check_int("count", count),
                 message_id=message_id,
                 now=self.clock.now,
+                caller="add()",
                 **task_overrides,
             )
         else:
