@@ -4,6 +4,8 @@ the suite runs as tests; the README's sample is run here."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,17 @@ def test_the_readme_sample_passes(pytester: pytest.Pytester) -> None:
     (block,) = python_blocks(ROOT / "README.md")
     pytester.makepyfile(test_readme=block)
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def test_the_readme_sample_passes_mypy_strict(tmp_path: Path) -> None:
+    (block,) = python_blocks(ROOT / "README.md")
+    sample = tmp_path / "test_readme.py"
+    sample.write_text(block)
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(sample)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout

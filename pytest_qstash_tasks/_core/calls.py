@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
-    from .endpoint import UnservedReason
-    from .exchange import ReplyAction
+    from .endpoint import EndpointResponse, UnservedReason
+    from .exchange import Reply, ReplyAction, Request
+    from .faults import Fault
 
-__all__ = ["RecordedCall"]
+__all__ = ["RecordedCall", "record_call"]
 
 _NO_ANSWER = {
     "raise": "raised",
@@ -119,3 +120,36 @@ class RecordedCall:
         why = f": {self.detail}" if self.detail else ""
         fault = f" [{self.fault}]" if self.fault else ""
         return f"{self.method} {self.url}{cursor} {got}{fault}{why}"
+
+
+def record_call(
+    request: Request,
+    answer: EndpointResponse,
+    reply: Reply,
+    fault: Fault | None,
+    error: BaseException | None,
+) -> RecordedCall:
+    """What the fake records of ``request``: the endpoint's reading of it and the reply."""
+    endpoint_answered = fault is None or fault.kind == "delay"
+    answered = reply.action == "answer"
+    return RecordedCall(
+        method=request.method,
+        url=request.url,
+        headers=request.headers,
+        body=request.body,
+        status=reply.status if answered else None,
+        response_headers=reply.headers,
+        response_body=reply.body,
+        message_id=answer.message_id,
+        cursor=answer.cursor,
+        token=answer.token,
+        unserved_reason=answer.unserved_reason if endpoint_answered else None,
+        detail=answer.detail if endpoint_answered else "",
+        exception=error,
+        scripted_page=answer.scripted_page if endpoint_answered else None,
+        next_cursor=answer.next_cursor if endpoint_answered else None,
+        task_count=answer.task_count if endpoint_answered else None,
+        fault=None if fault is None else fault.label,
+        delivery=reply.action,
+        native_request=request.native,
+    )

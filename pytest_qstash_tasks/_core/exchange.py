@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["JSON_HEADERS", "Reply", "ReplyAction", "Request", "error_body"]
+__all__ = ["JSON_HEADERS", "Reply", "ReplyAction", "Request", "error_body", "past_read_timeout"]
 
 #: How a reply reaches the client:
 #: ``answer``: status, headers and body (after ``delay`` seconds);
@@ -33,7 +33,8 @@ class Request:
     fake can raise an exception in it. ``client`` tells one client apart from another
     for the loop guard (``None``: the current thread and asyncio task). ``native`` is
     the transport's own request object, kept for ``RecordedCall.request`` and for
-    exceptions that carry their request.
+    exceptions that carry their request. ``read_timeout`` is how long the client waits
+    for an answer, where its transport can tell (seconds).
     """
 
     method: str
@@ -45,6 +46,7 @@ class Request:
     in_process: bool = False
     client: Hashable | None = None
     native: object = None
+    read_timeout: float | None = None
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lowercase), or ``None``."""
@@ -78,3 +80,16 @@ def error_body(status: int, error: str | None = None) -> bytes:
         except ValueError:
             error = f"HTTP status {status}"
     return json.dumps({"error": error}).encode()
+
+
+def past_read_timeout(request: Request, reply: Reply) -> Reply:
+    """``reply``, or, when its delay outlasts the client's read timeout, the timeout
+    the client would meet: nothing for ``read_timeout`` seconds, then no answer."""
+    timeout = request.read_timeout
+    if reply.action != "answer" or timeout is None or reply.delay <= timeout:
+        return reply
+    error = TimeoutError(
+        f"qstash_tasks: the answer was held back {reply.delay:g} s (a planned delay), "
+        f"past the client's read timeout of {timeout:g} s"
+    )
+    return Reply("hold", delay=timeout, exception=error)

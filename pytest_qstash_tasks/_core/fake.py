@@ -13,12 +13,12 @@ from typing import Literal, TypeVar
 
 from .args import check_end_cursor, check_int, check_token
 from .base_url import DEFAULT_BASE_URL, BaseURL
-from .calls import RecordedCall
+from .calls import RecordedCall, record_call
 from .calls_api import CallsAPI
 from .clock import Clock, ClockMode
 from .endpoint import EndpointConfig, EndpointRequest, EndpointResponse, handle
 from .errors import QStashTasksLoopError
-from .exchange import JSON_HEADERS, Reply, Request, error_body
+from .exchange import JSON_HEADERS, Reply, Request, error_body, past_read_timeout
 from .expectations import ExpectedMiss
 from .fault_api import FaultAPI
 from .faults import Fault
@@ -192,18 +192,21 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
         """The endpoint's answer (after a planned delay), unless the loop guard stops it."""
         loop = None if fault is not None else self._check_loop(request, endpoint_request, answer)
         if loop is None:
-            reply = Reply(
-                "answer",
-                answer.status,
-                answer.headers,
-                answer.body,
-                delay=0.0 if fault is None else fault.delay,
+            reply = past_read_timeout(
+                request,
+                Reply(
+                    "answer",
+                    answer.status,
+                    answer.headers,
+                    answer.body,
+                    delay=0.0 if fault is None else fault.delay,
+                ),
             )
         elif request.in_process:
             reply = Reply("raise", exception=loop)
         else:
             reply = Reply("answer", LOOP_STATUS, JSON_HEADERS, error_body(LOOP_STATUS, str(loop)))
-        call = self._record(request, answer, reply, fault, loop)
+        call = record_call(request, answer, reply, fault, loop or reply.exception)
         if loop is not None:
             self._loop_errors.append(call)
         return reply, call
@@ -219,44 +222,15 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
             else:
                 action = "hold" if is_timeout(type(error)) else "close"
             reply = Reply(action, delay=fault.delay, exception=error)
-            return reply, self._record(request, answer, reply, fault, error)
+            return reply, record_call(request, answer, reply, fault, error)
         assert fault.status is not None
-        reply = Reply(
-            "answer", fault.status, fault.headers_at(self.clock.now), fault.body, fault.delay
+        reply = past_read_timeout(
+            request,
+            Reply(
+                "answer", fault.status, fault.headers_at(self.clock.now), fault.body, fault.delay
+            ),
         )
-        return reply, self._record(request, answer, reply, fault, None)
-
-    def _record(
-        self,
-        request: Request,
-        answer: EndpointResponse,
-        reply: Reply,
-        fault: Fault | None,
-        error: BaseException | None,
-    ) -> RecordedCall:
-        endpoint_answered = fault is None or fault.kind == "delay"
-        answered = reply.action == "answer"
-        return RecordedCall(
-            method=request.method,
-            url=request.url,
-            headers=request.headers,
-            body=request.body,
-            status=reply.status if answered else None,
-            response_headers=reply.headers,
-            response_body=reply.body,
-            message_id=answer.message_id,
-            cursor=answer.cursor,
-            token=answer.token,
-            unserved_reason=answer.unserved_reason if endpoint_answered else None,
-            detail=answer.detail if endpoint_answered else "",
-            exception=error,
-            scripted_page=answer.scripted_page if endpoint_answered else None,
-            next_cursor=answer.next_cursor if endpoint_answered else None,
-            task_count=answer.task_count if endpoint_answered else None,
-            fault=None if fault is None else fault.label,
-            delivery=reply.action,
-            native_request=request.native,
-        )
+        return reply, record_call(request, answer, reply, fault, reply.exception)
 
     def _check_loop(
         self, request: Request, endpoint_request: EndpointRequest, answer: EndpointResponse

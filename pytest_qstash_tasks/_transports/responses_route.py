@@ -125,6 +125,8 @@ class _FakeRoute(responses.BaseResponse):
         if reply.action == "raise":
             assert reply.exception is not None
             raise _for_requests(reply.exception, request)
+        if reply.action == "hold":  # held past the client's read timeout: it gave up
+            raise requests.ReadTimeout(str(reply.exception), request=request)
         return HTTPResponse(
             body=io.BytesIO(reply.body),
             headers={**dict(reply.headers), "content-length": str(len(reply.body))},
@@ -147,6 +149,7 @@ class _FakeRoute(responses.BaseResponse):
                 body=_body_bytes(request.body),
                 in_process=True,
                 native=request,
+                read_timeout=_read_timeout(request),
             ),
             parts.scheme,
             parts.hostname or "",
@@ -156,6 +159,14 @@ class _FakeRoute(responses.BaseResponse):
         # matches() said the fake takes it, and that cannot change in between.
         assert reply is not None
         return reply
+
+
+def _read_timeout(request: requests.PreparedRequest) -> float | None:
+    """The ``timeout=`` the request was sent with (responses keeps it), as seconds."""
+    timeout = getattr(request, "req_kwargs", {}).get("timeout")
+    if isinstance(timeout, tuple):
+        timeout = timeout[1] if len(timeout) > 1 else None
+    return float(timeout) if isinstance(timeout, (int, float)) else None
 
 
 def _body_bytes(body: object) -> bytes:

@@ -67,7 +67,7 @@ class RespxInterceptor:
         reply = self._intercept(request)
         if reply.delay:
             real_sleep(reply.delay)  # real latency, even with patch_sleep on
-        return _to_httpx(reply)
+        return _to_httpx(reply, request)
 
     async def async_handler(self, request: httpx.Request) -> httpx.Response:
         reply = self._intercept(request)
@@ -75,7 +75,7 @@ class RespxInterceptor:
             import anyio  # noqa: F401  httpx's own dependency: sleeps under asyncio and trio
 
             await real_async_sleep("anyio")(reply.delay)
-        return _to_httpx(reply)
+        return _to_httpx(reply, request)
 
     def _intercept(self, request: httpx.Request) -> Reply:
         url = request.url
@@ -96,6 +96,7 @@ class RespxInterceptor:
                 body=body,
                 in_process=True,
                 native=request,
+                read_timeout=request.extensions.get("timeout", {}).get("read"),
             ),
             url.scheme,
             url.host,
@@ -122,10 +123,12 @@ class RespxInterceptor:
         raise PassThrough("not for the fake", request=request, origin=_origin())
 
 
-def _to_httpx(reply: Reply) -> httpx.Response:
+def _to_httpx(reply: Reply, request: httpx.Request) -> httpx.Response:
     if reply.action == "raise":
         assert reply.exception is not None
         raise reply.exception
+    if reply.action == "hold":  # held past the client's read timeout: it gave up
+        raise httpx.ReadTimeout(str(reply.exception), request=request)
     # A ready stream: content= would run the body through httpx's decoders.
     return httpx.Response(
         reply.status,
