@@ -97,9 +97,7 @@ def qstash_tasks_server(
 
     def build(**settings: Any) -> QStashTasksServer:
         settings.pop("base_url", None)
-        return QStashTasksServer(
-            server=qstash_tasks_loopback, intercept_httpx_at=_httpx_level(request), **settings
-        )
+        return QStashTasksServer(server=qstash_tasks_loopback, **settings)
 
     yield from _fake_for_test(request, build)
 

@@ -106,3 +106,11 @@ async def async_sdk() -> AsyncIterator[Callable[..., AsyncQStash]]:
     yield make
     for client in made:
         await client.http._client.aclose()
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester, with the inner runs configured as this suite is (no pytest-asyncio
+    loop-scope deprecation warning in every inner run)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+    return pytester

@@ -256,7 +256,10 @@ def test_the_docs_data_file_loads_and_serves_what_the_page_says(
 
 
 def test_the_docs_curl_walkthrough_runs_as_the_page_shows(tmp_path: Path) -> None:
-    script = DOCS / "examples" / "curl_walkthrough.sh"
+    page = (DOCS / "standalone.md").read_text()
+    walkthrough = page.split("## A walk-through with curl", 1)[1]
+    script = tmp_path / "walkthrough.sh"
+    script.write_text(walkthrough.split("```bash\n", 1)[1].split("```")[0])
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     if not (Path(sys.executable).parent / "qstash-tasks-fake").exists():
         pytest.skip("the console script is not installed in this environment")
@@ -264,6 +267,5 @@ def test_the_docs_curl_walkthrough_runs_as_the_page_shows(tmp_path: Path) -> Non
         ["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    page = (DOCS / "standalone.md").read_text()
-    shown = page.split("## A walk-through with curl", 1)[1].split("```text\n", 1)[1].split("```")[0]
+    shown = walkthrough.split("```text\n", 1)[1].split("```")[0]
     assert result.stdout == shown

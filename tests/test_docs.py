@@ -1,59 +1,57 @@
-"""Every code sample in the docs runs: pages include files from docs/examples/, which
-the suite runs as tests; the README's sample is run here."""
+"""Every Python sample in the docs and the README, tested where it stands: found by
+pytest-examples, linted and formatted by ruff with the code base's own settings, and run
+as the pytest module it is, fixtures and all. A failure names the page and the lines."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pytest_examples import CodeExample, find_examples
 
 ROOT = Path(__file__).parent.parent
-DOCS = ROOT / "docs"
-FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-SNIPPET = re.compile(r'^--8<-- "(docs/examples/[\w/]+\.py)"$')
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+EXAMPLES = list(find_examples(*PAGES))
 
 
-def python_blocks(path: Path) -> list[str]:
-    return FENCE.findall(path.read_text())
+def ruff(*args: str, example: CodeExample) -> subprocess.CompletedProcess[str]:
+    """ruff on the sample, from the project root: pyproject.toml's settings apply."""
+    name = f"{example.path.relative_to(ROOT).with_suffix('')}_{example.start_line}.py"
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args, "--stdin-filename", name, "-"],
+        input=example.source,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
 
 
-def test_doc_pages_show_only_samples_the_suite_runs() -> None:
-    included: set[str] = set()
-    for page in sorted(DOCS.rglob("*.md")):
-        for block in python_blocks(page):
-            lines = block.strip().splitlines()
-            assert len(lines) == 1, (
-                f"{page}: inline Python sample; include a file from docs/examples/"
-            )
-            match = SNIPPET.match(lines[0])
-            assert match, f"{page}: {lines[0]!r} is not a docs/examples/ include"
-            assert (ROOT / match[1]).is_file(), f"{page}: {match[1]} does not exist"
-            included.add(match[1])
-    samples = {str(p.relative_to(ROOT)) for p in (DOCS / "examples").glob("*.py")}
-    assert samples - included == set(), "samples no page shows"
-    assert included, "no samples found: is the fence pattern right?"
+def test_every_page_with_code_is_found() -> None:
+    shown = {example.path.relative_to(ROOT).as_posix() for example in EXAMPLES}
+    assert {"README.md", "docs/index.md", "docs/transports.md", "docs/howto/polling.md"} <= shown
+    assert len(EXAMPLES) >= 18
 
 
-def test_every_shell_sample_is_shown() -> None:
-    pages = "".join(page.read_text() for page in DOCS.rglob("*.md"))
-    for script in (DOCS / "examples").glob("*.sh"):
-        include = f'--8<-- "{script.relative_to(ROOT)}"'
-        assert include in pages, f"{script.name}: no page shows it"
-
-
-def test_the_readme_sample_passes(pytester: pytest.Pytester) -> None:
-    (block,) = python_blocks(ROOT / "README.md")
-    pytester.makepyfile(test_readme=block)
-    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+@pytest.mark.parametrize("example", EXAMPLES, ids=str)
+def test_docs_sample(example: CodeExample, pytester: pytest.Pytester) -> None:
+    linted = ruff("check", "--no-fix", example=example)
+    assert linted.returncode == 0, f"{example}: ruff check:\n{linted.stdout}"
+    formatted = ruff("format", "--diff", example=example)
+    assert formatted.returncode == 0, f"{example}: ruff would format it:\n{formatted.stdout}"
+    pytester.makepyfile(**{f"test_{example.module_name}": example.source})
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 1, f"{example}: no test ran\n{result.stdout.str()}"
+    assert set(outcomes) <= {"passed", "warnings"}, f"{example}:\n{result.stdout.str()}"
 
 
 def test_the_readme_sample_passes_mypy_strict(tmp_path: Path) -> None:
-    (block,) = python_blocks(ROOT / "README.md")
+    (readme,) = [e for e in EXAMPLES if e.path.name == "README.md"]
     sample = tmp_path / "test_readme.py"
-    sample.write_text(block)
+    sample.write_text(readme.source)
     checked = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(sample)],
         capture_output=True,
@@ -62,3 +60,10 @@ def test_the_readme_sample_passes_mypy_strict(tmp_path: Path) -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stdout
+
+
+def test_no_page_includes_a_sample_from_elsewhere() -> None:
+    for page in PAGES:
+        for line in page.read_text().splitlines():
+            if line.startswith("--8<--"):
+                assert line == '--8<-- "CHANGELOG.md"', f"{page}: {line}: put the sample inline"

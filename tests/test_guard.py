@@ -90,7 +90,9 @@ def test_the_guard_fails_the_test_even_when_the_code_swallows_the_error(
             "E  *- GET https://qstash-us-east-1.upstash.io/v1/messages/m/tasks",
             "E  *GET https://qstash-us-east-1.upstash.io/v1/messages/m/tasks was stopped "
             "before it reached the real QStash (qstash-us-east-1.upstash.io): *",
-            "E  *- GET https://qstash-eu-central-1.upstash.io/v1/messages/m/tasks",
+            "E  *- CONNECT qstash-eu-central-1.upstash.io:443",
+            "E  *a connection to qstash-eu-central-1.upstash.io:443 was stopped before it "
+            "reached the real QStash (qstash-eu-central-1.upstash.io): *",
         ]
     )
 
@@ -182,12 +184,31 @@ def test_pytest_httpx_lets_the_server_through_when_told(pytester: pytest.Pyteste
                 assert client.get("https://api.example.com/users").json() == ["ada"]
                 url = qstash_tasks_server.base_url + "/v1/messages/msg_1/tasks"
                 assert len(client.get(url).json()["tasks"]) == 3
-                with pytest.raises(QStashTasksRealHostError):
-                    client.get("https://qstash.upstash.io/v1/messages/m/tasks")
-            qstash_tasks_server._real_host_calls.clear()
         """
     )
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("fixture", ["qstash_tasks", "qstash_tasks_server"])
+@pytest.mark.asyncio
+async def test_clients_the_fake_cannot_see_are_stopped_at_name_resolution(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    import urllib.request
+
+    import aiohttp
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    fake = request.getfixturevalue(fixture)
+    url = "https://qstash-us-east-1.upstash.io/v1/messages/m/tasks"
+    with pytest.raises(QStashTasksRealHostError, match="a connection to qstash-us-east-1"):
+        urllib.request.urlopen(url, timeout=5)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(QStashTasksRealHostError, match=r"upstash\.io:443 was stopped"):
+            await session.get(url)
+    assert fake.problems()[0].startswith("stopped 2 request(s) to the real QStash")
+    fake._real_host_calls.clear()
 
 
 def test_a_failed_test_that_never_reached_the_fake_says_so(pytester: pytest.Pytester) -> None:

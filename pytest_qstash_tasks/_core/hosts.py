@@ -22,11 +22,12 @@ def is_real_qstash_host(host: str) -> bool:
     return label == "qstash" or (label.startswith("qstash-") and "." not in label)
 
 
-def real_host_message(method: str, url: str, host: str, base_url: str, switch_off: str) -> str:
-    """What a request to the real QStash is told, and what the test reports;
-    ``switch_off`` says how to turn the guard off."""
+def real_host_message(what: str, host: str, base_url: str, switch_off: str) -> str:
+    """What a request (``what``: ``GET <url>``, or ``a connection to <host>``) to the
+    real QStash is told, and what the test reports; ``switch_off`` says how to turn the
+    guard off."""
     return (
-        f"{method} {url} was stopped before it reached the real QStash ({host}): "
+        f"{what} was stopped before it reached the real QStash ({host}): "
         f"while this test's fake is active it answers at {base_url}, not at {host}. "
         "Point the client at the fake: create it after the fixture starts with "
         f"QSTASH_URL={base_url} set (the official SDK reads QSTASH_URL when the client "

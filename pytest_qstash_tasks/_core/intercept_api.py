@@ -1,10 +1,18 @@
 """The fake's side of the in-process transports: which requests of this process it
-takes, and the guard that stops requests to the real QStash."""
+takes, and the guard that stops requests to the real QStash.
+
+The guard works at two levels. The interceptors (respx, responses) see a request with
+its method and URL and stop it there. Below them, while any guarding fake is active,
+``socket.getaddrinfo`` refuses to resolve a real QStash host: every other client of the
+process (aiohttp, urllib, a client behind a server fake) meets that, for the cost of one
+string check per name resolved.
+"""
 
 from __future__ import annotations
 
+import socket
 import threading
-from typing import Literal
+from typing import Any, Literal
 
 from .calls import RecordedCall
 from .endpoint import serves_path
@@ -20,6 +28,19 @@ __all__ = ["InterceptAPI"]
 #: fake's guard leaves alone the hosts another of them answers (two regions, say).
 _INTERCEPTING: list[InterceptAPI] = []
 _INTERCEPTING_LOCK = threading.Lock()
+#: ``socket.getaddrinfo`` as it was before the guard took its place.
+_REAL_GETADDRINFO = socket.getaddrinfo
+
+
+def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    name = host.decode("idna") if isinstance(host, bytes) else host
+    if isinstance(name, str) and is_real_qstash_host(name):
+        with _INTERCEPTING_LOCK:
+            guards = [fake for fake in _INTERCEPTING if fake.guard_real_qstash]
+        if guards:
+            shown = f"{name}:{port}" if port is not None else name
+            raise guards[0]._stop(f"a connection to {shown}", "CONNECT", shown, name, None)
+    return _REAL_GETADDRINFO(host, port, *args, **kwargs)
 
 
 class InterceptAPI(FakeState):
@@ -50,6 +71,8 @@ class InterceptAPI(FakeState):
                         "in this process, and only one fake can. Stop it first, or give one "
                         "of them another base_url."
                     )
+            if not _INTERCEPTING:
+                socket.getaddrinfo = _guarded_getaddrinfo
             _INTERCEPTING.append(self)
 
     def end_intercepting(self) -> None:
@@ -57,6 +80,8 @@ class InterceptAPI(FakeState):
         with _INTERCEPTING_LOCK:
             if self in _INTERCEPTING:
                 _INTERCEPTING.remove(self)
+            if not _INTERCEPTING and socket.getaddrinfo is _guarded_getaddrinfo:
+                socket.getaddrinfo = _REAL_GETADDRINFO
 
     def _owner(self) -> str | None:
         """How the fake was configured, for messages: ``None`` by a fixture (marker and
@@ -94,27 +119,31 @@ class InterceptAPI(FakeState):
             return None
         if claim == "answer":
             return self.dispatch(request)
+        what = f"{request.method} {request.url}"
+        error = self._stop(what, request.method, request.url, host, request)
+        return Reply("raise", exception=error)
+
+    def _stop(
+        self, what: str, method: str, url: str, host: str, request: Request | None
+    ) -> QStashTasksRealHostError:
+        """Record a request (or connection) to the real QStash; the error it gets."""
         error = QStashTasksRealHostError(
             real_host_message(
-                request.method,
-                request.url,
-                host,
-                self.base_url,
-                switch_text("guard_real_qstash", "False", self._owner()),
+                what, host, self.base_url, switch_text("guard_real_qstash", "False", self._owner())
             )
         )
         call = RecordedCall(
-            method=request.method,
-            url=request.url,
-            headers=request.headers,
-            body=request.body,
+            method=method,
+            url=url,
+            headers=() if request is None else request.headers,
+            body=b"" if request is None else request.body,
             exception=error,
             delivery="raise",
-            native_request=request.native,
+            native_request=None if request is None else request.native,
         )
         with self._lock:
             self._real_host_calls.append(call)
-        return Reply("raise", exception=error)
+        return error
 
     def _claim(
         self, scheme: str, host: str, port: int | None, raw_path: str, others: bool

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_qstash_tasks._core.control import ControlPlane
 from pytest_qstash_tasks._core.exchange import Reply, Request
 from pytest_qstash_tasks._core.fake import QStashTasksFake
 
-from .in_process import InProcess, check_intercept_at
 from .loopback import AccessLog, LoopbackServer
 
 if TYPE_CHECKING:
-    from .respx_router import InterceptAt
+    from pytest_qstash_tasks._core.control import ControlPlane
 
 __all__ = ["QStashTasksServer"]
 
@@ -37,8 +35,6 @@ class QStashTasksServer(QStashTasksFake):
             answer when the client does not give up first.
         server: A running ``LoopbackServer`` to answer on, shared with other fakes
             one at a time (the fixture's); by default the fake runs its own.
-        intercept_httpx_at: Where the guard of ``guard_real_qstash`` stops httpx
-            requests of this process to the real QStash (see ``QStashTasksMock``).
         control: Whether the control endpoints under ``/_fake/`` answer (the
             standalone command's: see the docs' standalone page).
         access_log: Told of every answered request (method, target, status or
@@ -55,7 +51,6 @@ class QStashTasksServer(QStashTasksFake):
         port: int = 0,
         max_hold_seconds: float = 10.0,
         server: LoopbackServer | None = None,
-        intercept_httpx_at: InterceptAt = "transport",
         control: bool = False,
         access_log: AccessLog | None = None,
         **settings: Any,
@@ -65,7 +60,6 @@ class QStashTasksServer(QStashTasksFake):
                 "QStashTasksServer takes host= and port=, not base_url: its base URL is "
                 "where it listens"
             )
-        check_intercept_at(intercept_httpx_at)
         self._owns_server = server is None
         self._server = server or LoopbackServer(
             host, port, max_hold_seconds=max_hold_seconds, access_log=access_log
@@ -78,9 +72,11 @@ class QStashTasksServer(QStashTasksFake):
                 self._server.server_close()  # bad settings: free the port at once
             raise
         self._stray_before: list[str] = []
-        self._control = ControlPlane(self, self._config.token) if control else None
-        self._intercept_httpx_at: InterceptAt = intercept_httpx_at
-        self._guard: InProcess | None = None
+        self._control: ControlPlane | None = None
+        if control:
+            from pytest_qstash_tasks._core.control import ControlPlane
+
+            self._control = ControlPlane(self, self._config.token)
 
     clients_served = (
         "It answers any HTTP client pointed at its base_url: set QSTASH_URL (see env) "
@@ -112,14 +108,9 @@ class QStashTasksServer(QStashTasksFake):
         except BaseException:
             self.stop()
             raise
-        if self.guard_real_qstash:
-            # This process's own clients are still stopped before the real QStash.
-            self._guard = InProcess(self, self._intercept_httpx_at)
-            try:
-                self._guard.start()
-            except BaseException:
-                self.stop()
-                raise
+        # This process's own clients are still stopped before the real QStash (by name
+        # resolution: the fake intercepts nothing else).
+        self.begin_intercepting()
         return self
 
     def stop(self) -> None:
@@ -133,9 +124,7 @@ class QStashTasksServer(QStashTasksFake):
             return
         self._attached = False
         self._stop_driving_clock()
-        guard, self._guard = self._guard, None
-        if guard is not None:
-            guard.stop()
+        self.end_intercepting()
         self._server.detach(self)
         if self._owns_server:
             self._server.stop()
