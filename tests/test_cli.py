@@ -241,7 +241,7 @@ DOCS = Path(__file__).parent.parent / "docs"
 def test_the_docs_data_file_loads_and_serves_what_the_page_says(
     serve: Callable[..., Served], tmp_path: Path
 ) -> None:
-    page = (DOCS / "standalone.md").read_text()
+    page = (DOCS / "transports" / "standalone.md").read_text()
     (block,) = re.findall(r"^```json\n(.*?)^```", page, re.DOTALL | re.MULTILINE)
     data = tmp_path / "tasks.json"
     data.write_text(block)
@@ -256,7 +256,7 @@ def test_the_docs_data_file_loads_and_serves_what_the_page_says(
 
 
 def test_the_docs_curl_walkthrough_runs_as_the_page_shows(tmp_path: Path) -> None:
-    page = (DOCS / "standalone.md").read_text()
+    page = (DOCS / "transports" / "standalone.md").read_text()
     walkthrough = page.split("## A walk-through with curl", 1)[1]
     script = tmp_path / "walkthrough.sh"
     script.write_text(walkthrough.split("```bash\n", 1)[1].split("```")[0])
