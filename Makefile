@@ -2,13 +2,15 @@
 #   make examples   the sample app's test suite (the plugin at work)
 #   make test       lint, type check, docs build and the plugin's own tests with coverage
 # CI (.ci/run) also runs `make lowest` (the tests against the lowest versions of the
-# runtime dependencies pyproject declares) and `make bench-quick` (benchmark ratios).
+# runtime dependencies pyproject declares), `make package` (the tests against the built
+# wheel) and `make bench-quick` (benchmark ratios).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 LOWEST := .venv-lowest
+PACKAGE := .venv-package
 
-.PHONY: examples test venv lint typecheck docs lowest bench bench-quick clean
+.PHONY: examples test venv lint typecheck docs lowest package bench bench-quick clean
 
 venv: $(BIN)/.installed
 
@@ -53,6 +55,22 @@ lowest:
 	# anyio test follows an asyncio one: their leak, not the plugin's; ignored here only.
 	$(LOWEST)/bin/python -m pytest -n 2 -W "ignore::pytest.PytestUnraisableExceptionWarning"
 
+# The package as users get it: sdist and wheel built and checked (twine, .ci/check_wheel.py),
+# the wheel installed (not editable) into a clean virtual environment, and the test suite
+# run against it from the unpacked sdist, with the source package taken out of it.
+package: venv
+	rm -rf dist $(PACKAGE)
+	$(BIN)/python -m build --outdir dist . > /dev/null
+	$(BIN)/python -m twine check --strict dist/*
+	$(BIN)/python .ci/check_wheel.py dist/*.whl
+	$(PYTHON) -m venv $(PACKAGE)
+	$(PACKAGE)/bin/python -m pip install --quiet --upgrade pip
+	$(PACKAGE)/bin/python -m pip install --quiet "$$(ls dist/*.whl)[test,requests]"
+	mkdir -p $(PACKAGE)/sdist
+	tar -xzf dist/*.tar.gz -C $(PACKAGE)/sdist --strip-components=1
+	rm -rf $(PACKAGE)/sdist/pytest_qstash_tasks
+	cd $(PACKAGE)/sdist && ../bin/python -m pytest -n 2 -p no:cacheprovider
+
 bench: venv
 	$(BIN)/python benchmarks/bench.py
 
@@ -60,4 +78,4 @@ bench-quick: venv
 	$(BIN)/python benchmarks/bench.py --quick
 
 clean:
-	rm -rf $(VENV) $(LOWEST) site .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) $(PACKAGE) dist site .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).parent.parent / "pytest_qstash_tasks"
+import pytest_qstash_tasks
+
+# The package as imported: the source tree, or the installed wheel (make package).
+PACKAGE = Path(pytest_qstash_tasks.__file__).parent
 CORE = sorted(p.stem for p in (PACKAGE / "_core").glob("*.py") if p.stem != "__init__")
 HTTP_AND_PYTEST = {"httpx", "respx", "requests", "responses", "aiohttp", "pytest", "_pytest"}
 
