@@ -47,7 +47,7 @@ class ResponsesInterceptor:
 
     def start(self) -> None:
         """Intercept ``requests`` from now on; join mocks started later."""
-        below = HTTPAdapter.send
+        below: Any = HTTPAdapter.send  # requests' own, or another mock's stand-in
         # A send that is not requests' own is another mock's, which may fake the rest of
         # QStash: then only the paths the fake serves are the fake's.
         others = getattr(below, "__module__", None) != HTTPAdapter.__module__
@@ -145,7 +145,10 @@ class _FakeRoute(responses.BaseResponse):
                 url=url,
                 raw_path=parts.path or "/",
                 query=parts.query,
-                headers=tuple((name.lower(), value) for name, value in request.headers.items()),
+                headers=tuple(
+                    (name.lower(), value if isinstance(value, str) else value.decode("latin-1"))
+                    for name, value in request.headers.items()
+                ),
                 body=_body_bytes(request.body),
                 in_process=True,
                 native=request,
