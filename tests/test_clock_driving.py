@@ -181,6 +181,20 @@ def test_wall_clock_follows_time_machine(any_fake: QStashTasksFake) -> None:
     assert any_fake.clock.mode == "wall"
 
 
+@pytest.mark.asyncio
+@pytest.mark.qstash_tasks(clock="wall")
+async def test_wall_clock_follows_time_machine_in_async_code(any_fake: QStashTasksFake) -> None:
+    import time_machine
+
+    with time_machine.travel(dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc), tick=False) as t:
+        any_fake.simulate_delivery("msg_1", url=HOOK, outcomes=[200])
+        async with async_client_for(any_fake) as client:
+            first = (await client.get("/v1/messages/msg_1/tasks")).json()["tasks"][0]
+            t.shift(dt.timedelta(seconds=1))
+            later = (await client.get("/v1/messages/msg_1/tasks")).json()["tasks"][0]
+    assert (first["state"], later["state"]) == ("created", "delivered")
+
+
 @pytest.mark.qstash_tasks(clock="wall")
 def test_wall_clock_follows_freezegun(any_fake: QStashTasksFake) -> None:
     from freezegun import freeze_time
