@@ -27,7 +27,6 @@ from .lifecycle import is_timeout
 from .loop_guard import LoopGuard, current_actor
 from .report import Waiting, format_problems, loop_message, problems
 from .seeding import Stream
-from .sleep_patch import SleepPatch
 from .state_api import StateAPI
 from .store import TaskStore
 from .timing import DEFAULT_START_MS
@@ -111,7 +110,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
         self._stream = None if self._seed is None else Stream(None, self._seed)
         self.clock = Clock(start, mode=clock)
         self.patch_sleep = patch_sleep
-        self._sleep_patch: SleepPatch | None = None
+        self._sleep_patch = None
         self._store = TaskStore()
         self._faults = []
         self._calls = []
@@ -259,36 +258,6 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
                 ),
             )
         )
-
-    def _start_driving_clock(self) -> None:
-        """For transports' ``start``: the process's sleeps move the clock (patch_sleep)."""
-        if self.patch_sleep and self._sleep_patch is None:
-            patch = SleepPatch(self.clock)
-            patch.start()
-            self._sleep_patch = patch
-
-    def _stop_driving_clock(self) -> None:
-        """For transports' ``stop``."""
-        patch, self._sleep_patch = self._sleep_patch, None
-        if patch is not None:
-            patch.stop()
-
-    def reset(self) -> None:
-        """Forget everything the fake learnt since it was made: stored tasks, scripted
-        pages, simulated deliveries, recorded calls, planned faults and loop streaks;
-        the clock goes back to its start and a seeded fake's data starts over. The
-        settings stay."""
-        with self._lock:
-            self._store = TaskStore()
-            self._faults.clear()
-            self._calls.clear()
-            self._loop_errors.clear()
-            self._real_host_calls.clear()
-            self._expected.clear()
-            self._loop_guard.reset()
-            self.clock._restart()
-            if self._seed is not None:
-                self._stream = Stream(None, self._seed)
 
     # -- teardown checks ------------------------------------------------------------
 

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from .endpoint import EndpointConfig
     from .expectations import ExpectedMiss
     from .faults import Fault
+    from .loop_guard import LoopGuard
     from .seeding import Stream
+    from .sleep_patch import SleepPatch
     from .store import TaskStore
 
 __all__ = ["FakeState"]
@@ -32,6 +34,11 @@ class FakeState:
     _faults: list[Fault]
     _calls: list[RecordedCall]
     _real_host_calls: list[RecordedCall]
+    _loop_errors: list[RecordedCall]
+    _loop_guard: LoopGuard
+    _seed: int | None
+    _sleep_patch: SleepPatch | None
+    patch_sleep: bool
     _expected: list[ExpectedMiss]
     _url: BaseURL
     #: With a seed, one stream for the fake's whole life; else the test's own.

@@ -11,13 +11,16 @@ from .ids import new_ids
 from .lifecycle import Outcome, SimulatedDelivery
 from .models import Task, TasksPage
 from .seeding import Stream, current_stream
+from .sleep_patch import SleepPatch
 from .state import FakeState
+from .store import TaskStore
 
 __all__ = ["StateAPI"]
 
 
 class StateAPI(FakeState):
-    """``add``, ``add_message``, ``add_pages``, ``tasks`` and ``simulate_delivery``."""
+    """``add``, ``add_message``, ``add_pages``, ``tasks``, ``simulate_delivery`` and
+    ``reset``; the process's sleeps on the clock (``patch_sleep``)."""
 
     def add(
         self,
@@ -144,3 +147,33 @@ class StateAPI(FakeState):
     def _stream_now(self) -> Stream:
         """Where generated data comes from: this fake's seed, else the running test's."""
         return self._stream or current_stream()
+
+    def _start_driving_clock(self) -> None:
+        """For transports' ``start``: the process's sleeps move the clock (patch_sleep)."""
+        if self.patch_sleep and self._sleep_patch is None:
+            patch = SleepPatch(self.clock)
+            patch.start()
+            self._sleep_patch = patch
+
+    def _stop_driving_clock(self) -> None:
+        """For transports' ``stop``."""
+        patch, self._sleep_patch = self._sleep_patch, None
+        if patch is not None:
+            patch.stop()
+
+    def reset(self) -> None:
+        """Forget everything the fake learnt since it was made: stored tasks, scripted
+        pages, simulated deliveries, recorded calls, planned faults and loop streaks;
+        the clock goes back to its start and a seeded fake's data starts over. The
+        settings stay."""
+        with self._lock:
+            self._store = TaskStore()
+            self._faults.clear()
+            self._calls.clear()
+            self._loop_errors.clear()
+            self._real_host_calls.clear()
+            self._expected.clear()
+            self._loop_guard.reset()
+            self.clock._restart()
+            if self._seed is not None:
+                self._stream = Stream(None, self._seed)
