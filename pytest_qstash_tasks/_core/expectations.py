@@ -30,7 +30,6 @@ class ExpectedMiss:
 
     reason: UnservedReason
     message_id: str | None = None
-    matched: int = 0
 
     @classmethod
     def checked(cls, reason: object, message_id: object) -> ExpectedMiss:
