@@ -74,7 +74,9 @@ package: venv
 # Mutation testing of the core modules pyproject's [tool.mutmut] names (about 25 minutes
 # here): each mutant runs against the tests that reach its function. Then
 # `$(BIN)/mutmut results` lists the survivors and `$(BIN)/mutmut show <name>` shows one.
+# mutmut is pinned: .ci/mutation_scores.py reads its results' format.
 mutation: venv
+	$(BIN)/python -m pip install --quiet "mutmut==3.8.1"
 	rm -rf mutants
 	$(BIN)/mutmut run > /dev/null
 	$(BIN)/python .ci/mutation_scores.py
