@@ -15,7 +15,6 @@ import io
 import re
 import weakref
 from typing import TYPE_CHECKING, Any
-from unittest import mock
 from urllib.parse import urlsplit
 
 import requests
@@ -42,51 +41,59 @@ class ResponsesInterceptor:
     def __init__(self, fake: QStashTasksFake) -> None:
         self.fake = fake
         self._mock: responses.RequestsMock | None = None
+        #: The fake's own mock and the send below it, kept while that send stays the same:
+        #: a fixture starts and stops a fake for every test.
+        self._own: tuple[object, responses.RequestsMock] | None = None
         self._joined: dict[responses.RequestsMock, _FakeRoute] = {}
-        self._patches: list[Any] = []
+        self._wrapped: tuple[Any, Any] | None = None
+
+        # responses has no hook for a mock started later; its public start and stop are
+        # wrapped while the fake is active (tested with responses 0.24 and 0.26).
+        def start(mock_self: responses.RequestsMock) -> None:
+            assert self._wrapped is not None
+            self._wrapped[0](mock_self)
+            self._join(mock_self)
+
+        def stop(mock_self: responses.RequestsMock, allow_assert: bool = True) -> None:
+            assert self._wrapped is not None
+            self._leave(mock_self)
+            self._wrapped[1](mock_self, allow_assert)
+
+        self._wrappers = (start, stop)
 
     def start(self) -> None:
         """Intercept ``requests`` from now on; join mocks started later."""
         below: Any = HTTPAdapter.send  # requests' own, or another mock's stand-in
-        # A send that is not requests' own is another mock's, which may fake the rest of
-        # QStash: then only the paths the fake serves are the fake's.
-        others = getattr(below, "__module__", None) != HTTPAdapter.__module__
-        own = responses.RequestsMock(
-            assert_all_requests_are_fired=False,
-            passthru_prefixes=("",),  # not the fake's: on, unchanged
-            real_adapter_send=below,
-        )
-        own.add(_FakeRoute(self.fake, others=others))
+        if self._own is None or self._own[0] is not below:
+            # A send that is not requests' own is another mock's, which may fake the rest
+            # of QStash: then only the paths the fake serves are the fake's.
+            others = getattr(below, "__module__", None) != HTTPAdapter.__module__
+            own = responses.RequestsMock(
+                assert_all_requests_are_fired=False,
+                passthru_prefixes=("",),  # not the fake's: on, unchanged
+                real_adapter_send=below,
+            )
+            own.add(_FakeRoute(self.fake, others=others))
+            _FAKES_MOCKS.add(own)
+            self._own = (below, own)
+        own = self._own[1]
         own.start()
-        _FAKES_MOCKS.add(own)
         self._mock = own
-        # responses has no hook for a mock started later; its public start and stop are
-        # wrapped while the fake is active (tested with responses 0.24 and 0.26).
-        original_start, original_stop = responses.RequestsMock.start, responses.RequestsMock.stop
-
-        def start(mock_self: responses.RequestsMock) -> None:
-            original_start(mock_self)
-            self._join(mock_self)
-
-        def stop(mock_self: responses.RequestsMock, allow_assert: bool = True) -> None:
-            self._leave(mock_self)
-            original_stop(mock_self, allow_assert)
-
-        for name, wrapper in (("start", start), ("stop", stop)):
-            patch = mock.patch.object(responses.RequestsMock, name, wrapper)
-            patch.start()
-            self._patches.append(patch)
+        cls = responses.RequestsMock
+        self._wrapped = (cls.start, cls.stop)
+        _set_start_stop(self._wrappers)
 
     def stop(self) -> None:
         """Stop intercepting and leave every mock the fake joined."""
-        while self._patches:
-            self._patches.pop().stop()
+        if self._wrapped is not None:
+            _set_start_stop(self._wrapped)
+            self._wrapped = None
         for joined in list(self._joined):
             self._leave(joined)
         own, self._mock = self._mock, None
         if own is not None:
             own.stop(allow_assert=False)
-            _FAKES_MOCKS.discard(own)
+            own.calls.reset()  # kept for the next start: no calls pile up
 
     def _join(self, other: responses.RequestsMock) -> None:
         if other in _FAKES_MOCKS or other in self._joined:
@@ -101,6 +108,11 @@ class ResponsesInterceptor:
         route = self._joined.pop(other, None)
         if route is not None:
             other.remove(route)
+
+
+def _set_start_stop(methods: tuple[Any, Any]) -> None:
+    for name, method in zip(("start", "stop"), methods, strict=True):
+        setattr(responses.RequestsMock, name, method)
 
 
 class _FakeRoute(responses.BaseResponse):
