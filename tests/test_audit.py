@@ -4,6 +4,7 @@ validation, ordering and the loop guard's bookkeeping, each as a user can observ
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,44 @@ def test_a_page_fault_fires_on_its_page_only(any_fake: QStashTasksFake) -> None:
         again = client.get("/v1/messages/m/tasks", params={"cursor": first["cursor"]})
         assert again.status_code == 503  # page 2: the fault's
     assert any_fake.faults[0].fired == 1
+
+
+@pytest.mark.parametrize(
+    "register",
+    [
+        lambda fake, message_id: fake.add(message_id, count=1),
+        lambda fake, message_id: fake.add_message(message_id),
+        lambda fake, message_id: fake.add_pages(message_id, [{"tasks": []}]),
+        lambda fake, message_id: fake.simulate_delivery(
+            message_id, url="https://x", outcomes=[200]
+        ),
+    ],
+    ids=["add", "add_message", "add_pages", "simulate_delivery"],
+)
+def test_a_message_id_that_cannot_be_in_a_path_is_refused(register: Any) -> None:
+    fake = QStashTasksFake()
+    with pytest.raises(ValueError, match=r"^a message id must be a non-empty str, got ''$"):
+        register(fake, "")
+    with pytest.raises(ValueError, match=r"^a message id cannot contain '/': 'a/b'$"):
+        register(fake, "a/b")
+    assert fake.message_ids() == []
+
+
+def test_stored_tasks_and_scripted_pages_never_share_a_message() -> None:
+    fake = QStashTasksFake()
+    fake.add_pages("scripted", [{"tasks": []}])
+    fake.add("stored", count=1)
+    with pytest.raises(
+        ValueError,
+        match=r"^message 'scripted' is served from scripted pages; it cannot also hold "
+        r"stored tasks$",
+    ):
+        fake.add("scripted", count=1)
+    with pytest.raises(
+        ValueError,
+        match=r"^message 'stored' already holds stored tasks; scripted pages would hide them$",
+    ):
+        fake.add_pages("stored", [{"tasks": []}])
+    with pytest.raises(ValueError, match=r"^message 'scripted' is served from scripted pages"):
+        fake.simulate_delivery("scripted", url="https://x", outcomes=[200])
+    assert len(fake.tasks("stored")) == 1
