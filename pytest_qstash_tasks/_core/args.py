@@ -41,33 +41,25 @@ ANY = AnyCursor.ANY
 CursorFilter: TypeAlias = "int | AnyCursor | None"
 
 
-def check_int(name: str, value: object, minimum: int = 0, maximum: int | None = None) -> int:
-    """``value`` as an int in ``[minimum, maximum]``, or a ``ValueError`` naming ``name``.
+def check_int(name: str, value: object, minimum: int = 0) -> int:
+    """``value`` as an int ``>= minimum``, or a ``ValueError`` naming ``name``.
 
     ``True`` and ``False`` are refused: a flag is never a count.
     """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bounds = f">= {minimum}" if maximum is None else f"{minimum}-{maximum}"
-        raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
 
 
-def check_seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
-    """A finite number of seconds (``>= 0``, or ``> 0`` without ``allow_zero``)."""
+def check_seconds(name: str, value: object) -> float:
+    """A finite number of seconds ``>= 0``."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
         or value < 0
-        or (value == 0 and not allow_zero)
     ):
-        want = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a number of seconds {want}, got {value!r}")
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
     return float(value)
 
 

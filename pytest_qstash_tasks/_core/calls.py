@@ -108,8 +108,8 @@ class RecordedCall:
     def describe(self) -> str:
         """One line: method, URL, cursor, what the client got, and why."""
         if self.status is None:
-            name = type(self.exception).__name__ if self.exception is not None else "?"
-            how = _NO_ANSWER.get(self.delivery, self.delivery)
+            name = type(self.exception).__name__
+            how = _NO_ANSWER[self.delivery]
             got = f"raised {name}" if self.delivery == "raise" else f"-> {how} ({name})"
         elif self.served:
             end = "end" if self.next_cursor is None else f"next cursor {self.next_cursor}"

@@ -101,7 +101,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
             page_size=check_int("page_size", page_size, 1),
             end_cursor=check_end_cursor(end_cursor),
         )
-        self._loop_guard = LoopGuard(check_int("max_identical_requests", max_identical_requests))
+        self._loop_guard = LoopGuard(check_int("max_identical_requests", max_identical_requests, 1))
         self.assert_all_requests_served = assert_all_requests_served
         self.assert_all_scripted_pages_requested = assert_all_scripted_pages_requested
         self.assert_all_faults_triggered = assert_all_faults_triggered
@@ -143,7 +143,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
 
     @max_identical_requests.setter
     def max_identical_requests(self, value: int) -> None:
-        self._loop_guard.limit = check_int("max_identical_requests", value)
+        self._loop_guard.limit = check_int("max_identical_requests", value, 1)
 
     # -- transports -----------------------------------------------------------------
 

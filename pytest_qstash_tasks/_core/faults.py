@@ -9,6 +9,7 @@ requests each fault fires exactly ``times`` times.
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -122,14 +123,12 @@ class Fault:
         """A fresh exception to raise for ``request`` (raise_next)."""
         planned = self.exception
         assert planned is not None
-        if isinstance(planned, BaseException):
-            error = copy.copy(planned)  # each raise gets its own traceback
-        else:
-            error = _instantiate(planned, request)
+        # An instance is copied so that each raise gets its own traceback.
+        error = copy.copy(planned) if isinstance(planned, BaseException) else _instantiate(planned)
         if _is_httpx_request_error(type(error)):
             try:
                 error.request  # type: ignore[attr-defined]  # noqa: B018
-            except RuntimeError:
+            except RuntimeError:  # built without one: the request it failed is this one
                 error.request = request  # type: ignore[attr-defined]
         return error
 
@@ -220,9 +219,11 @@ def raise_(exception: object, *, times: object, target: FaultTarget, delay: obje
 def delay(seconds: object, *, times: object, target: FaultTarget) -> Fault:
     """The fault ``delay_next`` plans: the normal answer, held back."""
     try:
-        held = check_seconds("seconds", seconds, allow_zero=False)
+        held = check_seconds("seconds", seconds)
     except ValueError:
-        raise ValueError(f"delay_next() takes seconds > 0, got {seconds!r}") from None
+        held = 0.0
+    if not held:
+        raise ValueError(f"delay_next() takes seconds > 0, got {seconds!r}")
     count = check_int("times", times, 1)
     return Fault(
         "delay", count, target, held, label=_label("delay_next", [repr(seconds)], count, target)
@@ -241,7 +242,7 @@ def reset_at(window: RateLimitWindow, now_ms: int) -> int:
 def check_exception(exception: object) -> BaseException | type[BaseException]:
     """An exception instance or class to raise, or a clear error."""
     if isinstance(exception, type) and issubclass(exception, Exception):
-        _instantiate(exception, None)  # refuse a class that can't be built, now
+        _instantiate(exception)  # refuse a class that can't be built, now
         return exception
     if isinstance(exception, Exception):
         return exception
@@ -264,19 +265,14 @@ def _label(name: str, first: list[str], times: int, target: FaultTarget) -> str:
 
 
 def _is_httpx_request_error(kind: type[BaseException]) -> bool:
-    return any(
-        base.__name__ == "RequestError" and base.__module__.startswith("httpx")
-        for base in kind.__mro__
-    )
+    """Whether ``kind`` is an ``httpx.RequestError`` (which carries its request); httpx
+    is only looked up, never imported: without it loaded, no error can be one."""
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and issubclass(kind, httpx.RequestError)
 
 
-def _instantiate(kind: type[BaseException], request: object) -> BaseException:
+def _instantiate(kind: type[BaseException]) -> BaseException:
     message = f"{kind.__name__} injected by qstash_tasks.raise_next()"
-    if _is_httpx_request_error(kind):
-        try:
-            return kind(message, request=request)  # type: ignore[call-arg]
-        except TypeError:
-            pass
     try:
         return kind(message)
     except TypeError as error:

@@ -142,11 +142,12 @@ def loop_message(
             f"{head}, with nothing changed in between. A client that pages should stop "
             f"when the cursor is 0 or missing. {tail}"
         )
-    return f"{head}, {_stood_still(waiting)} {tail}"
+    return f"{head}, {_stood_still(waiting, owner)} {tail}"
 
 
-def _stood_still(waiting: Waiting) -> str:
-    """A poller waiting on a clock that does not move: what it waits for, and the cures."""
+def _stood_still(waiting: Waiting, owner: str | None) -> str:
+    """A poller waiting on a clock that does not move: what it waits for, and the cures
+    (``owner``: see ``switch_text``)."""
     count, first = len(waiting.unsettled), waiting.unsettled[0]
     seconds = (first - waiting.now) / 1000
     state = (
@@ -155,19 +156,22 @@ def _stood_still(waiting: Waiting) -> str:
         f"{'was' if count == 1 else 'were'} still under way (the next settles at "
         f"{_iso(first)}, {seconds:g} s later)."
     )
+    fake, patch, wall = "qstash_tasks", "mark the test ", "use "
+    marker = "@pytest.mark.qstash_tasks"
+    if owner is not None:
+        fake, patch, wall, marker = "fake", "build it as ", "as ", owner
+    sleep = f"call {fake}.clock.sleep(seconds) where the code waits"
     if waiting.clock_mode == "wall":
         return (
             f"{state} The fake follows time.time(), which did not move: let it tick "
             "(time-machine's travel(..., tick=True), freezegun's tick=True), or move it "
-            "between polls (traveller.shift, frozen.tick), or call "
-            "qstash_tasks.clock.sleep(seconds) where the code waits."
+            f"between polls (traveller.shift, frozen.tick), or {sleep}."
         )
     return (
-        f"{state} The fake's time moves only when something moves it: call "
-        "qstash_tasks.clock.sleep(seconds) where the code waits, mark the test "
-        "@pytest.mark.qstash_tasks(patch_sleep=True) so that time.sleep, asyncio.sleep "
-        'and anyio.sleep move it, or use @pytest.mark.qstash_tasks(clock="wall") to '
-        "follow time.time() (real time, time-machine, freezegun)."
+        f"{state} The fake's time moves only when something moves it: {sleep}, "
+        f"{patch}{marker}(patch_sleep=True) so that time.sleep, asyncio.sleep and anyio.sleep "
+        f'move it, or {wall}{marker}(clock="wall") to follow time.time() (real time, '
+        "time-machine, freezegun)."
     )
 
 

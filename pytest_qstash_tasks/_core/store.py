@@ -41,7 +41,7 @@ class MessageTasks:
     _neg_timestamps: list[int] = field(default_factory=list)
     _bodies: list[bytes | SimulatedDelivery] = field(default_factory=list)
     _ids: set[str] = field(default_factory=set)
-    _simulated: int = 0
+    _has_simulated: bool = False
 
     def add(self, tasks: Sequence[Task]) -> None:
         """Store timed tasks; refuses a task id the message already has."""
@@ -55,7 +55,7 @@ class MessageTasks:
         """Store a simulated delivery (its task changes with the clock)."""
         self._check_new_ids([delivery.task_id])
         self._insert([(-delivery.timeline_at, delivery, delivery)])
-        self._simulated += 1
+        self._has_simulated = True
 
     def tasks_at(self, now: int) -> list[Task]:
         """The tasks as served at ``now``, newest first."""
@@ -64,13 +64,11 @@ class MessageTasks:
             for entry in self._entries
         ]
 
-    def page(
-        self, cursor: int | None, page_size: int, now: int = 0
-    ) -> tuple[list[bytes], int | None]:
+    def page(self, cursor: int | None, page_size: int, now: int) -> tuple[list[bytes], int | None]:
         """The wire JSON of one page's tasks at ``now``, and the next cursor (None at the end)."""
         start, end, next_cursor = page_bounds(self._neg_timestamps, cursor, page_size)
         bodies = self._bodies[start:end]
-        if self._simulated:
+        if self._has_simulated:
             bodies = [
                 _wire_json(body.task_at(now)) if isinstance(body, SimulatedDelivery) else body
                 for body in bodies
@@ -79,7 +77,7 @@ class MessageTasks:
 
     def unsettled(self, now: int) -> list[int]:
         """When each simulated delivery not yet delivered or failed at ``now`` will be."""
-        if not self._simulated:
+        if not self._has_simulated:
             return []
         ends = (e.finished_at() for e in self._entries if isinstance(e, SimulatedDelivery))
         return sorted(end for end in ends if end > now)
@@ -137,10 +135,8 @@ class ScriptedPages:
     def build(
         cls, message_id: str, pages: Iterable[TasksPage | Mapping[str, Any]]
     ) -> ScriptedPages:
-        validated = [
-            page if isinstance(page, TasksPage) else TasksPage.model_validate(page)
-            for page in pages
-        ]
+        # A TasksPage comes back as it is (pydantic does not revalidate instances).
+        validated = [TasksPage.model_validate(page) for page in pages]
         if not validated:
             raise ValueError(f"add_pages({message_id!r}, ...) needs at least one page")
         by_cursor: dict[int, int] = {}
@@ -183,15 +179,11 @@ class TaskStore:
         self.scripted: dict[str, ScriptedPages] = {}
         #: Goes up on every change, so callers can tell "nothing changed since".
         self.version = 0
+        self._registered: dict[str, None] = {}
 
     def add(self, message_id: str, tasks: Iterable[Task], now: int) -> list[Task]:
         """Store tasks (stamping untimed ones, see ``with_timeline``); returns them."""
-        check_message_id(message_id, "a message id")
-        if message_id in self.scripted:
-            raise ValueError(
-                f"message {message_id!r} is served from scripted pages; "
-                "it cannot also hold stored tasks"
-            )
+        self._check_unscripted(message_id)
         stamped = with_timeline(tasks, now)
         for task in stamped:
             if task.message_id != message_id:
@@ -202,27 +194,23 @@ class TaskStore:
         message = self.messages.get(message_id) or MessageTasks(message_id)
         message.add(stamped)
         self.messages[message_id] = message
-        self.version += 1
+        self._changed(message_id)
         return stamped
 
     def add_simulated(self, delivery: SimulatedDelivery) -> None:
         """Store a simulated delivery in its message (registering the message)."""
         message_id = delivery.message_id
-        check_message_id(message_id, "a message id")
-        if message_id in self.scripted:
-            raise ValueError(f"message {message_id!r} is served from scripted pages")
+        self._check_unscripted(message_id)
         message = self.messages.get(message_id) or MessageTasks(message_id)
         message.add_simulated(delivery)
         self.messages[message_id] = message
-        self.version += 1
+        self._changed(message_id)
 
     def add_message(self, message_id: str) -> None:
         """Register a message with no tasks (it answers 200 with an empty list)."""
-        check_message_id(message_id, "a message id")
-        if message_id in self.scripted:
-            raise ValueError(f"message {message_id!r} is served from scripted pages")
+        self._check_unscripted(message_id)
         self.messages.setdefault(message_id, MessageTasks(message_id))
-        self.version += 1
+        self._changed(message_id)
 
     def add_pages(self, message_id: str, pages: Iterable[TasksPage | Mapping[str, Any]]) -> None:
         """Serve ``pages`` verbatim for ``message_id``."""
@@ -234,7 +222,7 @@ class TaskStore:
         if message_id in self.scripted:
             raise ValueError(f"message {message_id!r} already has scripted pages")
         self.scripted[message_id] = ScriptedPages.build(message_id, pages)
-        self.version += 1
+        self._changed(message_id)
 
     def unsettled(self, message_id: str | None, now: int) -> list[int]:
         """When each of ``message_id``'s unsettled simulated deliveries settles."""
@@ -243,4 +231,17 @@ class TaskStore:
 
     def known_ids(self) -> list[str]:
         """Every registered message id, in the order registered."""
-        return [*self.messages, *self.scripted]
+        return list(self._registered)
+
+    def _check_unscripted(self, message_id: str) -> None:
+        """Refuse a bad id, or tasks for a message that scripted pages serve."""
+        check_message_id(message_id, "a message id")
+        if message_id in self.scripted:
+            raise ValueError(
+                f"message {message_id!r} is served from scripted pages; "
+                "it cannot also hold stored tasks"
+            )
+
+    def _changed(self, message_id: str) -> None:
+        self._registered[message_id] = None
+        self.version += 1

@@ -32,9 +32,7 @@ def backoff_ms(retried: int) -> int:
 def to_ms(value: int | _dt.datetime | str) -> int:
     """Unix milliseconds from an int (taken as ms), an aware ``datetime``, or an
     ISO 8601 time with a zone (``"2026-01-01T00:00:00Z"``)."""
-    if isinstance(value, bool):
-        raise TypeError("a timestamp must be unix milliseconds (int) or a datetime")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"a timestamp must be >= 0 ms, got {value}")
         return value
