@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,25 @@ from pytest_qstash_tasks import QStashTasksFake
 
 SEED_EXAMPLE = Path(__file__).parent / "data" / "seed_example.json"
 
+#: More pages than any test stores: a walk this long is a pager going round in circles
+#: (a broken cursor), and failing it beats growing a list until memory runs out.
+MAX_WALK_PAGES = 5_000
+
 #: The fixtures of each transport: the behaviour tests run against every one.
 TRANSPORTS = {"in_process": "qstash_tasks", "server": "qstash_tasks_server"}
 
 
 #: For a behaviour only an in-process transport has: raising in the client.
 in_process_only = pytest.mark.parametrize("any_fake", ["in_process"], indirect=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under mutmut (make mutation) a mutant can make a test loop while it collects
+    # answers; a memory cap turns that into a MemoryError (a kill) instead of letting
+    # two such mutants run the machine out of memory before their CPU limit ends them.
+    if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", ""):
+        cap = 8 * 1024**3
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
 @pytest.fixture(params=list(TRANSPORTS))
@@ -51,12 +66,13 @@ def walk(client: httpx.Client, message_id: str) -> tuple[list[dict[str, Any]], i
         cursor = body.get("cursor")
         if not cursor:
             return seen, requests
+        assert requests < MAX_WALK_PAGES, f"{message_id!r} never ended: {requests} pages"
 
 
 async def awalk(client: httpx.AsyncClient, message_id: str) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     cursor: int | None = None
-    while True:
+    for _ in range(MAX_WALK_PAGES):
         params = {"cursor": cursor} if cursor else {}
         response = await client.get(f"/v1/messages/{message_id}/tasks", params=params)
         response.raise_for_status()
@@ -65,6 +81,7 @@ async def awalk(client: httpx.AsyncClient, message_id: str) -> list[dict[str, An
         cursor = body.get("cursor")
         if not cursor:
             return seen
+    raise AssertionError(f"{message_id!r} never ended: {MAX_WALK_PAGES} pages")
 
 
 def client_for(fake: Any) -> httpx.Client:

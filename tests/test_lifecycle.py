@@ -252,3 +252,56 @@ def test_factories_follow_the_fake_clock(any_fake: QStashTasksFake) -> None:
         assert task.completed_at <= now
         assert task.last_error_at <= now
     assert max(t.timeline_at or 0 for t in make_tasks(50)) > now - 86_400_000
+
+
+def test_every_field_of_the_wire_through_each_phase() -> None:
+    """What a client reads at each step of [500, "boom", 200]: the fields QStash always
+    sends, zero until they mean something."""
+    first_retry = 200 + 500 + backoff_ms(1)
+    second_retry = first_retry + 500 + backoff_ms(2)
+    steps = [
+        (0, "created", 0, "", 0, 200, 0),
+        (100, "planned", 0, "", 0, 200, 0),
+        (200, "active", 0, "", 0, 200, 0),
+        (700, "error", 1, "HTTP status 500", 700, first_retry, 0),
+        (first_retry - 100, "planned", 1, "HTTP status 500", 700, first_retry, 0),
+        (first_retry, "active", 1, "HTTP status 500", 700, first_retry, 0),
+        (first_retry + 500, "error", 2, "boom", first_retry + 500, second_retry, 0),
+        (second_retry, "active", 2, "boom", first_retry + 500, second_retry, 0),
+    ]
+    with QStashTasksMock() as fake:
+        fake.simulate_delivery(
+            "m", url="https://example.com/hook", outcomes=[500, "boom", 200], task_id="t1"
+        )
+        with client_for(fake) as client:
+
+            def read(at: int) -> dict[str, object]:
+                fake.clock.set(START + at)
+                (task,) = client.get("/v1/messages/m/tasks").json()["tasks"]
+                return dict(task)
+
+            for at, state, retried, error, error_at, next_at, done_at in steps:
+                assert read(at) == {
+                    "taskId": "t1",
+                    "messageId": "m",
+                    "url": "https://example.com/hook",
+                    "maxRetry": 3,
+                    "state": state,
+                    "retried": retried,
+                    "error": error,
+                    "lastErrorAt": START + error_at if error_at else 0,
+                    "nextProcessAt": START + next_at,
+                    "completedAt": done_at,
+                }, f"at +{at} ms"
+            assert read(second_retry + 500) == {
+                "taskId": "t1",
+                "messageId": "m",
+                "url": "https://example.com/hook",
+                "maxRetry": 3,
+                "state": "delivered",
+                "retried": 2,
+                "error": "boom",
+                "lastErrorAt": START + first_retry + 500,
+                "nextProcessAt": 0,
+                "completedAt": START + second_retry + 500,
+            }

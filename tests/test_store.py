@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import warnings
+
+import httpx
 import pytest
 
-from pytest_qstash_tasks import make_task, make_tasks
+from pytest_qstash_tasks import QStashTasksMock, Task, TasksPage, make_task, make_tasks
 from pytest_qstash_tasks._core.store import TaskStore
+
+from .conftest import client_for
 
 
 def test_tasks_merge_into_timeline_order_and_ties_keep_the_order_added() -> None:
@@ -71,3 +76,57 @@ def test_inconsistent_scripts_are_refused(pages: list[dict[str, object]], compla
 def test_bad_message_ids_are_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="message id"):
         TaskStore().add_message(bad)  # type: ignore[arg-type]
+
+
+# What a client reads of the store, through a real client.
+
+
+def _tasks(client: httpx.Client, message_id: str, **params: object) -> list[dict[str, object]]:
+    response = client.get(f"/v1/messages/{message_id}/tasks", params=params)  # type: ignore[arg-type]
+    tasks: list[dict[str, object]] = response.json()["tasks"]
+    return tasks
+
+
+def test_adding_no_tasks_changes_nothing() -> None:
+    with QStashTasksMock() as fake, client_for(fake) as client:
+        fake.add("m", count=2)
+        before = _tasks(client, "m")
+        assert fake.add("m", count=0) == []
+        fake.add("m", [])
+        assert _tasks(client, "m") == before
+
+
+def test_a_page_holds_stored_and_simulated_tasks_each_as_of_now() -> None:
+    with QStashTasksMock() as fake, client_for(fake) as client:
+        fake.add("m", [make_task(message_id="m", task_id="stored", state="delivered")])
+        fake.clock.advance(1)
+        fake.simulate_delivery("m", url="https://example.com", outcomes=[200], task_id="sim")
+        fake.clock.advance(200)
+        assert [(t["taskId"], t["state"]) for t in _tasks(client, "m")] == [
+            ("sim", "active"),
+            ("stored", "delivered"),
+        ]
+
+
+def test_odd_payloads_are_sent_as_given_without_a_warning() -> None:
+    odd = Task.unchecked(task_id="t", message_id="m", retried="many", max_retry=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with QStashTasksMock() as fake, client_for(fake) as client:
+            fake.add("m", [odd])
+            fake.add_pages("s", [TasksPage.model_construct(tasks=[odd], cursor=None)])
+            (served,) = _tasks(client, "m")
+            (scripted,) = _tasks(client, "s")
+    assert (served["retried"], served["maxRetry"]) == ("many", -1)
+    assert scripted == served
+
+
+def test_a_page_fault_leaves_a_cursor_no_page_hands_out_alone() -> None:
+    with QStashTasksMock(page_size=2) as fake, client_for(fake) as client:
+        fake.add("m", count=5)
+        fault = fake.fail_next(503, page=2)
+        stale = client.get("/v1/messages/m/tasks", params={"cursor": 1})
+        assert (stale.status_code, fault.fired) == (200, 0)
+        first = client.get("/v1/messages/m/tasks").json()
+        second = client.get("/v1/messages/m/tasks", params={"cursor": first["cursor"]})
+        assert (second.status_code, fault.fired) == (503, 1)

@@ -1,0 +1,256 @@
+"""The whole text of what the fake reports: the teardown problems, the loop guard's
+error, the hints and the recorded calls, at the edges of their counts and plurals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import time_machine
+
+from pytest_qstash_tasks import QStashTasksLoopError, QStashTasksMock
+
+BASE = "https://qstash.upstash.io"
+AUTH = {"Authorization": "Bearer t"}
+
+
+@pytest.fixture
+def fake() -> Iterator[QStashTasksMock]:
+    started = QStashTasksMock().start()  # stopped without verify(): tests read problems()
+    yield started
+    started.stop()
+
+
+def get(path: str, **params: object) -> httpx.Response:
+    return httpx.get(f"{BASE}{path}", params=params, headers=AUTH)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("registered", "listed"), [(20, 20), (21, 20)])
+def test_the_unreached_hint_lists_twenty_messages_then_counts_the_rest(
+    fake: QStashTasksMock, registered: int, listed: int
+) -> None:
+    for number in range(registered):
+        fake.add_message(f"m{number}")
+    names = ", ".join(f"'m{number}'" for number in range(listed))
+    more = f" and {registered - listed} more" if registered > listed else ""
+    hint = fake.unreached_hint()
+    assert hint is not None
+    assert hint.startswith(
+        f"{registered} message(s) were registered ({names}{more}), but no request reached "
+        f"the fake at {BASE}. "
+    )
+
+
+@pytest.mark.parametrize(("requests", "shown"), [(20, 20), (22, 20)])
+def test_a_problem_lists_twenty_requests_then_counts_the_rest(
+    fake: QStashTasksMock, requests: int, shown: int
+) -> None:
+    for number in range(requests):
+        get(f"/v1/messages/m{number}/tasks")
+    (problem,) = fake.problems()
+    lines = problem.splitlines()
+    assert lines[0] == f"{requests} request(s) to {BASE} could not be served:"
+    assert lines[1] == (
+        f"  - GET {BASE}/v1/messages/m0/tasks -> 404: message 'm0' is not registered; "
+        "no message is registered"
+    )
+    bullets = [line for line in lines if line.startswith("  - ")]
+    assert len(bullets) == shown
+    rest = [line for line in lines if line.startswith("  ... and")]
+    assert rest == ([f"  ... and {requests - shown} more"] if requests > shown else [])
+
+
+def test_pages_never_requested_are_named_with_the_cursor_that_leads_to_them(
+    fake: QStashTasksMock,
+) -> None:
+    fake.assert_all_requests_served = False
+    fake.add_pages(
+        "m",
+        [{"tasks": [], "cursor": 7}, {"tasks": [], "cursor": 5}, {"tasks": [], "cursor": 0}],
+    )
+    fake.add_pages("n", [{"tasks": []}])
+    fake.fail_next(503, message_id="m", page=1)
+    assert get("/v1/messages/m/tasks").status_code == 503  # asked for, not served
+    assert get("/v1/messages/m/tasks", cursor=5).status_code == 200
+    (problem,) = fake.problems()
+    assert problem == (
+        "3 scripted page(s) were never requested:\n"
+        "  - page 1 of 3 of 'm' (asked for without a cursor)\n"
+        "  - page 2 of 3 of 'm' (asked for with cursor=7)\n"
+        "  - page 1 of 1 of 'n' (asked for without a cursor)\n"
+        "  (if that is what the test wants, turn this check off with "
+        "QStashTasksMock(assert_all_scripted_pages_requested=False) or "
+        "fake.assert_all_scripted_pages_requested = False)"
+    )
+
+
+def test_faults_that_did_not_fire_name_how_to_turn_the_check_off(
+    fake: QStashTasksMock,
+) -> None:
+    fake.fail_next(503, times=2)
+    fake.rate_limit_next(message_id="never")
+    fake.add("m", count=1)
+    get("/v1/messages/m/tasks")
+    (problem,) = fake.problems()
+    assert problem == (
+        "2 fault(s) did not fire as often as planned:\n"
+        "  - fail_next(503, times=2): fired 1 of 2 time(s)\n"
+        "  - rate_limit_next(message_id='never'): fired 0 of 1 time(s)\n"
+        "  (if that is what the test wants, turn this check off with "
+        "QStashTasksMock(assert_all_faults_triggered=False) or "
+        "fake.assert_all_faults_triggered = False)"
+    )
+
+
+def test_a_fault_answer_is_recorded_as_the_fault_not_as_the_page(
+    fake: QStashTasksMock,
+) -> None:
+    fake.add("m", count=3)
+    fake.add_pages("s", [{"tasks": []}])
+    fake.fail_next(503, times=3)
+    for path in ("/v1/messages/m/tasks", "/v1/messages/s/tasks", "/v1/messages/unknown/tasks"):
+        assert get(path).status_code == 503
+    for call in fake.calls:
+        assert (call.status, call.served, call.unserved_reason, call.detail) == (
+            503,
+            False,
+            None,
+            "",
+        )
+        assert (call.task_count, call.next_cursor, call.scripted_page) == (None, None, None)
+    assert fake.calls[2].describe() == (
+        f"GET {BASE}/v1/messages/unknown/tasks -> 503 [fail_next(503, times=3)]"
+    )
+    get("/v1/messages/s/tasks")
+    fake.verify()  # the misses were the faults the test planned
+
+
+def test_a_served_page_says_how_many_tasks_it_held() -> None:
+    fake = QStashTasksMock(page_size=2).start()
+    fake.add("m", count=3)
+    first = get("/v1/messages/m/tasks").json()
+    get("/v1/messages/m/tasks", cursor=first["cursor"])
+    described = [call.describe() for call in fake.calls]
+    assert described == [
+        f"GET {BASE}/v1/messages/m/tasks -> 200 (2 tasks, next cursor {first['cursor']})",
+        f"GET {BASE}/v1/messages/m/tasks?cursor={first['cursor']} (cursor={first['cursor']}) "
+        "-> 200 (1 task, end)",
+    ]
+    fake.stop()
+
+
+def test_a_request_without_an_answer_says_how_the_client_met_it(
+    fake: QStashTasksMock,
+) -> None:
+    fake.add("m", count=1)
+    fake.raise_next(httpx.ConnectError)
+    with pytest.raises(httpx.ConnectError):
+        get("/v1/messages/m/tasks")
+    assert fake.calls[0].describe() == (
+        f"GET {BASE}/v1/messages/m/tasks raised ConnectError [raise_next(ConnectError)]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("known", "listed"), [([], "none"), (["a", "b"], "'a', 'b'")], ids=["none", "two"]
+)
+def test_all_pages_fetched_of_an_unknown_message_lists_the_registered_ones(
+    fake: QStashTasksMock, known: list[str], listed: str
+) -> None:
+    for message_id in known:
+        fake.add_message(message_id)
+    with pytest.raises(AssertionError) as raised:
+        fake.assert_all_pages_fetched("m")
+    assert str(raised.value) == (
+        "qstash_tasks: expected every page of 'm' to be fetched: message 'm' is not "
+        f"registered with the fake (registered: {listed}), so no page of it could be "
+        "fetched.\nRecorded calls: none."
+    )
+
+
+def test_the_loop_error_of_a_hand_made_fake_names_its_constructor() -> None:
+    fake = QStashTasksMock(max_identical_requests=2).start()
+    fake.add("m", count=1)
+    get("/v1/messages/m/tasks")
+    get("/v1/messages/m/tasks")
+    with pytest.raises(QStashTasksLoopError) as raised:
+        get("/v1/messages/m/tasks")
+    fake.stop()
+    assert str(raised.value) == (
+        f"likely infinite loop: GET {BASE}/v1/messages/m/tasks was sent 3 times in a row "
+        "and got the same 200 answer each time, with nothing changed in between. A client "
+        "that pages should stop when the cursor is 0 or missing. (The limit is "
+        "max_identical_requests=2; raise it with QStashTasksMock(max_identical_requests=...) "
+        "or fake.max_identical_requests = ....)"
+    )
+    assert fake.problems()[0] == (
+        "stopped a likely infinite loop: the same request kept getting the same answer "
+        "(QStashTasksLoopError):\n"
+        f"  - GET {BASE}/v1/messages/m/tasks raised QStashTasksLoopError"
+    )
+
+
+def test_a_poller_on_a_frozen_wall_clock_is_told_how_to_let_it_tick() -> None:
+    with time_machine.travel("2026-01-01T00:00:00Z", tick=False):
+        fake = QStashTasksMock(clock="wall", max_identical_requests=1).start()
+        fake.simulate_delivery("m", url="https://example.com/a", outcomes=[200])
+        fake.simulate_delivery("m", url="https://example.com/b", outcomes=[500, 500, 200])
+        get("/v1/messages/m/tasks")
+        with pytest.raises(QStashTasksLoopError) as raised:
+            get("/v1/messages/m/tasks")
+        fake.stop()
+    assert str(raised.value) == (
+        f"likely infinite loop: GET {BASE}/v1/messages/m/tasks was sent 2 times in a row "
+        "and got the same 200 answer each time, while the fake's clock stood still at "
+        "2026-01-01T00:00:00.000Z and 2 simulated deliveries of 'm' were still under way "
+        "(the next settles at 2026-01-01T00:00:00.700Z, 0.7 s later). The fake follows "
+        "time.time(), which did not move: let it tick (time-machine's travel(..., "
+        "tick=True), freezegun's tick=True), or move it between polls (traveller.shift, "
+        "frozen.tick), or call fake.clock.sleep(seconds) where the code waits. "
+        "(The limit is max_identical_requests=1; raise it with "
+        "QStashTasksMock(max_identical_requests=...) or fake.max_identical_requests = ....)"
+    )
+
+
+def test_one_delivery_under_way_is_named_in_the_singular_with_the_constructor_cures() -> None:
+    fake = QStashTasksMock(max_identical_requests=1).start()
+    fake.simulate_delivery("m", url="https://example.com", outcomes=[500, 500, 200])
+    fake.clock.advance(700)  # the first attempt failed: the task waits for a retry
+    get("/v1/messages/m/tasks")
+    with pytest.raises(QStashTasksLoopError) as raised:
+        get("/v1/messages/m/tasks")
+    fake.stop()
+    assert (
+        "while the fake's clock stood still at 2026-01-01T00:00:00.700Z and 1 simulated "
+        "delivery of 'm' was still under way (the next settles at 2026-01-01T00:01:03.687Z, "
+        "62.987 s later). The fake's time moves only when something moves it: call "
+        "fake.clock.sleep(seconds) where the code waits, build it as "
+        "QStashTasksMock(patch_sleep=True) so that time.sleep, asyncio.sleep and anyio.sleep "
+        'move it, or as QStashTasksMock(clock="wall") to follow time.time() (real time, '
+        "time-machine, freezegun)."
+    ) in str(raised.value)
+
+
+def _loop_text(fake: QStashTasksMock, path: str) -> str:
+    get(path)
+    with pytest.raises(QStashTasksLoopError) as raised:
+        get(path)
+    fake.stop()
+    return str(raised.value)
+
+
+def test_a_loop_on_an_unknown_message_says_nothing_changed() -> None:
+    fake = QStashTasksMock(max_identical_requests=1, assert_all_requests_served=False).start()
+    fake.simulate_delivery("other", url="https://example.com", outcomes=[200])
+    assert _loop_text(fake, "/v1/messages/m/tasks").startswith(
+        f"likely infinite loop: GET {BASE}/v1/messages/m/tasks was sent 2 times in a row "
+        "and got the same 404 answer each time, with nothing changed in between."
+    )
+
+
+def test_a_delivery_that_settled_this_millisecond_is_not_waited_for() -> None:
+    fake = QStashTasksMock(max_identical_requests=1).start()
+    fake.simulate_delivery("m", url="https://example.com", outcomes=[200], active_ms=500)
+    fake.clock.advance(700)  # created + 100 planned + 100, then 500 active: delivered now
+    assert ", with nothing changed in between." in _loop_text(fake, "/v1/messages/m/tasks")
