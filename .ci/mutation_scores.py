@@ -2,47 +2,105 @@
 
 A killed mutant failed a test; a timeout counts as killed (the mutant hung a test). A
 survivor passed every test that reaches its function; "no tests" means none reaches it.
-Prints a Markdown table for docs/mutation.md and exits 1 below --min (percent) anywhere.
+
+Survivors that no test can kill, because they behave exactly as the code does, are listed
+in docs/mutation.md's "Equivalent mutants" table: the mutant's name, the line it changes
+to, and why. Each listed one must still exist, still survive and still make that change,
+or the list is stale and this fails; listed ones leave the score's denominator.
+
+Prints a Markdown table for docs/mutation.md and exits 1 below --min (percent) anywhere,
+or when a survivor neither is killed nor listed and --min is given.
 """
+
+from __future__ import annotations
 
 import argparse
 import collections
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 KILLED = {"killed", "timeout"}
-LINE = re.compile(r"^\s*(?P<module>[\w.]+?)\.x[_ǁ].*__mutmut_\d+: (?P<status>.+)$")
+LINE = re.compile(r"^\s*(?P<name>(?P<module>[\w.]+?)\.x[_ǁ]\S*__mutmut_\d+): (?P<status>.+)$")
+# | `name` | `changed line` | why |
+ROW = re.compile(r"^\| `(?P<name>[^`]+__mutmut_\d+)` \| `(?P<change>.+?)` \| (?P<why>.+) \|$")
+PREFIX = "pytest_qstash_tasks."
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--min", type=float, default=0.0, help="fail below this score (percent)")
-minimum = parser.parse_args().min
-out = subprocess.run(
-    [sys.executable, "-m", "mutmut", "results", "--all", "true"],
-    capture_output=True,
-    text=True,
-    check=True,
-).stdout
-counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-for line in out.splitlines():
-    match = LINE.match(line)
-    if match:
-        counts[match["module"]][match["status"].strip()] += 1
-if not counts:
-    sys.exit("no mutants found: run `mutmut run` first")
-print("| Module | Mutants | Killed | Survived | No tests | Not run | Score |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-low = []
-for module, status in sorted(counts.items()):
-    total = sum(status.values())
-    killed = sum(status[s] for s in KILLED)
-    checked = total - status["not checked"]
-    score = 100 * killed / checked if checked else 0.0
-    low += [module] if score < minimum else []
-    name = module.removeprefix("pytest_qstash_tasks.")
-    print(
-        f"| `{name}` | {total} | {killed} | {status['survived']} | {status['no tests']} "
-        f"| {status['not checked']} | {score:.0f}% |"
-    )
-if low:
-    sys.exit(f"below {minimum:g}%: {', '.join(low)}")
+
+def mutmut(*args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "mutmut", *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def listed_equivalents(page: Path) -> dict[str, str]:
+    """Mutant name -> the line it changes to, from the page's table."""
+    rows = (ROW.match(line.strip()) for line in page.read_text().splitlines())
+    return {PREFIX + row["name"]: row["change"].replace("\\|", "|") for row in rows if row}
+
+
+def stale_equivalents(equivalents: dict[str, str], status: dict[str, str]) -> list[str]:
+    """Listed mutants that are gone, killed, or no longer make the listed change."""
+    stale = []
+    for name, change in equivalents.items():
+        if status.get(name) != "survived":
+            stale.append(f"{name}: listed as equivalent, but {status.get(name, 'gone')}")
+            continue
+        added = [
+            line[1:].strip()
+            for line in mutmut("show", name).splitlines()
+            if line.startswith("+") and not line.startswith("+++")
+        ]
+        if change not in added:
+            stale.append(f"{name}: listed as changing to `{change}`, but it changes {added}")
+    return stale
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--min", type=float, default=0.0, help="fail below this score (percent)")
+    parser.add_argument("--equivalents", type=Path, default=Path("docs/mutation.md"))
+    options = parser.parse_args()
+    status = {
+        match["name"]: match["status"].strip()
+        for match in map(LINE.match, mutmut("results", "--all", "true").splitlines())
+        if match
+    }
+    if not status:
+        sys.exit("no mutants found: run `mutmut run` first")
+    equivalents = listed_equivalents(options.equivalents)
+    counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    unexplained = []
+    for name, state in status.items():
+        module = name.removeprefix(PREFIX).split(".x", 1)[0]
+        if name in equivalents and state == "survived":
+            state = "equivalent"
+        elif state == "survived":
+            unexplained.append(name)
+        counts[module][state] += 1
+    print("| Module | Mutants | Killed | Equivalent | Survived | No tests | Not run | Score |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    low = []
+    for module, seen in sorted(counts.items()):
+        killed = sum(seen[s] for s in KILLED)
+        scored = sum(seen.values()) - seen["not checked"] - seen["equivalent"]
+        score = f"{100 * killed / scored:.0f}%" if scored else "-"
+        if scored and 100 * killed / scored < options.min:
+            low.append(module)
+        print(
+            f"| `{module}` | {sum(seen.values())} | {killed} | {seen['equivalent']} "
+            f"| {seen['survived']} | {seen['no tests']} | {seen['not checked']} | {score} |"
+        )
+    problems = stale_equivalents(equivalents, status)
+    if low:
+        problems.append(f"below {options.min:g}%: {', '.join(low)}")
+    if options.min and unexplained:
+        problems += [f"{name}: survived (kill it or list it as equivalent)" for name in unexplained]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -254,3 +254,79 @@ def test_a_delivery_that_settled_this_millisecond_is_not_waited_for() -> None:
     fake.simulate_delivery("m", url="https://example.com", outcomes=[200], active_ms=500)
     fake.clock.advance(700)  # created + 100 planned + 100, then 500 active: delivered now
     assert ", with nothing changed in between." in _loop_text(fake, "/v1/messages/m/tasks")
+
+
+def test_each_refused_request_records_what_the_fake_read_of_it() -> None:
+    fake = QStashTasksMock(token="t", assert_all_requests_served=False).start()
+    fake.add("m", count=1)
+    fake.add_pages("s", [{"tasks": []}])
+    bad_token = {"Authorization": "Bearer wrong"}
+    answers = [
+        httpx.get(f"{BASE}/v2/elsewhere", headers=AUTH),
+        httpx.post(f"{BASE}/v1/messages/m/tasks", headers=AUTH),
+        httpx.get(f"{BASE}/v1/messages/m/tasks", params={"cursor": 5}, headers=bad_token),
+        httpx.get(f"{BASE}/v1/messages/m/tasks", params={"cursor": "x"}, headers=AUTH),
+        httpx.get(f"{BASE}/v1/messages/s/tasks", params={"cursor": 5}, headers=AUTH),
+        httpx.get(f"{BASE}/v1/messages/n/tasks", params={"cursor": 5}, headers=AUTH),
+    ]
+    fake.stop()
+    read = [
+        (answer.status_code, answer.json()["error"], call.message_id, call.token, call.cursor)
+        for answer, call in zip(answers, fake.calls, strict=True)
+    ]
+    assert read == [
+        (404, "Not Found", None, None, None),
+        (405, "method POST not allowed", "m", None, None),
+        (401, "invalid token", "m", "wrong", None),
+        (
+            400,
+            "invalid cursor 'x': want a unix timestamp in ms (integer >= 0)",
+            "m",
+            "t",
+            None,
+        ),
+        (400, "invalid cursor 5", "s", "t", 5),
+        (404, "Message not found", "n", "t", 5),
+    ]
+    assert [call.unserved_reason for call in fake.calls] == [
+        "unknown_path",
+        "method_not_allowed",
+        "unauthorized",
+        "bad_cursor",
+        "unknown_cursor",
+        "unknown_message",
+    ]
+    assert fake.calls[4].detail == (
+        "cursor 5 is not one the scripted pages of 's' hand out (they hand out: none)"
+    )
+
+
+def test_a_scripted_page_hands_out_its_cursor_and_the_last_none() -> None:
+    fake = QStashTasksMock().start()
+    fake.add_pages("s", [{"tasks": [], "cursor": 9}, {"tasks": [], "cursor": 0}])
+    first = get("/v1/messages/s/tasks")
+    get("/v1/messages/s/tasks", cursor=9)
+    fake.stop()
+    assert first.json() == {"cursor": 9, "tasks": []}
+    assert [(c.scripted_page, c.next_cursor) for c in fake.calls] == [(1, 9), (2, None)]
+
+
+def test_extra_spaces_after_bearer_are_read_past() -> None:
+    fake = QStashTasksMock(token="t").start()
+    fake.add("m", count=1)
+    answer = httpx.get(f"{BASE}/v1/messages/m/tasks", headers={"Authorization": "Bearer   t "})
+    fake.stop()
+    assert (answer.status_code, fake.calls[0].token) == (200, "t")
+
+
+def test_the_first_cursor_parameter_wins_even_when_empty() -> None:
+    fake = QStashTasksMock(page_size=1).start()
+    fake.add("m", count=2)
+    first = get("/v1/messages/m/tasks")
+    # Go's url.Values.Get: the first value, here empty, which means "no cursor".
+    repeated = httpx.get(
+        f"{BASE}/v1/messages/m/tasks?cursor=&cursor={first.json()['cursor']}", headers=AUTH
+    )
+    fake.stop()
+    assert repeated.json() == first.json()
+    assert fake.calls[1].cursor is None

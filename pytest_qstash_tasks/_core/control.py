@@ -64,7 +64,7 @@ class ControlPlane:
         try:
             status, payload = self._answer(request, path[len(CONTROL_PREFIX) - 1 :])
         except ControlError as error:
-            return Reply("answer", error.status, JSON_HEADERS, error_body(error.status, str(error)))
+            return Reply("answer", error.status, JSON_HEADERS, error_body(str(error)))
         body = json.dumps(payload).encode()
         return Reply("answer", status, JSON_HEADERS, body)
 

@@ -190,7 +190,7 @@ def _bearer_token(header: str | None, expected: str | None) -> tuple[str | None,
     if header is None:
         return None, "missing Authorization header: want 'Bearer <token>'"
     scheme, _, token = header.partition(" ")
-    token = token.strip(" ")
+    token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
         return None, "malformed Authorization header: want 'Bearer <token>'"
     if expected is not None and token != expected:
@@ -226,7 +226,7 @@ def _error(
 ) -> EndpointResponse:
     return EndpointResponse(
         status,
-        error_body(status, text),
+        error_body(text),
         headers,
         message_id=message_id,
         cursor=cursor,

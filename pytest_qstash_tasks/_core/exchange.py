@@ -13,7 +13,15 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["JSON_HEADERS", "Reply", "ReplyAction", "Request", "error_body", "past_read_timeout"]
+__all__ = [
+    "JSON_HEADERS",
+    "Reply",
+    "ReplyAction",
+    "Request",
+    "error_body",
+    "past_read_timeout",
+    "reason_phrase",
+]
 
 #: How a reply reaches the client:
 #: ``answer``: status, headers and body (after ``delay`` seconds);
@@ -72,14 +80,17 @@ class Reply:
 JSON_HEADERS = (("content-type", "application/json"),)
 
 
-def error_body(status: int, error: str | None = None) -> bytes:
-    """A QStash-shaped error body, ``{"error": ...}``; by default the status's reason phrase."""
-    if error is None:
-        try:
-            error = http.HTTPStatus(status).phrase
-        except ValueError:
-            error = f"HTTP status {status}"
+def error_body(error: str) -> bytes:
+    """A QStash-shaped error body, ``{"error": ...}``."""
     return json.dumps({"error": error}).encode()
+
+
+def reason_phrase(status: int) -> str:
+    """The status's reason phrase (``Service Unavailable``), or ``HTTP status <n>``."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP status {status}"
 
 
 def past_read_timeout(request: Request, reply: Reply) -> Reply:

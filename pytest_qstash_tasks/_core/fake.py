@@ -204,7 +204,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
         elif request.in_process:
             reply = Reply("raise", exception=loop)
         else:
-            reply = Reply("answer", LOOP_STATUS, JSON_HEADERS, error_body(LOOP_STATUS, str(loop)))
+            reply = Reply("answer", LOOP_STATUS, JSON_HEADERS, error_body(str(loop)))
         call = record_call(request, answer, reply, fault, loop or reply.exception)
         if loop is not None:
             self._loop_errors.append(call)

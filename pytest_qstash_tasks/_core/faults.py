@@ -23,7 +23,7 @@ from .args import (
     check_optional_str,
     check_seconds,
 )
-from .exchange import JSON_HEADERS, error_body
+from .exchange import JSON_HEADERS, error_body, reason_phrase
 
 __all__ = ["Fault", "FaultKind", "FaultTarget", "check_exception", "reset_at"]
 
@@ -158,7 +158,7 @@ def fail(
         target,
         check_seconds("delay", delay),
         status=status,
-        body=error_body(status, text),
+        body=error_body(reason_phrase(status) if text is None else text),
         headers=(*JSON_HEADERS, *extra),
         label=_label("fail_next", [repr(status)], count, target),
     )
@@ -194,7 +194,7 @@ def rate_limit(
         target,
         check_seconds("delay", delay),
         status=429,
-        body=error_body(429, text),
+        body=error_body(text),
         headers=headers,
         reset_window=None if reset is not None else window,
         label=_label("rate_limit_next", ["daily=True"] if daily else [], count, target),

@@ -9,7 +9,7 @@ import socket
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from pytest_qstash_tasks._core.exchange import JSON_HEADERS, error_body
+from pytest_qstash_tasks._core.exchange import JSON_HEADERS, error_body, reason_phrase
 
 if TYPE_CHECKING:
     from .loopback import LoopbackServer
@@ -104,7 +104,9 @@ class Handler(BaseHTTPRequestHandler):
         """Errors of the HTTP layer (a bad request line, huge headers): JSON, as QStash."""
         self.close_connection = True
         with contextlib.suppress(OSError):  # the client went away
-            self.write_answer(code, JSON_HEADERS, error_body(code, message))
+            self.write_answer(
+                code, JSON_HEADERS, error_body(reason_phrase(code) if message is None else message)
+            )
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the fake records every call

@@ -252,14 +252,14 @@ class LoopbackServer(ThreadingHTTPServer):
                     f"qstash_tasks_server: no test holds the server at {self.base_url} "
                     "now, so nothing answers this request"
                 )
-                reply: Reply | None = Reply("answer", 503, JSON_HEADERS, error_body(503, text))
+                reply: Reply | None = Reply("answer", 503, JSON_HEADERS, error_body(text))
             else:
                 try:
                     reply = fake.dispatch(request)
                 except Exception as error:  # a bug: reported, and the client told
                     text = f"qstash_tasks_server: {type(error).__name__}: {error}"
                     self.internal_errors.append(f"{request.method} {request.url}: {text}")
-                    reply = Reply("answer", 500, JSON_HEADERS, error_body(500, text))
+                    reply = Reply("answer", 500, JSON_HEADERS, error_body(text))
             assert reply is not None
             self._deliver(handler, reply)
         if self.access_log is not None:
