@@ -26,6 +26,16 @@ def get(path: str, **params: object) -> httpx.Response:
     return httpx.get(f"{BASE}{path}", params=params, headers=AUTH)  # type: ignore[arg-type]
 
 
+def _loop_text(fake: QStashTasksMock, path: str = "/v1/messages/m/tasks") -> str:
+    """Send ``path`` as often as the fake lets it pass, then the request it stops."""
+    for _ in range(fake.max_identical_requests):
+        get(path)
+    with pytest.raises(QStashTasksLoopError) as raised:
+        get(path)
+    fake.stop()
+    return str(raised.value)
+
+
 @pytest.mark.parametrize(("registered", "listed"), [(20, 20), (21, 20)])
 def test_the_unreached_hint_lists_twenty_messages_then_counts_the_rest(
     fake: QStashTasksMock, registered: int, listed: int
@@ -172,12 +182,7 @@ def test_all_pages_fetched_of_an_unknown_message_lists_the_registered_ones(
 def test_the_loop_error_of_a_hand_made_fake_names_its_constructor() -> None:
     fake = QStashTasksMock(max_identical_requests=2).start()
     fake.add("m", count=1)
-    get("/v1/messages/m/tasks")
-    get("/v1/messages/m/tasks")
-    with pytest.raises(QStashTasksLoopError) as raised:
-        get("/v1/messages/m/tasks")
-    fake.stop()
-    assert str(raised.value) == (
+    assert _loop_text(fake) == (
         f"likely infinite loop: GET {BASE}/v1/messages/m/tasks was sent 3 times in a row "
         "and got the same 200 answer each time, with nothing changed in between. A client "
         "that pages should stop when the cursor is 0 or missing. (The limit is "
@@ -196,11 +201,8 @@ def test_a_poller_on_a_frozen_wall_clock_is_told_how_to_let_it_tick() -> None:
         fake = QStashTasksMock(clock="wall", max_identical_requests=1).start()
         fake.simulate_delivery("m", url="https://example.com/a", outcomes=[200])
         fake.simulate_delivery("m", url="https://example.com/b", outcomes=[500, 500, 200])
-        get("/v1/messages/m/tasks")
-        with pytest.raises(QStashTasksLoopError) as raised:
-            get("/v1/messages/m/tasks")
-        fake.stop()
-    assert str(raised.value) == (
+        text = _loop_text(fake)
+    assert text == (
         f"likely infinite loop: GET {BASE}/v1/messages/m/tasks was sent 2 times in a row "
         "and got the same 200 answer each time, while the fake's clock stood still at "
         "2026-01-01T00:00:00.000Z and 2 simulated deliveries of 'm' were still under way "
@@ -217,10 +219,6 @@ def test_one_delivery_under_way_is_named_in_the_singular_with_the_constructor_cu
     fake = QStashTasksMock(max_identical_requests=1).start()
     fake.simulate_delivery("m", url="https://example.com", outcomes=[500, 500, 200])
     fake.clock.advance(700)  # the first attempt failed: the task waits for a retry
-    get("/v1/messages/m/tasks")
-    with pytest.raises(QStashTasksLoopError) as raised:
-        get("/v1/messages/m/tasks")
-    fake.stop()
     assert (
         "while the fake's clock stood still at 2026-01-01T00:00:00.700Z and 1 simulated "
         "delivery of 'm' was still under way (the next settles at 2026-01-01T00:01:03.687Z, "
@@ -229,15 +227,7 @@ def test_one_delivery_under_way_is_named_in_the_singular_with_the_constructor_cu
         "QStashTasksMock(patch_sleep=True) so that time.sleep, asyncio.sleep and anyio.sleep "
         'move it, or as QStashTasksMock(clock="wall") to follow time.time() (real time, '
         "time-machine, freezegun)."
-    ) in str(raised.value)
-
-
-def _loop_text(fake: QStashTasksMock, path: str) -> str:
-    get(path)
-    with pytest.raises(QStashTasksLoopError) as raised:
-        get(path)
-    fake.stop()
-    return str(raised.value)
+    ) in _loop_text(fake)
 
 
 def test_a_loop_on_an_unknown_message_says_nothing_changed() -> None:
@@ -253,7 +243,7 @@ def test_a_delivery_that_settled_this_millisecond_is_not_waited_for() -> None:
     fake = QStashTasksMock(max_identical_requests=1).start()
     fake.simulate_delivery("m", url="https://example.com", outcomes=[200], active_ms=500)
     fake.clock.advance(700)  # created + 100 planned + 100, then 500 active: delivered now
-    assert ", with nothing changed in between." in _loop_text(fake, "/v1/messages/m/tasks")
+    assert ", with nothing changed in between." in _loop_text(fake)
 
 
 def test_each_refused_request_records_what_the_fake_read_of_it() -> None:

@@ -30,9 +30,11 @@ def page_bounds(
     count = len(neg_timestamps)
     start = 0 if cursor is None else bisect_left(neg_timestamps, -cursor)
     end = min(start + page_size, count)
-    if start < end < count and neg_timestamps[end] == neg_timestamps[end - 1]:
+    # page_size >= 1, so end > start whenever end < count. Every task before start is
+    # newer than the cursor, so a tied group never begins before start.
+    if end < count and neg_timestamps[end] == neg_timestamps[end - 1]:
         tied = neg_timestamps[end - 1]
-        group_start = bisect_left(neg_timestamps, tied, start, end)
-        end = group_start if group_start > start else bisect_right(neg_timestamps, tied, end)
+        group_start = bisect_left(neg_timestamps, tied)
+        end = group_start if group_start > start else bisect_right(neg_timestamps, tied)
     next_cursor = -neg_timestamps[end] if end < count else None
     return start, end, next_cursor
