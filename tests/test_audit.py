@@ -28,7 +28,10 @@ def test_the_int64_cursor_edge(any_fake: QStashTasksFake) -> None:
     )
 
 
-@pytest.mark.parametrize(("outcome", "state"), [(299, "delivered"), (599, "failed")])
+@pytest.mark.parametrize(
+    ("outcome", "state"),
+    [(199, "failed"), (200, "delivered"), (299, "delivered"), (300, "failed"), (599, "failed")],
+)
 def test_statuses_at_the_ends_of_their_class(outcome: int, state: str) -> None:
     fake = QStashTasksFake()
     fake.simulate_delivery("m", url="https://x", outcomes=[outcome], max_retry=0)
@@ -91,6 +94,9 @@ def test_a_store_change_between_identical_requests_starts_the_count_again(
         for _ in range(3):
             client.get("/v1/messages/m/tasks")
         any_fake.add("other", count=1)  # nothing of 'm' changed, but the store did
+        for _ in range(3):
+            assert client.get("/v1/messages/m/tasks").status_code == 200
+        any_fake.add_message("another")  # a second change starts the count again too
         for _ in range(3):
             assert client.get("/v1/messages/m/tasks").status_code == 200
         with pytest.raises(QStashTasksLoopError, match="sent 4 times in a row"):

@@ -238,7 +238,8 @@ def test_the_loop_guard_names_a_clock_that_stood_still(any_fake: QStashTasksFake
         'anyio.sleep move it, or use @pytest.mark.qstash_tasks(clock="wall") to follow '
         "time.time() (real time, time-machine, freezegun). (The limit is "
         "max_identical_requests=3; raise it with "
-        "@pytest.mark.qstash_tasks(max_identical_requests=...).)"
+        "@pytest.mark.qstash_tasks(max_identical_requests=...) or the ini option "
+        "qstash_tasks_max_identical_requests = ....)"
     )
     any_fake._loop_errors.clear()  # the guard was the point
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeGuard
 
 __all__ = [
     "ANY",
@@ -20,6 +20,7 @@ __all__ = [
     "check_optional_str",
     "check_seconds",
     "check_token",
+    "is_seconds",
 ]
 
 
@@ -51,14 +52,19 @@ def check_int(name: str, value: object, minimum: int = 0) -> int:
     return value
 
 
+def is_seconds(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a finite number of seconds ``>= 0`` (not a bool)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
 def check_seconds(name: str, value: object) -> float:
     """A finite number of seconds ``>= 0``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not is_seconds(value):
         raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
     return float(value)
 

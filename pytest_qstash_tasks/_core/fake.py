@@ -215,7 +215,7 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
     ) -> tuple[Reply, RecordedCall]:
         """What a planned ``fail``, ``rate_limit`` or ``raise`` fault gives the client."""
         if fault.kind == "raise":
-            error = fault.exception_for(request.native)
+            error = fault.new_exception()
             if request.in_process:
                 action: Literal["raise", "close", "hold"] = "raise"
             else:

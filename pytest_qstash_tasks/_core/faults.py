@@ -9,7 +9,6 @@ requests each fault fires exactly ``times`` times.
 from __future__ import annotations
 
 import copy
-import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +21,7 @@ from .args import (
     check_message_id,
     check_optional_str,
     check_seconds,
+    is_seconds,
 )
 from .exchange import JSON_HEADERS, error_body, reason_phrase
 
@@ -119,18 +119,13 @@ class Fault:
         prefix = _RATE_LIMIT_PREFIX[self.reset_window]
         return (*self.headers, (f"{prefix}-Reset", str(reset_at(self.reset_window, now_ms))))
 
-    def exception_for(self, request: object) -> BaseException:
-        """A fresh exception to raise for ``request`` (raise_next)."""
+    def new_exception(self) -> BaseException:
+        """A fresh exception to raise (raise_next). httpx attaches the request to its
+        errors itself, as they leave the transport."""
         planned = self.exception
         assert planned is not None
         # An instance is copied so that each raise gets its own traceback.
-        error = copy.copy(planned) if isinstance(planned, BaseException) else _instantiate(planned)
-        if _is_httpx_request_error(type(error)):
-            try:
-                error.request  # type: ignore[attr-defined]  # noqa: B018
-            except RuntimeError:  # built without one: the request it failed is this one
-                error.request = request  # type: ignore[attr-defined]
-        return error
+        return copy.copy(planned) if isinstance(planned, BaseException) else _instantiate(planned)
 
     def describe(self) -> str:
         """The plan and how much of it fired, for messages."""
@@ -218,12 +213,9 @@ def raise_(exception: object, *, times: object, target: FaultTarget, delay: obje
 
 def delay(seconds: object, *, times: object, target: FaultTarget) -> Fault:
     """The fault ``delay_next`` plans: the normal answer, held back."""
-    try:
-        held = check_seconds("seconds", seconds)
-    except ValueError:
-        held = 0.0
-    if not held:
+    if not is_seconds(seconds) or not seconds:
         raise ValueError(f"delay_next() takes seconds > 0, got {seconds!r}")
+    held = float(seconds)
     count = check_int("times", times, 1)
     return Fault(
         "delay", count, target, held, label=_label("delay_next", [repr(seconds)], count, target)
@@ -262,13 +254,6 @@ _DEFAULT_LIMIT: dict[RateLimitWindow, int] = {"burst": 100, "daily": 1000}
 def _label(name: str, first: list[str], times: int, target: FaultTarget) -> str:
     args = [*first, *([f"times={times!r}"] if times != 1 else []), *target.arguments()]
     return f"{name}({', '.join(args)})"
-
-
-def _is_httpx_request_error(kind: type[BaseException]) -> bool:
-    """Whether ``kind`` is an ``httpx.RequestError`` (which carries its request); httpx
-    is only looked up, never imported: without it loaded, no error can be one."""
-    httpx = sys.modules.get("httpx")
-    return httpx is not None and issubclass(kind, httpx.RequestError)
 
 
 def _instantiate(kind: type[BaseException]) -> BaseException:

@@ -135,7 +135,7 @@ def loop_message(
     )
     tail = (
         f"(The limit is max_identical_requests={limit}; raise it with "
-        f"{switch_text('max_identical_requests', '...', owner, ini=False)}.)"
+        f"{switch_text('max_identical_requests', '...', owner)}.)"
     )
     if waiting is None or not waiting.unsettled:
         return (
@@ -302,12 +302,12 @@ def _switch(option: str, owner: str | None) -> str:
     )
 
 
-def switch_text(option: str, value: str, owner: str | None, *, ini: bool = True) -> str:
+def switch_text(option: str, value: str, owner: str | None) -> str:
     """How to set ``option``: the marker and ini option for a fixture's fake (``owner``
     None), the constructor argument and attribute for a hand-made one (its class name)."""
     if owner is None:
-        text = f"@pytest.mark.qstash_tasks({option}={value})"
-        if ini:
-            text += f" or the ini option qstash_tasks_{option} = {value.lower()}"
-        return text
+        return (
+            f"@pytest.mark.qstash_tasks({option}={value}) or the ini option "
+            f"qstash_tasks_{option} = {value.lower()}"
+        )
     return f"{owner}({option}={value}) or fake.{option} = {value}"

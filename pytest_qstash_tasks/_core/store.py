@@ -90,7 +90,7 @@ class MessageTasks:
             if at == cursor:
                 return number
             _, _, at = page_bounds(self._neg_timestamps, at, page_size)
-            if at is None or (cursor is not None and at < cursor):
+            if at is None:
                 return None
             number += 1
 
@@ -177,8 +177,8 @@ class TaskStore:
     def __init__(self) -> None:
         self.messages: dict[str, MessageTasks] = {}
         self.scripted: dict[str, ScriptedPages] = {}
-        #: Goes up on every change, so callers can tell "nothing changed since".
-        self.version = 0
+        #: A new token on every change, so callers can tell "nothing changed since".
+        self.version = object()
         self._registered: dict[str, None] = {}
 
     def add(self, message_id: str, tasks: Iterable[Task], now: int) -> list[Task]:
@@ -243,5 +243,5 @@ class TaskStore:
             )
 
     def _changed(self, message_id: str) -> None:
-        self._registered[message_id] = None
-        self.version += 1
+        self._registered.setdefault(message_id)
+        self.version = object()
