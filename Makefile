@@ -3,7 +3,8 @@
 #   make test       lint, type check, docs build and the plugin's own tests with coverage
 # CI (.ci/run) also runs `make lowest` (the tests against the lowest versions of the
 # runtime dependencies pyproject declares), `make package` (the tests against the built
-# wheel) and `make bench-quick` (benchmark ratios).
+# wheel), `make mutation-sample` (a fixed sample of the mutation tests) and
+# `make bench-quick` (benchmark ratios).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -130,3 +130,14 @@ def test_a_page_fault_leaves_a_cursor_no_page_hands_out_alone() -> None:
         first = client.get("/v1/messages/m/tasks").json()
         second = client.get("/v1/messages/m/tasks", params={"cursor": first["cursor"]})
         assert (second.status_code, fault.fired) == (503, 1)
+
+
+def test_message_ids_are_listed_in_the_order_registered() -> None:
+    fake = QStashTasksMock()
+    fake.add_pages("scripted", [{"tasks": []}])
+    fake.add("stored", count=1)
+    fake.simulate_delivery("simulated", url="https://example.com", outcomes=[200])
+    fake.add_message("empty")
+    fake.add("scripted-not", count=1)
+    fake.add("stored", count=1)  # already registered: keeps its place
+    assert fake.message_ids() == ["scripted", "stored", "simulated", "empty", "scripted-not"]
