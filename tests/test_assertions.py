@@ -247,3 +247,28 @@ def test_a_failing_assertion_reads_like_pytest(pytester: pytest.Pytester) -> Non
     )
     assert re.search(r"ERROR at teardown", result.stdout.str()) is None
     assert "_mock.py" not in result.stdout.str()  # the user's line, not the plugin's
+
+
+def test_a_failing_assertion_hides_the_plugins_own_frames(pytester: pytest.Pytester) -> None:
+    # What a user must not see: the lines of the plugin that raise. (Not "no plugin file
+    # in the traceback": under mutmut a wrapper frame of each function shows anyway.)
+    pytester.makepyfile(
+        """
+        def test_called(qstash_tasks):
+            qstash_tasks.assert_called("msg_1")
+
+        def test_not_called(qstash_tasks):
+            qstash_tasks.add_message("msg_1")
+            import httpx
+            httpx.get(qstash_tasks.base_url + "/v1/messages/msg_1/tasks",
+                      headers={"Authorization": "Bearer t"})
+            qstash_tasks.assert_not_called("msg_1")
+
+        def test_all_pages(qstash_tasks):
+            qstash_tasks.assert_all_pages_fetched("msg_1")
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=3)
+    assert "raise AssertionError(" not in result.stdout.str()
+    assert "__tracebackhide__" not in result.stdout.str()

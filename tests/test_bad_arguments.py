@@ -373,6 +373,33 @@ REFUSED: dict[str, tuple[Call, type[Exception], str]] = {
         ValueError,
         "retried must be an int >= 0, got '1'",
     ),
+    # expectations and assertions
+    "an unknown reason": (
+        lambda f: f.expect_unserved("typo"),  # type: ignore[arg-type]
+        ValueError,
+        "expect_unserved() takes one of unknown_path, method_not_allowed, unauthorized, "
+        "bad_cursor, unknown_message, unknown_cursor; got 'typo'",
+    ),
+    "an expected miss of ''": (
+        lambda f: f.expect_unserved("unknown_message", message_id=""),
+        ValueError,
+        "message_id must be a non-empty str, got ''",
+    ),
+    "assert_called times -1": (
+        lambda f: f.assert_called(times=-1),
+        ValueError,
+        "times must be an int >= 0, got -1",
+    ),
+    "assert_called cursor -1": (
+        lambda f: f.assert_called(cursor=-1),
+        ValueError,
+        "cursor must be an int >= 0, None (the first page) or ANY, got -1",
+    ),
+    "get_calls cursor True": (
+        lambda f: f.get_calls(cursor=True),
+        ValueError,
+        "cursor must be an int >= 0, None (the first page) or ANY, got True",
+    ),
     # the constructor
     "token with a space": (
         lambda f: QStashTasksFake(token="a b"),

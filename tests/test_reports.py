@@ -320,3 +320,29 @@ def test_the_first_cursor_parameter_wins_even_when_empty() -> None:
     fake.stop()
     assert repeated.json() == first.json()
     assert fake.calls[1].cursor is None
+
+
+def test_assert_not_called_lists_every_call_and_marks_the_unwanted(
+    fake: QStashTasksMock,
+) -> None:
+    fake.add("m", count=1)
+    fake.add("n", count=1)
+    get("/v1/messages/n/tasks")
+    get("/v1/messages/m/tasks")
+    with pytest.raises(AssertionError) as raised:
+        fake.assert_not_called("m")
+    assert str(raised.value) == (
+        "qstash_tasks: expected no requests for message 'm', got 1.\n"
+        "Recorded calls (2):\n"
+        f"    1. GET {BASE}/v1/messages/n/tasks -> 200 (1 task, end)\n"
+        f" >  2. GET {BASE}/v1/messages/m/tasks -> 200 (1 task, end)"
+    )
+
+
+def test_changing_the_calls_says_they_are_a_copy(fake: QStashTasksMock) -> None:
+    with pytest.raises(TypeError) as raised:
+        fake.calls.clear()
+    assert str(raised.value) == (
+        "calls is a copy of the recorded calls: changing it changes nothing in the fake; "
+        "reset() forgets every call (and everything else)"
+    )

@@ -34,7 +34,7 @@ class ExpectedMiss:
     @classmethod
     def checked(cls, reason: object, message_id: object) -> ExpectedMiss:
         if message_id is not None:
-            check_message_id(message_id, "message_id")
+            check_message_id(message_id)
         return cls(check_reason(reason), message_id)  # type: ignore[arg-type]
 
     def covers(self, call: RecordedCall) -> bool:
