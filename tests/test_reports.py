@@ -113,9 +113,8 @@ def test_faults_that_did_not_fire_name_how_to_turn_the_check_off(
     )
 
 
-def test_a_fault_answer_is_recorded_as_the_fault_not_as_the_page(
-    fake: QStashTasksMock,
-) -> None:
+def test_a_fault_answer_is_recorded_as_the_fault_not_as_the_page() -> None:
+    fake = QStashTasksMock(page_size=2).start()  # the first page of 'm' has a next cursor
     fake.add("m", count=3)
     fake.add_pages("s", [{"tasks": []}])
     fake.fail_next(503, times=3)
@@ -133,6 +132,7 @@ def test_a_fault_answer_is_recorded_as_the_fault_not_as_the_page(
         f"GET {BASE}/v1/messages/unknown/tasks -> 503 [fail_next(503, times=3)]"
     )
     get("/v1/messages/s/tasks")
+    fake.stop()
     fake.verify()  # the misses were the faults the test planned
 
 
@@ -298,7 +298,10 @@ def test_a_scripted_page_hands_out_its_cursor_and_the_last_none() -> None:
     get("/v1/messages/s/tasks", cursor=9)
     fake.stop()
     assert first.json() == {"cursor": 9, "tasks": []}
-    assert [(c.scripted_page, c.next_cursor) for c in fake.calls] == [(1, 9), (2, None)]
+    assert [(c.scripted_page, c.next_cursor, c.token) for c in fake.calls] == [
+        (1, 9, "t"),
+        (2, None, "t"),
+    ]
 
 
 def test_extra_spaces_after_bearer_are_read_past() -> None:
@@ -346,3 +349,42 @@ def test_changing_the_calls_says_they_are_a_copy(fake: QStashTasksMock) -> None:
         "calls is a copy of the recorded calls: changing it changes nothing in the fake; "
         "reset() forgets every call (and everything else)"
     )
+
+
+def test_a_scripted_page_whose_answer_never_arrived_is_reported() -> None:
+    fake = QStashTasksMock().start()
+    fake.add_pages("s", [{"tasks": []}])
+    fake.delay_next(5)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(f"{BASE}/v1/messages/s/tasks", headers=AUTH, timeout=0.05)
+    fake.stop()
+    assert fake.problems() == [
+        "1 scripted page(s) were never requested:\n"
+        "  - page 1 of 1 of 's' (asked for without a cursor)\n"
+        "  (if that is what the test wants, turn this check off with "
+        "QStashTasksMock(assert_all_scripted_pages_requested=False) or "
+        "fake.assert_all_scripted_pages_requested = False)"
+    ]
+
+
+@pytest.mark.parametrize(("registered", "listed"), [(10, ""), (11, " ...")])
+def test_an_unknown_message_names_ten_registered_ones(
+    fake: QStashTasksMock, registered: int, listed: str
+) -> None:
+    for number in range(registered):
+        fake.add_message(f"m{number}")
+    get("/v1/messages/unknown/tasks")
+    names = ", ".join(f"'m{number}'" for number in range(10))
+    assert fake.calls[0].detail == (
+        f"message 'unknown' is not registered; registered: {names}{listed}"
+    )
+
+
+@pytest.mark.parametrize("path", ["/v1/messages/m/other", "/v2/messages/m/tasks", "/v1/m/m/tasks"])
+def test_a_path_that_only_looks_like_the_tasks_path_is_not_it(
+    fake: QStashTasksMock, path: str
+) -> None:
+    fake.add("m", count=1)
+    answer = get(path)
+    assert (answer.status_code, answer.json()) == (404, {"error": "Not Found"})
+    assert (fake.calls[0].unserved_reason, fake.calls[0].message_id) == ("unknown_path", None)

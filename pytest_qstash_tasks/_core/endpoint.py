@@ -181,8 +181,8 @@ def _message_id(raw_path: str, base_path: str) -> str | None:
     # ["", "v1", "messages", "<id>", "tasks"]
     if len(parts) != 5 or parts[0] or parts[1:3] != ["v1", "messages"] or parts[4] != "tasks":
         return None
-    message_id = unquote(parts[3], errors="replace") if "%" in parts[3] else parts[3]
-    return message_id or None
+    # unquote returns an id without "%" as it is; bad escapes become U+FFFD.
+    return unquote(parts[3]) or None
 
 
 def _bearer_token(header: str | None, expected: str | None) -> tuple[str | None, str | None]:
