@@ -81,7 +81,6 @@ package: venv
 # its results' format.
 MUTMUT = "mutmut==3.8.1"
 MUTATION_SAMPLE = "pytest_qstash_tasks._core.pagination.*" \
-	"pytest_qstash_tasks._core.args.*" \
 	"pytest_qstash_tasks._core.lifecycle.x_error_text__*" \
 	"pytest_qstash_tasks._core.faults.x_fail__*" \
 	"pytest_qstash_tasks._core.loop_guard.x*LoopGuard*count__*"
