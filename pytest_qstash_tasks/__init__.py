@@ -19,23 +19,22 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._core.args import ANY
-    from ._core.base_url import DEFAULT_BASE_URL
     from ._core.calls import RecordedCall
-    from ._core.clock import Clock
+    from ._core.clock import DEFAULT_START_MS, Clock
     from ._core.errors import QStashTasksLoopError, QStashTasksRealHostError
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
     from ._core.faults import Fault
+    from ._core.hosts import DEFAULT_BASE_URL
+    from ._core.lifecycle import backoff_ms
     from ._core.models import Task, TasksPage, TaskState
-    from ._core.timing import DEFAULT_START_MS, backoff_ms
     from ._transports.in_process import QStashTasksMock
-    from ._transports.loopback import LoopbackServer
     from ._transports.server import QStashTasksServer
 
 #: Each public name and the module it lives in: the one table ``__all__`` comes from.
 _LAZY = {
     "ANY": "._core.args",
-    "DEFAULT_BASE_URL": "._core.base_url",
+    "DEFAULT_BASE_URL": "._core.hosts",
     "RecordedCall": "._core.calls",
     "Clock": "._core.clock",
     "QStashTasksLoopError": "._core.errors",
@@ -48,9 +47,8 @@ _LAZY = {
     "Task": "._core.models",
     "TaskState": "._core.models",
     "TasksPage": "._core.models",
-    "DEFAULT_START_MS": "._core.timing",
-    "backoff_ms": "._core.timing",
-    "LoopbackServer": "._transports.loopback",
+    "DEFAULT_START_MS": "._core.clock",
+    "backoff_ms": "._core.lifecycle",
     "QStashTasksMock": "._transports.in_process",
     "QStashTasksServer": "._transports.server",
 }
@@ -62,7 +60,6 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_START_MS",
     "Fault",
-    "LoopbackServer",
     "QStashTasksFake",
     "QStashTasksLoopError",
     "QStashTasksRealHostError",

@@ -157,7 +157,7 @@ def _parse_ini_value(key: str, text: str) -> Any:
             return None
         raise ValueError("want 0 or omit")
     if key == "start":
-        from ._core.timing import to_ms  # at fixture time only: keep plugin start-up light
+        from ._core.clock import to_ms  # at fixture time only: keep plugin start-up light
 
         return to_ms(int(text) if text.isdigit() else text)
     return text

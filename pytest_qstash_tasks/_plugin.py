@@ -16,8 +16,8 @@ import pytest
 
 if TYPE_CHECKING:
     from ._core.fake import QStashTasksFake
+    from ._transports.http_server import LoopbackServer
     from ._transports.in_process import QStashTasksMock
-    from ._transports.loopback import LoopbackServer
     from ._transports.server import QStashTasksServer
 
 _FAKES_KEY = pytest.StashKey["list[QStashTasksFake]"]()
@@ -63,7 +63,7 @@ def qstash_tasks_loopback(request: pytest.FixtureRequest) -> Generator[LoopbackS
     """The HTTP server behind ``qstash_tasks_server``: one per session (per xdist worker),
     started the first time a test asks for it."""
     from ._config import server_host
-    from ._transports.loopback import LoopbackServer
+    from ._transports.http_server import LoopbackServer
 
     server = LoopbackServer(server_host(request.config)).start()
     try:
@@ -119,7 +119,7 @@ def _fake_for_test(
     seed = settings.pop("seed", None)
     stream = start_stream(request.node.nodeid, seed)
     fake = build(**settings, seed=None)  # None: the test's own stream, seeded above
-    fake.made_by_fixture = True
+    fake._made_by_fixture = True
     stream.clock = fake.clock
     fakes = request.node.stash.setdefault(_FAKES_KEY, [])
     fakes.append(fake)
@@ -154,7 +154,7 @@ def pytest_runtest_makereport(
             from ._core.report import format_problems
 
             report.sections.append(("qstash_tasks", format_problems(problems)))
-        hint = fake.unreached_hint()
+        hint = fake._unreached_hint()
         if hint is not None:
             report.sections.append(("qstash_tasks: no request reached the fake", hint))
     seeding = sys.modules.get("pytest_qstash_tasks._core.seeding")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_qstash_tasks import QStashTasksFake, QStashTasksLoopError, make_task
+from pytest_qstash_tasks import QStashTasksFake, QStashTasksLoopError, QStashTasksMock, make_task
 
 from .conftest import async_client_for, client_for, in_process_only
 
@@ -33,7 +33,7 @@ def test_the_int64_cursor_edge(any_fake: QStashTasksFake) -> None:
     [(199, "failed"), (200, "delivered"), (299, "delivered"), (300, "failed"), (599, "failed")],
 )
 def test_statuses_at_the_ends_of_their_class(outcome: int, state: str) -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     fake.simulate_delivery("m", url="https://x", outcomes=[outcome], max_retry=0)
     fake.clock.advance(60_000)
     (task,) = fake.tasks("m")
@@ -58,7 +58,7 @@ def test_the_daily_reset_is_the_next_utc_midnight_from_any_time(any_fake: QStash
 
 
 def test_fault_arguments_that_cannot_mean_anything_are_refused() -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     with pytest.raises(ValueError, match="delay must be a number of seconds >= 0, got nan"):
         fake.fail_next(503, delay=float("nan"))
     with pytest.raises(ValueError, match=r"cursor must be an int >= 0, None .* got True"):
@@ -67,7 +67,7 @@ def test_fault_arguments_that_cannot_mean_anything_are_refused() -> None:
 
 
 def test_a_duplicate_task_id_in_one_batch_is_refused_and_nothing_is_stored() -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     task = make_task(seed=1, message_id="m")
     with pytest.raises(ValueError, match=f"message 'm' already has a task '{task.task_id}'"):
         fake.add("m", [task, task])
@@ -75,7 +75,7 @@ def test_a_duplicate_task_id_in_one_batch_is_refused_and_nothing_is_stored() -> 
 
 
 def test_added_tasks_older_and_newer_than_the_stored_ones_are_served_in_order() -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     middle = [make_task(seed=i, message_id="m", timeline_at=START - 1000 * i) for i in (1, 2)]
     fake.add("m", middle)
     newest = make_task(seed=3, message_id="m", timeline_at=START)
@@ -101,7 +101,7 @@ def test_a_store_change_between_identical_requests_starts_the_count_again(
             assert client.get("/v1/messages/m/tasks").status_code == 200
         with pytest.raises(QStashTasksLoopError, match="sent 4 times in a row"):
             client.get("/v1/messages/m/tasks")
-    any_fake._loop_errors.clear()  # the guard was the point
+    any_fake._calls.loops.clear()  # the guard was the point
 
 
 @in_process_only
@@ -147,7 +147,7 @@ def test_a_page_fault_fires_on_its_page_only(any_fake: QStashTasksFake) -> None:
     ids=["add", "add_message", "add_pages", "simulate_delivery"],
 )
 def test_a_message_id_that_cannot_be_in_a_path_is_refused(register: Any) -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     with pytest.raises(ValueError, match=r"^a message id must be a non-empty str, got ''$"):
         register(fake, "")
     with pytest.raises(ValueError, match=r"^a message id cannot contain '/': 'a/b'$"):
@@ -156,7 +156,7 @@ def test_a_message_id_that_cannot_be_in_a_path_is_refused(register: Any) -> None
 
 
 def test_stored_tasks_and_scripted_pages_never_share_a_message() -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     fake.add_pages("scripted", [{"tasks": []}])
     fake.add("stored", count=1)
     with pytest.raises(

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_qstash_tasks import ANY, QStashTasksFake, backoff_ms, make_task
+from pytest_qstash_tasks import ANY, QStashTasksFake, QStashTasksMock, backoff_ms, make_task
 
 
 class NeedsTwoArguments(Exception):
@@ -402,27 +402,27 @@ REFUSED: dict[str, tuple[Call, type[Exception], str]] = {
     ),
     # the constructor
     "token with a space": (
-        lambda f: QStashTasksFake(token="a b"),
+        lambda f: QStashTasksMock(token="a b"),
         ValueError,
         "token must be a non-empty str without spaces, or None; got 'a b'",
     ),
     "empty token": (
-        lambda f: QStashTasksFake(token=""),
+        lambda f: QStashTasksMock(token=""),
         ValueError,
         "token must be a non-empty str without spaces, or None; got ''",
     ),
     "page_size 0": (
-        lambda f: QStashTasksFake(page_size=0),
+        lambda f: QStashTasksMock(page_size=0),
         ValueError,
         "page_size must be an int >= 1, got 0",
     ),
     "end_cursor 1": (
-        lambda f: QStashTasksFake(end_cursor=1),  # type: ignore[arg-type]
+        lambda f: QStashTasksMock(end_cursor=1),  # type: ignore[arg-type]
         ValueError,
         "end_cursor must be 0 or None (leave the field out), got 1",
     ),
     "max_identical_requests 0": (
-        lambda f: QStashTasksFake(max_identical_requests=0),
+        lambda f: QStashTasksMock(max_identical_requests=0),
         ValueError,
         "max_identical_requests must be an int >= 1, got 0",
     ),
@@ -438,7 +438,7 @@ REFUSED: dict[str, tuple[Call, type[Exception], str]] = {
 def test_a_bad_argument_gets_its_message_and_nothing_changes(
     call: Call, error: type[Exception], message: str
 ) -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     with pytest.raises(error) as raised:
         call(fake)
     assert str(raised.value) == message
@@ -470,7 +470,7 @@ ACCEPTED: dict[str, Call] = {
     "max_retry 0": lambda f: f.simulate_delivery("m", url="u", outcomes=[500], max_retry=0),
     "set the clock to now": lambda f: f.clock.set(f.clock.now),
     "a time with a Z": lambda f: f.clock.set("2030-01-01T00:00:00Z"),
-    "max_identical_requests 1": lambda f: QStashTasksFake(max_identical_requests=1),
+    "max_identical_requests 1": lambda f: QStashTasksMock(max_identical_requests=1),
     "a delay of a millisecond": lambda f: f.delay_next(0.001),
     "sleep 0": lambda f: f.clock.sleep(0),
     "backoff 0": lambda f: backoff_ms(0),
@@ -479,11 +479,11 @@ ACCEPTED: dict[str, Call] = {
 
 @pytest.mark.parametrize("call", ACCEPTED.values(), ids=ACCEPTED.keys())
 def test_the_values_at_the_edges_are_accepted(call: Call) -> None:
-    call(QStashTasksFake())
+    call(QStashTasksMock())
 
 
 def test_the_clock_can_start_at_the_epoch() -> None:
-    assert QStashTasksFake(start=0).clock.now == 0
+    assert QStashTasksMock(start=0).clock.now == 0
 
 
 def test_any_cursor_reads_as_its_name() -> None:
@@ -491,7 +491,7 @@ def test_any_cursor_reads_as_its_name() -> None:
 
 
 def test_a_time_with_a_z_is_utc() -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     fake.clock.set("2030-01-01T00:00:00Z")
     assert fake.clock.now == 1_893_456_000_000
 
@@ -516,7 +516,7 @@ def _kinds(fake: QStashTasksFake) -> list[Any]:
 
 
 def test_each_planned_fault_says_what_it_is_and_how_it_was_planned() -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     fake.fail_next(503, times=2)
     fake.rate_limit_next()
     fake.rate_limit_next(daily=True, message_id="m")

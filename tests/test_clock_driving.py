@@ -41,7 +41,7 @@ def poll_until_settled(fake: Any, sleep: Any, every: float) -> tuple[int, dict[s
 
 
 def test_clock_sleep_takes_seconds_and_rounds_up_to_a_millisecond() -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     assert fake.clock.sleep(2.5) == START + 2500
     assert fake.clock.sleep(0.0001) == START + 2501
     assert fake.clock.sleep(0) == START + 2501
@@ -241,7 +241,7 @@ def test_the_loop_guard_names_a_clock_that_stood_still(any_fake: QStashTasksFake
         "@pytest.mark.qstash_tasks(max_identical_requests=...) or the ini option "
         "qstash_tasks_max_identical_requests = ....)"
     )
-    any_fake._loop_errors.clear()  # the guard was the point
+    any_fake._calls.loops.clear()  # the guard was the point
 
 
 def test_clock_and_patch_sleep_from_ini_and_a_bad_value(pytester: pytest.Pytester) -> None:

@@ -106,7 +106,7 @@ def test_faults_calls_problems_and_reset(fake: QStashTasksServer, http: Any) -> 
         requests.get(url, headers=TOKEN, timeout=5)
     calls = http.get("calls").json()["calls"]
     assert [c["status"] for c in calls] == [503, 429, 200, None]
-    assert calls[3]["delivery"] == "close"
+    assert calls[3]["action"] == "close"
     assert calls[2]["taskCount"] == 1
     assert (
         http.get("faults").json()["faults"][-1]

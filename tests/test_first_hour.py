@@ -81,7 +81,7 @@ def test_expected_misses_are_not_reported_and_unmet_ones_are(pytester: pytest.Py
 
 
 def test_expect_unserved_refuses_what_it_cannot_mean() -> None:
-    fake = QStashTasksFake()
+    fake = QStashTasksMock()
     with pytest.raises(ValueError, match=r"takes one of unknown_path, method_not_allowed, "):
         fake.expect_unserved("not_found")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="message_id must be a non-empty str"):
@@ -144,14 +144,14 @@ def test_hand_made_fakes_say_how_to_switch_a_check_by_constructor() -> None:
 
 
 def test_hand_made_fakes_hold_the_same_data_whichever_test_comes_first() -> None:
-    first = QStashTasksFake().add("m", count=3)
-    again = QStashTasksFake().add("m", count=3)
+    first = QStashTasksMock().add("m", count=3)
+    again = QStashTasksMock().add("m", count=3)
     assert [t.task_id for t in first] == [t.task_id for t in again]
-    assert [t.task_id for t in QStashTasksFake(seed=7).add("m", count=3)] != [
+    assert [t.task_id for t in QStashTasksMock(seed=7).add("m", count=3)] != [
         t.task_id for t in first
     ]
     # seed=None: the running test's own stream, as the fixtures do.
-    assert QStashTasksFake(seed=None).add("m", count=1) != first[:1]
+    assert QStashTasksMock(seed=None).add("m", count=1) != first[:1]
 
 
 def test_tasks_read_back_from_the_wire_equal_the_stored_ones(any_fake: QStashTasksFake) -> None:
@@ -175,7 +175,7 @@ def test_a_delay_past_the_read_timeout_is_a_read_timeout(any_fake: QStashTasksFa
         httpx.get(url, headers=auth, timeout=httpx.Timeout(10, read=0.05))
     with pytest.raises(requests.ReadTimeout, match="held back 5 s"):
         requests.get(url, headers=auth, timeout=(10, 0.05))
-    assert [call.delivery for call in any_fake.calls] == ["hold", "hold"]
+    assert [call.action for call in any_fake.calls] == ["hold", "hold"]
     assert httpx.get(url, headers=auth, timeout=0.05).status_code == 200  # no delay left
 
 

@@ -206,7 +206,7 @@ def test_the_sdk_sees_our_status_codes(
         wrong.http.request(path="/v1/messages/m/tasks", method="GET")
     with pytest.raises(QStashError, match="status: 400"):
         good.http.request(path="/v1/messages/m/tasks", method="GET", params={"cursor": "-1"})
-    assert [call.miss for call in any_fake.calls] == [
+    assert [call.unserved_reason for call in any_fake.calls] == [
         None,
         "unknown_message",
         "unauthorized",

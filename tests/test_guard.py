@@ -126,7 +126,7 @@ def test_the_guard_is_switched_off_by_marker_and_ini(pytester: pytest.Pytester) 
                 httpx.get("https://qstash-us-east-1.upstash.io/v2/x")
             qstash_tasks.guard_real_qstash = False
             assert httpx.get("https://qstash-us-east-1.upstash.io/v2/x").json() == 1
-            qstash_tasks._real_host_calls.clear()
+            qstash_tasks._calls.real_host.clear()
         """
     )
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
@@ -151,7 +151,7 @@ def test_pytest_httpx_and_the_fake_in_either_order(pytester: pytest.Pytester, or
                     client.get("https://qstash-us-east-1.upstash.io/v1/messages/m/tasks")
             assert len(qstash_tasks.calls) == 1
             assert len(httpx_mock.get_requests()) == 1
-            qstash_tasks._real_host_calls.clear()
+            qstash_tasks._calls.real_host.clear()
 
         @pytest.mark.asyncio
         async def test_async({order}):
@@ -208,7 +208,7 @@ async def test_clients_the_fake_cannot_see_are_stopped_at_name_resolution(
         with pytest.raises(QStashTasksRealHostError, match=r"upstash\.io:443 was stopped"):
             await session.get(url)
     assert fake.problems()[0].startswith("stopped 2 request(s) to the real QStash")
-    fake._real_host_calls.clear()
+    fake._calls.real_host.clear()
 
 
 def test_a_failed_test_that_never_reached_the_fake_says_so(pytester: pytest.Pytester) -> None:
@@ -284,7 +284,7 @@ def test_two_regions_two_fakes_each_guard_leaves_the_other_alone(client: str) ->
         us.assert_all_requests_served = False  # the 404 was asked for
         # Stopped once, by whichever fake saw it first: one report, not two.
         assert len(eu.problems()) + len(us.problems()) == 1
-        eu._real_host_calls.clear()
-        us._real_host_calls.clear()
+        eu._calls.real_host.clear()
+        us._calls.real_host.clear()
     assert [c.message_id for c in eu.calls] == ["msg_eu"]
     assert [c.message_id for c in us.calls] == ["msg_us", "msg_eu"]

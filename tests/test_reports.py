@@ -44,7 +44,7 @@ def test_the_unreached_hint_lists_twenty_messages_then_counts_the_rest(
         fake.add_message(f"m{number}")
     names = ", ".join(f"'m{number}'" for number in range(listed))
     more = f" and {registered - listed} more" if registered > listed else ""
-    hint = fake.unreached_hint()
+    hint = fake._unreached_hint()
     assert hint is not None
     assert hint.startswith(
         f"{registered} message(s) were registered ({names}{more}), but no request reached "

@@ -101,7 +101,7 @@ def test_a_looping_requests_client_is_stopped(qstash_tasks: QStashTasksMock) -> 
     with pytest.raises(QStashTasksLoopError):
         requests.get(TASKS.format("msg_1"), headers=AUTH)
     assert len(qstash_tasks.calls) == 4
-    qstash_tasks._loop_errors.clear()  # stopping it was the point
+    qstash_tasks._calls.loops.clear()  # stopping it was the point
 
 
 def test_a_users_mock_started_earlier_answers_its_own_hosts(
@@ -171,7 +171,7 @@ def test_the_guard_stops_requests_to_the_real_qstash_at_once(
     with pytest.raises(QStashTasksRealHostError, match=r"qstash-us-east-1\.upstash\.io"):
         requests.get("https://qstash-us-east-1.upstash.io/v1/messages/m/tasks", headers=AUTH)
     assert qstash_tasks.problems()[0].startswith("stopped 1 request(s) to the real QStash")
-    qstash_tasks._real_host_calls.clear()  # the test of the guard, not a mistake
+    qstash_tasks._calls.real_host.clear()  # the test of the guard, not a mistake
 
 
 def test_hand_made_fakes_stop_cleanly_and_leave_requests_as_they_were() -> None:

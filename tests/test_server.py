@@ -211,7 +211,7 @@ def test_raise_next_with_a_connection_error_closes_without_an_answer(
     with requests.Session() as session, pytest.raises(requests.ConnectionError):
         session.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}, timeout=5)
     (call,) = fake.calls
-    assert (call.status, call.delivery, fault.fired) == (None, "close", 1)
+    assert (call.status, call.action, fault.fired) == (None, "close", 1)
     assert call.describe().endswith(
         "-> connection closed without an answer (ConnectError) [raise_next(ConnectError)]"
     )
@@ -225,7 +225,7 @@ def test_raise_next_with_a_timeout_holds_until_the_client_gives_up(
     with httpx.Client(timeout=0.3) as client, pytest.raises(httpx.ReadTimeout):
         client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"})
     assert 0.3 <= time.perf_counter() - started < 3
-    assert fake.calls[0].delivery == "hold"
+    assert fake.calls[0].action == "hold"
     with httpx.Client(timeout=5) as client:  # the next request is served
         assert client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}).is_success
 
@@ -247,7 +247,7 @@ def test_a_hold_lasts_its_time_while_the_client_sends_more() -> None:
         fake.add_message("m")
         fake.raise_next(TimeoutError)
         request = b"GET /v1/messages/m/tasks HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n"
-        with socket.create_connection((fake.server.host, fake.server.port), timeout=5) as conn:
+        with socket.create_connection((fake._server.host, fake._server.port), timeout=5) as conn:
             started = time.perf_counter()
             conn.sendall(request)
             time.sleep(0.1)  # the server has read it and holds it
@@ -255,7 +255,7 @@ def test_a_hold_lasts_its_time_while_the_client_sends_more() -> None:
             assert conn.recv(65536) == b""  # closed, with no answer
             held = time.perf_counter() - started
     assert 0.25 <= held < 3
-    assert [call.delivery for call in fake.calls] == ["hold"]
+    assert [call.action for call in fake.calls] == ["hold"]
 
 
 def test_delay_and_rate_limits_over_a_socket(fake: QStashTasksServer) -> None:
@@ -294,7 +294,7 @@ def test_a_looping_client_gets_508_and_the_test_is_told() -> None:
 
 
 def raw_exchange(fake: QStashTasksServer, data: bytes) -> bytes:
-    with socket.create_connection((fake.server.host, fake.server.port), timeout=5) as conn:
+    with socket.create_connection((fake._server.host, fake._server.port), timeout=5) as conn:
         conn.sendall(data)
         chunks = []
         while chunk := conn.recv(65536):
@@ -326,10 +326,10 @@ def test_bad_requests_get_a_json_error_and_the_server_keeps_serving(
 
 
 def test_a_client_that_disconnects_mid_request_or_answer(fake: QStashTasksServer) -> None:
-    with socket.create_connection((fake.server.host, fake.server.port)) as conn:
+    with socket.create_connection((fake._server.host, fake._server.port)) as conn:
         conn.sendall(b"GET /v1/messages/msg_1/tas")  # and gone
     for _ in range(20):
-        conn = socket.create_connection((fake.server.host, fake.server.port))
+        conn = socket.create_connection((fake._server.host, fake._server.port))
         conn.sendall(b"GET " + TASKS.encode() + b" HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n")
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         conn.close()  # a reset, likely while the 23 kB answer is being written
@@ -364,7 +364,7 @@ def test_start_first_answer_and_stop_with_a_keep_alive_connection_open() -> None
         stopping = time.perf_counter()
         fake.stop()
         assert time.perf_counter() - stopping < 0.5  # no 0.5 s poll to wait for
-    assert not fake.server.running
+    assert not fake._server.running
 
 
 @pytest.mark.asyncio
@@ -391,7 +391,7 @@ def test_bad_server_arguments_are_refused() -> None:
 
 
 def test_a_second_fake_cannot_take_a_held_server(fake: QStashTasksServer) -> None:
-    other = QStashTasksServer(server=fake.server)
+    other = QStashTasksServer(server=fake._server)
     with pytest.raises(RuntimeError, match=r"already held by <QStashTasksServer http://127"):
         other.start()
 

@@ -18,7 +18,7 @@ AUTH = {"Authorization": "Bearer t"}
 
 def fixture_fake(**settings: object) -> QStashTasksMock:
     fake = QStashTasksMock(seed=None, **settings)  # type: ignore[arg-type]
-    fake.made_by_fixture = True  # worded as the qstash_tasks fixture words it
+    fake._made_by_fixture = True  # worded as the qstash_tasks fixture words it
     return fake
 
 
@@ -89,7 +89,7 @@ def state_typo() -> str:
 def no_request() -> str:
     fake = fixture_fake()
     fake.add("msg_1", count=3)
-    hint = fake.unreached_hint()
+    hint = fake._unreached_hint()
     assert hint is not None
     return hint
 

@@ -1,19 +1,32 @@
-"""What the fake records of each request it answered, whatever the transport."""
+"""What reached the fake: each request and what its client got (``RecordedCall``),
+kept in the fake's ``CallLog`` with the misses the test said it expects."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
+
+from .args import ANY, AnyCursor, check_message_id
+from .endpoint import UnservedReason
 
 if TYPE_CHECKING:
     import httpx
 
-    from .endpoint import EndpointResponse, UnservedReason
+    from .endpoint import EndpointResponse
     from .exchange import Reply, ReplyAction, Request
     from .faults import Fault
 
-__all__ = ["RecordedCall", "record_call"]
+__all__ = [
+    "CallList",
+    "CallLog",
+    "ExpectedMiss",
+    "RecordedCall",
+    "check_reason",
+    "filter_calls",
+    "record_call",
+]
 
 _NO_ANSWER = {
     "raise": "raised",
@@ -62,14 +75,11 @@ class RecordedCall:
     #: How many tasks the served page held (``None`` when no page was served).
     task_count: int | None = None
     fault: str | None = None
-    #: How the client got its answer: ``answer``, or ``raise``, ``close``, ``hold``.
-    delivery: ReplyAction = "answer"
+    #: What the client got: ``answer`` (a status, headers and a body), or no answer:
+    #: ``raise`` (an exception raised in the client, in-process), ``close`` (the
+    #: connection closed) or ``hold`` (nothing until the client gave up).
+    action: ReplyAction = "answer"
     native_request: object = field(default=None, repr=False, compare=False)
-
-    @property
-    def miss(self) -> UnservedReason | None:
-        """The former name of ``unserved_reason``."""
-        return self.unserved_reason
 
     @property
     def served(self) -> bool:
@@ -109,8 +119,8 @@ class RecordedCall:
         """One line: method, URL, cursor, what the client got, and why."""
         if self.status is None:
             name = type(self.exception).__name__
-            how = _NO_ANSWER[self.delivery]
-            got = f"raised {name}" if self.delivery == "raise" else f"-> {how} ({name})"
+            how = _NO_ANSWER[self.action]
+            got = f"raised {name}" if self.action == "raise" else f"-> {how} ({name})"
         elif self.served:
             end = "end" if self.next_cursor is None else f"next cursor {self.next_cursor}"
             got = f"-> 200 ({self.task_count} task{'' if self.task_count == 1 else 's'}, {end})"
@@ -124,7 +134,7 @@ class RecordedCall:
 
 def record_call(
     request: Request,
-    answer: EndpointResponse,
+    response: EndpointResponse,
     reply: Reply,
     fault: Fault | None,
     error: BaseException | None,
@@ -140,16 +150,147 @@ def record_call(
         status=reply.status if answered else None,
         response_headers=reply.headers,
         response_body=reply.body,
-        message_id=answer.message_id,
-        cursor=answer.cursor,
-        token=answer.token,
-        unserved_reason=answer.unserved_reason if endpoint_answered else None,
-        detail=answer.detail if endpoint_answered else "",
+        message_id=response.message_id,
+        cursor=response.cursor,
+        token=response.token,
+        unserved_reason=response.unserved_reason if endpoint_answered else None,
+        detail=response.detail if endpoint_answered else "",
         exception=error,
-        scripted_page=answer.scripted_page if endpoint_answered else None,
-        next_cursor=answer.next_cursor if endpoint_answered else None,
-        task_count=answer.task_count if endpoint_answered else None,
+        scripted_page=response.scripted_page if endpoint_answered else None,
+        next_cursor=response.next_cursor if endpoint_answered else None,
+        task_count=response.task_count if endpoint_answered else None,
         fault=None if fault is None else fault.label,
-        delivery=reply.action,
+        action=reply.action,
         native_request=request.native,
     )
+
+
+_REASONS: tuple[str, ...] = get_args(UnservedReason)
+
+
+def check_reason(reason: object) -> UnservedReason:
+    """``reason``, or a clear error naming the reasons there are."""
+    if reason not in _REASONS:
+        raise ValueError(f"expect_unserved() takes one of {', '.join(_REASONS)}; got {reason!r}")
+    return reason  # type: ignore[return-value]
+
+
+@dataclass
+class ExpectedMiss:
+    """Requests for ``reason`` (and ``message_id``, if given) are meant to go unserved."""
+
+    reason: UnservedReason
+    message_id: str | None = None
+
+    @classmethod
+    def checked(cls, reason: object, message_id: object) -> ExpectedMiss:
+        if message_id is not None:
+            check_message_id(message_id)
+        return cls(check_reason(reason), message_id)  # type: ignore[arg-type]
+
+    def covers(self, call: RecordedCall) -> bool:
+        """Whether ``call`` is one of the misses this expects."""
+        return call.unserved_reason == self.reason and (
+            self.message_id is None or call.message_id == self.message_id
+        )
+
+    def describe(self) -> str:
+        """``expect_unserved('unknown_message', message_id='m')``."""
+        target = "" if self.message_id is None else f", message_id={self.message_id!r}"
+        return f"expect_unserved({self.reason!r}{target})"
+
+
+class CallList(list["RecordedCall"]):
+    """The recorded calls: a copy, so changing it changes nothing; it says so."""
+
+    def _refuse(self, *_: object, **__: object) -> None:
+        raise TypeError(
+            "calls is a copy of the recorded calls: changing it changes nothing in the "
+            "fake; reset() forgets every call (and everything else)"
+        )
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+
+
+def filter_calls(
+    calls: Sequence[RecordedCall],
+    message_id: str | None = None,
+    *,
+    cursor: int | AnyCursor | None = ANY,
+    status: int | None = None,
+    served: bool | None = None,
+) -> list[RecordedCall]:
+    """The calls that match every filter given."""
+    return [
+        call
+        for call in calls
+        if (message_id is None or call.message_id == message_id)
+        and (cursor is ANY or call.cursor == cursor)
+        and (status is None or call.status == status)
+        and (served is None or call.served == served)
+    ]
+
+
+class CallLog:
+    """Every request that reached the fake, in order; among them the ones the loop
+    guard stopped; the requests to the real QStash that the guard stopped; and the
+    misses the test expects (``expect_unserved``).
+
+    It takes no lock of its own: the fake holds its lock around every use.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[RecordedCall] = []
+        self.loops: list[RecordedCall] = []
+        self.real_host: list[RecordedCall] = []
+        self.expected: list[ExpectedMiss] = []
+
+    def record(self, call: RecordedCall, *, loop: bool = False) -> None:
+        """Add ``call``; ``loop``: the loop guard stopped it."""
+        self.calls.append(call)
+        if loop:
+            self.loops.append(call)
+
+    def record_real_host(self, call: RecordedCall) -> None:
+        """Add a request to the real QStash that the guard stopped."""
+        self.real_host.append(call)
+
+    def expect(self, miss: ExpectedMiss) -> None:
+        """Add a miss the test expects."""
+        self.expected.append(miss)
+
+    def copy(self) -> CallList:
+        """The calls, as a read-only copy."""
+        return CallList(self.calls)
+
+    def reached(self) -> bool:
+        """Whether any request reached the fake, or was stopped on its way to QStash."""
+        return bool(self.calls or self.real_host)
+
+    def unexpected_misses(self) -> list[RecordedCall]:
+        """The calls the fake could not serve that no expectation covers."""
+        return [
+            call
+            for call in self.calls
+            if call.unserved_reason is not None
+            and not any(expected.covers(call) for expected in self.expected)
+        ]
+
+    def unmet_expectations(self) -> list[ExpectedMiss]:
+        """The expected misses no call met."""
+        return [e for e in self.expected if not any(e.covers(call) for call in self.calls)]
+
+    def snapshot(self) -> CallLog:
+        """A copy, to read outside the fake's lock."""
+        copy = CallLog()
+        copy.calls, copy.loops = list(self.calls), list(self.loops)
+        copy.real_host, copy.expected = list(self.real_host), list(self.expected)
+        return copy
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self.calls.clear()
+        self.loops.clear()
+        self.real_host.clear()
+        self.expected.clear()

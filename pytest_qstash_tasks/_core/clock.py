@@ -1,4 +1,5 @@
-"""The fake's time: unix milliseconds, on the fake's own clock or following the wall."""
+"""The fake's time: unix milliseconds, on the fake's own clock or following the wall,
+and the one way a time given by a test becomes unix milliseconds (``to_ms``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import math
 import time
 from typing import Literal
 
-from .timing import DEFAULT_START_MS, to_ms
+__all__ = ["DEFAULT_START_MS", "Clock", "ClockMode", "to_ms"]
 
-__all__ = ["Clock", "ClockMode"]
+#: Where the fake's clock and the factories' "now" start unless told otherwise:
+#: 2026-01-01T00:00:00Z. A fixed instant keeps generated data the same on every run.
+DEFAULT_START_MS = 1_767_225_600_000
 
 #: ``fake``: the clock stands still until something moves it; ``wall``: it follows
 #: ``time.time()`` (so time-machine and freezegun move it), plus whatever moved it on.
@@ -88,9 +91,9 @@ class Clock:
             self._now += step
         return self.now
 
-    def _restart(self) -> None:
-        # Only with every stored task gone (the fake's reset): nothing is left whose
-        # timeline could end up in the clock's future.
+    def restart(self) -> None:
+        """Go back to where the clock started, as the fake's ``reset()`` does (with every
+        stored task gone, so that no task's time lies in the clock's future)."""
         self._now, self._offset = self._start, 0
 
     def __repr__(self) -> str:
@@ -103,3 +106,29 @@ class Clock:
 def _wall_ms() -> int:
     # Through the module on every call: freezegun and time-machine replace time.time.
     return int(time.time() * 1000)
+
+
+def to_ms(value: int | _dt.datetime | str) -> int:
+    """Unix milliseconds from an int (taken as ms), an aware ``datetime``, or an
+    ISO 8601 time with a zone (``"2026-01-01T00:00:00Z"``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"a timestamp must be >= 0 ms, got {value}")
+        return value
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("use an aware datetime (e.g. tzinfo=timezone.utc)")
+        return to_ms(round(value.timestamp() * 1000))
+    if isinstance(value, str):
+        try:
+            when = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z"
+            ) from None
+        if when.tzinfo is None:
+            raise ValueError(f"{value!r} has no time zone: give one, e.g. 2026-01-01T00:00:00Z")
+        return to_ms(when)
+    raise TypeError(
+        f"a timestamp must be unix milliseconds (int), a datetime or an ISO 8601 str, got {value!r}"
+    )

@@ -19,8 +19,9 @@ from .exchange import JSON_HEADERS, Reply, Request, error_body
 if TYPE_CHECKING:
     from .calls import RecordedCall
     from .fake import QStashTasksFake
+    from .faults import Fault
 
-__all__ = ["CONTROL_PREFIX", "ControlPlane", "call_json"]
+__all__ = ["CONTROL_PREFIX", "FAULT_KINDS", "ControlPlane", "call_json", "plan_fault"]
 
 #: Where the control endpoints live.
 CONTROL_PREFIX = "/_fake/"
@@ -119,7 +120,7 @@ def call_json(call: RecordedCall) -> dict[str, Any]:
         "unservedReason": call.unserved_reason,
         "detail": call.detail,
         "fault": call.fault,
-        "delivery": call.delivery,
+        "action": call.action,
         "description": call.describe(),
     }
 
@@ -207,8 +208,6 @@ def _faults(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, objec
 
 @_route("POST", "/faults")
 def _plan_fault(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
-    from .control_faults import plan_fault
-
     fault = _refused(lambda: plan_fault(plane.fake, _object(body, "POST /_fake/faults")))
     return 201, {"fault": getattr(fault, "label", "")}
 
@@ -221,3 +220,46 @@ def _calls(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object
 @_route("GET", "/problems")
 def _problems(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
     return 200, {"problems": plane.fake.problems()}
+
+
+#: What every kind takes besides its own keys: how often, and which requests.
+_TARGET = {"times": "times", "messageId": "message_id", "cursor": "cursor", "page": "page"}
+
+#: kind -> its own keys (JSON name -> the fake's argument)
+FAULT_KINDS: dict[str, dict[str, str]] = {
+    "fail": {"status": "status", "error": "error", "delay": "delay"},
+    "rateLimit": {
+        "daily": "daily",
+        "limit": "limit",
+        "remaining": "remaining",
+        "reset": "reset",
+        "delay": "delay",
+    },
+    "close": {"delay": "delay"},  # the connection closed without an answer
+    "timeout": {"delay": "delay"},  # no answer until the client gives up
+    "delay": {"seconds": "seconds"},
+}
+
+
+def plan_fault(fake: QStashTasksFake, body: dict[str, Any]) -> Fault:
+    """Plan the fault ``body`` describes (``{"kind": "fail", "status": 503, ...}``)."""
+    kind = body.get("kind")
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"a fault's kind is one of {', '.join(FAULT_KINDS)}; got {kind!r}")
+    keys = {**FAULT_KINDS[kind], **_TARGET}
+    unknown = sorted(set(body) - {"kind", *keys})
+    if unknown:
+        raise ValueError(f"a {kind} fault takes {', '.join(keys)}; not {', '.join(unknown)}")
+    args = {keys[key]: value for key, value in body.items() if key != "kind"}
+    if kind == "fail":
+        if "status" not in args:
+            raise ValueError("a fail fault takes a status (400-599)")
+        return fake.fail_next(args.pop("status"), **args)
+    if kind == "rateLimit":
+        return fake.rate_limit_next(**args)
+    if kind == "delay":
+        if "seconds" not in args:
+            raise ValueError("a delay fault takes seconds (> 0)")
+        return fake.delay_next(args.pop("seconds"), **args)
+    error = ConnectionError if kind == "close" else TimeoutError
+    return fake.raise_next(error, **args)

@@ -15,7 +15,15 @@ from urllib.parse import parse_qsl, unquote
 from .exchange import JSON_HEADERS, error_body
 from .store import TaskStore
 
-__all__ = ["EndpointConfig", "EndpointRequest", "EndpointResponse", "UnservedReason", "handle"]
+__all__ = [
+    "EndpointConfig",
+    "EndpointRequest",
+    "EndpointResponse",
+    "UnservedReason",
+    "handle",
+    "page_number",
+    "serves_path",
+]
 
 #: Why a request was not served with tasks. ``None`` on a served request.
 UnservedReason = Literal[
@@ -78,9 +86,10 @@ class EndpointResponse:
     task_count: int | None = None
 
 
-def serves_path(raw_path: str, config: EndpointConfig) -> bool:
-    """Whether ``raw_path`` is the endpoint's (any message id), whatever else is wrong."""
-    return _message_id(raw_path, config.base_path) is not None
+def serves_path(raw_path: str, base_path: str) -> bool:
+    """Whether ``raw_path`` is the endpoint's (any message id) under ``base_path``,
+    whatever else is wrong."""
+    return _message_id(raw_path, base_path) is not None
 
 
 def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -> EndpointResponse:
@@ -172,6 +181,17 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
         token=token,
         cursor=cursor,
     )
+
+
+def page_number(response: EndpointResponse, store: TaskStore, config: EndpointConfig) -> int | None:
+    """Which page of a walk a served response is (1 is the first); ``None`` when no
+    page was served."""
+    if response.task_count is None or response.message_id is None:
+        return None
+    if response.scripted_page is not None:
+        return response.scripted_page
+    message = store.messages[response.message_id]
+    return message.page_number(response.cursor, config.page_size)
 
 
 def _message_id(raw_path: str, base_path: str) -> str | None:

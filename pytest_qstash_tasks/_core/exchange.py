@@ -1,8 +1,12 @@
 """The neutral request and reply every transport speaks with the fake.
 
-A transport (the respx router, the loopback server, ...) turns the request its
-library hands it into a ``Request``, calls ``QStashTasksFake.dispatch``, and turns the ``Reply``
-back into what its library expects. It holds no QStash rules of its own.
+A transport (httpx's, requests', the HTTP server's) turns the request its library hands
+it into a ``Request``, has the fake answer it, and turns the ``Reply`` back into what
+its library expects. It holds no QStash rules of its own.
+
+The words: a client's request gets an *answer* (status, headers, body) or, on a fault,
+no answer at all; the endpoint's *response* is what the endpoint computed, before
+faults and the loop guard had their say; the *reply* is what the transport carries out.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ class Request:
     """One HTTP request, as any transport can describe it.
 
     ``url`` is the full URL as sent (for messages); ``raw_path`` its percent-encoded
-    path and ``query`` its raw query string. Header names are lowercase.
+    path and ``query`` its raw query string. Header names are made lowercase here, so
+    no transport has to.
     ``in_process`` says whether the client runs in the test's own process, where the
     fake can raise an exception in it. ``client`` tells one client apart from another
     for the loop guard (``None``: the current thread and asyncio task). ``native`` is
@@ -55,6 +60,11 @@ class Request:
     client: Hashable | None = None
     native: object = None
     read_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if any(name != name.lower() for name, _ in self.headers):
+            lowered = tuple((name.lower(), value) for name, value in self.headers)
+            object.__setattr__(self, "headers", lowered)
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lowercase), or ``None``."""
@@ -85,12 +95,13 @@ def error_body(error: str) -> bytes:
     return json.dumps({"error": error}).encode()
 
 
-def reason_phrase(status: int) -> str:
-    """The status's reason phrase (``Service Unavailable``), or ``HTTP status <n>``."""
+def reason_phrase(status: int, default: str = "") -> str:
+    """The status's reason phrase (``Service Unavailable``), or ``default`` for a status
+    that has none (a status line may end without one)."""
     try:
         return http.HTTPStatus(status).phrase
     except ValueError:
-        return f"HTTP status {status}"
+        return default
 
 
 def past_read_timeout(request: Request, reply: Reply) -> Reply:

@@ -9,14 +9,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from .args import check_end_cursor, check_int
+from .clock import DEFAULT_START_MS
 from .ids import new_ids
+from .lifecycle import BACKOFF_TABLE_MS, backoff_ms
 from .models import Task, TasksPage, TaskState
 from .pagination import page_bounds
 from .seeding import Stream, current_stream, running_clock
-from .timeline import newest_first, with_timeline
-from .timing import BACKOFF_TABLE_MS, DEFAULT_START_MS, backoff_ms
+from .store import newest_first, with_timeline
 
-__all__ = ["generate", "make_pages", "make_task", "make_tasks"]
+__all__ = ["generate", "make_pages", "make_task", "make_tasks", "tasks_to_add"]
 
 #: How often each state turns up in a generated batch unless ``states`` says otherwise.
 DEFAULT_STATE_WEIGHTS: Mapping[TaskState, float] = {
@@ -121,6 +122,36 @@ def generate(
     finally:
         if collecting:
             gc.enable()
+
+
+def tasks_to_add(
+    stream: Stream,
+    message_id: str,
+    tasks: Iterable[Task | Mapping[str, Any]] | None,
+    count: int | None,
+    now: int,
+    overrides: dict[str, Any],
+) -> list[Task]:
+    """The tasks the fake's ``add()`` stores: ``tasks`` as given (wire dicts validated),
+    or ``count`` generated ones with ``overrides``; errors name ``add()``."""
+    if tasks is not None and count is not None:
+        raise TypeError("add() takes either tasks or count=, not both")
+    if tasks is None and count is None:
+        raise TypeError(
+            "add() takes tasks or count=; to register a message with no tasks, use "
+            f"add_message({message_id!r})"
+        )
+    if tasks is None:
+        n = check_int("count", count)
+        return generate(stream, n, message_id=message_id, now=now, caller="add()", **overrides)
+    if overrides:
+        raise TypeError(
+            f"field overrides ({', '.join(sorted(overrides))}) apply to generated "
+            "tasks (count=...); set them on the tasks you pass instead"
+        )
+    if isinstance(tasks, (Task, Mapping, str, bytes)):
+        raise TypeError("tasks must be a list of tasks; wrap a single task in a list")
+    return [task if isinstance(task, Task) else Task.model_validate(task) for task in tasks]
 
 
 def make_pages(

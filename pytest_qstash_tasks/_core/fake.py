@@ -1,51 +1,53 @@
-"""The fake: state, faults, calls and teardown checks, behind one ``dispatch``.
-
-Transports call ``dispatch`` with a neutral ``Request`` and hand the ``Reply`` back
-to their client; everything QStash-specific happens here and below.
+"""The fake: one class with the API a test uses (flat methods, as in pytest-httpx and
+respx), its state in parts it owns: ``TaskStore``, ``FaultQueue``, ``CallLog``, ``Clock``,
+``Dispatcher`` (with the ``LoopGuard``) and ``RealHostGuard``. A transport is a subclass:
+see docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import abc
 import datetime as _dt
 import threading
-from types import TracebackType
-from typing import Literal, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeVar
 
-from .args import check_end_cursor, check_int, check_token
-from .base_url import DEFAULT_BASE_URL, BaseURL
-from .calls import RecordedCall, record_call
-from .calls_api import CallsAPI
-from .clock import Clock, ClockMode
-from .endpoint import EndpointConfig, EndpointRequest, EndpointResponse, handle
-from .errors import QStashTasksLoopError
-from .exchange import JSON_HEADERS, Reply, Request, error_body, past_read_timeout
-from .expectations import ExpectedMiss
-from .fault_api import FaultAPI
-from .faults import Fault
-from .intercept_api import InterceptAPI
-from .lifecycle import is_timeout
-from .loop_guard import LoopGuard, current_actor
-from .report import Waiting, format_problems, loop_message, problems
-from .seeding import Stream
-from .state_api import StateAPI
+from . import faults as _faults
+from .args import ANY, AnyCursor, check_cursor_filter, check_end_cursor, check_int, check_token
+from .calls import CallLog, ExpectedMiss, RecordedCall, filter_calls
+from .clock import DEFAULT_START_MS, Clock, ClockMode
+from .dispatch import Dispatcher
+from .endpoint import EndpointConfig, UnservedReason
+from .exchange import Reply, Request
+from .factories import tasks_to_add
+from .faults import Fault, FaultQueue, FaultTarget
+from .hosts import DEFAULT_BASE_URL, BaseURL, RealHostGuard
+from .lifecycle import Outcome, SimulatedDelivery
+from .models import Task, TasksPage
+from .report import (
+    CHECKS,
+    all_pages_fetched_problem,
+    called_problem,
+    format_problems,
+    problems,
+    unreached_message,
+)
+from .seeding import Stream, current_stream
+from .sleep_patch import SleepPatch
 from .store import TaskStore
-from .timing import DEFAULT_START_MS
 
-__all__ = ["DEFAULT_TOKEN", "LOOP_STATUS", "QStashTasksFake"]
+__all__ = ["DEFAULT_TOKEN", "QStashTasksFake"]
 
 #: What ``.token`` hands out when no token is configured (any non-empty one is accepted).
 DEFAULT_TOKEN = "qstash-tasks-test-token"
-#: The status a client over a socket gets when the loop guard stops it (508 Loop
-#: Detected): the fake cannot raise in another process.
-LOOP_STATUS = 508
 
 _Self = TypeVar("_Self", bound="QStashTasksFake")
 
 
-class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
+class QStashTasksFake(abc.ABC):
     """A stateful fake of QStash's ``GET /v1/messages/{messageId}/tasks``.
 
-    Use it through a transport: ``QStashTasksMock`` (httpx, in-process) or
+    Use it through a transport: ``QStashTasksMock`` (httpx and requests, in-process) or
     ``QStashTasksServer`` (a real HTTP server on the loopback interface).
 
     Args:
@@ -77,6 +79,10 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
             the fixtures' fakes do (seeded from the node id, or the marker's ``seed``).
     """
 
+    #: Whether the transport answers requests of this process to the fake's origin
+    #: (in-process), rather than letting them go to a real socket (a server).
+    _answers_in_process: ClassVar[bool] = False
+
     def __init__(
         self,
         *,
@@ -101,25 +107,45 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
             page_size=check_int("page_size", page_size, 1),
             end_cursor=check_end_cursor(end_cursor),
         )
-        self._loop_guard = LoopGuard(check_int("max_identical_requests", max_identical_requests, 1))
+        limit = check_int("max_identical_requests", max_identical_requests, 1)
         self.assert_all_requests_served = assert_all_requests_served
         self.assert_all_scripted_pages_requested = assert_all_scripted_pages_requested
         self.assert_all_faults_triggered = assert_all_faults_triggered
         self.guard_real_qstash = guard_real_qstash
         self._seed = None if seed is None else check_int("seed", seed)
+        #: With a seed, one stream for the fake's whole life; else the running test's.
         self._stream = None if self._seed is None else Stream(None, self._seed)
         self.clock = Clock(start, mode=clock)
         self.patch_sleep = patch_sleep
-        self._sleep_patch = None
-        self._store = TaskStore()
-        self._faults = []
-        self._calls = []
-        self._loop_errors: list[RecordedCall] = []
-        self._real_host_calls: list[RecordedCall] = []
-        self._expected: list[ExpectedMiss] = []
+        self._sleep_patch: SleepPatch | None = None
+        self._started = False
+        #: Set by the fixtures: messages then name the marker and ini options, not the
+        #: constructor.
+        self._made_by_fixture = False
+        # The one lock: transports call _dispatch from any thread. It guards the store, the
+        # fault queue, the call log and the loop guard, which take no lock of their own.
         self._lock = threading.Lock()
+        self._store = TaskStore()
+        self._faults = FaultQueue()
+        self._calls = CallLog()
+        self._guard = RealHostGuard(self, self._url, calls=self._calls, lock=self._lock)
+        self._dispatcher = Dispatcher(
+            store=self._store,
+            faults=self._faults,
+            calls=self._calls,
+            clock=self.clock,
+            config=self._config,
+            lock=self._lock,
+            max_identical_requests=limit,
+            owner=self._owner,
+        )
 
-    # -- configuration --------------------------------------------------------------
+    # -- settings -------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The base URL the fake answers on, e.g. ``https://qstash.upstash.io``."""
+        return str(self._url)
 
     @property
     def token(self) -> str:
@@ -139,125 +165,352 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
     @property
     def max_identical_requests(self) -> int:
         """Identical requests in a row the loop guard lets through."""
-        return self._loop_guard.limit
+        return self._dispatcher.loop_guard.limit
 
     @max_identical_requests.setter
     def max_identical_requests(self, value: int) -> None:
-        self._loop_guard.limit = check_int("max_identical_requests", value, 1)
+        self._dispatcher.loop_guard.limit = check_int("max_identical_requests", value, 1)
 
-    # -- transports -----------------------------------------------------------------
+    # -- start, stop ----------------------------------------------------------------
 
     def start(self: _Self) -> _Self:
-        """Start answering requests (each transport says how)."""
-        raise NotImplementedError
+        """Start answering requests (each transport says how: see its class)."""
+        if self._started:
+            raise RuntimeError(f"this {type(self).__name__} is already started")
+        self._guard.enter()
+        try:
+            self._open()
+            if self.patch_sleep:
+                self._sleep_patch = SleepPatch(self.clock)
+                self._sleep_patch.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        return self
 
     def stop(self) -> None:
         """Stop answering requests. Recorded calls and stored tasks stay readable."""
-        raise NotImplementedError
+        self._started = False
+        patch, self._sleep_patch = self._sleep_patch, None
+        if patch is not None:
+            patch.stop()
+        try:
+            self._close()
+        finally:
+            self._guard.leave()
 
-    def dispatch(self, request: Request, *, decline_unknown_paths: bool = False) -> Reply | None:
-        """Answer one request; ``None`` when declined (see ``decline_unknown_paths``).
+    def __enter__(self: _Self) -> _Self:
+        return self.start()
 
-        Runs the endpoint, then the planned faults and the loop guard, and records the
-        call. With ``decline_unknown_paths`` a request for a path the fake does not
-        serve is left to someone else (not answered, not recorded).
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.stop()
+        if exc_type is None:
+            self.verify()
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.__exit__(exc_type)
+
+    def __repr__(self) -> str:
+        with self._lock:
+            messages, calls = len(self._store.known_ids()), len(self._calls.calls)
+        state = "started" if self._started else "stopped"
+        return (
+            f"<{type(self).__name__} {self.base_url} {state}, "
+            f"{messages} message(s), {calls} call(s)>"
+        )
+
+    # -- what the endpoint serves ---------------------------------------------------
+
+    def add(
+        self,
+        message_id: str,
+        tasks: Iterable[Task | Mapping[str, Any]] | None = None,
+        *,
+        count: int | None = None,
+        **task_overrides: Any,
+    ) -> list[Task]:
+        """Store tasks for ``message_id`` (registering the message); returns them.
+
+        Give ``tasks`` (``Task`` objects or wire dicts; an empty list registers the
+        message with no tasks), or ``count`` to generate that many with ``make_tasks``,
+        where ``task_overrides`` apply (``add("msg_1", count=5, state="failed")``).
+        A task with no ``timeline_at`` is stamped from the clock in list order, newest
+        first. Tasks already stored stay; a task id the message already has is refused.
         """
-        endpoint_request = EndpointRequest(
-            method=request.method,
-            raw_path=request.raw_path,
-            query=request.query,
-            authorization=request.header("authorization"),
-            now=self.clock.now,
+        built = tasks_to_add(
+            self._stream_now(), message_id, tasks, count, self.clock.now, task_overrides
         )
         with self._lock:
-            answer = handle(endpoint_request, self._store, self._config)
-            if decline_unknown_paths and answer.unserved_reason == "unknown_path":
-                return None
-            fault = self._take_fault(answer) if self._faults else None
-            if fault is None or fault.kind == "delay":
-                reply, call = self._endpoint_reply(request, endpoint_request, answer, fault)
-            else:
-                reply, call = self._fault_reply(request, answer, fault)
-            self._calls.append(call)
-        return reply
+            return self._store.add(message_id, built, self.clock.now)
 
-    def _endpoint_reply(
+    def add_message(self, message_id: str) -> None:
+        """Register ``message_id`` with no tasks: it answers ``200`` with ``tasks: []``."""
+        with self._lock:
+            self._store.add_message(message_id)
+
+    def add_pages(self, message_id: str, pages: Iterable[TasksPage | Mapping[str, Any]]) -> None:
+        """Serve ``pages`` verbatim for ``message_id``.
+
+        A request without a cursor gets the first page; a request with a page's
+        ``cursor`` gets the page after it. Each page but the last must hand out a
+        cursor of its own, and the last must end the list (``0`` or no cursor).
+        """
+        with self._lock:
+            self._store.add_pages(message_id, list(pages))
+
+    def simulate_delivery(
         self,
-        request: Request,
-        endpoint_request: EndpointRequest,
-        answer: EndpointResponse,
-        fault: Fault | None,
-    ) -> tuple[Reply, RecordedCall]:
-        """The endpoint's answer (after a planned delay), unless the loop guard stops it."""
-        loop = None if fault is not None else self._check_loop(request, endpoint_request, answer)
-        if loop is None:
-            reply = past_read_timeout(
-                request,
-                Reply(
-                    "answer",
-                    answer.status,
-                    answer.headers,
-                    answer.body,
-                    delay=0.0 if fault is None else fault.delay,
-                ),
-            )
-        elif request.in_process:
-            reply = Reply("raise", exception=loop)
-        else:
-            reply = Reply("answer", LOOP_STATUS, JSON_HEADERS, error_body(str(loop)))
-        call = record_call(request, answer, reply, fault, loop or reply.exception)
-        if loop is not None:
-            self._loop_errors.append(call)
-        return reply, call
+        message_id: str,
+        *,
+        url: str,
+        outcomes: Sequence[Outcome],
+        max_retry: int = 3,
+        active_ms: int = 500,
+        task_id: str | None = None,
+    ) -> str:
+        """Add a task that goes through QStash's delivery lifecycle as the clock moves.
 
-    def _fault_reply(
-        self, request: Request, answer: EndpointResponse, fault: Fault
-    ) -> tuple[Reply, RecordedCall]:
-        """What a planned ``fail``, ``rate_limit`` or ``raise`` fault gives the client."""
-        if fault.kind == "raise":
-            error = fault.new_exception()
-            if request.in_process:
-                action: Literal["raise", "close", "hold"] = "raise"
-            else:
-                action = "hold" if is_timeout(type(error)) else "close"
-            reply = Reply(action, delay=fault.delay, exception=error)
-            return reply, record_call(request, answer, reply, fault, error)
-        assert fault.status is not None
-        reply = past_read_timeout(
-            request,
-            Reply(
-                "answer", fault.status, fault.headers_at(self.clock.now), fault.body, fault.delay
-            ),
-        )
-        return reply, record_call(request, answer, reply, fault, reply.exception)
+        The task is created now (``clock.now``) and shows ``created``, ``planned``,
+        then ``active`` for ``active_ms`` per attempt. Each attempt ends as its entry in
+        ``outcomes`` says: an HTTP status of the destination (2xx delivers it), an
+        exception type or instance for a timeout or connection failure, or the error
+        text itself. After a failed attempt, while retries remain, the task shows
+        ``error`` with ``retried`` counted up and waits ``backoff(retried)`` (QStash v1:
+        ``min(86400, e ** (2 * retried))`` seconds), then ``planned`` and the next
+        attempt; the failure with ``retried == max_retry`` leaves it ``failed``.
+        ``outcomes`` must end the task: ``[500, 500, 200]`` is delivered with
+        ``retried == 2``.
 
-    def _check_loop(
-        self, request: Request, endpoint_request: EndpointRequest, answer: EndpointResponse
-    ) -> BaseException | None:
-        # What was asked (method, path, query, auth, the clock's time), what it got, and
-        # whether anything stored changed in between.
-        key = (endpoint_request, answer.status, answer.body, self._store.version)
-        actor = current_actor() if request.client is None else request.client
-        repeats = self._loop_guard.count(actor, key)
-        if repeats <= self._loop_guard.limit:
-            return None
-        return QStashTasksLoopError(
-            loop_message(
-                request.method,
-                request.url,
-                answer.cursor,
-                repeats,
-                answer.status,
-                self._loop_guard.limit,
-                owner=self._owner(),
-                waiting=Waiting(
-                    answer.message_id,
-                    endpoint_request.now,
-                    self._store.unsettled(answer.message_id, endpoint_request.now),
-                    self.clock.mode,
-                ),
+        Every response shows the state at the clock's time; ``clock.advance`` may jump
+        any distance at once. Returns the task id. Call it again with another ``url``
+        to model a message sent to several destinations.
+        """
+        with self._lock:
+            if task_id is None:
+                task_id = self._stream_now().new_id("tsk")
+            now = self.clock.now
+            plan = SimulatedDelivery.plan(
+                task_id, message_id, url, outcomes, max_retry, now, active_ms
             )
-        )
+            self._store.add_simulated(plan)
+        return task_id
+
+    def message_ids(self) -> list[str]:
+        """The ids of the registered messages, in the order registered."""
+        with self._lock:
+            return self._store.known_ids()
+
+    def tasks(self, message_id: str) -> list[Task]:
+        """The tasks stored for ``message_id``, in serving order (newest first)."""
+        with self._lock:
+            return self._store.tasks_at(message_id, self.clock.now)
+
+    def reset(self) -> None:
+        """Forget everything the fake learnt since it was made: stored tasks, scripted
+        pages, simulated deliveries, recorded calls, planned faults and loop streaks;
+        the clock goes back to its start and a seeded fake's data starts over. The
+        settings stay."""
+        with self._lock:
+            self._store.clear()
+            self._faults.clear()
+            self._calls.clear()
+            self._dispatcher.loop_guard.reset()
+            self.clock.restart()
+            if self._seed is not None:
+                self._stream = Stream(None, self._seed)
+
+    def _stream_now(self) -> Stream:
+        """Where generated data comes from: this fake's seed, else the running test's."""
+        return self._stream or current_stream()
+
+    # -- faults ---------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int = 500,
+        *,
+        times: int = 1,
+        error: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        message_id: str | None = None,
+        cursor: int | AnyCursor | None = ANY,
+        page: int | None = None,
+        delay: float = 0,
+    ) -> Fault:
+        """Answer the next ``times`` matching requests with ``status``.
+
+        The body is QStash-shaped: ``{"error": error}`` (by default the status's
+        reason phrase); ``headers`` are added to the answer. Target one message with
+        ``message_id``, one request with ``cursor`` (``None``: the first page's, which
+        has none) or the ``page``-th page of a walk (1 is the first). Faults planned one
+        after another form a sequence; used up, the endpoint serves normally again.
+        ``delay`` (seconds) holds the answer back first. Returns the planned fault.
+        """
+        target = FaultTarget.checked(message_id, cursor, page)
+        return self._plan(_faults.fail(status, times, error, headers, target, delay))
+
+    def rate_limit_next(
+        self,
+        *,
+        times: int = 1,
+        daily: bool = False,
+        limit: int | None = None,
+        remaining: int = 0,
+        reset: int | None = None,
+        message_id: str | None = None,
+        cursor: int | AnyCursor | None = ANY,
+        page: int | None = None,
+        delay: float = 0,
+    ) -> Fault:
+        """Answer the next ``times`` matching requests with ``429``, as QStash does.
+
+        The burst limit (default) sends ``Burst-RateLimit-Limit``, ``-Remaining`` and
+        ``-Reset``; ``daily=True`` sends ``RateLimit-Limit``, ``-Remaining`` and
+        ``-Reset``, from which the official SDK raises ``RateLimitExceededError`` or
+        ``DailyMessageLimitExceededError`` carrying these values. ``reset`` is a unix
+        timestamp in seconds: by default the fake clock's next second (burst) or next
+        UTC midnight (daily). ``limit`` defaults to 100 (burst, per second) or 1000
+        (daily). Targets and ``delay`` as in ``fail_next``.
+        """
+        target = FaultTarget.checked(message_id, cursor, page)
+        return self._plan(_faults.rate_limit(times, daily, limit, remaining, reset, target, delay))
+
+    def raise_next(
+        self,
+        exception: BaseException | type[BaseException],
+        *,
+        times: int = 1,
+        message_id: str | None = None,
+        cursor: int | AnyCursor | None = ANY,
+        page: int | None = None,
+        delay: float = 0,
+    ) -> Fault:
+        """Make the next ``times`` matching requests fail in transport, with no answer.
+
+        In-process (``qstash_tasks``) the client raises ``exception``: a transport
+        error such as ``httpx.ConnectError``, ``httpx.ConnectTimeout``,
+        ``httpx.ReadTimeout`` or ``httpx.RemoteProtocolError``, as a class (built with
+        a message and the request) or an instance (copied for each raise). Over a
+        socket (``qstash_tasks_server``) the server closes the connection without an
+        answer, or, for a timeout, holds the answer until the client gives up. Targets
+        and ``delay`` as in ``fail_next``.
+        """
+        target = FaultTarget.checked(message_id, cursor, page)
+        return self._plan(_faults.raise_(exception, times, target, delay))
+
+    def delay_next(
+        self,
+        seconds: float,
+        *,
+        times: int = 1,
+        message_id: str | None = None,
+        cursor: int | AnyCursor | None = ANY,
+        page: int | None = None,
+    ) -> Fault:
+        """Hold back the normal answer to the next ``times`` matching requests.
+
+        Async clients await the delay (the event loop keeps running); sync clients
+        sleep. The fake's clock does not move. Targets as in ``fail_next``.
+        """
+        target = FaultTarget.checked(message_id, cursor, page)
+        return self._plan(_faults.delay(seconds, times, target))
+
+    @property
+    def faults(self) -> list[Fault]:
+        """Every fault planned, in order, used up or not (a copy)."""
+        with self._lock:
+            return self._faults.planned()
+
+    def _plan(self, fault: Fault) -> Fault:
+        with self._lock:
+            return self._faults.plan(fault)
+
+    # -- what reached the fake ------------------------------------------------------
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        """Every request the fake answered, in order: a read-only copy (``reset()``
+        forgets them)."""
+        with self._lock:
+            return self._calls.copy()
+
+    def get_calls(
+        self,
+        message_id: str | None = None,
+        *,
+        cursor: int | AnyCursor | None = ANY,
+        status: int | None = None,
+        served: bool | None = None,
+    ) -> list[RecordedCall]:
+        """The recorded calls that match every filter given.
+
+        ``cursor=None`` picks requests without a cursor (first pages); by default any
+        cursor matches. ``served=True`` picks requests answered with a page of tasks.
+        """
+        check_cursor_filter(cursor)
+        with self._lock:
+            return filter_calls(
+                self._calls.calls, message_id, cursor=cursor, status=status, served=served
+            )
+
+    def expect_unserved(
+        self, reason: UnservedReason, *, message_id: str | None = None
+    ) -> ExpectedMiss:
+        """Say that requests the fake cannot serve for ``reason`` (and ``message_id``,
+        if given) are what the test wants, so teardown does not report them; teardown
+        reports the expectation instead if no such request came.
+
+        ``reason`` is one of ``unknown_message``, ``unauthorized`` (a 401: give the fake
+        a ``token``, since by default any non-empty token is accepted), ``bad_cursor``,
+        ``unknown_cursor``, ``method_not_allowed`` and ``unknown_path``. Other misses
+        are still reported.
+        """
+        expectation = ExpectedMiss.checked(reason, message_id)
+        with self._lock:
+            self._calls.expect(expectation)
+        return expectation
+
+    def assert_called(
+        self,
+        message_id: str | None = None,
+        *,
+        times: int | None = None,
+        cursor: int | AnyCursor | None = ANY,
+    ) -> None:
+        """Assert that matching requests reached the fake: at least one, or exactly ``times``."""
+        __tracebackhide__ = True  # show the user's line, not ours
+        if times is not None:
+            check_int("times", times)
+        check_cursor_filter(cursor)
+        problem = called_problem(self.calls, message_id, times, cursor)
+        if problem is not None:
+            raise AssertionError(problem)
+
+    def assert_not_called(self, message_id: str | None = None) -> None:
+        """Assert that no request (for ``message_id``, if given) reached the fake."""
+        __tracebackhide__ = True  # show the user's line, not ours
+        problem = called_problem(self.calls, message_id, None, ANY, none_wanted=True)
+        if problem is not None:
+            raise AssertionError(problem)
+
+    def assert_all_pages_fetched(self, message_id: str) -> None:
+        """Assert that the client walked ``message_id`` to the end.
+
+        A page without a cursor was served, and for every page served with a cursor
+        to follow, a request with that cursor was served too, up to a page that ended
+        the list.
+        """
+        __tracebackhide__ = True  # show the user's line, not ours
+        with self._lock:
+            calls = list(self._calls.calls)
+            known = self._store.known_ids()
+        problem = all_pages_fetched_problem(calls, message_id, known)
+        if problem is not None:
+            raise AssertionError(problem)
 
     # -- teardown checks ------------------------------------------------------------
 
@@ -279,59 +532,52 @@ class QStashTasksFake(StateAPI, FaultAPI, CallsAPI, InterceptAPI):
     def problems(self) -> list[str]:
         """What ``verify()`` would report, one paragraph each."""
         with self._lock:
-            calls, loops = list(self._calls), list(self._loop_errors)
-            real_host = list(self._real_host_calls)
-            expected = list(self._expected)
-            scripted, planned = list(self._store.scripted.values()), list(self._faults)
+            log = self._calls.snapshot()
+            scripted, planned = list(self._store.scripted.values()), self._faults.planned()
         return problems(
             base_url=self.base_url,
-            calls=calls,
-            loops=loops,
-            real_host=real_host,
+            log=log,
             scripted=scripted,
             faults=planned,
-            expected=expected,
             owner=self._owner(),
-            checks={
-                "assert_all_requests_served": self.assert_all_requests_served,
-                "assert_all_scripted_pages_requested": self.assert_all_scripted_pages_requested,
-                "assert_all_faults_triggered": self.assert_all_faults_triggered,
-            },
+            checks={check: getattr(self, check) for check in CHECKS},
         )
 
-    # -- context manager ------------------------------------------------------------
+    # -- the transports' side: how a request reaches the fake -----------------------
 
-    def __enter__(self: _Self) -> _Self:
-        return self.start()
+    # An in-process transport also asks the guard (``_guard``) which requests of the
+    # process are the fake's to answer, or to stop.
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        if exc_type is None:
-            self.verify()
+    @abc.abstractmethod
+    def _open(self) -> None:
+        """Start carrying requests to ``_dispatch`` (``start`` calls it)."""
 
-    async def __aenter__(self: _Self) -> _Self:
-        return self.__enter__()
+    @abc.abstractmethod
+    def _close(self) -> None:
+        """Stop carrying requests; called by every ``stop``, started or not."""
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+    @abc.abstractmethod
+    def _clients_served(self) -> str:
+        """Which clients reach this fake and how, for a failed test's hint."""
 
-    def __repr__(self) -> str:
+    def _dispatch(self, request: Request) -> Reply:
+        """Answer one request (see ``Dispatcher``)."""
+        return self._dispatcher.dispatch(request)
+
+    # -- the plugin's side ----------------------------------------------------------
+
+    def _owner(self) -> str | None:
+        """How the fake was configured, for messages: ``None`` by a fixture (marker and
+        ini options), else its class (constructor arguments)."""
+        return None if self._made_by_fixture else type(self).__name__
+
+    def _unreached_hint(self) -> str | None:
+        """Why a failed test may have read nothing from the fake: messages were
+        registered, yet no request reached it (``None`` when that is not so)."""
         with self._lock:
-            messages, calls = len(self._store.known_ids()), len(self._calls)
-        return (
-            f"<{type(self).__name__} {self.base_url} {self._state_word()}, "
-            f"{messages} message(s), {calls} call(s)>"
-        )
-
-    def _state_word(self) -> str:
-        return "stopped"
+            if self._calls.reached():
+                return None
+            known = self._store.known_ids()
+        if not known:
+            return None
+        return unreached_message(known, self.base_url, self._clients_served())

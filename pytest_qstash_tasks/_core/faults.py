@@ -9,6 +9,7 @@ requests each fault fires exactly ``times`` times.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,7 +26,7 @@ from .args import (
 )
 from .exchange import JSON_HEADERS, error_body, reason_phrase
 
-__all__ = ["Fault", "FaultKind", "FaultTarget", "check_exception", "reset_at"]
+__all__ = ["Fault", "FaultKind", "FaultQueue", "FaultTarget", "check_exception", "reset_at"]
 
 FaultKind = Literal["fail", "rate_limit", "raise", "delay"]
 RateLimitWindow = Literal["burst", "daily"]
@@ -132,9 +133,53 @@ class Fault:
         return f"{self.label}: fired {self.fired} of {self.times} time(s)"
 
 
+class FaultQueue:
+    """The faults planned, in the order planned, used up or not.
+
+    It takes no lock of its own: the fake holds its lock around every use, so under
+    concurrent requests each fault fires exactly ``times`` times.
+    """
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._faults)
+
+    def plan(self, fault: Fault) -> Fault:
+        """Queue ``fault`` behind the ones planned before it."""
+        self._faults.append(fault)
+        return fault
+
+    def take(
+        self, message_id: str | None, cursor: int | None, page_of: Callable[[], int | None]
+    ) -> Fault | None:
+        """The first fault not used up that a request for ``message_id`` with ``cursor``
+        meets, counted as fired; ``page_of`` tells which page of a walk the request is,
+        asked only when a fault targets a page."""
+        page: int | None = None
+        asked = False
+        for fault in self._faults:
+            if fault.fired >= fault.times:
+                continue
+            if fault.page is not None and not asked:
+                page, asked = page_of(), True
+            if fault.matches(message_id, cursor, page):
+                fault.fired += 1
+                return fault
+        return None
+
+    def planned(self) -> list[Fault]:
+        """Every fault planned, in order (a copy)."""
+        return list(self._faults)
+
+    def clear(self) -> None:
+        """Forget every fault."""
+        self._faults.clear()
+
+
 def fail(
     status: object,
-    *,
     times: object,
     error: object,
     headers: object,
@@ -153,16 +198,15 @@ def fail(
         target,
         check_seconds("delay", delay),
         status=status,
-        body=error_body(reason_phrase(status) if text is None else text),
+        body=error_body(reason_phrase(status, f"HTTP status {status}") if text is None else text),
         headers=(*JSON_HEADERS, *extra),
         label=_label("fail_next", [repr(status)], count, target),
     )
 
 
 def rate_limit(
-    *,
     times: object,
-    daily: bool,
+    daily: object,
     limit: object,
     remaining: object,
     reset: object,
@@ -170,6 +214,7 @@ def rate_limit(
     delay: object,
 ) -> Fault:
     """The fault ``rate_limit_next`` plans: a 429 with the headers QStash sends."""
+    daily = bool(daily)
     window: RateLimitWindow = "daily" if daily else "burst"
     limit = _DEFAULT_LIMIT[window] if limit is None else check_int("limit", limit)
     remaining = check_int("remaining", remaining)
@@ -196,7 +241,7 @@ def rate_limit(
     )
 
 
-def raise_(exception: object, *, times: object, target: FaultTarget, delay: object) -> Fault:
+def raise_(exception: object, times: object, target: FaultTarget, delay: object) -> Fault:
     """The fault ``raise_next`` plans."""
     planned = check_exception(exception)
     name = planned.__name__ if isinstance(planned, type) else type(planned).__name__
@@ -211,7 +256,7 @@ def raise_(exception: object, *, times: object, target: FaultTarget, delay: obje
     )
 
 
-def delay(seconds: object, *, times: object, target: FaultTarget) -> Fault:
+def delay(seconds: object, times: object, target: FaultTarget) -> Fault:
     """The fault ``delay_next`` plans: the normal answer, held back."""
     if not is_seconds(seconds) or not seconds:
         raise ValueError(f"delay_next() takes seconds > 0, got {seconds!r}")

@@ -19,15 +19,22 @@ The timeline of one delivery (all durations in ms; see the docs' fidelity page):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .args import check_int
 from .models import Task, TaskState
-from .timing import backoff_ms
 
-__all__ = ["Outcome", "SimulatedDelivery", "error_text", "is_timeout"]
+__all__ = [
+    "BACKOFF_TABLE_MS",
+    "Outcome",
+    "SimulatedDelivery",
+    "backoff_ms",
+    "error_text",
+    "is_timeout",
+]
 
 #: What one delivery attempt meets: the destination's HTTP status, an exception
 #: (type or instance) for a timeout or connection failure, or the error text itself.
@@ -35,6 +42,21 @@ Outcome = int | str | BaseException | type[BaseException]
 
 #: How long a new task stays ``created``, and ``planned`` before each attempt.
 STEP_MS = 100
+
+_MAX_BACKOFF_S = 86_400
+#: ``backoff_ms(n)`` for n = 0..6: e ** (2 * n) passes a day at n = 6, so the last entry
+#: covers every larger retry count.
+BACKOFF_TABLE_MS = [int(min(_MAX_BACKOFF_S, math.exp(2 * n)) * 1000) for n in range(7)]
+
+
+def backoff_ms(retried: int) -> int:
+    """The v1 delay before the next attempt, in ms, after ``retried`` retries.
+
+    ``min(86400, e ** (2 * retried))`` seconds, truncated to whole milliseconds.
+    """
+    if type(retried) is not int or retried < 0:  # on the factories' hot path: no call
+        check_int("retried", retried)
+    return BACKOFF_TABLE_MS[min(retried, len(BACKOFF_TABLE_MS) - 1)]
 
 
 def error_text(outcome: Outcome) -> str | None:
@@ -84,7 +106,6 @@ class SimulatedDelivery:
     @classmethod
     def plan(
         cls,
-        *,
         task_id: str,
         message_id: str,
         url: str,

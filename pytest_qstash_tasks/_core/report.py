@@ -11,43 +11,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .args import ANY, AnyCursor
-from .calls import RecordedCall
-from .expectations import ExpectedMiss
+from .calls import CallLog, RecordedCall, filter_calls
 from .faults import Fault
 from .store import ScriptedPages
 
 __all__ = [
+    "CHECKS",
+    "MAX_LISTED",
     "Waiting",
     "all_pages_fetched_problem",
+    "called_problem",
     "describe_filter",
-    "filter_calls",
     "format_calls",
     "format_problems",
     "loop_message",
     "problems",
+    "real_host_message",
+    "server_problems",
     "switch_text",
     "times_text",
     "unreached_message",
 ]
-
-
-def filter_calls(
-    calls: Sequence[RecordedCall],
-    message_id: str | None = None,
-    *,
-    cursor: int | AnyCursor | None = ANY,
-    status: int | None = None,
-    served: bool | None = None,
-) -> list[RecordedCall]:
-    """The calls that match every filter given."""
-    return [
-        call
-        for call in calls
-        if (message_id is None or call.message_id == message_id)
-        and (cursor is ANY or call.cursor == cursor)
-        and (status is None or call.status == status)
-        and (served is None or call.served == served)
-    ]
 
 
 def describe_filter(message_id: str | None, cursor: int | AnyCursor | None) -> str:
@@ -77,10 +61,47 @@ def format_calls(calls: Sequence[RecordedCall], marked: Sequence[RecordedCall] =
     return "\n".join(lines)
 
 
+def called_problem(
+    calls: Sequence[RecordedCall],
+    message_id: str | None,
+    times: int | None,
+    cursor: int | AnyCursor | None,
+    *,
+    none_wanted: bool = False,
+) -> str | None:
+    """Why ``assert_called`` fails (at least one matching call, or exactly ``times``),
+    or ``assert_not_called`` with ``none_wanted``; ``None`` when it passes."""
+    matched = filter_calls(calls, message_id, cursor=cursor)
+    what = describe_filter(message_id, cursor)
+    if none_wanted:
+        if not matched:
+            return None
+        expected = f"expected no {what}, got {len(matched)}."
+    elif times is None and not matched:
+        expected = f"expected {what} to the fake, got none."
+    elif times is not None and len(matched) != times:
+        expected = f"expected {what} {times_text(times)}, got {times_text(len(matched))}."
+    else:
+        return None
+    return f"qstash_tasks: {expected}\n{format_calls(calls, matched)}"
+
+
 def all_pages_fetched_problem(
     calls: Sequence[RecordedCall], message_id: str, known: Sequence[str]
 ) -> str | None:
-    """Why the client did not follow ``message_id``'s cursors to the end, or None."""
+    """Why ``assert_all_pages_fetched`` fails (the client did not follow
+    ``message_id``'s cursors to the end), with the calls, or ``None``."""
+    problem = _unwalked(calls, message_id, known)
+    if problem is None:
+        return None
+    mine = [call for call in calls if call.message_id == message_id]
+    return (
+        f"qstash_tasks: expected every page of {message_id!r} to be fetched: "
+        f"{problem}.\n{format_calls(calls, mine)}"
+    )
+
+
+def _unwalked(calls: Sequence[RecordedCall], message_id: str, known: Sequence[str]) -> str | None:
     if message_id not in known:
         listed = ", ".join(repr(k) for k in known) or "none"
         return (
@@ -190,21 +211,28 @@ def unreached_message(known: Sequence[str], base_url: str, clients: str) -> str:
     )
 
 
+#: The teardown checks a test can switch off, each a setting of the fake.
+CHECKS = (
+    "assert_all_requests_served",
+    "assert_all_scripted_pages_requested",
+    "assert_all_faults_triggered",
+)
+
+
 def problems(
     *,
     base_url: str,
-    calls: Sequence[RecordedCall],
-    loops: Sequence[RecordedCall],
-    real_host: Sequence[RecordedCall],
+    log: CallLog,
     scripted: Sequence[ScriptedPages],
     faults: Sequence[Fault],
-    expected: Sequence[ExpectedMiss],
     checks: dict[str, bool],
     owner: str | None = None,
 ) -> list[str]:
-    """What ``verify()`` reports, one paragraph each; ``checks`` holds the switches and
-    ``owner`` says how the fake was configured (see ``switch_text``)."""
+    """What ``verify()`` reports, one paragraph each, from a snapshot of the call log;
+    ``checks`` holds the switches and ``owner`` says how the fake was configured (see
+    ``switch_text``)."""
     found: list[str] = []
+    real_host, loops, calls = log.real_host, log.loops, log.calls
     if real_host:
         first = real_host[0].exception
         found.append(
@@ -218,11 +246,7 @@ def problems(
             "stopped a likely infinite loop: the same request kept getting the same "
             "answer (QStashTasksLoopError):\n" + _bullets(c.describe() for c in loops)
         )
-    unserved = [
-        call
-        for call in calls
-        if call.unserved_reason is not None and not any(e.covers(call) for e in expected)
-    ]
+    unserved = log.unexpected_misses()
     if unserved and checks["assert_all_requests_served"]:
         found.append(
             f"{len(unserved)} request(s) to {base_url} could not be served:\n"
@@ -231,7 +255,7 @@ def problems(
             + "\n  (or say which are meant to miss: qstash_tasks.expect_unserved(reason, "
             "message_id=...))"
         )
-    unmet = [e for e in expected if not any(e.covers(call) for call in calls)]
+    unmet = log.unmet_expectations()
     if unmet:
         found.append(
             f"{len(unmet)} expected unserved request(s) never came:\n"
@@ -252,6 +276,40 @@ def problems(
             + _switch("assert_all_faults_triggered", owner)
         )
     return found
+
+
+def server_problems(
+    internal_errors: Sequence[str], stray: Sequence[str], base_url: str
+) -> list[str]:
+    """What a server fake reports besides the fake's own problems: requests it failed
+    to answer (a bug here), and requests that came while no test held the server."""
+    found = []
+    if internal_errors:
+        found.append(
+            f"the server failed to answer {len(internal_errors)} request(s) (a bug in "
+            "pytest-qstash-tasks, please report it):\n" + _bullets(internal_errors)
+        )
+    if stray:
+        found.append(
+            f"{len(stray)} request(s) reached {base_url} while no test held the server, "
+            "before this test started, and got 503 (a client an earlier test left "
+            "running?):\n" + _bullets(stray)
+        )
+    return found
+
+
+def real_host_message(what: str, host: str, base_url: str, switch_off: str) -> str:
+    """What a request (``what``: ``GET <url>``, or ``a connection to <host>``) to the
+    real QStash is told, and what the test reports; ``switch_off`` says how to turn the
+    guard off."""
+    return (
+        f"{what} was stopped before it reached the real QStash ({host}): "
+        f"while this test's fake is active it answers at {base_url}, not at {host}. "
+        "Point the client at the fake: create it after the fixture starts with "
+        f"QSTASH_URL={base_url} set (the official SDK reads QSTASH_URL when the client "
+        "is created), or pass the fake's base_url (QStash(token, base_url=...)). "
+        f"(To let such requests through, use {switch_off}.)"
+    )
 
 
 def format_problems(found: Sequence[str]) -> str:

@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .ids import new_ids
+
 if TYPE_CHECKING:
     from .clock import Clock
 
@@ -48,6 +50,11 @@ class Stream:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh QStash-shaped id (``tsk_...``) drawn from the stream."""
+        self.used = True
+        return new_ids(prefix, 1, self.rng, self.taken_ids)[0]
 
 
 _current: Stream | None = None

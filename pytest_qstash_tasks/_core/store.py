@@ -1,5 +1,8 @@
 """The fake's state: messages and their tasks. Pure data, no HTTP.
 
+A message's tasks are ordered by a timeline timestamp (``Task.timeline_at``, not a wire
+field), newest first: ``with_timeline`` stamps the tasks that have none.
+
 Each message keeps its tasks sorted newest first, with each task's wire JSON
 serialised once when it is stored, so serving a page is a slice and a join.
 """
@@ -15,11 +18,31 @@ from .args import check_message_id
 from .lifecycle import SimulatedDelivery
 from .models import Task, TasksPage
 from .pagination import page_bounds
-from .timeline import with_timeline
 
-__all__ = ["MessageTasks", "ScriptedPages", "TaskStore"]
+__all__ = ["MessageTasks", "ScriptedPages", "TaskStore", "newest_first", "with_timeline"]
 
 _Body = bytes | SimulatedDelivery
+
+
+def with_timeline(tasks: Iterable[Task], now: int) -> list[Task]:
+    """The tasks, each with a timeline timestamp.
+
+    A task that has none is stamped by its place in the list, taken as newest first:
+    the i-th gets ``now - i``. A list parsed from a QStash answer keeps its order.
+    """
+    stamped = []
+    for index, task in enumerate(tasks):
+        if not isinstance(task, Task):
+            raise TypeError(f"expected Task objects, got {type(task).__name__}: {task!r}")
+        if task.timeline_at is None:
+            task = task.model_copy(update={"timeline_at": max(1, now - index)})
+        stamped.append(task)
+    return stamped
+
+
+def newest_first(task: Task) -> int:
+    """Sort key: the newest timeline timestamp first."""
+    return -(task.timeline_at or 0)
 
 
 def _wire_json(task: Task) -> bytes:
@@ -181,6 +204,13 @@ class TaskStore:
         self.version = object()
         self._registered: dict[str, None] = {}
 
+    def clear(self) -> None:
+        """Forget every message."""
+        self.messages.clear()
+        self.scripted.clear()
+        self._registered.clear()
+        self.version = object()
+
     def add(self, message_id: str, tasks: Iterable[Task], now: int) -> list[Task]:
         """Store tasks (stamping untimed ones, see ``with_timeline``); returns them."""
         self._check_unscripted(message_id)
@@ -223,6 +253,13 @@ class TaskStore:
             raise ValueError(f"message {message_id!r} already has scripted pages")
         self.scripted[message_id] = ScriptedPages.build(message_id, pages)
         self._changed(message_id)
+
+    def tasks_at(self, message_id: str, now: int) -> list[Task]:
+        """``message_id``'s tasks as served at ``now``; ``KeyError`` if it holds none."""
+        message = self.messages.get(message_id)
+        if message is None:
+            raise KeyError(f"message {message_id!r} holds no stored tasks")
+        return message.tasks_at(now)
 
     def unsettled(self, message_id: str | None, now: int) -> list[int]:
         """When each of ``message_id``'s unsettled simulated deliveries settles."""

@@ -8,12 +8,14 @@ are imported when a fake starts, not before.
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from pytest_qstash_tasks._core.endpoint import serves_path
+from pytest_qstash_tasks._core.exchange import Reply, Request
 from pytest_qstash_tasks._core.fake import QStashTasksFake
 
 if TYPE_CHECKING:
-    from .respx_router import InterceptAt
+    from .httpx import InterceptAt
 
 __all__ = ["InProcess", "QStashTasksMock", "check_intercept_at", "requests_supported"]
 
@@ -36,11 +38,9 @@ def check_intercept_at(value: object) -> InterceptAt:
 
 
 class InProcess:
-    """Every in-process interceptor of one fake, started and stopped together.
-
-    A fake that answers in this process (``QStashTasksMock``) is answered by them; a
-    server fake uses them to stop requests to the real QStash only.
-    """
+    """The in-process interceptors of one ``QStashTasksMock`` (httpx's, and requests'
+    with the extra), started and stopped together, and what they share: which requests
+    of the process are the fake's to answer, and which to stop."""
 
     def __init__(self, fake: QStashTasksFake, intercept_httpx_at: InterceptAt) -> None:
         self.fake = fake
@@ -54,14 +54,13 @@ class InProcess:
 
     def start(self) -> None:
         """Put the fake in front of httpx (and ``requests``, with the extra)."""
-        from .respx_router import RespxInterceptor
+        from .httpx import HttpxInterceptor
 
-        interceptors: list[_Interceptor] = [RespxInterceptor(self.fake, self.intercept_httpx_at)]
+        interceptors: list[_Interceptor] = [HttpxInterceptor(self, self.intercept_httpx_at)]
         if requests_supported():
-            from .responses_route import ResponsesInterceptor
+            from .requests import RequestsInterceptor
 
-            interceptors.append(ResponsesInterceptor(self.fake))
-        self.fake.begin_intercepting()
+            interceptors.append(RequestsInterceptor(self))
         try:
             for interceptor in interceptors:
                 interceptor.start()
@@ -74,7 +73,39 @@ class InProcess:
         """Take the fake out of line, the last started first."""
         while self._running:
             self._running.pop().stop()
-        self.fake.end_intercepting()
+
+    def intercept(
+        self, request: Request, scheme: str, host: str, port: int | None, *, own_paths_only: bool
+    ) -> Reply | None:
+        """The reply to a request of this process, or ``None`` to let it go on (to another
+        mock, or the network). See ``takes``; a request to the real QStash gets
+        ``QStashTasksRealHostError``."""
+        claim = self._claim(scheme, host, port, request.raw_path, own_paths_only)
+        if claim is None:
+            return None
+        if claim == "origin":
+            return self.fake._dispatch(request)
+        what = f"{request.method} {request.url}"
+        error = self.fake._guard.stop(what, request.method, request.url, host, request)
+        return Reply("raise", exception=error)
+
+    def takes(
+        self, scheme: str, host: str, port: int | None, raw_path: str, *, own_paths_only: bool
+    ) -> bool:
+        """Whether ``intercept`` answers a request to this URL (no side effects): one to the
+        fake's origin (with ``own_paths_only``, because another mock in line may fake the
+        rest of QStash, only the endpoint's own paths) and, while the guard is on, one to
+        the real QStash, to stop it."""
+        return self._claim(scheme, host, port, raw_path, own_paths_only) is not None
+
+    def _claim(
+        self, scheme: str, host: str, port: int | None, raw_path: str, own_paths_only: bool
+    ) -> Literal["origin", "stop"] | None:
+        guard = self.fake._guard
+        claim = guard.claim(scheme, host, port)
+        if claim == "origin" and own_paths_only and not serves_path(raw_path, guard.url.path):
+            return None
+        return claim
 
 
 class QStashTasksMock(QStashTasksFake):
@@ -102,16 +133,22 @@ class QStashTasksMock(QStashTasksFake):
         **settings: The fake's settings (see ``QStashTasksFake``).
     """
 
-    answers_in_process = True
+    _answers_in_process = True
 
     def __init__(self, *, intercept_httpx_at: InterceptAt = "transport", **settings: Any) -> None:
         check_intercept_at(intercept_httpx_at)
         super().__init__(**settings)
         self._in_process = InProcess(self, intercept_httpx_at)
 
-    @property
-    def clients_served(self) -> str:  # type: ignore[override]
-        """Which clients reach this fake and how (for a failed test's report)."""
+    # -- the transport --------------------------------------------------------------
+
+    def _open(self) -> None:
+        self._in_process.start()
+
+    def _close(self) -> None:
+        self._in_process.stop()
+
+    def _clients_served(self) -> str:
         if requests_supported():
             served = "It answers httpx (through respx) and requests (through responses) "
             served += "in this process."
@@ -125,23 +162,3 @@ class QStashTasksMock(QStashTasksFake):
             "the qstash_tasks_server fixture: point them at its base_url (its env holds "
             "QSTASH_URL and QSTASH_TOKEN)."
         )
-
-    def start(self) -> QStashTasksMock:
-        """Start intercepting requests to ``base_url``."""
-        if self._in_process.running:
-            raise RuntimeError("this QStashTasksMock is already started")
-        self._in_process.start()
-        try:
-            self._start_driving_clock()
-        except BaseException:
-            self._in_process.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop intercepting. Recorded calls and stored tasks stay readable."""
-        self._stop_driving_clock()
-        self._in_process.stop()
-
-    def _state_word(self) -> str:
-        return "started" if self._in_process.running else "stopped"

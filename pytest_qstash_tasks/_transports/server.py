@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_qstash_tasks._core.exchange import Reply, Request
 from pytest_qstash_tasks._core.fake import QStashTasksFake
+from pytest_qstash_tasks._core.report import server_problems
 
-from .loopback import AccessLog, LoopbackServer
+from .http_server import AccessLog, LoopbackServer
 
 if TYPE_CHECKING:
     from pytest_qstash_tasks._core.control import ControlPlane
@@ -28,13 +29,16 @@ class QStashTasksServer(QStashTasksFake):
             fake.add("msg_123", count=250)
             subprocess.run(["my-report", "msg_123"], env={**os.environ, **fake.env})
 
+    This process's own clients are still stopped before the real QStash while it runs
+    (by name resolution: the server fake intercepts nothing in-process).
+
     Args:
         host: The IP address to listen on: ``127.0.0.1`` (default) or ``::1``.
         port: The port; ``0`` (default) takes a free one.
         max_hold_seconds: How long a timeout planned with ``raise_next`` holds the
             answer when the client does not give up first.
-        server: A running ``LoopbackServer`` to answer on, shared with other fakes
-            one at a time (the fixture's); by default the fake runs its own.
+        server: A running server to answer on, shared with other fakes one at a time
+            (the ``qstash_tasks_loopback`` fixture's); by default the fake runs its own.
         control: Whether the control endpoints under ``/_fake/`` answer (the
             standalone command's: see the docs' standalone page).
         access_log: Told of every answered request (method, target, status or
@@ -78,83 +82,45 @@ class QStashTasksServer(QStashTasksFake):
 
             self._control = ControlPlane(self, self._config.token)
 
-    clients_served = (
-        "It answers any HTTP client pointed at its base_url: set QSTASH_URL (see env) "
-        "before the client is created, or pass the base URL to the client."
-    )
-
     @property
     def env(self) -> dict[str, str]:
         """``QSTASH_URL`` and ``QSTASH_TOKEN`` for a subprocess or the official SDK."""
         return {"QSTASH_URL": self.base_url, "QSTASH_TOKEN": self.token}
 
-    @property
-    def server(self) -> LoopbackServer:
-        """The HTTP server this fake answers on."""
-        return self._server
+    def problems(self) -> list[str]:
+        """What ``verify()`` would report: the fake's problems, and the server's."""
+        errors = list(self._server.internal_errors)
+        return [*super().problems(), *server_problems(errors, self._stray_before, self.base_url)]
 
-    def start(self) -> QStashTasksServer:
-        """Start answering at ``base_url`` (starting the server if the fake owns it)."""
-        if self._attached:
-            raise RuntimeError("this QStashTasksServer is already started")
+    # -- the transport --------------------------------------------------------------
+
+    def _open(self) -> None:
         if self._owns_server:
             self._server.start()
         self._stray_before = self._server.take_stray()
         self._server.internal_errors.clear()  # reported by the fake that met them
         self._server.attach(self)
         self._attached = True
-        try:
-            self._start_driving_clock()
-        except BaseException:
-            self.stop()
-            raise
-        # This process's own clients are still stopped before the real QStash (by name
-        # resolution: the fake intercepts nothing else).
-        self.begin_intercepting()
-        return self
 
-    def stop(self) -> None:
-        """Stop answering, once the requests still being answered are done.
+    def _close(self) -> None:
+        if self._attached:
+            self._attached = False
+            self._server.detach(self)  # once the requests still being answered are done
+            if self._owns_server:
+                self._server.stop()
+        elif self._owns_server and not self._server.running:
+            self._server.server_close()  # never started: free the port
 
-        Recorded calls and stored tasks stay readable.
-        """
-        if not self._attached:
-            if self._owns_server and not self._server.running:
-                self._server.server_close()  # never started: free the port
-            return
-        self._attached = False
-        self._stop_driving_clock()
-        self.end_intercepting()
-        self._server.detach(self)
-        if self._owns_server:
-            self._server.stop()
+    def _clients_served(self) -> str:
+        return (
+            "It answers any HTTP client pointed at its base_url: set QSTASH_URL (see env) "
+            "before the client is created, or pass the base URL to the client."
+        )
 
-    def dispatch(self, request: Request, *, decline_unknown_paths: bool = False) -> Reply | None:
+    def _dispatch(self, request: Request) -> Reply:
         """The control endpoints' answer, if enabled and asked for; else the fake's."""
         if self._control is not None:
             reply = self._control.dispatch(request)
             if reply is not None:
                 return reply
-        return super().dispatch(request, decline_unknown_paths=decline_unknown_paths)
-
-    def problems(self) -> list[str]:
-        """What ``verify()`` would report: the fake's problems, and the server's."""
-        found = super().problems()
-        errors = list(self._server.internal_errors)
-        if errors:
-            found.append(
-                f"the server failed to answer {len(errors)} request(s) (a bug in "
-                "pytest-qstash-tasks, please report it):\n"
-                + "\n".join(f"  - {line}" for line in errors)
-            )
-        if self._stray_before:
-            found.append(
-                f"{len(self._stray_before)} request(s) reached {self.base_url} while no "
-                "test held the server, before this test started, and got 503 (a client "
-                "an earlier test left running?):\n"
-                + "\n".join(f"  - {line}" for line in self._stray_before)
-            )
-        return found
-
-    def _state_word(self) -> str:
-        return "started" if self._attached else "stopped"
+        return super()._dispatch(request)

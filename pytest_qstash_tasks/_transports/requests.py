@@ -1,16 +1,17 @@
-"""The fake in front of ``requests`` in the test's own process, through ``responses``.
+"""``requests`` in the test's own process: the fake answers through ``responses``.
 
 Loaded only with the ``requests`` extra installed. The fake starts its own
 ``responses.RequestsMock`` on top of whatever answered ``requests`` before (the
 network, or a mock the test started earlier), with one route that hands each
 ``PreparedRequest`` to the fake and everything else on, unchanged. A mock the test
 starts later sits on top of the fake's, so the fake joins it: its route is added to
-that mock while it runs, and taken out before it stops. It holds no QStash rules.
+that mock while it runs, and taken out before it stops. It holds no QStash rules. What
+it borrows from responses beyond its documented API is listed in docs/architecture.md
+and checked by tests/test_upstream.py.
 """
 
 from __future__ import annotations
 
-import http
 import io
 import re
 import weakref
@@ -22,24 +23,24 @@ import responses
 from requests.adapters import HTTPAdapter
 from urllib3.response import HTTPResponse
 
-from pytest_qstash_tasks._core.exchange import Reply, Request
+from pytest_qstash_tasks._core.exchange import Reply, Request, reason_phrase
 from pytest_qstash_tasks._core.lifecycle import is_timeout
 from pytest_qstash_tasks._core.sleep_patch import real_sleep
 
 if TYPE_CHECKING:
-    from pytest_qstash_tasks._core.fake import QStashTasksFake
+    from .in_process import InProcess
 
-__all__ = ["ResponsesInterceptor"]
+__all__ = ["RequestsInterceptor"]
 
 #: The mocks of fakes: a fake never joins another fake's mock.
 _FAKES_MOCKS: weakref.WeakSet[responses.RequestsMock] = weakref.WeakSet()
 
 
-class ResponsesInterceptor:
+class RequestsInterceptor:
     """Answers the fake's requests from ``requests`` code, and lets the rest through."""
 
-    def __init__(self, fake: QStashTasksFake) -> None:
-        self.fake = fake
+    def __init__(self, in_process: InProcess) -> None:
+        self.in_process = in_process
         self._mock: responses.RequestsMock | None = None
         #: The fake's own mock and the send below it, kept while that send stays the same:
         #: a fixture starts and stops a fake for every test.
@@ -73,7 +74,7 @@ class ResponsesInterceptor:
                 passthru_prefixes=("",),  # not the fake's: on, unchanged
                 real_adapter_send=below,
             )
-            own.add(_FakeRoute(self.fake, others=others))
+            own.add(_FakeRoute(self.in_process, own_paths_only=others))
             _FAKES_MOCKS.add(own)
             self._own = (below, own)
         own = self._own[1]
@@ -100,7 +101,7 @@ class ResponsesInterceptor:
             return
         if type(other.get_registry()) is not responses.registries.FirstMatchRegistry:
             return  # an ordered registry answers in its own order only: leave it be
-        route = _FakeRoute(self.fake, others=True)  # the user's routes fake the rest
+        route = _FakeRoute(self.in_process, own_paths_only=True)  # the user's routes fake the rest
         other.add(route)
         self._joined[other] = route
 
@@ -118,15 +119,15 @@ def _set_start_stop(methods: tuple[Any, Any]) -> None:
 class _FakeRoute(responses.BaseResponse):
     """One route for the fake's origin and the real QStash's hosts."""
 
-    def __init__(self, fake: QStashTasksFake, *, others: bool) -> None:
-        super().__init__("GET", re.compile(re.escape(fake.base_url) + r"/.*"))
-        self.fake = fake
-        self.others = others
+    def __init__(self, in_process: InProcess, *, own_paths_only: bool) -> None:
+        super().__init__("GET", re.compile(re.escape(in_process.fake.base_url) + r"/.*"))
+        self.in_process = in_process
+        self.own_paths_only = own_paths_only
 
     def matches(self, request: requests.PreparedRequest) -> tuple[bool, str]:
         url = urlsplit(str(request.url))
-        taken = self.fake.takes(
-            url.scheme, url.hostname or "", url.port, url.path, others=self.others
+        taken = self.in_process.takes(
+            url.scheme, url.hostname or "", url.port, url.path, own_paths_only=self.own_paths_only
         )
         return taken, "" if taken else "not for pytest-qstash-tasks' fake"
 
@@ -143,7 +144,7 @@ class _FakeRoute(responses.BaseResponse):
             body=io.BytesIO(reply.body),
             headers={**dict(reply.headers), "content-length": str(len(reply.body))},
             status=reply.status,
-            reason=_reason(reply.status),
+            reason=reason_phrase(reply.status),
             preload_content=False,
             request_method=request.method,
         )
@@ -151,14 +152,14 @@ class _FakeRoute(responses.BaseResponse):
     def _intercept(self, request: requests.PreparedRequest) -> Reply:
         url = str(request.url)
         parts = urlsplit(url)
-        reply = self.fake.intercept(
+        reply = self.in_process.intercept(
             Request(
                 method=str(request.method),
                 url=url,
                 raw_path=parts.path or "/",
                 query=parts.query,
                 headers=tuple(
-                    (name.lower(), value if isinstance(value, str) else value.decode("latin-1"))
+                    (name, value if isinstance(value, str) else value.decode("latin-1"))
                     for name, value in request.headers.items()
                 ),
                 body=_body_bytes(request.body),
@@ -169,7 +170,7 @@ class _FakeRoute(responses.BaseResponse):
             parts.scheme,
             parts.hostname or "",
             parts.port,
-            others=self.others,
+            own_paths_only=self.own_paths_only,
         )
         # matches() said the fake takes it, and that cannot change in between.
         assert reply is not None
@@ -190,13 +191,6 @@ def _body_bytes(body: object) -> bytes:
     if isinstance(body, (bytes, bytearray)):
         return bytes(body)
     return b""  # none, or a stream the fake does not read
-
-
-def _reason(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def _for_requests(error: BaseException, request: requests.PreparedRequest) -> BaseException:

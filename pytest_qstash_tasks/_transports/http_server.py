@@ -1,5 +1,9 @@
-"""A real HTTP server on the loopback interface that answers with whichever fake
-holds it: the standard library's ``ThreadingHTTPServer``, tuned for tests.
+"""A real HTTP server on the loopback interface, for any client: the standard library's
+``http.server``, tuned for tests, answering with whichever fake holds it.
+
+``LoopbackServer`` accepts connections and hands each parsed request to the fake that
+holds it (``serve``); ``Handler`` is one connection: HTTP/1.1 parsing, bodies, and the
+answer written in one piece.
 
 Tuning, each for a stall or a leak a test would otherwise meet (docs/benchmarks.md):
 HTTP/1.1 keep-alive; ``TCP_NODELAY`` and each answer written in one call (no Nagle
@@ -11,6 +15,7 @@ closed on stop; daemon threads, each joined on stop.
 from __future__ import annotations
 
 import contextlib
+import http
 import ipaddress
 import select
 import selectors
@@ -19,15 +24,21 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from http.server import ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 
-from pytest_qstash_tasks._core.exchange import JSON_HEADERS, Reply, Request, error_body
-from pytest_qstash_tasks._core.fake import QStashTasksFake
+from pytest_qstash_tasks._core.exchange import (
+    JSON_HEADERS,
+    Reply,
+    Request,
+    error_body,
+    reason_phrase,
+)
 
-from .http_handler import Handler
+if TYPE_CHECKING:
+    from pytest_qstash_tasks._core.fake import QStashTasksFake
 
-__all__ = ["AccessLog", "LoopbackServer"]
+__all__ = ["MAX_BODY", "AccessLog", "Handler", "LoopbackServer"]
 
 #: Told of every answered request: method, target, status (``None``: no answer), seconds.
 AccessLog = Callable[[str, str, "int | None", float], None]
@@ -228,8 +239,8 @@ class LoopbackServer(ThreadingHTTPServer):
 
     # -- one request ----------------------------------------------------------------
 
-    def answer(self, handler: Handler, body: bytes) -> None:
-        """Hand one parsed request to the fake and deliver its reply."""
+    def serve(self, handler: Handler, body: bytes) -> None:
+        """Hand one parsed request to the fake and carry out its reply."""
         started = time.perf_counter()
         target = handler.path
         raw_path, _, query = target.partition("?")
@@ -241,7 +252,7 @@ class LoopbackServer(ThreadingHTTPServer):
                 url=self.base_url + target,
                 raw_path=raw_path,
                 query=query,
-                headers=tuple((k.lower(), v) for k, v in handler.headers.items()),
+                headers=tuple(handler.headers.items()),
                 body=body,
                 in_process=False,
                 client=client,
@@ -252,21 +263,20 @@ class LoopbackServer(ThreadingHTTPServer):
                     f"qstash_tasks_server: no test holds the server at {self.base_url} "
                     "now, so nothing answers this request"
                 )
-                reply: Reply | None = Reply("answer", 503, JSON_HEADERS, error_body(text))
+                reply = Reply("answer", 503, JSON_HEADERS, error_body(text))
             else:
                 try:
-                    reply = fake.dispatch(request)
+                    reply = fake._dispatch(request)
                 except Exception as error:  # a bug: reported, and the client told
                     text = f"qstash_tasks_server: {type(error).__name__}: {error}"
                     self.internal_errors.append(f"{request.method} {request.url}: {text}")
                     reply = Reply("answer", 500, JSON_HEADERS, error_body(text))
-            assert reply is not None
-            self._deliver(handler, reply)
+            self._carry_out(handler, reply)
         if self.access_log is not None:
             status = reply.status if reply.action == "answer" else None
             self.access_log(request.method, target, status, time.perf_counter() - started)
 
-    def _deliver(self, handler: Handler, reply: Reply) -> None:
+    def _carry_out(self, handler: Handler, reply: Reply) -> None:
         if reply.delay and self._stopping.wait(reply.delay):
             reply = Reply("close")
         if reply.action == "answer":
@@ -309,3 +319,96 @@ _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 def _shutdown(connection: socket.socket) -> None:
     with contextlib.suppress(OSError):  # already closed by the client
         connection.shutdown(socket.SHUT_RDWR)
+
+
+#: The largest request body read; a larger one is refused with 413.
+MAX_BODY = 1 << 20
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection: reads each request, has the server serve it."""
+
+    protocol_version = "HTTP/1.1"
+    server: LoopbackServer
+    #: On this connection, so far.
+    requests_answered = 0
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle_one_request(self) -> None:
+        self.command = None  # type: ignore[assignment]  # no request line read yet
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.raw_requestline.endswith(b"\n"):
+                # Nothing, or a request line cut off by the client going away.
+                self.close_connection = True
+                return
+            if not self.parse_request():  # it answered 400, 431, ... itself
+                return
+            body = self._read_body()
+            if body is not None:
+                self.server.serve(self, body)
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _read_body(self) -> bytes | None:
+        """The request body, drained so the next request on the connection starts clean."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return self._read_chunked()
+        length = self.headers.get("content-length")
+        if length is None:
+            return b""
+        if not length.isdigit():
+            self.send_error(400, f"invalid Content-Length {length!r}")
+            return None
+        if int(length) > MAX_BODY:
+            self.send_error(413, f"request body over {MAX_BODY} bytes")
+            return None
+        return self.rfile.read(int(length))
+
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_line = self.rfile.readline(1026).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                self.send_error(400, "invalid chunked body")
+                return None
+            total += size
+            if total > MAX_BODY:
+                self.send_error(413, f"request body over {MAX_BODY} bytes")
+                return None
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(3)
+
+    def write_answer(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
+        """Status line, headers and body in one write: no Nagle delay between them."""
+        head = [f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"]
+        head.extend(f"{name}: {value}\r\n" for name, value in headers)
+        head.append(f"content-length: {len(body)}\r\n")
+        if self.close_connection:
+            head.append("connection: close\r\n")
+        head.append("\r\n")
+        payload = "".join(head).encode("latin-1")
+        self.wfile.write(payload if self.command == "HEAD" else payload + body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors of the HTTP layer (a bad request line, huge headers): JSON, as QStash."""
+        self.close_connection = True
+        text = reason_phrase(code, f"HTTP status {code}") if message is None else message
+        with contextlib.suppress(OSError):  # the client went away
+            self.write_answer(code, JSON_HEADERS, error_body(text))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the fake records every call

@@ -1,9 +1,11 @@
-"""The fake in front of httpx in the test's own process, through respx's mocker.
+"""httpx in the test's own process: the fake answers through respx's mocker.
 
 A small router registered with respx's mocker (its registry, ``register``, ``start``
 and the ``handler``/``async_handler`` a router offers) turns each ``httpx.Request``
 into the fake's neutral ``Request`` and the fake's ``Reply`` back into an
-``httpx.Response``, a raised exception or a delay. It holds no QStash rules.
+``httpx.Response``, a raised exception or a delay. It holds no QStash rules. What it
+borrows from respx beyond its documented API is listed in docs/architecture.md and
+checked by tests/test_upstream.py.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from pytest_qstash_tasks._core.exchange import Reply, Request
 from pytest_qstash_tasks._core.sleep_patch import real_async_sleep, real_sleep
 
 if TYPE_CHECKING:
-    from pytest_qstash_tasks._core.fake import QStashTasksFake
+    from .in_process import InProcess
 
-__all__ = ["InterceptAt", "RespxInterceptor"]
+__all__ = ["HttpxInterceptor", "InterceptAt"]
 
 #: Where httpx requests are intercepted: ``transport`` below httpx's own transports
 #: (respx's default, httpcore), ``client`` at the client, above any transport, including
@@ -31,15 +33,15 @@ InterceptAt = Literal["transport", "client"]
 _MOCKERS = {"transport": "httpcore", "client": "httpx"}
 
 
-class RespxInterceptor:
+class HttpxInterceptor:
     """What respx's mocker asks of a router: ``handler`` and ``async_handler``.
 
     A router that raises ``AllMockedAssertionError`` declines, and the mocker asks the
     next; ``PassThrough`` sends the request on (to the network, or the transport below).
     """
 
-    def __init__(self, fake: QStashTasksFake, at: InterceptAt = "transport") -> None:
-        self.fake = fake
+    def __init__(self, in_process: InProcess, at: InterceptAt = "transport") -> None:
+        self.in_process = in_process
         self.mocker: type[Mocker] = Mocker.registry[_MOCKERS[at]]
         self._started = False
 
@@ -79,14 +81,15 @@ class RespxInterceptor:
 
     def _intercept(self, request: httpx.Request) -> Reply:
         url = request.url
-        # Routers of other fakes (a server's guard) are not "others": they fake no path.
-        others = any(not isinstance(router, RespxInterceptor) for router in self.mocker.routers)
+        # Another respx router (respx_mock, say) may fake the rest of QStash; another
+        # fake's router answers only its own fake's origin.
+        others = any(not isinstance(router, HttpxInterceptor) for router in self.mocker.routers)
         raw_path, _, query = url.raw_path.decode("ascii").partition("?")
         try:
             body = request.content
         except httpx.RequestNotRead:
             body = b""
-        reply = self.fake.intercept(
+        reply = self.in_process.intercept(
             Request(
                 method=request.method,
                 url=str(url),
@@ -102,7 +105,7 @@ class RespxInterceptor:
             url.host,
             url.port,
             # Another respx router, or the transport below, may fake the rest of QStash.
-            others=others or self.mocker.name == "httpx",
+            own_paths_only=others or self.mocker.name == "httpx",
         )
         if reply is None:
             self._decline(request, raw_path)
@@ -113,8 +116,10 @@ class RespxInterceptor:
         routers: list[object] = list(self.mocker.routers)
         if any(
             # Another fake's router answers only what its fake takes; anyone else's may.
-            not isinstance(router, RespxInterceptor)
-            or router.fake.takes(url.scheme, url.host, url.port, raw_path, others=False)
+            not isinstance(router, HttpxInterceptor)
+            or router.in_process.takes(
+                url.scheme, url.host, url.port, raw_path, own_paths_only=False
+            )
             for router in routers
             if router is not self
         ):
