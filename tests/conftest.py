@@ -6,28 +6,17 @@ import resource
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from qstash import AsyncQStash, QStash
 
 from pytest_qstash_tasks import QStashTasksFake
-
-SEED_EXAMPLE = Path(__file__).parent / "data" / "seed_example.json"
-
-#: More pages than any test stores: a walk this long is a pager going round in circles
-#: (a broken cursor), and failing it beats growing a list until memory runs out.
-MAX_WALK_PAGES = 5_000
+from tests.helpers import SEED_EXAMPLE
 
 #: The fixtures of each transport: the behaviour tests run against every one.
 TRANSPORTS = {"in_process": "qstash_tasks", "server": "qstash_tasks_server"}
-
-
-#: For a behaviour only an in-process transport has: raising in the client.
-in_process_only = pytest.mark.parametrize("any_fake", ["in_process"], indirect=True)
 
 
 #: Under mutmut, the most memory a mutant's test run may take before it counts as killed.
@@ -63,50 +52,6 @@ def seed_example() -> dict[str, Any]:
     """The example response of the API page the project starts from."""
     data: dict[str, Any] = json.loads(SEED_EXAMPLE.read_text())
     return data
-
-
-def walk(client: httpx.Client, message_id: str) -> tuple[list[dict[str, Any]], int]:
-    """Follow the cursors like a careful client: (tasks seen, requests made)."""
-    seen: list[dict[str, Any]] = []
-    cursor: int | None = None
-    requests = 0
-    while True:
-        params = {"cursor": cursor} if cursor else {}
-        response = client.get(f"/v1/messages/{message_id}/tasks", params=params)
-        requests += 1
-        response.raise_for_status()
-        body = response.json()
-        seen.extend(body["tasks"])
-        cursor = body.get("cursor")
-        if not cursor:
-            return seen, requests
-        assert requests < MAX_WALK_PAGES, f"{message_id!r} never ended: {requests} pages"
-
-
-async def awalk(client: httpx.AsyncClient, message_id: str) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    cursor: int | None = None
-    for _ in range(MAX_WALK_PAGES):
-        params = {"cursor": cursor} if cursor else {}
-        response = await client.get(f"/v1/messages/{message_id}/tasks", params=params)
-        response.raise_for_status()
-        body = response.json()
-        seen.extend(body["tasks"])
-        cursor = body.get("cursor")
-        if not cursor:
-            return seen
-    raise AssertionError(f"{message_id!r} never ended: {MAX_WALK_PAGES} pages")
-
-
-def client_for(fake: Any) -> httpx.Client:
-    """An httpx client pointed at ``fake`` with the token it accepts."""
-    return httpx.Client(base_url=fake.base_url, headers={"Authorization": f"Bearer {fake.token}"})
-
-
-def async_client_for(fake: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=fake.base_url, headers={"Authorization": f"Bearer {fake.token}"}
-    )
 
 
 # The official SDK has no close(): over a real socket its httpx client holds a

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from pytest_qstash_tasks import QStashTasksFake, make_pages, make_tasks
-from tests.conftest import client_for, walk
+from pytest_qstash_tasks import QStashTasksFake, QStashTasksMock, make_pages, make_tasks
+from tests.helpers import client_for, walk
 
 
 def test_get_calls_filters(any_fake: QStashTasksFake) -> None:
@@ -272,3 +272,71 @@ def test_a_failing_assertion_hides_the_plugins_own_frames(pytester: pytest.Pytes
     result.assert_outcomes(failed=3)
     assert "raise AssertionError(" not in result.stdout.str()
     assert "__tracebackhide__" not in result.stdout.str()
+
+
+def test_expected_misses_are_not_reported_and_unmet_ones_are(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+        import pytest
+
+        def get(fake, message_id, token="t"):
+            return httpx.get(
+                f"{fake.base_url}/v1/messages/{message_id}/tasks",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+
+        def test_covered(qstash_tasks):
+            qstash_tasks.expect_unserved("unknown_message", message_id="gone")
+            assert get(qstash_tasks, "gone").status_code == 404
+
+        @pytest.mark.qstash_tasks(token="right")
+        def test_a_401_needs_a_token(qstash_tasks):
+            qstash_tasks.add_message("m")
+            qstash_tasks.expect_unserved("unauthorized")
+            assert get(qstash_tasks, "m", token="wrong").status_code == 401
+
+        def test_other_misses_and_unmet_expectations(qstash_tasks):
+            qstash_tasks.expect_unserved("unknown_message", message_id="gone")
+            qstash_tasks.expect_unserved("bad_cursor")
+            get(qstash_tasks, "other")
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E   *AssertionError: qstash_tasks found 2 problem(s):",
+            "E   *1. 1 request(s) to https://qstash.upstash.io could not be served:",
+            "E   *- GET https://qstash.upstash.io/v1/messages/other/tasks -> 404: message "
+            "'other' is not registered*",
+            "E   *(or say which are meant to miss: qstash_tasks.expect_unserved(reason, "
+            "message_id=...))",
+            "E   *2. 2 expected unserved request(s) never came:",
+            "E   *- expect_unserved('unknown_message', message_id='gone')",
+            "E   *- expect_unserved('bad_cursor')",
+        ]
+    )
+
+
+def test_expect_unserved_refuses_what_it_cannot_mean() -> None:
+    fake = QStashTasksMock()
+    with pytest.raises(ValueError, match=r"takes one of unknown_path, method_not_allowed, "):
+        fake.expect_unserved("not_found")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="message_id must be a non-empty str"):
+        fake.expect_unserved("unknown_message", message_id="")
+
+
+def test_calls_is_a_read_only_copy_that_says_so(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=1)
+    with client_for(any_fake) as client:
+        client.get("/v1/messages/m/tasks")
+    calls = any_fake.calls
+    assert calls == [any_fake.calls[0]]
+    with pytest.raises(TypeError, match=r"calls is a copy of the recorded calls: .* reset\(\)"):
+        calls.clear()
+    with pytest.raises(TypeError, match="calls is a copy"):
+        calls.append(calls[0])
+    any_fake.reset()
+    assert any_fake.calls == []
+    assert any_fake.message_ids() == []

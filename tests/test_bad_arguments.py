@@ -531,3 +531,24 @@ def test_each_planned_fault_says_what_it_is_and_how_it_was_planned() -> None:
         ("raise", "raise_next(ReadTimeout, page=2): fired 0 of 1 time(s)"),
         ("delay", "delay_next(0.5): fired 0 of 1 time(s)"),
     ]
+
+
+@pytest.mark.parametrize(
+    "register",
+    [
+        lambda fake, message_id: fake.add(message_id, count=1),
+        lambda fake, message_id: fake.add_message(message_id),
+        lambda fake, message_id: fake.add_pages(message_id, [{"tasks": []}]),
+        lambda fake, message_id: fake.simulate_delivery(
+            message_id, url="https://x", outcomes=[200]
+        ),
+    ],
+    ids=["add", "add_message", "add_pages", "simulate_delivery"],
+)
+def test_a_message_id_that_cannot_be_in_a_path_is_refused(register: Any) -> None:
+    fake = QStashTasksMock()
+    with pytest.raises(ValueError, match=r"^a message id must be a non-empty str, got ''$"):
+        register(fake, "")
+    with pytest.raises(ValueError, match=r"^a message id cannot contain '/': 'a/b'$"):
+        register(fake, "a/b")
+    assert fake.message_ids() == []

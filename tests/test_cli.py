@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import walk_with_requests
+
 COMMAND = [sys.executable, "-m", "pytest_qstash_tasks"]
 AUTH = {"Authorization": "Bearer t"}
 
@@ -64,18 +66,9 @@ def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
-def walk(url: str, message_id: str, headers: dict[str, str] = AUTH) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    params: dict[str, int] = {}
+def walk(url: str, message_id: str) -> list[dict[str, Any]]:
     with requests.Session() as session:
-        while True:
-            page = session.get(
-                f"{url}/v1/messages/{message_id}/tasks", params=params, headers=headers, timeout=5
-            ).json()
-            seen.extend(page["tasks"])
-            if not page.get("cursor"):
-                return seen
-            params = {"cursor": page["cursor"]}
+        return walk_with_requests(session, url, message_id, AUTH)
 
 
 DATA = {

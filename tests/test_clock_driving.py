@@ -13,11 +13,14 @@ import anyio
 import httpx
 import pytest
 
-from pytest_qstash_tasks import QStashTasksFake, QStashTasksLoopError, QStashTasksMock
+from pytest_qstash_tasks import (
+    DEFAULT_START_MS,
+    QStashTasksFake,
+    QStashTasksLoopError,
+    QStashTasksMock,
+)
+from tests.helpers import async_client_for, client_for, forget_stops, in_process_only
 
-from .conftest import async_client_for, client_for, in_process_only
-
-START = 1767225600000  # 2026-01-01T00:00:00Z
 HOOK = "https://example.com/hook"
 #: Five attempts with growing backoffs: the last settles about 56 minutes after creation.
 SLOW = [500, 500, 500, 500, 200]
@@ -42,9 +45,9 @@ def poll_until_settled(fake: Any, sleep: Any, every: float) -> tuple[int, dict[s
 
 def test_clock_sleep_takes_seconds_and_rounds_up_to_a_millisecond() -> None:
     fake = QStashTasksMock()
-    assert fake.clock.sleep(2.5) == START + 2500
-    assert fake.clock.sleep(0.0001) == START + 2501
-    assert fake.clock.sleep(0) == START + 2501
+    assert fake.clock.sleep(2.5) == DEFAULT_START_MS + 2500
+    assert fake.clock.sleep(0.0001) == DEFAULT_START_MS + 2501
+    assert fake.clock.sleep(0) == DEFAULT_START_MS + 2501
     with pytest.raises(ValueError, match=r"sleep\(\) takes a finite number of seconds >= 0"):
         fake.clock.sleep(-1)
     with pytest.raises(ValueError, match="got inf"):
@@ -66,7 +69,7 @@ def test_a_poller_that_sleeps_for_an_hour_finishes_at_once(any_fake: QStashTasks
     started = time.monotonic()
     polls, task = poll_until_settled(any_fake, time.sleep, every=600)
     assert (task["state"], polls) == ("delivered", 7)
-    assert any_fake.clock.now - START == 6 * 600_000  # an hour on the fake's clock
+    assert any_fake.clock.now - DEFAULT_START_MS == 6 * 600_000  # an hour on the fake's clock
     assert time.monotonic() - started < 30  # and no real ten-minute sleep, let alone six
 
 
@@ -74,7 +77,7 @@ def test_a_poller_that_sleeps_for_an_hour_finishes_at_once(any_fake: QStashTasks
 def test_patch_sleep_reaches_sleep_imported_by_name(qstash_tasks: QStashTasksMock) -> None:
     sleep_imported_by_name(90)
     time.sleep(10)
-    assert qstash_tasks.clock.now == START + 100_000
+    assert qstash_tasks.clock.now == DEFAULT_START_MS + 100_000
 
 
 def test_patch_sleep_is_undone_after_the_test() -> None:
@@ -86,7 +89,7 @@ def test_patch_sleep_is_undone_after_the_test() -> None:
         time.sleep(1)
     assert time.sleep is real
     assert globals()["sleep_imported_by_name"] is real
-    assert fake.clock.now == START + 1000
+    assert fake.clock.now == DEFAULT_START_MS + 1000
 
 
 def test_one_fake_at_a_time_takes_the_sleeps() -> None:
@@ -103,7 +106,7 @@ def test_a_planned_delay_still_takes_real_time(any_fake: QStashTasksFake) -> Non
     with client_for(any_fake) as client:
         assert client.get("/v1/messages/msg_1/tasks").status_code == 200
     assert time.monotonic() - started >= 0.05
-    assert any_fake.clock.now == START  # latency is not the fake's time
+    assert any_fake.clock.now == DEFAULT_START_MS  # latency is not the fake's time
 
 
 @pytest.mark.asyncio
@@ -132,7 +135,7 @@ async def test_asyncio_sleep_moves_the_clock_and_the_loop_keeps_running(
     other.cancel()
     assert polls == 7
     assert ticks >= polls - 1  # the other task ran at each of the poller's sleeps
-    assert any_fake.clock.now == START + 6 * 600_000
+    assert any_fake.clock.now == DEFAULT_START_MS + 6 * 600_000
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
@@ -241,7 +244,7 @@ def test_the_loop_guard_names_a_clock_that_stood_still(any_fake: QStashTasksFake
         "@pytest.mark.qstash_tasks(max_identical_requests=...) or the ini option "
         "qstash_tasks_max_identical_requests = ....)"
     )
-    any_fake._calls.loops.clear()  # the guard was the point
+    forget_stops(any_fake)  # the guard was the point
 
 
 def test_clock_and_patch_sleep_from_ini_and_a_bad_value(pytester: pytest.Pytester) -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from pytest_qstash_tasks import QStashTasksFake
-from tests.conftest import client_for
+from tests.helpers import client_for
 
 TASKS = "/v1/messages/msg_1/tasks"
 

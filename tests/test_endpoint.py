@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from pytest_qstash_tasks import make_tasks
+from pytest_qstash_tasks import QStashTasksFake, make_tasks
 from pytest_qstash_tasks._core.endpoint import EndpointConfig, EndpointRequest, handle
 from pytest_qstash_tasks._core.store import TaskStore
+from tests.helpers import client_for
 
 AUTH = "Bearer t0ken"
 
@@ -165,4 +166,17 @@ def test_scripted_pages_are_served_verbatim() -> None:
     assert (
         stray.detail
         == "cursor 5 is not one the scripted pages of 'msg_s' hand out (they hand out: 7, 3)"
+    )
+
+
+def test_the_int64_cursor_edge(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=1)
+    any_fake.expect_unserved("bad_cursor", message_id="m")
+    with client_for(any_fake) as client:
+        largest = client.get("/v1/messages/m/tasks", params={"cursor": 2**63 - 1})
+        beyond = client.get("/v1/messages/m/tasks", params={"cursor": 2**63})
+    assert largest.status_code == 200
+    assert (beyond.status_code, beyond.json()["error"]) == (
+        400,
+        "invalid cursor '9223372036854775808': want a unix timestamp in ms (integer >= 0)",
     )

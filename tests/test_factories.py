@@ -9,6 +9,7 @@ import pytest
 
 from pytest_qstash_tasks import (
     DEFAULT_START_MS,
+    QStashTasksMock,
     Task,
     TaskState,
     backoff_ms,
@@ -260,3 +261,18 @@ def test_make_pages_refuses_bad_arguments() -> None:
         make_pages([], end_cursor=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="expected Task objects"):
         make_pages([{"taskId": "x"}])  # type: ignore[list-item]
+
+
+def test_hand_made_fakes_hold_the_same_data_whichever_test_comes_first() -> None:
+    first = QStashTasksMock().add("m", count=3)
+    again = QStashTasksMock().add("m", count=3)
+    assert [t.task_id for t in first] == [t.task_id for t in again]
+    assert [t.task_id for t in QStashTasksMock(seed=7).add("m", count=3)] != [
+        t.task_id for t in first
+    ]
+    # seed=None: the running test's own stream, as the fixtures do.
+    assert QStashTasksMock(seed=None).add("m", count=1) != first[:1]
+
+
+def test_make_tasks_still_draws_from_the_test_stream() -> None:
+    assert make_tasks(2) != make_tasks(2)  # one stream: fresh tasks each call

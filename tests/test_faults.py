@@ -11,11 +11,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+import requests
 from qstash import AsyncQStash, QStash
 from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimitExceededError
 
-from pytest_qstash_tasks import QStashTasksFake, QStashTasksMock
-from tests.conftest import async_client_for, client_for, in_process_only
+from pytest_qstash_tasks import DEFAULT_START_MS, QStashTasksFake, QStashTasksMock
+from tests.helpers import async_client_for, client_for, in_process_only
 
 TASKS = "/v1/messages/msg_1/tasks"
 async_test = pytest.mark.asyncio
@@ -320,3 +321,63 @@ async def test_delay_under_anyio_backends(fake: QStashTasksFake, anyio_backend: 
         assert (await client.get(TASKS)).status_code == 200
         with pytest.raises(httpx.ConnectTimeout):
             await client.get(TASKS)
+
+
+@in_process_only
+def test_a_delay_past_the_read_timeout_is_a_read_timeout(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=1)
+    any_fake.delay_next(5, times=2)
+    url = any_fake.base_url + "/v1/messages/m/tasks"
+    auth = {"Authorization": "Bearer t"}
+    with pytest.raises(httpx.ReadTimeout, match=r"past the client's read timeout of 0\.05 s"):
+        httpx.get(url, headers=auth, timeout=httpx.Timeout(10, read=0.05))
+    with pytest.raises(requests.ReadTimeout, match="held back 5 s"):
+        requests.get(url, headers=auth, timeout=(10, 0.05))
+    assert [call.action for call in any_fake.calls] == ["hold", "hold"]
+    assert httpx.get(url, headers=auth, timeout=0.05).status_code == 200  # no delay left
+
+
+@in_process_only
+@pytest.mark.asyncio
+async def test_a_delay_past_the_read_timeout_async(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=1)
+    any_fake.delay_next(0.02)
+    async with async_client_for(any_fake) as client:
+        assert (await client.get("/v1/messages/m/tasks", timeout=1)).status_code == 200
+        any_fake.delay_next(5)
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/v1/messages/m/tasks", timeout=0.05)
+
+
+def test_the_daily_reset_is_the_next_utc_midnight_from_any_time(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=1)
+    any_fake.clock.advance(5 * 3_600_000 + 1234)  # 05:00:01.234
+    any_fake.rate_limit_next(daily=True)
+    any_fake.rate_limit_next()
+    with client_for(any_fake) as client:
+        daily = client.get("/v1/messages/m/tasks")
+        burst = client.get("/v1/messages/m/tasks")
+    assert daily.headers["RateLimit-Reset"] == str(DEFAULT_START_MS // 1000 + 86_400)
+    assert burst.headers["Burst-RateLimit-Reset"] == str(DEFAULT_START_MS // 1000 + 5 * 3600 + 2)
+
+
+def test_fault_arguments_that_cannot_mean_anything_are_refused() -> None:
+    fake = QStashTasksMock()
+    with pytest.raises(ValueError, match="delay must be a number of seconds >= 0, got nan"):
+        fake.fail_next(503, delay=float("nan"))
+    with pytest.raises(ValueError, match=r"cursor must be an int >= 0, None .* got True"):
+        fake.fail_next(503, cursor=True)  # type: ignore[arg-type]
+    assert fake.faults == []
+
+
+def test_a_page_fault_fires_on_its_page_only(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=250)
+    with client_for(any_fake) as client:
+        first = client.get("/v1/messages/m/tasks").json()
+        second = client.get("/v1/messages/m/tasks", params={"cursor": first["cursor"]}).json()
+        any_fake.fail_next(503, message_id="m", page=2)
+        third = client.get("/v1/messages/m/tasks", params={"cursor": second["cursor"]})
+        assert third.status_code == 200  # page 3: not the fault's
+        again = client.get("/v1/messages/m/tasks", params={"cursor": first["cursor"]})
+        assert again.status_code == 503  # page 2: the fault's
+    assert any_fake.faults[0].fired == 1

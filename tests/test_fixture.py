@@ -13,11 +13,7 @@ from qstash import AsyncQStash, QStash
 from qstash.errors import QStashError
 
 from pytest_qstash_tasks import QStashTasksFake, QStashTasksLoopError, QStashTasksMock, make_tasks
-from tests.conftest import awalk, walk
-
-
-def client_for(fake: QStashTasksMock) -> httpx.Client:
-    return httpx.Client(base_url=fake.base_url, headers={"Authorization": f"Bearer {fake.token}"})
+from tests.helpers import awalk, client_for, walk
 
 
 def test_a_client_that_follows_cursors_sees_every_task_once(any_fake: QStashTasksFake) -> None:

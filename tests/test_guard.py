@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_qstash_tasks import QStashTasksMock
+from tests.helpers import forget_stops
+
 pytest_plugins = ["pytester"]
 
 
@@ -208,7 +211,7 @@ async def test_clients_the_fake_cannot_see_are_stopped_at_name_resolution(
         with pytest.raises(QStashTasksRealHostError, match=r"upstash\.io:443 was stopped"):
             await session.get(url)
     assert fake.problems()[0].startswith("stopped 2 request(s) to the real QStash")
-    fake._calls.real_host.clear()
+    forget_stops(fake)
 
 
 def test_a_failed_test_that_never_reached_the_fake_says_so(pytester: pytest.Pytester) -> None:
@@ -284,7 +287,23 @@ def test_two_regions_two_fakes_each_guard_leaves_the_other_alone(client: str) ->
         us.assert_all_requests_served = False  # the 404 was asked for
         # Stopped once, by whichever fake saw it first: one report, not two.
         assert len(eu.problems()) + len(us.problems()) == 1
-        eu._calls.real_host.clear()
-        us._calls.real_host.clear()
+        forget_stops(eu)
+        forget_stops(us)
     assert [c.message_id for c in eu.calls] == ["msg_eu"]
     assert [c.message_id for c in us.calls] == ["msg_us", "msg_eu"]
+
+
+def test_a_second_fake_on_the_same_host_is_refused_naming_both() -> None:
+    with QStashTasksMock() as first:
+        second = QStashTasksMock(base_url="https://qstash.upstash.io/prefix")
+        with pytest.raises(RuntimeError) as refused:
+            second.start()
+        assert str(refused.value) == (
+            f"{second!r} cannot start: {first!r} already answers https://qstash.upstash.io "
+            "in this process, and only one fake can. Stop it first, or give one of them "
+            "another base_url."
+        )
+        with QStashTasksMock(base_url="https://qstash-us-east-1.upstash.io"):
+            pass  # another host is fine
+    with second:
+        pass  # and the first one gone, the second may start

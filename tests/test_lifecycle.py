@@ -10,14 +10,19 @@ import httpx
 import pytest
 from qstash import QStash
 
-from pytest_qstash_tasks import QStashTasksFake, QStashTasksMock, Task, TaskState, backoff_ms
-from tests.conftest import client_for
-
-START = 1_767_225_600_000  # the default clock start: 2026-01-01T00:00:00Z
+from pytest_qstash_tasks import (
+    DEFAULT_START_MS,
+    QStashTasksFake,
+    QStashTasksMock,
+    Task,
+    TaskState,
+    backoff_ms,
+)
+from tests.helpers import client_for
 
 
 def state_at(fake: QStashTasksMock, at: int) -> str:
-    fake.clock.set(START + at)
+    fake.clock.set(DEFAULT_START_MS + at)
     (task,) = fake.tasks("msg_1")
     return str(task.state)
 
@@ -55,8 +60,8 @@ def test_retry_twice_then_deliver(any_fake: QStashTasksFake) -> None:
     (done,) = any_fake.tasks("msg_1")
     assert done.retried == 2
     assert done.error == "HTTP status 503"  # the last failed attempt's
-    assert done.last_error_at == START + first_retry + 500
-    assert done.completed_at == START + second_retry + 500
+    assert done.last_error_at == DEFAULT_START_MS + first_retry + 500
+    assert done.completed_at == DEFAULT_START_MS + second_retry + 500
     assert done.next_process_at == 0
 
 
@@ -67,9 +72,13 @@ def test_waiting_for_a_retry_shows_error_with_the_spec_backoff(
     any_fake.clock.advance(700)
     (task,) = any_fake.tasks("msg_1")
     assert task.state is TaskState.ERROR
-    assert (task.retried, task.error, task.last_error_at) == (1, "HTTP status 500", START + 700)
+    assert (task.retried, task.error, task.last_error_at) == (
+        1,
+        "HTTP status 500",
+        DEFAULT_START_MS + 700,
+    )
     # QStash v1: nextProcessAt = lastErrorAt + min(86400, e ** (2 * retried)) seconds
-    assert task.next_process_at == START + 700 + int(math.exp(2) * 1000)
+    assert task.next_process_at == DEFAULT_START_MS + 700 + int(math.exp(2) * 1000)
 
 
 def test_exhausted_retries_fail_and_days_pass_in_one_jump(any_fake: QStashTasksFake) -> None:
@@ -79,7 +88,7 @@ def test_exhausted_retries_fail_and_days_pass_in_one_jump(any_fake: QStashTasksF
     assert task.state is TaskState.FAILED
     assert (task.retried, task.max_retry, task.next_process_at, task.completed_at) == (5, 5, 0, 0)
     waits = sum(backoff_ms(n) for n in range(1, 6))
-    assert task.last_error_at == START + 200 + 6 * 500 + waits
+    assert task.last_error_at == DEFAULT_START_MS + 200 + 6 * 500 + waits
 
 
 @pytest.mark.parametrize(
@@ -134,7 +143,7 @@ def test_the_sdk_reads_simulated_tasks(
     (task,) = body["tasks"]
     assert Task.model_validate(task).task_id == task_id
     assert task["state"] == "delivered"
-    assert task["completedAt"] == START + 700
+    assert task["completedAt"] == DEFAULT_START_MS + 700
 
 
 def test_simulated_and_stored_tasks_share_one_timeline(any_fake: QStashTasksFake) -> None:
@@ -145,7 +154,7 @@ def test_simulated_and_stored_tasks_share_one_timeline(any_fake: QStashTasksFake
         simulated,
         *(t.task_id for t in stored),
     ]
-    assert any_fake.tasks("msg_1")[0].timeline_at == START + 1_000
+    assert any_fake.tasks("msg_1")[0].timeline_at == DEFAULT_START_MS + 1_000
 
 
 @pytest.mark.qstash_tasks(start="2030-05-01T12:00:00Z")
@@ -207,19 +216,19 @@ def test_the_clock_refuses_to_go_back_or_take_odd_values() -> None:
     from pytest_qstash_tasks import Clock
 
     clock = Clock("2026-01-01T00:00:00Z")
-    assert clock.now == START
+    assert clock.now == DEFAULT_START_MS
     assert repr(clock) == "<Clock 1767225600000 (2026-01-01T00:00:00.000+00:00)>"
-    assert clock.advance(dt.timedelta(milliseconds=1.6)) == START + 2
+    assert clock.advance(dt.timedelta(milliseconds=1.6)) == DEFAULT_START_MS + 2
     with pytest.raises(ValueError, match="the clock only moves forward; advance"):
         clock.advance(-1)
-    assert clock.advance(2.5 * 1000) == START + 2 + 2500
-    assert clock.advance(0.2) == START + 2 + 2501  # rounded up to a whole ms
+    assert clock.advance(2.5 * 1000) == DEFAULT_START_MS + 2 + 2500
+    assert clock.advance(0.2) == DEFAULT_START_MS + 2 + 2501  # rounded up to a whole ms
     with pytest.raises(TypeError, match=r"advance\(\) takes ms \(int or float\) or a timedelta"):
         clock.advance("5")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"advance\(\) takes a finite number of ms, got nan"):
         clock.advance(float("nan"))
     with pytest.raises(ValueError, match="the clock only moves forward: it is at"):
-        clock.set(START)
+        clock.set(DEFAULT_START_MS)
     with pytest.raises(ValueError, match="use an aware datetime"):
         clock.set(dt.datetime(2030, 1, 1))
     with pytest.raises(ValueError, match="is not an ISO 8601 time"):
@@ -276,7 +285,7 @@ def test_every_field_of_the_wire_through_each_phase() -> None:
         with client_for(fake) as client:
 
             def read(at: int) -> dict[str, object]:
-                fake.clock.set(START + at)
+                fake.clock.set(DEFAULT_START_MS + at)
                 (task,) = client.get("/v1/messages/m/tasks").json()["tasks"]
                 return dict(task)
 
@@ -289,8 +298,8 @@ def test_every_field_of_the_wire_through_each_phase() -> None:
                     "state": state,
                     "retried": retried,
                     "error": error,
-                    "lastErrorAt": START + error_at if error_at else 0,
-                    "nextProcessAt": START + next_at,
+                    "lastErrorAt": DEFAULT_START_MS + error_at if error_at else 0,
+                    "nextProcessAt": DEFAULT_START_MS + next_at,
                     "completedAt": done_at,
                 }, f"at +{at} ms"
             assert read(second_retry + 500) == {
@@ -301,7 +310,24 @@ def test_every_field_of_the_wire_through_each_phase() -> None:
                 "state": "delivered",
                 "retried": 2,
                 "error": "boom",
-                "lastErrorAt": START + first_retry + 500,
+                "lastErrorAt": DEFAULT_START_MS + first_retry + 500,
                 "nextProcessAt": 0,
-                "completedAt": START + second_retry + 500,
+                "completedAt": DEFAULT_START_MS + second_retry + 500,
             }
+
+
+@pytest.mark.parametrize(
+    ("outcome", "state"),
+    [(199, "failed"), (200, "delivered"), (299, "delivered"), (300, "failed"), (599, "failed")],
+)
+def test_statuses_at_the_ends_of_their_class(outcome: int, state: str) -> None:
+    fake = QStashTasksMock()
+    fake.simulate_delivery("m", url="https://x", outcomes=[outcome], max_retry=0)
+    fake.clock.advance(60_000)
+    (task,) = fake.tasks("m")
+    assert task.state == state
+    assert fake.fail_next(599).status == 599
+    with pytest.raises(ValueError, match="error status 400-599, got 600"):
+        fake.fail_next(600)
+    with pytest.raises(ValueError, match="error status 400-599, got 399"):
+        fake.fail_next(399)

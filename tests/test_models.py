@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pytest_qstash_tasks import Task, TasksPage, TaskState
-from tests.conftest import SEED_EXAMPLE
+from pytest_qstash_tasks import QStashTasksFake, Task, TasksPage, TaskState
+from tests.helpers import SEED_EXAMPLE, client_for
 
 VALID: dict[str, Any] = {
     "taskId": "tsk_1",
@@ -152,3 +152,14 @@ def test_page_end_markers() -> None:
 def test_page_requires_tasks() -> None:
     with pytest.raises(ValidationError, match="tasks\n  Field required"):
         TasksPage.model_validate({"cursor": 0})
+
+
+def test_tasks_read_back_from_the_wire_equal_the_stored_ones(any_fake: QStashTasksFake) -> None:
+    stored = any_fake.add("m", count=5)
+    with client_for(any_fake) as client:
+        wire = [Task.model_validate(t) for t in client.get("/v1/messages/m/tasks").json()["tasks"]]
+    assert wire == stored
+    assert set(wire) == set(stored)
+    assert all(task.timeline_at is None for task in wire)
+    assert "timeline_at" not in repr(stored[0])
+    assert stored[0] != stored[0].model_copy(update={"retried": 1})

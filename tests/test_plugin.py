@@ -359,3 +359,61 @@ def test_no_fake_outlives_its_test(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-s", "-p", "no:randomly")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["*ALIVE=0 OF 5*"])
+
+
+def test_an_xfailed_test_is_not_reported_twice(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+        import pytest
+
+        @pytest.mark.xfail(reason="known bug", strict=True)
+        def test_known_bug(qstash_tasks):
+            httpx.get(qstash_tasks.base_url + "/v1/messages/nope/tasks")
+            assert False
+
+        @pytest.mark.xfail(reason="fixed now", strict=True)
+        def test_fixed(qstash_tasks):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-rA")
+    result.assert_outcomes(xfailed=1, failed=1)
+    assert "ERROR" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*[[]XPASS(strict)[]] fixed now*"])
+
+
+def test_the_seed_section_shows_only_when_generated_data_was_drawn(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_qstash_tasks import make_tasks
+
+        def test_no_fixture():
+            assert False
+
+        def test_fixture_no_generated_data(qstash_tasks):
+            qstash_tasks.add_message("m")
+            assert False
+
+        def test_generated(qstash_tasks):
+            qstash_tasks.add("m", count=2)
+            assert False
+
+        def test_make_tasks_without_fixture():
+            make_tasks(2)
+            assert False
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=4)
+    assert result.stdout.str().count("qstash_tasks seed") == 2
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_generated _*",
+            "*- qstash_tasks seed -*",
+            "generated tasks were seeded with * (reproduce with "
+            "@pytest.mark.qstash_tasks(seed=*) or make_tasks(..., seed=*))",
+        ]
+    )

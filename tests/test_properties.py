@@ -16,6 +16,7 @@ from pytest_qstash_tasks import QStashTasksMock, Task, TasksPage, TaskState, bac
 from pytest_qstash_tasks import strategies as qst
 from pytest_qstash_tasks._core.endpoint import EndpointConfig, EndpointRequest, handle
 from pytest_qstash_tasks._core.store import TaskStore
+from tests.helpers import tasks_path, walk_pages
 
 SLOW = settings(
     deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -26,22 +27,16 @@ def walk_endpoint(
     store: TaskStore, config: EndpointConfig, message_id: str
 ) -> list[dict[str, Any]]:
     """Follow cursors through the pure endpoint; returns the pages' JSON bodies."""
-    pages: list[dict[str, Any]] = []
-    cursor: int | None = None
-    while True:
+
+    def page(cursor: int | None) -> dict[str, Any]:
         query = "" if cursor is None else f"cursor={cursor}"
-        answer = handle(
-            EndpointRequest("GET", f"/v1/messages/{message_id}/tasks", query, "Bearer t"),
-            store,
-            config,
-        )
-        assert answer.status == 200, answer.body
-        body = json.loads(answer.body)
-        pages.append(body)
-        assert len(pages) <= len(store.messages[message_id]) + 1, "the walk does not end"
-        cursor = body.get("cursor")
-        if not cursor:
-            return pages
+        request = EndpointRequest("GET", tasks_path(message_id), query, "Bearer t")
+        response = handle(request, store, config)
+        assert response.status == 200, response.body
+        body: dict[str, Any] = json.loads(response.body)
+        return body
+
+    return walk_pages(page)  # type: ignore[return-value]
 
 
 @SLOW

@@ -388,3 +388,14 @@ def test_a_path_that_only_looks_like_the_tasks_path_is_not_it(
     answer = get(path)
     assert (answer.status_code, answer.json()) == (404, {"error": "Not Found"})
     assert (fake.calls[0].unserved_reason, fake.calls[0].message_id) == ("unknown_path", None)
+
+
+def test_hand_made_fakes_say_how_to_switch_a_check_by_constructor() -> None:
+    fake = QStashTasksMock()
+    with pytest.raises(AssertionError) as failed, fake:
+        httpx.get(fake.base_url + "/v1/messages/nope/tasks", headers={"Authorization": "Bearer t"})
+    assert (
+        "turn this check off with QStashTasksMock(assert_all_requests_served=False) or "
+        "fake.assert_all_requests_served = False)"
+    ) in str(failed.value)
+    assert "@pytest.mark" not in str(failed.value)

@@ -11,25 +11,18 @@ import responses
 from responses.registries import OrderedRegistry
 
 from pytest_qstash_tasks import QStashTasksMock, QStashTasksRealHostError
+from tests.helpers import forget_stops, walk_with_requests
 
 pytest_plugins = ["pytester"]
 
-TASKS = "https://qstash.upstash.io/v1/messages/{}/tasks"
+QSTASH = "https://qstash.upstash.io"
+TASKS = QSTASH + "/v1/messages/{}/tasks"
 AUTH = {"Authorization": "Bearer t"}
 
 
-def walk(session: Any, message_id: str, base: str = TASKS) -> list[dict[str, Any]]:
+def walk(session: Any, message_id: str, base_url: str = QSTASH) -> list[dict[str, Any]]:
     """Follow the cursors with ``requests``."""
-    seen: list[dict[str, Any]] = []
-    params: dict[str, int] = {}
-    while True:
-        response = session.get(base.format(message_id), params=params, headers=AUTH)
-        response.raise_for_status()
-        body = response.json()
-        seen.extend(body["tasks"])
-        if not body.get("cursor"):
-            return seen
-        params = {"cursor": body["cursor"]}
+    return walk_with_requests(session, base_url, message_id, AUTH)
 
 
 def test_requests_pages_through_tasks_added_to_the_fixture(qstash_tasks: QStashTasksMock) -> None:
@@ -101,7 +94,7 @@ def test_a_looping_requests_client_is_stopped(qstash_tasks: QStashTasksMock) -> 
     with pytest.raises(QStashTasksLoopError):
         requests.get(TASKS.format("msg_1"), headers=AUTH)
     assert len(qstash_tasks.calls) == 4
-    qstash_tasks._calls.loops.clear()  # stopping it was the point
+    forget_stops(qstash_tasks)  # stopping it was the point
 
 
 def test_a_users_mock_started_earlier_answers_its_own_hosts(
@@ -171,7 +164,7 @@ def test_the_guard_stops_requests_to_the_real_qstash_at_once(
     with pytest.raises(QStashTasksRealHostError, match=r"qstash-us-east-1\.upstash\.io"):
         requests.get("https://qstash-us-east-1.upstash.io/v1/messages/m/tasks", headers=AUTH)
     assert qstash_tasks.problems()[0].startswith("stopped 1 request(s) to the real QStash")
-    qstash_tasks._calls.real_host.clear()  # the test of the guard, not a mistake
+    forget_stops(qstash_tasks)  # the test of the guard, not a mistake
 
 
 def test_hand_made_fakes_stop_cleanly_and_leave_requests_as_they_were() -> None:
@@ -241,7 +234,7 @@ def test_both_fixtures_in_one_test_each_answer_their_own(
         for get in (requests.get, httpx.get):
             assert len(get(TASKS.format("msg_1"), headers=AUTH).json()["tasks"]) == 3
         later.add_passthru(qstash_tasks_server.base_url)
-        assert len(walk(requests, "msg_1", server_tasks)) == 2
+        assert len(walk(requests, "msg_1", qstash_tasks_server.base_url)) == 2
     assert len(httpx.get(server_tasks.format("msg_1"), headers=AUTH).json()["tasks"]) == 2
     assert len(qstash_tasks.calls) == 2
     assert len(qstash_tasks_server.calls) == 2

@@ -24,6 +24,7 @@ import urllib3
 from qstash import AsyncQStash, QStash
 
 from pytest_qstash_tasks import QStashTasksServer
+from tests.helpers import tasks_of, walk_pages
 
 TASKS = "/v1/messages/msg_1/tasks"
 
@@ -36,15 +37,13 @@ def fake(qstash_tasks_server: QStashTasksServer) -> QStashTasksServer:
 
 def walk_with(get: Callable[[str], tuple[int, dict[str, object]]]) -> list[str]:
     """Follow the cursors with ``get(path_and_query) -> (status, body)``."""
-    seen: list[str] = []
-    cursor = None
-    while True:
+
+    def page(cursor: int | None) -> dict[str, object]:
         status, body = get(TASKS + (f"?cursor={cursor}" if cursor else ""))
         assert status == 200, body
-        seen.extend(task["taskId"] for task in body["tasks"])  # type: ignore[attr-defined]
-        cursor = body.get("cursor")
-        if not cursor:
-            return seen
+        return body
+
+    return [task["taskId"] for task in tasks_of(walk_pages(page))]
 
 
 def expected_ids(fake: QStashTasksServer) -> list[str]:

@@ -5,10 +5,16 @@ import warnings
 import httpx
 import pytest
 
-from pytest_qstash_tasks import QStashTasksMock, Task, TasksPage, make_task, make_tasks
+from pytest_qstash_tasks import (
+    DEFAULT_START_MS,
+    QStashTasksMock,
+    Task,
+    TasksPage,
+    make_task,
+    make_tasks,
+)
 from pytest_qstash_tasks._core.store import TaskStore
-
-from .conftest import client_for
+from tests.helpers import client_for
 
 
 def test_tasks_merge_into_timeline_order_and_ties_keep_the_order_added() -> None:
@@ -141,3 +147,56 @@ def test_message_ids_are_listed_in_the_order_registered() -> None:
     fake.add("scripted-not", count=1)
     fake.add("stored", count=1)  # already registered: keeps its place
     assert fake.message_ids() == ["scripted", "stored", "simulated", "empty", "scripted-not"]
+
+
+def test_reset_forgets_everything_but_the_settings(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("m", count=3)
+    qstash_tasks.fail_next(503)
+    qstash_tasks.expect_unserved("bad_cursor")
+    qstash_tasks.clock.advance(5000)
+    with client_for(qstash_tasks) as client:
+        client.get("/v1/messages/m/tasks")
+    qstash_tasks.reset()
+    assert (qstash_tasks.calls, qstash_tasks.faults, qstash_tasks.problems()) == ([], [], [])
+    assert qstash_tasks.clock.now == qstash_tasks.clock.start
+    assert qstash_tasks.page_size == 100
+
+
+def test_a_duplicate_task_id_in_one_batch_is_refused_and_nothing_is_stored() -> None:
+    fake = QStashTasksMock()
+    task = make_task(seed=1, message_id="m")
+    with pytest.raises(ValueError, match=f"message 'm' already has a task '{task.task_id}'"):
+        fake.add("m", [task, task])
+    assert fake.message_ids() == []
+
+
+def test_added_tasks_older_and_newer_than_the_stored_ones_are_served_in_order() -> None:
+    fake = QStashTasksMock()
+    middle = [
+        make_task(seed=i, message_id="m", timeline_at=DEFAULT_START_MS - 1000 * i) for i in (1, 2)
+    ]
+    fake.add("m", middle)
+    newest = make_task(seed=3, message_id="m", timeline_at=DEFAULT_START_MS)
+    oldest = make_task(seed=4, message_id="m", timeline_at=DEFAULT_START_MS - 10_000)
+    fake.add("m", [oldest, newest])
+    assert fake.tasks("m") == [newest, *middle, oldest]
+
+
+def test_stored_tasks_and_scripted_pages_never_share_a_message() -> None:
+    fake = QStashTasksMock()
+    fake.add_pages("scripted", [{"tasks": []}])
+    fake.add("stored", count=1)
+    with pytest.raises(
+        ValueError,
+        match=r"^message 'scripted' is served from scripted pages; it cannot also hold "
+        r"stored tasks$",
+    ):
+        fake.add("scripted", count=1)
+    with pytest.raises(
+        ValueError,
+        match=r"^message 'stored' already holds stored tasks; scripted pages would hide them$",
+    ):
+        fake.add_pages("stored", [{"tasks": []}])
+    with pytest.raises(ValueError, match=r"^message 'scripted' is served from scripted pages"):
+        fake.simulate_delivery("scripted", url="https://x", outcomes=[200])
+    assert len(fake.tasks("stored")) == 1

@@ -6,10 +6,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from .args import ANY, AnyCursor, check_message_id
-from .endpoint import UnservedReason
 
 if TYPE_CHECKING:
     import httpx
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from .faults import Fault
 
 __all__ = [
+    "UnservedReason",
     "CallList",
     "CallLog",
     "ExpectedMiss",
@@ -26,6 +26,16 @@ __all__ = [
     "check_reason",
     "filter_calls",
     "record_call",
+]
+
+#: Why a request was not served with tasks. ``None`` on a served request.
+UnservedReason = Literal[
+    "unknown_path",
+    "method_not_allowed",
+    "unauthorized",
+    "bad_cursor",
+    "unknown_message",
+    "unknown_cursor",
 ]
 
 _NO_ANSWER = {

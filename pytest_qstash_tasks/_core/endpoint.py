@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, unquote
 
+from .calls import UnservedReason
 from .exchange import JSON_HEADERS, error_body
 from .store import TaskStore
 
@@ -23,16 +24,6 @@ __all__ = [
     "handle",
     "page_number",
     "serves_path",
-]
-
-#: Why a request was not served with tasks. ``None`` on a served request.
-UnservedReason = Literal[
-    "unknown_path",
-    "method_not_allowed",
-    "unauthorized",
-    "bad_cursor",
-    "unknown_message",
-    "unknown_cursor",
 ]
 
 _CURSOR_RE = re.compile(r"\+?[0-9]+", re.ASCII)

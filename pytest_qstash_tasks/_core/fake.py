@@ -14,10 +14,10 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from . import faults as _faults
 from .args import ANY, AnyCursor, check_cursor_filter, check_end_cursor, check_int, check_token
-from .calls import CallLog, ExpectedMiss, RecordedCall, filter_calls
+from .calls import CallLog, ExpectedMiss, RecordedCall, UnservedReason, filter_calls
 from .clock import DEFAULT_START_MS, Clock, ClockMode
 from .dispatch import Dispatcher
-from .endpoint import EndpointConfig, UnservedReason
+from .endpoint import EndpointConfig
 from .exchange import Reply, Request
 from .factories import tasks_to_add
 from .faults import Fault, FaultQueue, FaultTarget

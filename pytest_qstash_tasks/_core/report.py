@@ -9,11 +9,14 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .args import ANY, AnyCursor
 from .calls import CallLog, RecordedCall, filter_calls
 from .faults import Fault
-from .store import ScriptedPages
+
+if TYPE_CHECKING:
+    from .store import ScriptedPages
 
 __all__ = [
     "CHECKS",
