@@ -45,11 +45,3 @@ def test_the_core_imports_no_http_library_and_no_pytest(module: str) -> None:
 def test_a_transport_imports_only_its_own_library(module: str, allowed: set[str]) -> None:
     found = imported_by(f"pytest_qstash_tasks._transports.{module}") & HTTP_AND_PYTEST
     assert found <= allowed
-
-
-def test_the_public_names_are_one_table() -> None:
-    import pytest_qstash_tasks as package
-
-    assert sorted(package.__all__) == sorted([*package._LAZY, "__version__"])
-    for name in package.__all__:
-        assert getattr(package, name) is not None

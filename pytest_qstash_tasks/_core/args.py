@@ -35,8 +35,9 @@ class AnyCursor(enum.Enum):
     __str__ = __repr__
 
 
-#: Matches any cursor, the first page's (no cursor) included.
 ANY = AnyCursor.ANY
+"""A cursor filter that matches any cursor, the first page's (no cursor) included: the
+default of ``cursor=`` in ``get_calls``, ``assert_called`` and the fault methods."""
 
 #: A cursor filter: a cursor, ``None`` (the first page, sent without one) or ``ANY``.
 CursorFilter: TypeAlias = "int | AnyCursor | None"

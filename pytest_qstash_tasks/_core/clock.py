@@ -10,9 +10,10 @@ from typing import Literal
 
 __all__ = ["DEFAULT_START_MS", "Clock", "ClockMode", "to_ms"]
 
-#: Where the fake's clock and the factories' "now" start unless told otherwise:
-#: 2026-01-01T00:00:00Z. A fixed instant keeps generated data the same on every run.
 DEFAULT_START_MS = 1_767_225_600_000
+"""Where the fake's clock and the factories' "now" start unless told otherwise:
+2026-01-01T00:00:00Z in unix ms. A fixed instant keeps generated data the same on every
+run."""
 
 #: ``fake``: the clock stands still until something moves it; ``wall``: it follows
 #: ``time.time()`` (so time-machine and freezegun move it), plus whatever moved it on.

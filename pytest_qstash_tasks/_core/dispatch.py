@@ -108,7 +108,7 @@ class Dispatcher:
         (under the lock)."""
         error: BaseException | None
         if fault.kind == "raise":
-            error = fault.new_exception()
+            error = fault._new_exception()
             if request.in_process:
                 action: Literal["raise", "close", "hold"] = "raise"
             else:
@@ -116,7 +116,7 @@ class Dispatcher:
             reply = Reply(action, delay=fault.delay, exception=error)
         else:
             assert fault.status is not None
-            headers = fault.headers_at(self.clock.now)
+            headers = fault._headers_at(self.clock.now)
             reply = Reply("answer", fault.status, headers, fault.body, fault.delay)
             reply = past_read_timeout(request, reply)
             error = reply.exception

@@ -109,14 +109,20 @@ class QStashTasksFake(abc.ABC):
         )
         limit = check_int("max_identical_requests", max_identical_requests, 1)
         self.assert_all_requests_served = assert_all_requests_served
+        """Whether ``verify()`` fails on requests the fake could not serve."""
         self.assert_all_scripted_pages_requested = assert_all_scripted_pages_requested
+        """Whether ``verify()`` fails on scripted pages no request asked for."""
         self.assert_all_faults_triggered = assert_all_faults_triggered
+        """Whether ``verify()`` fails on faults that did not fire as often as planned."""
         self.guard_real_qstash = guard_real_qstash
+        """Whether requests of this process to the real QStash are stopped."""
         self._seed = None if seed is None else check_int("seed", seed)
         #: With a seed, one stream for the fake's whole life; else the running test's.
         self._stream = None if self._seed is None else Stream(None, self._seed)
         self.clock = Clock(start, mode=clock)
+        """The fake's clock: move it with ``advance``, ``sleep`` or ``set``."""
         self.patch_sleep = patch_sleep
+        """Whether the process's sleeps move the clock while the fake is started."""
         self._sleep_patch: SleepPatch | None = None
         self._started = False
         #: Set by the fixtures: messages then name the marker and ini options, not the

@@ -79,7 +79,7 @@ class Fault:
     headers: tuple[tuple[str, str], ...] = ()
     exception: BaseException | type[BaseException] | None = None
     #: For a rate limit without a planned reset: which window the clock's reset ends.
-    reset_window: RateLimitWindow | None = None
+    _reset_window: RateLimitWindow | None = field(default=None, repr=False)
     #: How the test planned it, e.g. ``fail_next(503, times=2)``.
     label: str = ""
     fired: int = field(default=0)
@@ -104,7 +104,7 @@ class Fault:
         """The page of a walk it targets (1 is the first), if any."""
         return self.target.page
 
-    def matches(self, message_id: str | None, cursor: int | None, page: int | None) -> bool:
+    def _matches(self, message_id: str | None, cursor: int | None, page: int | None) -> bool:
         """Whether a request for ``message_id`` with ``cursor`` (page ``page``) meets it."""
         target = self.target
         if target.message_id is not None and message_id != target.message_id:
@@ -113,14 +113,14 @@ class Fault:
             return False
         return target.page is None or page == target.page
 
-    def headers_at(self, now_ms: int) -> tuple[tuple[str, str], ...]:
+    def _headers_at(self, now_ms: int) -> tuple[tuple[str, str], ...]:
         """The answer's headers when it fires at ``now_ms`` (the fake's clock)."""
-        if self.reset_window is None:
+        if self._reset_window is None:
             return self.headers
-        prefix = _RATE_LIMIT_PREFIX[self.reset_window]
-        return (*self.headers, (f"{prefix}-Reset", str(reset_at(self.reset_window, now_ms))))
+        prefix = _RATE_LIMIT_PREFIX[self._reset_window]
+        return (*self.headers, (f"{prefix}-Reset", str(reset_at(self._reset_window, now_ms))))
 
-    def new_exception(self) -> BaseException:
+    def _new_exception(self) -> BaseException:
         """A fresh exception to raise (raise_next). httpx attaches the request to its
         errors itself, as they leave the transport."""
         planned = self.exception
@@ -164,7 +164,7 @@ class FaultQueue:
                 continue
             if fault.page is not None and not asked:
                 page, asked = page_of(), True
-            if fault.matches(message_id, cursor, page):
+            if fault._matches(message_id, cursor, page):
                 fault.fired += 1
                 return fault
         return None
@@ -236,7 +236,7 @@ def rate_limit(
         status=429,
         body=error_body(text),
         headers=headers,
-        reset_window=None if reset is not None else window,
+        _reset_window=None if reset is not None else window,
         label=_label("rate_limit_next", ["daily=True"] if daily else [], count, target),
     )
 

@@ -37,8 +37,9 @@ __all__ = [
     "is_real_qstash_host",
 ]
 
-#: The base URL the official SDK talks to when ``QSTASH_URL`` is not set.
 DEFAULT_BASE_URL = "https://qstash.upstash.io"
+"""The base URL the official SDK talks to when ``QSTASH_URL`` is not set, and the one a
+fake answers on by default."""
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _DOMAIN = ".upstash.io"
 

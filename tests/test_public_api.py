@@ -1,0 +1,101 @@
+"""The public surface, pinned: what users import and what the fakes offer. A change here
+is a change users see; make it on purpose, in this file and in docs/reference.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest_qstash_tasks as package
+from pytest_qstash_tasks import QStashTasksMock, QStashTasksServer
+
+REFERENCE = Path(__file__).parent.parent / "docs" / "reference.md"
+
+PACKAGE_NAMES = [
+    "ANY",
+    "Clock",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_START_MS",
+    "Fault",
+    "QStashTasksFake",
+    "QStashTasksLoopError",
+    "QStashTasksMock",
+    "QStashTasksRealHostError",
+    "QStashTasksServer",
+    "RecordedCall",
+    "Task",
+    "TaskState",
+    "TasksPage",
+    "__version__",
+    "backoff_ms",
+    "make_pages",
+    "make_task",
+    "make_tasks",
+]
+
+#: What a test reads and calls on the fixture's fake.
+FAKE_NAMES = [
+    "add",
+    "add_message",
+    "add_pages",
+    "assert_all_faults_triggered",
+    "assert_all_pages_fetched",
+    "assert_all_requests_served",
+    "assert_all_scripted_pages_requested",
+    "assert_called",
+    "assert_not_called",
+    "base_url",
+    "calls",
+    "clock",
+    "delay_next",
+    "end_cursor",
+    "expect_unserved",
+    "fail_next",
+    "faults",
+    "get_calls",
+    "guard_real_qstash",
+    "max_identical_requests",
+    "message_ids",
+    "page_size",
+    "patch_sleep",
+    "problems",
+    "raise_next",
+    "rate_limit_next",
+    "reset",
+    "simulate_delivery",
+    "start",
+    "stop",
+    "tasks",
+    "token",
+    "verify",
+]
+
+
+def public(obj: object) -> list[str]:
+    return sorted(name for name in dir(obj) if not name.startswith("_"))
+
+
+def test_the_package_exports_what_users_import() -> None:
+    assert sorted(package.__all__) == PACKAGE_NAMES
+    assert sorted([*package._LAZY, "__version__"]) == PACKAGE_NAMES  # one table
+    assert public(package) == sorted(set(PACKAGE_NAMES) - {"__version__"})
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+
+
+def test_the_in_process_fake_shows_only_the_api() -> None:
+    assert public(QStashTasksMock()) == FAKE_NAMES
+
+
+def test_the_server_fake_shows_the_api_and_its_env() -> None:
+    fake = QStashTasksServer()
+    try:
+        assert public(fake) == sorted([*FAKE_NAMES, "env"])
+    finally:
+        fake.stop()  # frees the port it bound
+
+
+def test_the_reference_page_documents_exactly_the_public_names() -> None:
+    documented = re.findall(r"^::: pytest_qstash_tasks\.(\w+)$", REFERENCE.read_text(), re.M)
+    assert sorted(documented) == sorted({*PACKAGE_NAMES, "strategies"} - {"__version__"})
+    assert len(documented) == len(set(documented))
