@@ -51,7 +51,7 @@ class RecordedCall:
 
     The request as sent: ``method``, ``url``, ``headers`` (lowercase names) and
     ``body``. The answer: ``status``, ``response_headers`` and ``response_body``
-    (``status`` is ``None`` when the client got no answer: see ``delivery``).
+    (``status`` is ``None`` when the client got no answer: see ``action``).
 
     What the fake read from the request: ``message_id``, ``cursor`` and ``token``
     (``None`` where the request had none, or was refused before that part was read).
