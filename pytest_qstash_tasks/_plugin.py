@@ -88,18 +88,26 @@ def qstash_tasks_server(
     """The same fake as ``qstash_tasks``, served over HTTP at ``base_url``
     (``http://127.0.0.1:<port>``) for any client: ``requests``, ``aiohttp``, the
     official SDK, a subprocess (``env`` holds ``QSTASH_URL`` and ``QSTASH_TOKEN``).
+    While the test runs, the server's address is in ``NO_PROXY``, so a proxy set for
+    the machine does not stand between the test's clients and the server.
 
     Takes the same marker and ini settings, except the base URL, which is where the
     server listens. Teardown waits for requests still being answered, then checks
     what ``qstash_tasks`` checks.
     """
-    from ._transports.server import QStashTasksServer
+    from ._transports.server import QStashTasksServer, no_proxy_with
 
     def build(**settings: Any) -> QStashTasksServer:
         settings.pop("base_url", None)
         return QStashTasksServer(server=qstash_tasks_loopback, **settings)
 
-    yield from _fake_for_test(request, build)
+    # Clients made in the test go to the server directly, whatever proxy the machine
+    # sets (HTTP_PROXY, ALL_PROXY: common on CI runners and corporate machines).
+    with pytest.MonkeyPatch.context() as patch:
+        bypass = no_proxy_with(qstash_tasks_loopback.host)
+        patch.setenv("NO_PROXY", bypass)
+        patch.setenv("no_proxy", bypass)
+        yield from _fake_for_test(request, build)
 
 
 def _httpx_level(request: pytest.FixtureRequest) -> Literal["transport", "client"]:

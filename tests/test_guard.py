@@ -307,3 +307,97 @@ def test_a_second_fake_on_the_same_host_is_refused_naming_both() -> None:
             pass  # another host is fine
     with second:
         pass  # and the first one gone, the second may start
+
+
+@pytest.mark.asyncio
+async def test_a_client_the_fake_cannot_see_calling_its_own_host_is_told_so(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    import urllib.request
+
+    import aiohttp
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    url = qstash_tasks.base_url + "/v1/messages/m/tasks"  # https://qstash.upstash.io
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(QStashTasksRealHostError) as raised:
+            await session.get(url)
+    with pytest.raises(QStashTasksRealHostError):
+        urllib.request.urlopen(url, timeout=5)
+    assert str(raised.value) == (
+        "a connection to qstash.upstash.io:443 was stopped before it reached the real QStash "
+        "(qstash.upstash.io): this test's fake answers https://qstash.upstash.io in this "
+        "process, but only for the clients it intercepts, and this one is not among them. "
+        "It answers httpx (through respx) and requests (through responses) in this process. "
+        "Other clients (aiohttp, urllib, another process or language) need the "
+        "qstash_tasks_server fixture: point them at its base_url (its env holds QSTASH_URL "
+        "and QSTASH_TOKEN). (To let such requests through, use "
+        "@pytest.mark.qstash_tasks(guard_real_qstash=False) or the ini option "
+        "qstash_tasks_guard_real_qstash = false.)"
+    )
+    assert qstash_tasks.problems()[0].startswith("stopped 2 request(s) to the real QStash")
+    forget_stops(qstash_tasks)
+
+
+def test_the_unreached_hint_shows_when_the_only_requests_went_to_the_real_host(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import urllib.request
+
+        def test_urllib(qstash_tasks):
+            qstash_tasks.add("msg_1", count=3)
+            try:
+                urllib.request.urlopen(qstash_tasks.base_url + "/v1/messages/msg_1/tasks")
+            except BaseException:
+                pass
+            assert False
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- qstash_tasks -*",
+            "*stopped 1 request(s) to the real QStash (QStashTasksRealHostError):",
+            "  - CONNECT qstash.upstash.io:443",
+            "*this test's fake answers https://qstash.upstash.io in this process, but only "
+            "for the clients it intercepts, and this one is not among them.*",
+            "*- qstash_tasks: no request reached the fake -*",
+            "1 message(s) were registered ('msg_1'), but no request reached the fake at "
+            "https://qstash.upstash.io. It answers httpx (through respx)*",
+        ]
+    )
+
+
+@pytest.mark.asyncio
+async def test_with_two_regions_a_stop_is_recorded_on_the_fake_of_that_host() -> None:
+    import aiohttp
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    eu = QStashTasksMock(base_url="https://qstash-eu-central-1.upstash.io")
+    us = QStashTasksMock(base_url="https://qstash-us-east-1.upstash.io")
+    with eu, us:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(QStashTasksRealHostError, match="this test's fake answers"):
+                await session.get(eu.base_url + "/v1/messages/m/tasks")
+        assert len(eu.problems()) == 1
+        assert us.problems() == []
+        forget_stops(eu)
+
+
+def test_a_stop_goes_to_the_fake_started_last_not_a_longer_lived_one() -> None:
+    import urllib.request
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    with QStashTasksMock(base_url="https://qstash-eu-central-1.upstash.io") as module_fake:
+        with QStashTasksMock(base_url="http://fake.test") as test_fake:
+            with pytest.raises(QStashTasksRealHostError, match=r"it answers at http://fake\.test"):
+                urllib.request.urlopen("https://qstash.upstash.io/v2/x", timeout=5)
+            assert len(test_fake.problems()) == 1
+            forget_stops(test_fake)
+        assert module_fake.problems() == []

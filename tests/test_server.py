@@ -24,6 +24,7 @@ import urllib3
 from qstash import AsyncQStash, QStash
 
 from pytest_qstash_tasks import QStashTasksServer
+from pytest_qstash_tasks._transports.http_server import LoopbackServer
 from tests.helpers import tasks_of, walk_pages
 
 TASKS = "/v1/messages/msg_1/tasks"
@@ -289,6 +290,95 @@ def test_a_looping_client_gets_508_and_the_test_is_told() -> None:
     assert "GET http://127.0.0.1:" in str(caught.value)
 
 
+# -- proxies ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def closed_proxy(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every proxy variable pointing at a port nothing listens on (as on a CI runner or a
+    corporate machine whose proxy the test cannot reach)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        proxy = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    return proxy
+
+
+def test_a_proxy_variable_is_in_effect_without_no_proxy(
+    fake: QStashTasksServer, closed_proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("no_proxy")
+    with pytest.raises(requests.exceptions.ProxyError):
+        requests.get(fake.base_url + TASKS, timeout=5)
+    fake.assert_not_called()
+
+
+@pytest.mark.usefixtures("closed_proxy")
+def test_clients_in_the_test_reach_the_server_past_a_proxy(fake: QStashTasksServer) -> None:
+    auth = {"Authorization": "Bearer t"}
+    assert requests.get(fake.base_url + TASKS, headers=auth, timeout=5).status_code == 200
+    with httpx.Client() as client:
+        assert client.get(fake.base_url + TASKS, headers=auth).status_code == 200
+    opened = urllib.request.urlopen(
+        urllib.request.Request(fake.base_url + TASKS, headers=auth), timeout=5
+    )
+    with opened as answer:
+        assert answer.status == 200
+    assert len(fake.calls) == 3
+
+
+@pytest.mark.usefixtures("closed_proxy")
+def test_the_sdk_reaches_the_server_past_a_proxy(
+    fake: QStashTasksServer, sdk: Callable[..., QStash]
+) -> None:
+    client = sdk(fake.token, base_url=fake.base_url)
+    assert len(client.http.request(path=TASKS, method="GET")["tasks"]) == 100
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("closed_proxy")
+async def test_the_async_sdk_reaches_the_server_past_a_proxy(
+    fake: QStashTasksServer, async_sdk: Callable[..., AsyncQStash]
+) -> None:
+    client = async_sdk(fake.token, base_url=fake.base_url)
+    assert len((await client.http.request(path=TASKS, method="GET"))["tasks"]) == 100
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("closed_proxy")
+async def test_aiohttp_trusting_the_environment_reaches_the_server_past_a_proxy(
+    fake: QStashTasksServer,
+) -> None:
+    async with (
+        aiohttp.ClientSession(trust_env=True) as session,
+        session.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}) as answer,
+    ):
+        assert answer.status == 200
+
+
+def test_env_carries_no_proxy_for_a_subprocess(
+    fake: QStashTasksServer, closed_proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    monkeypatch.delenv("no_proxy")
+    env = fake.env
+    assert env["NO_PROXY"] == env["no_proxy"] == "internal.example,127.0.0.1"
+    code = (
+        "import os, requests; print(requests.get(os.environ['QSTASH_URL'] + "
+        f"'{TASKS}', headers={{'Authorization': 'Bearer t'}}, timeout=5).status_code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "HTTP_PROXY": closed_proxy, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.stdout.strip() == "200", done.stderr
+
+
 # -- bad input on the socket ------------------------------------------------------------
 
 
@@ -334,6 +424,140 @@ def test_a_client_that_disconnects_mid_request_or_answer(fake: QStashTasksServer
         conn.close()  # a reset, likely while the 23 kB answer is being written
     with httpx.Client() as client:
         assert client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}).is_success
+
+
+def sent_then_closed(fake: QStashTasksServer, data: bytes) -> bytes:
+    """Send ``data``, close the sending side (as ``nc -q0`` does), read what comes back."""
+    with socket.create_connection((fake._server.host, fake._server.port), timeout=5) as conn:
+        conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def tasks_request(target: str, *lines: str) -> bytes:
+    return "\r\n".join([f"GET {target} HTTP/1.1", "Host: x", *lines, "", ""]).encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /v1/messages/msg_1/tasks HTTP/1.1\r\nHost: x\r\n",  # before the auth header
+        b"GET /v1/messages/msg_1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n",
+        b"GET /v1/messages/msg_1/tasks HTTP/1.1\r\nAuthorization: Bearer t\r\nContent-Length: 10"
+        b"\r\n\r\nabc",  # mid-body
+        b"POST /v1/messages/msg_1/tasks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        b"POST /v1/messages/msg_1/tasks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+    ],
+    ids=["headers", "after-auth", "body", "chunk", "trailers"],
+)
+def test_a_request_its_client_cut_off_is_forgotten(fake: QStashTasksServer, data: bytes) -> None:
+    assert sent_then_closed(fake, data) == b""  # no answer
+    assert fake.calls == []
+    assert fake.problems() == []  # nothing reported
+    with httpx.Client() as client:  # and the server is fine
+        assert client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}).is_success
+    assert len(fake.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        (
+            ["Content-Length: 0", "Content-Length: 3"],
+            "conflicting Content-Length headers: ['0', '3']",
+        ),
+        (
+            ["Content-Length: 3", "Transfer-Encoding: chunked"],
+            "Content-Length beside Transfer-Encoding: ambiguous framing",
+        ),
+        (["Transfer-Encoding: gzip"], "unsupported Transfer-Encoding 'gzip'"),
+    ],
+)
+def test_ambiguous_framing_is_refused_and_the_connection_closed(
+    fake: QStashTasksServer, lines: list[str], error: str
+) -> None:
+    # What a smuggler would leave for the next request on the connection: never read.
+    data = tasks_request(TASKS, "Authorization: Bearer t", *lines) + b"GET" + tasks_request(TASKS)
+    answer = raw_exchange(fake, data)  # read until the server closes
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+    assert b"connection: close" in head
+    assert json.loads(body) == {"error": error}
+    assert fake.calls == []
+
+
+def test_the_same_content_length_twice_is_one(fake: QStashTasksServer) -> None:
+    data = tasks_request(TASKS, "Authorization: Bearer t", "Content-Length: 0", "Content-Length: 0")
+    head, _, _ = raw_exchange(fake, data.replace(b"Host: x", b"Connection: close")).partition(
+        b"\r\n\r\n"
+    )
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert len(fake.calls) == 1
+
+
+def test_a_raw_utf8_path_is_the_id_it_spells(fake: QStashTasksServer) -> None:
+    fake.add("msg_é", count=2)
+    data = "GET /v1/messages/msg_é/tasks HTTP/1.1\r\nAuthorization: Bearer t\r\n"
+    answer = raw_exchange(fake, data.encode() + b"Connection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
+    (call,) = fake.calls
+    assert call.message_id == "msg_é"
+    assert call.url == fake.base_url + "/v1/messages/msg_%C3%A9/tasks"
+    assert call.task_count == 2
+
+
+def test_the_absolute_form_a_proxy_sends_is_served(fake: QStashTasksServer) -> None:
+    target = fake.base_url + TASKS + "?cursor=99950"
+    data = tasks_request(target, "Authorization: Bearer t", "Connection: close")
+    assert raw_exchange(fake, data).startswith(b"HTTP/1.1 200 OK")
+    (call,) = fake.calls
+    assert (call.url, call.message_id, call.cursor) == (target, "msg_1", 99950)
+
+
+def test_an_http_0_9_request_is_refused_at_once(fake: QStashTasksServer) -> None:
+    with socket.create_connection((fake._server.host, fake._server.port), timeout=5) as conn:
+        conn.sendall(b"GET /v1/messages/msg_1/tasks\r\n")  # and wait: no close from here
+        answer = conn.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request")
+    assert json.loads(body) == {"error": "HTTP/0.9 is not supported: send an HTTP/1.1 request"}
+    assert fake.calls == []
+
+
+def test_idle_connections_are_closed_after_the_idle_timeout() -> None:
+    server = LoopbackServer(idle_timeout=0.3)
+    with QStashTasksServer(server=server.start()) as fake:
+        try:
+            with socket.create_connection((server.host, server.port), timeout=5) as conn:
+                started = time.perf_counter()
+                assert conn.recv(1) == b""  # closed by the server, with no request sent
+                assert 0.25 <= time.perf_counter() - started < 3
+        finally:
+            server.stop()
+    assert fake.calls == []
+
+
+def test_connections_are_bounded_and_an_idle_one_makes_room() -> None:
+    server = LoopbackServer(max_connections=4).start()
+    try:
+        with QStashTasksServer(server=server) as fake:
+            fake.add_message("m")
+            idle = [socket.create_connection((server.host, server.port)) for _ in range(10)]
+            with requests.Session() as session:  # an eleventh client, waiting in the backlog
+                answer = session.get(
+                    fake.base_url + "/v1/messages/m/tasks",
+                    headers={"Authorization": "Bearer t"},
+                    timeout=5,
+                )
+                assert answer.status_code == 200
+                assert len(server._workers) <= 4
+            for conn in idle:
+                conn.close()
+    finally:
+        server.stop()
 
 
 def test_a_chunked_post_body_is_drained_and_the_connection_reused(

@@ -275,8 +275,9 @@ class CallLog:
         return CallList(self.calls)
 
     def reached(self) -> bool:
-        """Whether any request reached the fake, or was stopped on its way to QStash."""
-        return bool(self.calls or self.real_host)
+        """Whether any request reached the fake (one stopped on its way to the real
+        QStash did not)."""
+        return bool(self.calls)
 
     def unexpected_misses(self) -> list[RecordedCall]:
         """The calls the fake could not serve that no expectation covers."""

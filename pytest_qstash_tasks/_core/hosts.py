@@ -111,12 +111,25 @@ _REAL_GETADDRINFO = socket.getaddrinfo
 def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
     name = host.decode("idna") if isinstance(host, bytes) else host
     if isinstance(name, str) and is_real_qstash_host(name):
-        with _ACTIVE_LOCK:
-            guards = [guard for guard in _ACTIVE if guard.enabled]
-        if guards:
+        guard = _guard_for(name)
+        if guard is not None:
             shown = f"{name}:{port}" if port is not None else name
-            raise guards[0].stop(f"a connection to {shown}", "CONNECT", shown, name, None)
+            raise guard.stop(f"a connection to {shown}", "CONNECT", shown, name, None)
     return _REAL_GETADDRINFO(host, port, *args, **kwargs)
+
+
+def _guard_for(name: str) -> RealHostGuard | None:
+    """Which active guard stops a connection to the real QStash host ``name``: the one
+    of a fake that answers that very host in-process (the client is one it cannot see),
+    else the one started last (the running test's, rather than a module's or a
+    session's); ``None`` when no guard is on."""
+    host = name.lower().rstrip(".")
+    with _ACTIVE_LOCK:
+        guards = [guard for guard in reversed(_ACTIVE) if guard.enabled]
+    for guard in guards:
+        if guard.answers_in_process and guard.url.host == host:
+            return guard
+    return guards[0] if guards else None
 
 
 class RealHostGuard:
@@ -182,7 +195,12 @@ class RealHostGuard:
     ) -> QStashTasksRealHostError:
         """Record a request (or connection) to the real QStash; the error it gets."""
         switch_off = switch_text("guard_real_qstash", "False", self.fake._owner())
-        error = QStashTasksRealHostError(real_host_message(what, host, str(self.url), switch_off))
+        # A connection to the very host the fake answers in-process comes from a client
+        # the fake cannot see: saying "point it at the fake" would contradict itself.
+        unseen = self.answers_in_process and host.lower().rstrip(".") == self.url.host
+        clients = self.fake._clients_served() if unseen else None
+        text = real_host_message(what, host, str(self.url), switch_off, unseen_by=clients)
+        error = QStashTasksRealHostError(text)
         call = RecordedCall(
             method=method,
             url=url,

@@ -301,17 +301,25 @@ def server_problems(
     return found
 
 
-def real_host_message(what: str, host: str, base_url: str, switch_off: str) -> str:
+def real_host_message(
+    what: str, host: str, base_url: str, switch_off: str, unseen_by: str | None = None
+) -> str:
     """What a request (``what``: ``GET <url>``, or ``a connection to <host>``) to the
     real QStash is told, and what the test reports; ``switch_off`` says how to turn the
-    guard off."""
+    guard off. ``unseen_by``: the fake answers that very host in this process, for the
+    clients it names, and this client is not one of them."""
+    head = f"{what} was stopped before it reached the real QStash ({host}): "
+    tail = f" (To let such requests through, use {switch_off}.)"
+    if unseen_by is not None:
+        return (
+            f"{head}this test's fake answers {base_url} in this process, but only for the "
+            f"clients it intercepts, and this one is not among them. {unseen_by}{tail}"
+        )
     return (
-        f"{what} was stopped before it reached the real QStash ({host}): "
-        f"while this test's fake is active it answers at {base_url}, not at {host}. "
+        f"{head}while this test's fake is active it answers at {base_url}, not at {host}. "
         "Point the client at the fake: create it after the fixture starts with "
         f"QSTASH_URL={base_url} set (the official SDK reads QSTASH_URL when the client "
-        "is created), or pass the fake's base_url (QStash(token, base_url=...)). "
-        f"(To let such requests through, use {switch_off}.)"
+        f"is created), or pass the fake's base_url (QStash(token, base_url=...)).{tail}"
     )
 
 

@@ -9,14 +9,23 @@ Tuning, each for a stall or a leak a test would otherwise meet (docs/benchmarks.
 HTTP/1.1 keep-alive; ``TCP_NODELAY`` and each answer written in one call (no Nagle
 delay); a listen backlog far above socketserver's 5; a stop that wakes the accept loop
 through a socket pair instead of waiting for a poll; idle keep-alive connections
-closed on stop; daemon threads, each joined on stop.
+closed after ``idle_timeout`` and on stop; at most ``max_connections`` connections (one
+thread each), an idle one closed to make room for a new client; daemon threads, each
+joined on stop.
+
+What the fake hears is a whole request or nothing: a client that goes away before its
+headers or its body are complete is forgotten (nothing recorded). A request whose
+framing is ambiguous (two different ``Content-Length`` headers, or one beside
+``Transfer-Encoding``) is refused with 400 and its connection closed (RFC 9112, 6.3).
 """
 
 from __future__ import annotations
 
 import contextlib
 import http
+import io
 import ipaddress
+import os
 import select
 import selectors
 import socket
@@ -26,6 +35,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from pytest_qstash_tasks._core.exchange import (
     JSON_HEADERS,
@@ -38,7 +48,14 @@ from pytest_qstash_tasks._core.exchange import (
 if TYPE_CHECKING:
     from pytest_qstash_tasks._core.fake import QStashTasksFake
 
-__all__ = ["MAX_BODY", "AccessLog", "Handler", "LoopbackServer"]
+__all__ = [
+    "IDLE_TIMEOUT",
+    "MAX_BODY",
+    "MAX_CONNECTIONS",
+    "AccessLog",
+    "Handler",
+    "LoopbackServer",
+]
 
 #: Told of every answered request: method, target, status (``None``: no answer), seconds.
 AccessLog = Callable[[str, str, "int | None", float], None]
@@ -48,6 +65,11 @@ DRAIN_SECONDS = 10.0
 _HOLD_POLL = 0.05
 #: More live connections than this are concurrent clients, not one looping client.
 _MAX_PEEKS = 8
+#: Seconds a keep-alive connection may wait for its next request before it is closed.
+IDLE_TIMEOUT = 30.0
+#: Connections served at once, one thread each; past it an idle one is closed to make
+#: room, or the newcomer waits in the listen backlog until one ends.
+MAX_CONNECTIONS = 128
 
 
 class LoopbackServer(ThreadingHTTPServer):
@@ -73,6 +95,8 @@ class LoopbackServer(ThreadingHTTPServer):
         *,
         max_hold_seconds: float = 10.0,
         access_log: AccessLog | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         try:
             family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
@@ -86,6 +110,8 @@ class LoopbackServer(ThreadingHTTPServer):
         self.host, self.port = host, self.server_address[1]
         self.max_hold_seconds = max_hold_seconds
         self.access_log = access_log
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
         self.stray: list[str] = []
         self.internal_errors: list[str] = []
         self._fake: QStashTasksFake | None = None
@@ -93,6 +119,9 @@ class LoopbackServer(ThreadingHTTPServer):
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
         self._connections: set[socket.socket] = set()
+        #: Connections waiting for their next request: the ones closed to make room.
+        self._waiting: set[socket.socket] = set()
+        self._room = threading.Condition(self._lock)
         self._workers: set[threading.Thread] = set()
         self._stopping = threading.Event()
         self._wake_read, self._wake_write = socket.socketpair()
@@ -128,6 +157,8 @@ class LoopbackServer(ThreadingHTTPServer):
         """Stop at once: no poll to wait for; open connections closed, threads joined."""
         thread, self._accept_thread = self._accept_thread, None
         self._stopping.set()
+        with self._lock:
+            self._room.notify_all()
         if thread is not None:
             self._wake_write.send(b"x")
             thread.join()
@@ -154,9 +185,29 @@ class LoopbackServer(ThreadingHTTPServer):
             ready.set()
             while not self._stopping.is_set():
                 for key, _ in selector.select():
-                    if key.fileobj is self._wake_read:
+                    if key.fileobj is self._wake_read or not self._make_room():
                         return
                     self.handle_request()  # ready: accepts without waiting
+
+    def _make_room(self) -> bool:
+        """Wait until one more connection may be served, closing idle ones meanwhile;
+        ``False`` when the server stops first."""
+        with self._lock:
+            while len(self._connections) >= self.max_connections:
+                if self._stopping.is_set():
+                    return False
+                if self._waiting:
+                    _shutdown(self._waiting.pop())  # its thread sees the end and leaves
+                self._room.wait(_HOLD_POLL)
+            return not self._stopping.is_set()
+
+    def waiting(self, connection: socket.socket, idle: bool) -> None:
+        """Called by a connection's handler around its wait for the next request."""
+        with self._lock:
+            if idle:
+                self._waiting.add(connection)
+            else:
+                self._waiting.discard(connection)
 
     # -- fakes ----------------------------------------------------------------------
 
@@ -231,6 +282,8 @@ class LoopbackServer(ThreadingHTTPServer):
             with self._lock:
                 self._workers.discard(threading.current_thread())
                 self._connections.discard(request)
+                self._waiting.discard(request)
+                self._room.notify_all()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that went away mid-answer is not the server's error, and a bug
@@ -242,7 +295,7 @@ class LoopbackServer(ThreadingHTTPServer):
     def serve(self, handler: Handler, body: bytes) -> None:
         """Hand one parsed request to the fake and carry out its reply."""
         started = time.perf_counter()
-        target = handler.path
+        target = _origin_form(handler.path)
         raw_path, _, query = target.partition("?")
         handler.requests_answered += 1
         client = self._client(handler)
@@ -304,16 +357,20 @@ class LoopbackServer(ThreadingHTTPServer):
 
 
 def _peer_closed(connection: socket.socket) -> bool:
-    """Whether the client has closed its end (without reading from the connection)."""
+    """Whether the client has closed its end (without reading from the connection).
+
+    Peeks through a non-blocking duplicate: a socket with a timeout (every connection
+    here has one, the idle timeout) waits for data before any receive, MSG_DONTWAIT or
+    not, and this must answer at once.
+    """
     try:
-        return connection.recv(1, socket.MSG_PEEK | _DONTWAIT) == b""
+        with socket.socket(fileno=os.dup(connection.fileno())) as peek:
+            peek.setblocking(False)
+            return peek.recv(1, socket.MSG_PEEK) == b""
     except (BlockingIOError, InterruptedError):
         return False  # open, and idle
-    except OSError:
+    except (OSError, ValueError):  # ValueError: closed here already (fileno -1)
         return True
-
-
-_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
 def _shutdown(connection: socket.socket) -> None:
@@ -321,8 +378,29 @@ def _shutdown(connection: socket.socket) -> None:
         connection.shutdown(socket.SHUT_RDWR)
 
 
+#: Printable ASCII: what a request target keeps as it is (``%`` escapes included).
+_TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def _origin_form(target: str) -> str:
+    """The request target as a path and query: an absolute-form target (what an HTTP
+    proxy sends, which RFC 9112 says a server must accept) loses its scheme and host,
+    and bytes outside ASCII (a raw UTF-8 id) are percent-encoded, as a client that
+    encodes them sends them."""
+    # http.server decodes the request line as Latin-1: these are the bytes as sent.
+    raw = target.encode("latin-1")
+    if not raw.isascii():
+        target = quote(raw, safe=_TARGET_SAFE)
+    if target[:7].lower() == "http://" or target[:8].lower() == "https://":
+        parts = urlsplit(target)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return target
+
+
 #: The largest request body read; a larger one is refused with 413.
 MAX_BODY = 1 << 20
+#: Header lines read before the header parser refuses them (http.client's own limit).
+_MAX_HEADERS = 100
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -336,48 +414,94 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A client silent this long (between requests, or in the middle of one) is gone.
+        self.connection.settimeout(self.server.idle_timeout)
 
     def handle_one_request(self) -> None:
         self.command = None  # type: ignore[assignment]  # no request line read yet
         try:
-            self.raw_requestline = self.rfile.readline(65537)
+            self.server.waiting(self.connection, True)
+            try:
+                self.raw_requestline = self.rfile.readline(65537)
+            finally:
+                self.server.waiting(self.connection, False)
             if len(self.raw_requestline) > 65536:
                 self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
                 return
-            if not self.raw_requestline.endswith(b"\n"):
+            words = self.raw_requestline.split()
+            if not self.raw_requestline.endswith(b"\n") or not words:
                 # Nothing, or a request line cut off by the client going away.
                 self.close_connection = True
                 return
-            if not self.parse_request():  # it answered 400, 431, ... itself
+            if len(words) == 2:  # "GET /path": HTTP/0.9, which has no headers to wait for
+                self.send_error(400, "HTTP/0.9 is not supported: send an HTTP/1.1 request")
                 return
-            body = self._read_body()
+            head = self._read_head()
+            if head is None:  # the client went away before the end of its headers
+                self.close_connection = True
+                return
+            # parse_request reads the headers from rfile: hand it the ones read above.
+            connection_file, self.rfile = self.rfile, io.BytesIO(head)
+            try:
+                parsed = self.parse_request()  # else it answered 400, 431, ... itself
+            finally:
+                self.rfile = connection_file
+            body = self._read_body() if parsed else None
             if body is not None:
                 self.server.serve(self, body)
-        except OSError:  # the client went away
+        except OSError:  # the client went away, or stayed silent past the idle timeout
             self.close_connection = True
 
+    def _read_head(self) -> bytes | None:
+        """The header lines up to the blank line that ends them, or ``None`` when the
+        client goes away first. Past 100 lines, or in a line too long, it stops: the
+        header parser then refuses them with 431."""
+        lines: list[bytes] = []
+        while len(lines) <= _MAX_HEADERS:
+            line = self.rfile.readline(65537)
+            lines.append(line)
+            if len(line) > 65536 or line in (b"\r\n", b"\n"):
+                break
+            if not line.endswith(b"\n"):
+                return None
+        return b"".join(lines)
+
     def _read_body(self) -> bytes | None:
-        """The request body, drained so the next request on the connection starts clean."""
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+        """The request body, drained so the next request on the connection starts clean;
+        ``None`` when the request was refused, or its client went away mid-body."""
+        lengths = set(self.headers.get_all("content-length") or ())
+        encoding = self.headers.get("transfer-encoding")
+        if encoding is not None and lengths:
+            self.send_error(400, "Content-Length beside Transfer-Encoding: ambiguous framing")
+            return None
+        if encoding is not None:
+            if encoding.rsplit(",", 1)[-1].strip().lower() != "chunked":
+                self.send_error(400, f"unsupported Transfer-Encoding {encoding!r}")
+                return None
             return self._read_chunked()
-        length = self.headers.get("content-length")
-        if length is None:
+        if len(lengths) > 1:
+            self.send_error(400, f"conflicting Content-Length headers: {sorted(lengths)}")
+            return None
+        if not lengths:
             return b""
+        length = lengths.pop()
         if not length.isdigit():
             self.send_error(400, f"invalid Content-Length {length!r}")
             return None
         if int(length) > MAX_BODY:
             self.send_error(413, f"request body over {MAX_BODY} bytes")
             return None
-        return self.rfile.read(int(length))
+        return self._read_exactly(int(length))
 
     def _read_chunked(self) -> bytes | None:
         chunks: list[bytes] = []
         total = 0
         while True:
-            size_line = self.rfile.readline(1026).split(b";", 1)[0].strip()
+            line = self.rfile.readline(1026)
+            if not line.endswith(b"\n"):
+                return self._gone()
             try:
-                size = int(size_line, 16)
+                size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 self.send_error(400, "invalid chunked body")
                 return None
@@ -386,11 +510,23 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_error(413, f"request body over {MAX_BODY} bytes")
                 return None
             if size == 0:
-                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
+                while (trailer := self.rfile.readline(65537)) not in (b"\r\n", b"\n"):
+                    if not trailer.endswith(b"\n"):
+                        return self._gone()
                 return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(3)
+            chunk = self._read_exactly(size)
+            if chunk is None or not self.rfile.readline(3).endswith(b"\n"):
+                return self._gone()
+            chunks.append(chunk)
+
+    def _read_exactly(self, size: int) -> bytes | None:
+        data = self.rfile.read(size)
+        return data if len(data) == size else self._gone()
+
+    def _gone(self) -> bytes | None:
+        """The client went away in the middle of its request: forget it (no body)."""
+        self.close_connection = True
+        return None
 
     def write_answer(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
         """Status line, headers and body in one write: no Nagle delay between them."""

@@ -4,6 +4,7 @@ subprocess, another language."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from pytest_qstash_tasks._core.exchange import Reply, Request
@@ -15,7 +16,20 @@ from .http_server import AccessLog, LoopbackServer
 if TYPE_CHECKING:
     from pytest_qstash_tasks._core.control import ControlPlane
 
-__all__ = ["QStashTasksServer"]
+__all__ = ["QStashTasksServer", "no_proxy_with"]
+
+
+def no_proxy_with(host: str) -> str:
+    """``NO_PROXY`` as this process has it (``no_proxy`` and ``NO_PROXY`` merged, as
+    clients read either), with ``host`` added."""
+    hosts: list[str] = []
+    for name in ("no_proxy", "NO_PROXY"):
+        for entry in os.environ.get(name, "").split(","):
+            if entry.strip() and entry.strip() not in hosts:
+                hosts.append(entry.strip())
+    if host not in hosts:
+        hosts.append(host)
+    return ",".join(hosts)
 
 
 class QStashTasksServer(QStashTasksFake):
@@ -84,8 +98,17 @@ class QStashTasksServer(QStashTasksFake):
 
     @property
     def env(self) -> dict[str, str]:
-        """``QSTASH_URL`` and ``QSTASH_TOKEN`` for a subprocess or the official SDK."""
-        return {"QSTASH_URL": self.base_url, "QSTASH_TOKEN": self.token}
+        """``QSTASH_URL`` and ``QSTASH_TOKEN`` for a subprocess or the official SDK, and
+        ``NO_PROXY``/``no_proxy``: the ones of this process with the server's address
+        added, so that a client told to use a proxy (``HTTP_PROXY``, ``ALL_PROXY``)
+        still reaches the server directly."""
+        bypass = no_proxy_with(self._server.host)
+        return {
+            "QSTASH_URL": self.base_url,
+            "QSTASH_TOKEN": self.token,
+            "NO_PROXY": bypass,
+            "no_proxy": bypass,
+        }
 
     def problems(self) -> list[str]:
         """What ``verify()`` would report: the fake's problems, and the server's."""
