@@ -98,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace) -> QStashTasksServer:
+    from ._core.report import COMMAND
     from ._transports.server import QStashTasksServer
 
     settings: dict[str, Any] = {
@@ -116,6 +117,7 @@ def _build(args: argparse.Namespace) -> QStashTasksServer:
         fake = QStashTasksServer(
             host=args.host, port=args.port, control=True, access_log=log, **settings
         )
+        fake._owner_name = COMMAND  # its advice names options and control endpoints
     except OSError as error:
         raise _UsageError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     except (ValueError, TypeError) as error:
@@ -157,6 +159,8 @@ def _load(fake: QStashTasksServer, path: Path) -> None:
             raise _UsageError(
                 f"--data {path}: messages[{index}] ({message.message_id!r}): {error}"
             ) from None
+    assert fake._control is not None  # the command's fake has its control plane
+    fake._control.data = list(spec.messages)  # what POST /_fake/reset returns to
 
 
 def _access_log(stream: TextIO) -> Any:

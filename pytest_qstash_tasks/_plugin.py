@@ -127,7 +127,7 @@ def _fake_for_test(
     seed = settings.pop("seed", None)
     stream = start_stream(request.node.nodeid, seed)
     fake = build(**settings, seed=None)  # None: the test's own stream, seeded above
-    fake._made_by_fixture = True
+    fake._owner_name = None
     stream.clock = fake.clock
     fakes = request.node.stash.setdefault(_FAKES_KEY, [])
     fakes.append(fake)

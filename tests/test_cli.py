@@ -120,6 +120,73 @@ def test_serve_prints_its_url_first_and_serves_the_data_file(
     assert walk(again.url, "msg_generated") == generated
 
 
+def test_reset_returns_to_the_data_file_or_to_empty(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(DATA))
+    served = serve("--data", str(data), "--seed", "7", "--quiet")
+    generated = walk(served.url, "msg_generated")
+    control = served.url + "/_fake/"
+    requests.post(control + "messages", json={"messageId": "extra"}, timeout=5)
+    requests.post(control + "clock", json={"advanceMs": 5000}, timeout=5)
+    reset = requests.post(control + "reset", timeout=5).json()
+    assert reset == {
+        "reset": True,
+        "now": 1767225600000,
+        "messages": ["msg_generated", "msg_given", "msg_scripted", "msg_empty", "msg_delivery"],
+    }
+    assert walk(served.url, "msg_generated") == generated  # the same seed, the same tasks
+    emptied = requests.post(control + "reset", json={"empty": True}, timeout=5)
+    assert emptied.json()["messages"] == []
+    refused = requests.post(control + "reset", json={"empty": "yes"}, timeout=5)
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {"error": 'POST /_fake/reset takes {} or {"empty": true}'},
+    )
+
+
+def test_problems_advise_the_command_s_own_options_not_python(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve("--quiet", "--max-identical-requests", "2")
+    requests.post(served.url + "/_fake/messages", json={"messageId": "m"}, timeout=5)
+    assert (
+        requests.get(served.url + "/v1/messages/nope/tasks", headers=AUTH, timeout=5).status_code
+        == 404
+    )
+    with requests.Session() as session:  # one connection: one client
+        answers = [
+            session.get(served.url + "/v1/messages/m/tasks", headers=AUTH, timeout=5)
+            for _ in range(3)
+        ]
+    assert [answer.status_code for answer in answers] == [200, 200, 508]
+    assert (
+        answers[2]
+        .json()["error"]
+        .endswith(
+            "sent 3 times in a row and got the same 200 answer each time, with nothing changed "
+            "in between. A client that pages should stop when the cursor is 0 or missing. (The "
+            "limit is max_identical_requests=2; raise it with --max-identical-requests <n>.)"
+        )
+    )
+    problems = requests.get(served.url + "/_fake/problems", timeout=5).json()["problems"]
+    text = "\n".join(problems)
+    assert "QStashTasksServer" not in text
+    assert "expect_unserved" not in text
+    assert "@pytest.mark" not in text
+    assert problems[0] == (
+        "stopped a likely infinite loop: the same request kept getting the same answer "
+        f"(QStashTasksLoopError):\n  - GET {served.url}/v1/messages/m/tasks -> 508"
+    )
+    assert problems[1] == (
+        f"1 request(s) to {served.url} could not be served:\n"
+        f"  - GET {served.url}/v1/messages/nope/tasks -> 404: message 'nope' is not "
+        "registered; registered: 'm'\n"
+        "  (the standalone fake only lists this: nothing fails; POST /_fake/reset forgets it)"
+    )
+
+
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "stdin"])
 def test_it_stops_cleanly(serve: Callable[..., Served], how: str) -> None:
     served = serve("--quiet", "--stdin-eof", stdin=subprocess.PIPE)

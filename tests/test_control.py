@@ -116,7 +116,7 @@ def test_faults_calls_problems_and_reset(fake: QStashTasksServer, http: Any) -> 
     assert problems == fake.problems()
     assert "raise_next(TimeoutError" in problems[0]
     fake.clock.advance(5)
-    assert http.post("reset").json() == {"reset": True, "now": fake.clock.start}
+    assert http.post("reset").json() == {"reset": True, "now": fake.clock.start, "messages": []}
     assert (fake.message_ids(), fake.calls, fake.faults, fake.problems()) == ([], [], [], [])
 
 

@@ -48,3 +48,23 @@ async def test_identical_requests_count_per_asyncio_task(any_fake: QStashTasksFa
         # Six identical requests in a row from this thread, three from each task: no loop.
         await asyncio.gather(three_polls(), three_polls())
     assert len(any_fake.calls) == 6
+
+
+def test_a_keep_alive_client_s_first_request_counts_with_the_rest() -> None:
+    import requests
+
+    from pytest_qstash_tasks import QStashTasksServer
+
+    with QStashTasksServer(max_identical_requests=2) as fake:
+        fake.add_message("m")
+        with requests.Session() as session:
+            statuses = [
+                session.get(
+                    fake.base_url + "/v1/messages/m/tasks",
+                    headers={"Authorization": "Bearer t"},
+                    timeout=5,
+                ).status_code
+                for _ in range(3)
+            ]
+        forget_stops(fake)  # the guard was the point
+    assert statuses == [200, 200, 508]

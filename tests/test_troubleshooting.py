@@ -18,7 +18,7 @@ AUTH = {"Authorization": "Bearer t"}
 
 def fixture_fake(**settings: object) -> QStashTasksMock:
     fake = QStashTasksMock(seed=None, **settings)  # type: ignore[arg-type]
-    fake._made_by_fixture = True  # worded as the qstash_tasks fixture words it
+    fake._owner_name = None  # worded as the qstash_tasks fixture words it
     return fake
 
 

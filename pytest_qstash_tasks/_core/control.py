@@ -56,6 +56,8 @@ class ControlPlane:
     def __init__(self, fake: QStashTasksFake, token: str | None) -> None:
         self.fake = fake
         self.token = token
+        #: The messages the fake was loaded with (``--data``): what a reset returns to.
+        self.data: list[MessageSpec] = []
 
     def dispatch(self, request: Request) -> Reply | None:
         """The reply to a control request; ``None`` for any other request."""
@@ -145,9 +147,15 @@ def _health(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, objec
 
 
 @_route("POST", "/reset")
-def _reset(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+def _reset(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
+    options = _object(body, "POST /_fake/reset")
+    if set(options) - {"empty"} or not isinstance(options.get("empty", False), bool):
+        raise ControlError(400, 'POST /_fake/reset takes {} or {"empty": true}')
     plane.fake.reset()
-    return 200, {"reset": True, "now": plane.fake.clock.now}
+    if not options.get("empty", False):
+        for message in plane.data:  # loaded once already: they apply again
+            apply_message(plane.fake, message)
+    return 200, {"reset": True, "now": plane.fake.clock.now, "messages": plane.fake.message_ids()}
 
 
 @_route("GET", "/messages")

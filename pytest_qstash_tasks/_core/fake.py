@@ -125,9 +125,10 @@ class QStashTasksFake(abc.ABC):
         """Whether the process's sleeps move the clock while the fake is started."""
         self._sleep_patch: SleepPatch | None = None
         self._started = False
-        #: Set by the fixtures: messages then name the marker and ini options, not the
-        #: constructor.
-        self._made_by_fixture = False
+        #: Who made the fake, for the advice its messages give: ``None`` a fixture (the
+        #: marker and ini options), ``report.COMMAND`` the standalone command (its
+        #: options and control endpoints), else the class (constructor arguments).
+        self._owner_name: str | None = type(self).__name__
         # The one lock: transports call _dispatch from any thread. It guards the store, the
         # fault queue, the call log and the loop guard, which take no lock of their own.
         self._lock = threading.Lock()
@@ -573,9 +574,8 @@ class QStashTasksFake(abc.ABC):
     # -- the plugin's side ----------------------------------------------------------
 
     def _owner(self) -> str | None:
-        """How the fake was configured, for messages: ``None`` by a fixture (marker and
-        ini options), else its class (constructor arguments)."""
-        return None if self._made_by_fixture else type(self).__name__
+        """Who made the fake, for the advice of its messages (see ``_owner_name``)."""
+        return self._owner_name
 
     def _unreached_hint(self) -> str | None:
         """Why a failed test may have read nothing from the fake: messages were

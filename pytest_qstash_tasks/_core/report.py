@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKS",
+    "COMMAND",
     "MAX_LISTED",
     "Waiting",
     "all_pages_fetched_problem",
@@ -180,6 +181,12 @@ def _stood_still(waiting: Waiting, owner: str | None) -> str:
         f"{'was' if count == 1 else 'were'} still under way (the next settles at "
         f"{_iso(first)}, {seconds:g} s later)."
     )
+    if owner == COMMAND:
+        return (
+            f"{state} The fake's time moves only when something moves it: move it between "
+            'polls (POST /_fake/clock {"advanceMs": ...}), or start the fake with '
+            "--clock wall to follow real time."
+        )
     fake, patch, wall = "qstash_tasks", "mark the test ", "use "
     marker = "@pytest.mark.qstash_tasks"
     if owner is not None:
@@ -255,8 +262,12 @@ def problems(
             f"{len(unserved)} request(s) to {base_url} could not be served:\n"
             + _bullets(call.describe() for call in unserved)
             + _switch("assert_all_requests_served", owner)
-            + "\n  (or say which are meant to miss: qstash_tasks.expect_unserved(reason, "
-            "message_id=...))"
+            + (
+                ""
+                if owner == COMMAND
+                else "\n  (or say which are meant to miss: qstash_tasks.expect_unserved("
+                "reason, message_id=...))"
+            )
         )
     unmet = log.unmet_expectations()
     if unmet:
@@ -365,15 +376,27 @@ def _bullets(lines: Iterable[str]) -> str:
 
 
 def _switch(option: str, owner: str | None) -> str:
+    if owner == COMMAND:
+        return (
+            "\n  (the standalone fake only lists this: nothing fails; POST /_fake/reset forgets it)"
+        )
     return (
         "\n  (if that is what the test wants, turn this check off with "
         f"{switch_text(option, 'False', owner)})"
     )
 
 
+#: The ``owner`` of a fake the standalone command runs: its advice names command-line
+#: options and control endpoints, never Python.
+COMMAND = "qstash-tasks-fake"
+
+
 def switch_text(option: str, value: str, owner: str | None) -> str:
     """How to set ``option``: the marker and ini option for a fixture's fake (``owner``
-    None), the constructor argument and attribute for a hand-made one (its class name)."""
+    None), the command's option for the standalone fake (``COMMAND``), the constructor
+    argument and attribute for a hand-made one (its class name)."""
+    if owner == COMMAND:
+        return f"--{option.replace('_', '-')} {'<n>' if value == '...' else value}"
     if owner is None:
         return (
             f"@pytest.mark.qstash_tasks({option}={value}) or the ini option "

@@ -250,19 +250,20 @@ class LoopbackServer(ThreadingHTTPServer):
         """Whom the loop guard counts a request for.
 
         Requests on one connection count for one client (threads and tasks each hold
-        their own). A request that opens the only live connection counts for one
-        shared client: that is a client that never reuses its connection
-        (``requests.get`` or curl in a loop), not a burst of concurrent clients.
+        their own). A connection whose first request finds no other live connection
+        counts for one shared client: that is a client that never reuses its connection
+        (``requests.get`` or curl in a loop), not a burst of concurrent clients; its
+        later requests, if any, count for the same one.
         """
-        if handler.requests_answered != 1:
-            return handler.client_address
+        if handler.client is not None:
+            return handler.client
         with self._lock:
             others = [conn for conn in self._connections if conn is not handler.connection]
         # The previous connection of a looping client is closed by the client, though
         # its thread here may not have seen it yet: ask the kernel.
-        if len(others) > _MAX_PEEKS or not all(map(_peer_closed, others)):
-            return handler.client_address
-        return "one connection per request"
+        alone = len(others) <= _MAX_PEEKS and all(map(_peer_closed, others))
+        handler.client = "one connection per request" if alone else handler.client_address
+        return handler.client
 
     # -- socketserver hooks ---------------------------------------------------------
 
@@ -297,7 +298,6 @@ class LoopbackServer(ThreadingHTTPServer):
         started = time.perf_counter()
         target = _origin_form(handler.path)
         raw_path, _, query = target.partition("?")
-        handler.requests_answered += 1
         client = self._client(handler)
         with self._holding() as fake:
             request = Request(
@@ -408,8 +408,9 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: LoopbackServer
-    #: On this connection, so far.
-    requests_answered = 0
+    #: Whom the loop guard counts this connection's requests for (see
+    #: ``LoopbackServer._client``); decided at its first request.
+    client: Hashable | None = None
 
     def setup(self) -> None:
         super().setup()
