@@ -38,6 +38,15 @@ def real_host() -> str:
     return raised(fixture_fake(), QStashTasksRealHostError, lambda: httpx.get(url, headers=AUTH))
 
 
+def unseen_client() -> str:
+    import urllib.request
+
+    url = "https://qstash.upstash.io/v1/messages/msg_1/tasks"
+    return raised(
+        fixture_fake(), QStashTasksRealHostError, lambda: urllib.request.urlopen(url, timeout=5)
+    )
+
+
 def endless_paging() -> str:
     fake = fixture_fake(max_identical_requests=3)
     fake.add("msg_1", count=3)
@@ -97,6 +106,7 @@ def no_request() -> str:
 MESSAGES = {
     "no-request": no_request,
     "real-host": real_host,
+    "unseen-client": unseen_client,
     "endless-paging": endless_paging,
     "clock-stood-still": clock_stood_still,
     "teardown": teardown_problems,

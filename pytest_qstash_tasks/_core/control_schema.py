@@ -33,7 +33,10 @@ class SpecError(ValueError):
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True)
+    # Built on first use: the command starts serving before it parses anything.
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, defer_build=True
+    )
 
 
 _NonNegative = Annotated[int, Field(strict=True, ge=0)]

@@ -57,6 +57,9 @@ class _WireModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        # Validators and serializers are built on first use, not at import: the
+        # standalone command answers before it has parsed or written a task.
+        defer_build=True,
     )
 
 
