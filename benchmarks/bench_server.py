@@ -148,3 +148,37 @@ def server_import_ms(rounds: int) -> float:
         for _ in range(rounds)
     ]
     return statistics.median(runs) * 1000
+
+
+def standalone_start_vs_pydantic(rounds: int) -> dict[str, float]:
+    """``qstash-tasks-fake serve``, from process start to its URL line, side by side with
+    ``python -c "import pydantic"`` (the one heavy dependency the package has): medians
+    of wall time, the two interleaved."""
+    serve = [sys.executable, "-m", "pytest_qstash_tasks", "serve", "--quiet", "--port", "0"]
+    peer = [sys.executable, "-c", "import pydantic"]
+
+    def to_url_line() -> float:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            serve, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        took = time.perf_counter() - started
+        process.terminate()
+        process.communicate(timeout=10)
+        assert line.startswith(b"http://127.0.0.1:"), line
+        return took
+
+    def import_pydantic() -> float:
+        started = time.perf_counter()
+        subprocess.run(peer, check=True)
+        return time.perf_counter() - started
+
+    to_url_line()  # bytecode written, files in the page cache: as after pip install
+    ours, theirs = [], []
+    for _ in range(rounds):
+        theirs.append(import_pydantic())
+        ours.append(to_url_line())
+    ours_ms, peer_ms = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
+    return {"ratio": ours_ms / peer_ms, "ours_ms": ours_ms, "peer_ms": peer_ms}

@@ -13,11 +13,11 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .control_schema import DeliverySpec, MessageSpec, apply_message, parse
 from .exchange import JSON_HEADERS, Reply, Request, error_body
 
 if TYPE_CHECKING:
     from .calls import RecordedCall
+    from .control_schema import MessageSpec
     from .fake import QStashTasksFake
     from .faults import Fault
 
@@ -153,6 +153,8 @@ def _reset(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, obje
         raise ControlError(400, 'POST /_fake/reset takes {} or {"empty": true}')
     plane.fake.reset()
     if not options.get("empty", False):
+        from .control_schema import apply_message
+
         for message in plane.data:  # loaded once already: they apply again
             apply_message(plane.fake, message)
     return 200, {"reset": True, "now": plane.fake.clock.now, "messages": plane.fake.message_ids()}
@@ -165,6 +167,8 @@ def _messages(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, obj
 
 @_route("POST", "/messages")
 def _add_message(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
+    from .control_schema import MessageSpec, apply_message, parse
+
     spec = _refused(lambda: parse(MessageSpec, _object(body, "POST /_fake/messages"), "body"))
     assert isinstance(spec, MessageSpec)
     return 201, _refused(lambda: apply_message(plane.fake, spec))
@@ -183,6 +187,8 @@ def _message_tasks(plane: ControlPlane, args: dict[str, str], _: Any) -> tuple[i
 
 @_route("POST", "/messages/{messageId}/deliveries")
 def _delivery(plane: ControlPlane, args: dict[str, str], body: Any) -> tuple[int, object]:
+    from .control_schema import DeliverySpec, MessageSpec, apply_message, parse
+
     spec = _refused(lambda: parse(DeliverySpec, _object(body, "a delivery"), "body"))
     assert isinstance(spec, DeliverySpec)
     message = MessageSpec(messageId=args["messageId"], deliveries=[spec])  # type: ignore[call-arg]

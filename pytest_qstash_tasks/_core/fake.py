@@ -10,7 +10,7 @@ import abc
 import datetime as _dt
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from . import faults as _faults
 from .args import ANY, AnyCursor, check_cursor_filter, check_end_cursor, check_int, check_token
@@ -19,11 +19,9 @@ from .clock import DEFAULT_START_MS, Clock, ClockMode
 from .dispatch import Dispatcher
 from .endpoint import EndpointConfig
 from .exchange import Reply, Request
-from .factories import tasks_to_add
 from .faults import Fault, FaultQueue, FaultTarget
 from .hosts import DEFAULT_BASE_URL, BaseURL, RealHostGuard
 from .lifecycle import Outcome, SimulatedDelivery
-from .models import Task, TasksPage
 from .report import (
     CHECKS,
     all_pages_fetched_problem,
@@ -35,6 +33,9 @@ from .report import (
 from .seeding import Stream, current_stream
 from .sleep_patch import SleepPatch
 from .store import TaskStore
+
+if TYPE_CHECKING:
+    from .models import Task, TasksPage
 
 __all__ = ["DEFAULT_TOKEN", "QStashTasksFake"]
 
@@ -248,6 +249,8 @@ class QStashTasksFake(abc.ABC):
         A task with no ``timeline_at`` is stamped from the clock in list order, newest
         first. Tasks already stored stay; a task id the message already has is refused.
         """
+        from .factories import tasks_to_add  # pydantic's models, on first use
+
         built = tasks_to_add(
             self._stream_now(), message_id, tasks, count, self.clock.now, task_overrides
         )

@@ -22,10 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .args import check_int
-from .models import Task, TaskState
+
+if TYPE_CHECKING:
+    from .models import Task
 
 __all__ = [
     "BACKOFF_TABLE_MS",
@@ -160,6 +162,9 @@ class SimulatedDelivery:
 
     def task_at(self, now: int) -> Task:
         """The task as QStash shows it at ``now`` (unix ms; before creation: created)."""
+        # pydantic's models load on first use: the standalone command serves without them.
+        from .models import Task, TaskState
+
         fields: dict[str, Any] = {
             "task_id": self.task_id,
             "message_id": self.message_id,

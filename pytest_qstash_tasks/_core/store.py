@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .args import check_message_id
 from .lifecycle import SimulatedDelivery
-from .models import Task, TasksPage
 from .pagination import page_bounds
+
+if TYPE_CHECKING:
+    from .models import Task, TasksPage
 
 __all__ = ["MessageTasks", "ScriptedPages", "TaskStore", "newest_first", "with_timeline"]
 
@@ -30,6 +32,8 @@ def with_timeline(tasks: Iterable[Task], now: int) -> list[Task]:
     A task that has none is stamped by its place in the list, taken as newest first:
     the i-th gets ``now - i``. A list parsed from a QStash answer keeps its order.
     """
+    from .models import Task  # loaded on first use, as everywhere in the store
+
     stamped = []
     for index, task in enumerate(tasks):
         if not isinstance(task, Task):
@@ -158,6 +162,8 @@ class ScriptedPages:
     def build(
         cls, message_id: str, pages: Iterable[TasksPage | Mapping[str, Any]]
     ) -> ScriptedPages:
+        from .models import TasksPage
+
         # A TasksPage comes back as it is (pydantic does not revalidate instances).
         validated = [TasksPage.model_validate(page) for page in pages]
         if not validated:
