@@ -340,3 +340,18 @@ def test_calls_is_a_read_only_copy_that_says_so(any_fake: QStashTasksFake) -> No
     any_fake.reset()
     assert any_fake.calls == []
     assert any_fake.message_ids() == []
+
+
+def test_all_pages_fetched_holds_when_a_cursor_was_served_twice(
+    any_fake: QStashTasksFake,
+) -> None:
+    any_fake.add("msg_1", count=250, timeline_at=lambda i: 10_000 - i)
+    with client_for(any_fake) as client:
+        client.get("/v1/messages/msg_1/tasks")
+        for _ in range(2):  # a retried page
+            client.get("/v1/messages/msg_1/tasks", params={"cursor": 9_900})
+        client.get("/v1/messages/msg_1/tasks", params={"cursor": 9_800})
+    any_fake.assert_all_pages_fetched("msg_1")
+    any_fake.assert_called("msg_1", times=4)
+    with pytest.raises(AssertionError, match=r"expected requests for message 'msg_1' 3 times"):
+        any_fake.assert_called("msg_1", times=3)  # more calls than that fail it too

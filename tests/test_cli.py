@@ -329,3 +329,24 @@ def test_the_docs_curl_walkthrough_runs_as_the_page_shows(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     shown = walkthrough.split("```text\n", 1)[1].split("```")[0]
     assert result.stdout == shown
+
+
+def test_the_url_line_reaches_a_pipe_at_once_without_pythonunbuffered() -> None:
+    import os
+    import select
+
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    process = subprocess.Popen(
+        [*COMMAND, "serve", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 20)
+        assert ready, "no URL line within 20 s: stdout is not flushed"
+        assert process.stdout.readline().startswith(b"http://127.0.0.1:")
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

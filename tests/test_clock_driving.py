@@ -279,3 +279,69 @@ def test_clock_and_patch_sleep_from_ini_and_a_bad_value(pytester: pytest.Pyteste
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ValueError: clock must be 'fake' or 'wall', got 'sundial'"])
+
+
+def test_datetimes_are_rounded_to_the_nearest_millisecond() -> None:
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert QStashTasksMock(start=base + dt.timedelta(microseconds=999_600)).clock.now == (
+        DEFAULT_START_MS + 1000
+    )
+    assert QStashTasksMock(start=base + dt.timedelta(microseconds=1_400)).clock.now == (
+        DEFAULT_START_MS + 1
+    )
+
+
+def test_reset_of_a_wall_clock_drops_what_moved_it_on() -> None:
+    import time_machine
+
+    with time_machine.travel(dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc), tick=False):
+        fake = QStashTasksMock(clock="wall")
+        fake.clock.advance(60_000)
+        assert fake.clock.now == 1893456060000
+        fake.reset()
+        assert fake.clock.now == 1893456000000
+
+
+def test_a_restarted_fake_takes_the_sleeps_again() -> None:
+    fake = QStashTasksMock(patch_sleep=True)
+    for _ in range(2):
+        with fake:
+            before = fake.clock.now
+            time.sleep(3600)
+            assert fake.clock.now == before + 3_600_000
+        started = time.perf_counter()
+        time.sleep(0.01)  # the real one again, between the two
+        assert time.perf_counter() - started >= 0.01
+
+
+@pytest.mark.asyncio
+async def test_an_async_delay_still_takes_real_time_under_patch_sleep() -> None:
+    with QStashTasksMock(patch_sleep=True) as fake:
+        fake.add_message("m")
+        fake.delay_next(0.2)
+        now = fake.clock.now
+        async with async_client_for(fake) as client:
+            started = time.perf_counter()
+            assert (await client.get("/v1/messages/m/tasks")).status_code == 200
+        assert time.perf_counter() - started >= 0.2
+        assert fake.clock.now == now  # the fake's own delay does not move its clock
+
+
+def test_advance_takes_a_timedelta_exactly_and_zero_is_no_move() -> None:
+    clock = QStashTasksMock().clock
+    assert clock.advance(dt.timedelta(seconds=1.5)) == DEFAULT_START_MS + 1500
+    assert clock.advance(0) == DEFAULT_START_MS + 1500
+    assert clock.advance(dt.timedelta(0)) == DEFAULT_START_MS + 1500
+
+
+def test_moves_of_a_wall_clock_add_up_and_its_repr_says_so() -> None:
+    import time_machine
+
+    with time_machine.travel(dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc), tick=False):
+        clock = QStashTasksMock(clock="wall").clock
+        clock.advance(1000)
+        clock.sleep(2)
+        assert clock.now == 1893456003000
+        assert repr(clock) == (
+            "<Clock 1893456003000 (2030-01-01T00:00:03.000+00:00), following the wall>"
+        )

@@ -184,3 +184,19 @@ def test_without_control_the_prefix_is_an_unknown_path() -> None:
     with QStashTasksServer(assert_all_requests_served=False) as fake:
         assert requests.get(f"{fake.base_url}/_fake/health", timeout=5).status_code == 404
         assert fake.calls[0].unserved_reason == "unknown_path"
+
+
+def test_calls_report_the_cursor_a_page_hands_out(fake: QStashTasksServer, http: Any) -> None:
+    fake.add("m", count=150, timeline_at=lambda i: 10_000 - i)
+    tasks_of(fake, "m")  # the first page only
+    (call,) = http.get("calls").json()["calls"]
+    assert (call["cursor"], call["nextCursor"]) == (None, 9_900)
+
+
+def test_the_clock_takes_one_move_at_a_time(fake: QStashTasksServer, http: Any) -> None:
+    moved = http.post("clock", json={"advanceMs": 1, "set": 1893456000000})
+    assert moved.status_code == 400
+    assert moved.json() == {
+        "error": 'POST /_fake/clock takes {"advanceMs": <int>} or {"set": <unix ms or ISO 8601>}'
+    }
+    assert fake.clock.now == fake.clock.start

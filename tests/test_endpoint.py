@@ -180,3 +180,10 @@ def test_the_int64_cursor_edge(any_fake: QStashTasksFake) -> None:
         400,
         "invalid cursor '9223372036854775808': want a unix timestamp in ms (integer >= 0)",
     )
+
+
+def test_query_parameter_names_are_case_sensitive(store: TaskStore) -> None:
+    answer = get(store, "/v1/messages/msg_1/tasks", "CURSOR=97&Cursor=96", page_size=2)
+    assert answer.cursor is None  # neither is a cursor: the first page
+    assert len(body(answer)["tasks"]) == 2
+    assert body(answer)["cursor"] == 98

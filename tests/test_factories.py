@@ -276,3 +276,16 @@ def test_hand_made_fakes_hold_the_same_data_whichever_test_comes_first() -> None
 
 def test_make_tasks_still_draws_from_the_test_stream() -> None:
     assert make_tasks(2) != make_tasks(2)  # one stream: fresh tasks each call
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_factories_leave_the_collector_as_they_found_it(enabled: bool) -> None:
+    import gc
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        make_tasks(50, seed=1)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

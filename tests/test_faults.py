@@ -381,3 +381,78 @@ def test_a_page_fault_fires_on_its_page_only(any_fake: QStashTasksFake) -> None:
         again = client.get("/v1/messages/m/tasks", params={"cursor": first["cursor"]})
         assert again.status_code == 503  # page 2: the fault's
     assert any_fake.faults[0].fired == 1
+
+
+def test_a_first_page_fault_does_not_fire_on_later_pages(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=250)
+    any_fake.fail_next(503, cursor=None, times=5)
+    with client_for(any_fake) as client:
+        assert client.get("/v1/messages/m/tasks").status_code == 503
+        page = client.get("/v1/messages/m/tasks", params={"cursor": DEFAULT_START_MS - 1})
+        assert page.status_code == 200
+        cursor = page.json()["cursor"]
+        assert client.get("/v1/messages/m/tasks", params={"cursor": cursor}).status_code == 200
+    (fault,) = any_fake.faults
+    assert (fault.fired, fault.remaining) == (1, 4)
+    any_fake.assert_all_faults_triggered = False
+
+
+def test_faults_hands_out_a_copy(any_fake: QStashTasksFake) -> None:
+    planned = any_fake.fail_next(503)
+    listed = any_fake.faults
+    listed.clear()
+    assert any_fake.faults == [planned]
+    with client_for(any_fake) as client:
+        any_fake.add_message("m")
+        assert client.get("/v1/messages/m/tasks").status_code == 503
+
+
+@in_process_only
+def test_a_raise_fault_s_delay_comes_before_the_raise(any_fake: QStashTasksFake) -> None:
+    any_fake.add_message("m")
+    any_fake.raise_next(httpx.ConnectError, delay=0.2)
+    with client_for(any_fake) as client:
+        started = time.perf_counter()
+        with pytest.raises(httpx.ConnectError):
+            client.get("/v1/messages/m/tasks")
+    assert time.perf_counter() - started >= 0.2
+
+
+def test_a_raise_fault_s_delay_comes_before_the_close_over_a_socket() -> None:
+    from pytest_qstash_tasks import QStashTasksServer
+
+    with QStashTasksServer() as fake:
+        fake.add_message("m")
+        fake.raise_next(httpx.ConnectError, delay=0.2)
+        started = time.perf_counter()
+        with pytest.raises(requests.ConnectionError):
+            requests.get(
+                fake.base_url + "/v1/messages/m/tasks",
+                headers={"Authorization": "Bearer t"},
+                timeout=5,
+            )
+        assert time.perf_counter() - started >= 0.2
+
+
+@in_process_only
+def test_a_fail_fault_held_past_the_read_timeout_records_what_happened(
+    any_fake: QStashTasksFake,
+) -> None:
+    any_fake.add_message("m")
+    any_fake.fail_next(503, delay=5)
+    with client_for(any_fake) as client, pytest.raises(httpx.ReadTimeout):
+        client.get("/v1/messages/m/tasks", timeout=httpx.Timeout(10, read=0.05))
+    (call,) = any_fake.calls
+    assert (call.status, call.action) == (None, "hold")
+    assert isinstance(call.exception, TimeoutError)
+    assert "-> no answer until the client gave up (TimeoutError) [fail_next(503)]" in (
+        call.describe()
+    )
+
+
+def test_a_status_with_no_reason_phrase_reads_as_its_number(any_fake: QStashTasksFake) -> None:
+    any_fake.add_message("m")
+    any_fake.fail_next(599)
+    with client_for(any_fake) as client:
+        answer = client.get("/v1/messages/m/tasks")
+    assert (answer.status_code, answer.json()) == (599, {"error": "HTTP status 599"})

@@ -3,6 +3,8 @@ test that never reached the fake says so (pytester, wording checked)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_qstash_tasks import QStashTasksMock
@@ -401,3 +403,145 @@ def test_a_stop_goes_to_the_fake_started_last_not_a_longer_lived_one() -> None:
             assert len(test_fake.problems()) == 1
             forget_stops(test_fake)
         assert module_fake.problems() == []
+
+
+@pytest.fixture
+def resolved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Name resolution past the guard, stubbed: every name is 127.0.0.1 (no lookup leaves
+    this machine); returns the names that got through."""
+    import socket
+
+    from pytest_qstash_tasks._core import hosts
+
+    names: list[str] = []
+
+    def stub(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        names.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port or 0))]
+
+    monkeypatch.setattr(hosts, "_REAL_GETADDRINFO", stub)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("host", "guarded"),
+    [
+        ("qstash.upstash.io.", True),  # the fully qualified name
+        ("QSTASH.UPSTASH.IO", True),
+        ("qstash-ap-southeast-1.upstash.io", True),
+        ("qstash.upstash.io.example.com", False),
+        ("myqstash.upstash.io", False),
+        ("qstash-eu.x.upstash.io", False),
+        ("redis-12345.upstash.io", False),
+        ("upstash.io", False),
+        ("console.upstash.com", False),
+    ],
+)
+def test_which_hosts_are_the_real_qstash(host: str, guarded: bool, resolved: list[str]) -> None:
+    import socket
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    with QStashTasksMock(base_url="http://fake.test") as fake:
+        if guarded:
+            with pytest.raises(QStashTasksRealHostError):
+                socket.getaddrinfo(host, 443)
+            forget_stops(fake)
+        else:
+            assert socket.getaddrinfo(host, 443)[0][4] == ("127.0.0.1", 443)
+            assert fake.problems() == []
+    assert resolved == ([] if guarded else [host])
+
+
+def test_a_module_fake_keeps_guarding_after_a_test_fake_stops() -> None:
+    import urllib.request
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    with QStashTasksMock(base_url="http://module.test") as module_fake:
+        with QStashTasksMock(base_url="http://test.test"):
+            pass
+        with pytest.raises(QStashTasksRealHostError):
+            urllib.request.urlopen("https://qstash.upstash.io/v2/x", timeout=5)
+        assert len(module_fake.problems()) == 1
+        forget_stops(module_fake)
+
+
+@pytest.mark.asyncio
+async def test_guard_real_qstash_false_lets_aiohttp_and_urllib_through(
+    resolved: list[str],
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    import aiohttp
+
+    with QStashTasksMock(base_url="http://fake.test", guard_real_qstash=False) as fake:
+        # Past the guard, the stub sends both to 127.0.0.1:1, where nothing listens.
+        with pytest.raises(urllib.error.URLError, match="Connection refused"):
+            urllib.request.urlopen("http://qstash.upstash.io:1/v2/x", timeout=5)
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientConnectorError):
+                await session.get("http://qstash-us-east-1.upstash.io:1/v2/x")
+        assert fake.problems() == []
+    assert resolved == ["qstash.upstash.io", "qstash-us-east-1.upstash.io"]
+
+
+def test_the_fake_s_router_is_first_in_line_ahead_of_respx_mock(
+    qstash_tasks: QStashTasksMock, respx_mock: Any
+) -> None:
+    import httpx
+
+    respx_mock.get(url__startswith=qstash_tasks.base_url).respond(200, json={"from": "respx"})
+    qstash_tasks.add("m", count=2)
+    answer = httpx.get(
+        qstash_tasks.base_url + "/v1/messages/m/tasks", headers={"Authorization": "Bearer t"}
+    )
+    assert len(answer.json()["tasks"]) == 2
+
+
+def test_under_pytest_httpx_other_qstash_paths_go_to_httpx_mock(
+    qstash_tasks: QStashTasksMock, httpx_mock: Any
+) -> None:
+    import httpx
+
+    publish = qstash_tasks.base_url + "/v2/publish/https://example.com/hook"
+    httpx_mock.add_response(url=publish, method="POST", json={"messageId": "msg_1"})
+    qstash_tasks.add("msg_1", count=1)
+    auth = {"Authorization": "Bearer t"}
+    with httpx.Client(headers=auth) as client:
+        assert client.post(publish).json() == {"messageId": "msg_1"}
+        tasks = client.get(qstash_tasks.base_url + "/v1/messages/msg_1/tasks").json()["tasks"]
+    assert len(tasks) == 1
+    assert [call.message_id for call in qstash_tasks.calls] == ["msg_1"]
+
+
+@pytest.mark.parametrize("make", [QStashTasksMock, "server"])
+def test_a_second_start_of_a_running_fake_is_refused(make: Any) -> None:
+    from pytest_qstash_tasks import QStashTasksServer
+
+    fake = QStashTasksServer() if make == "server" else make()
+    with fake:
+        with pytest.raises(RuntimeError) as refused:
+            fake.start()
+        assert str(refused.value) == f"this {type(fake).__name__} is already started"
+
+
+def test_the_real_host_message_says_where_the_fake_answers() -> None:
+    import httpx
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    with QStashTasksMock(base_url="http://fake.test") as fake:
+        with pytest.raises(QStashTasksRealHostError) as raised:
+            httpx.get("https://qstash.upstash.io/v2/x")
+        forget_stops(fake)
+    assert str(raised.value) == (
+        "GET https://qstash.upstash.io/v2/x was stopped before it reached the real QStash "
+        "(qstash.upstash.io): while this test's fake is active it answers at "
+        "http://fake.test, not at qstash.upstash.io. Point the client at the fake: create it "
+        "after the fixture starts with QSTASH_URL=http://fake.test set (the official SDK "
+        "reads QSTASH_URL when the client is created), or pass the fake's base_url "
+        "(QStash(token, base_url=...)). (To let such requests through, use "
+        "QStashTasksMock(guard_real_qstash=False) or fake.guard_real_qstash = False.)"
+    )

@@ -417,3 +417,35 @@ def test_the_seed_section_shows_only_when_generated_data_was_drawn(
             "@pytest.mark.qstash_tasks(seed=*) or make_tasks(..., seed=*))",
         ]
     )
+
+
+def test_the_ini_base_url_wins_over_qstash_url(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Documented order: marker, ini option, QSTASH_URL, default.
+    monkeypatch.setenv("QSTASH_URL", "http://127.0.0.1:8080")
+    pytester.makeini("[pytest]\nqstash_tasks_base_url = http://127.0.0.1:9090\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_ini(qstash_tasks):
+            assert qstash_tasks.base_url == "http://127.0.0.1:9090"
+
+        @pytest.mark.qstash_tasks(base_url="http://127.0.0.1:7070")
+        def test_marker(qstash_tasks):
+            assert qstash_tasks.base_url == "http://127.0.0.1:7070"
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_an_ini_start_in_unix_ms(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nqstash_tasks_start = 1893456000123\n")
+    pytester.makepyfile(
+        """
+        def test_it(qstash_tasks):
+            assert qstash_tasks.clock.now == 1893456000123
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)

@@ -572,6 +572,81 @@ def test_a_chunked_post_body_is_drained_and_the_connection_reused(
     fake.assert_all_requests_served = False
 
 
+def test_a_head_answer_has_no_body_and_the_connection_goes_on(fake: QStashTasksServer) -> None:
+    data = (
+        b"HEAD /v1/messages/msg_1/tasks HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n"
+        + tasks_request(TASKS, "Authorization: Bearer t", "Connection: close")
+    )
+    answer = raw_exchange(fake, data)
+    head_answer, _, rest = answer.partition(b"\r\n\r\n")
+    assert head_answer.startswith(b"HTTP/1.1 405 ")  # the endpoint takes GET only
+    assert rest.startswith(b"HTTP/1.1 200 OK")  # no body in between: the next answer
+    fake.assert_all_requests_served = False
+
+
+def test_connection_close_is_said_before_the_server_closes(fake: QStashTasksServer) -> None:
+    answer = raw_exchange(
+        fake, tasks_request(TASKS, "Authorization: Bearer t", "Connection: close")
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"\r\nconnection: close" in head
+    assert len(json.loads(body)["tasks"]) == 100
+
+
+def test_a_body_of_the_largest_size_is_read_and_one_byte_more_refused(
+    fake: QStashTasksServer,
+) -> None:
+    from pytest_qstash_tasks._transports.http_server import MAX_BODY
+
+    with requests.Session() as session:
+        session.headers["Authorization"] = "Bearer t"
+        largest = session.post(fake.base_url + TASKS, data=b"x" * MAX_BODY, timeout=5)
+        assert largest.status_code == 405  # read whole, then answered by the endpoint
+        too_big = session.post(fake.base_url + TASKS, data=b"x" * (MAX_BODY + 1), timeout=5)
+    assert too_big.status_code == 413
+    assert too_big.json() == {"error": f"request body over {MAX_BODY} bytes"}
+    assert len(fake.calls) == 1
+    assert len(fake.calls[0].body) == MAX_BODY
+    fake.assert_all_requests_served = False
+
+
+def test_the_access_log_says_a_held_request_got_no_status() -> None:
+    logged: list[tuple[str, str, int | None, float]] = []
+    fake = QStashTasksServer(access_log=lambda *line: logged.append(line), max_hold_seconds=0.3)
+    with fake:
+        fake.add_message("m")
+        fake.raise_next(TimeoutError)
+        with pytest.raises(requests.ReadTimeout):
+            requests.get(
+                fake.base_url + "/v1/messages/m/tasks",
+                headers={"Authorization": "Bearer t"},
+                timeout=0.2,
+            )
+        time.sleep(0.3)  # the hold ends, and the log line is written
+    (line,) = logged
+    assert line[:3] == ("GET", "/v1/messages/m/tasks", None)
+
+
+def test_stop_is_woken_as_soon_as_the_last_request_ends() -> None:
+    fake = QStashTasksServer()
+    fake.start()
+    fake.add_message("m")
+    fake.delay_next(0.3)
+    thread = threading.Thread(
+        target=requests.get,
+        args=(fake.base_url + "/v1/messages/m/tasks",),
+        kwargs={"headers": {"Authorization": "Bearer t"}, "timeout": 5},
+    )
+    thread.start()
+    time.sleep(0.1)  # the request is being answered
+    started = time.perf_counter()
+    fake.stop()  # waits for it, not for the 10 s drain bound
+    waited = time.perf_counter() - started
+    thread.join()
+    assert 0.1 <= waited < 2, waited
+    assert [call.status for call in fake.calls] == [200]
+
+
 # -- the server's life ------------------------------------------------------------------
 
 
@@ -765,3 +840,24 @@ def test_threads_of_keep_alive_clients_are_not_a_loop(fake: QStashTasksServer) -
         thread.join()
     assert {call.status for call in fake.calls} == {200}
     assert len(fake.calls) == 480
+
+
+def test_a_bug_in_answering_is_a_500_and_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    with QStashTasksServer() as fake:
+
+        def broken(request: object) -> object:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(fake, "_dispatch", broken)
+        url = fake.base_url + "/v1/messages/m/tasks"
+        answer = requests.get(url, timeout=5)
+        assert (answer.status_code, answer.json()) == (
+            500,
+            {"error": "qstash_tasks_server: RuntimeError: boom"},
+        )
+        assert fake.problems() == [
+            "the server failed to answer 1 request(s) (a bug in pytest-qstash-tasks, please "
+            f"report it):\n  - GET {url}: qstash_tasks_server: RuntimeError: boom"
+        ]
+        monkeypatch.undo()
+        fake._server.internal_errors.clear()

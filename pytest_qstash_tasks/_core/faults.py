@@ -158,12 +158,11 @@ class FaultQueue:
         meets, counted as fired; ``page_of`` tells which page of a walk the request is,
         asked only when a fault targets a page."""
         page: int | None = None
-        asked = False
         for fault in self._faults:
             if fault.fired >= fault.times:
                 continue
-            if fault.page is not None and not asked:
-                page, asked = page_of(), True
+            if fault.page is not None and page is None:
+                page = page_of()
             if fault._matches(message_id, cursor, page):
                 fault.fired += 1
                 return fault

@@ -33,9 +33,21 @@ def real_sleep(seconds: float) -> None:
     _TIME_SLEEP(seconds)
 
 
-def real_async_sleep(library: str) -> Callable[[float], Any]:
-    """``library.sleep`` (``"anyio"``, ``"trio"``) as it was before any patch."""
-    module = sys.modules[library]
+def real_async_sleep() -> Callable[[float], Any]:
+    """The running event loop's own sleep (``asyncio.sleep``, else ``trio.sleep``) as it
+    was before any patch: a library above them (anyio) would reach the patched one."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # not under asyncio: trio
+        else:
+            return _unpatched(asyncio)
+    return _unpatched(sys.modules["trio"])
+
+
+def _unpatched(module: Any) -> Callable[[float], Any]:
     patch = SleepPatch._active
     if patch is not None:
         for holder, attribute, value in patch._replaced:

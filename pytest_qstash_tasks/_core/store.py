@@ -45,8 +45,9 @@ def with_timeline(tasks: Iterable[Task], now: int) -> list[Task]:
 
 
 def newest_first(task: Task) -> int:
-    """Sort key: the newest timeline timestamp first."""
-    return -(task.timeline_at or 0)
+    """Sort key of a task stamped by ``with_timeline``: the newest first."""
+    assert task.timeline_at is not None, "stamp the task first (with_timeline)"
+    return -task.timeline_at
 
 
 def _wire_json(task: Task) -> bytes:
@@ -73,7 +74,7 @@ class MessageTasks:
     def add(self, tasks: Sequence[Task]) -> None:
         """Store timed tasks; refuses a task id the message already has."""
         entries: list[tuple[int, Task | SimulatedDelivery, _Body]] = [
-            (-(task.timeline_at or 0), task, _wire_json(task)) for task in tasks
+            (newest_first(task), task, _wire_json(task)) for task in tasks
         ]
         self._check_new_ids([task.task_id for task in tasks])
         self._insert(entries)

@@ -74,9 +74,7 @@ class HttpxInterceptor:
     async def async_handler(self, request: httpx.Request) -> httpx.Response:
         reply = self._intercept(request)
         if reply.delay:
-            import anyio  # noqa: F401  httpx's own dependency: sleeps under asyncio and trio
-
-            await real_async_sleep("anyio")(reply.delay)
+            await real_async_sleep()(reply.delay)  # real latency, even with patch_sleep on
         return _to_httpx(reply, request)
 
     def _intercept(self, request: httpx.Request) -> Reply:
