@@ -238,3 +238,18 @@ def test_both_fixtures_in_one_test_each_answer_their_own(
     assert len(httpx.get(server_tasks.format("msg_1"), headers=AUTH).json()["tasks"]) == 2
     assert len(qstash_tasks.calls) == 2
     assert len(qstash_tasks_server.calls) == 2
+
+
+def test_a_restarted_fake_keeps_one_responses_mock_and_it_does_not_grow() -> None:
+    fake = QStashTasksMock()
+    fake.add_message("m")
+    kept = []
+    for _ in range(3):
+        with fake:
+            assert requests.get(TASKS.format("m"), headers=AUTH, timeout=5).status_code == 200
+        interceptor = fake._in_process._interceptors[-1]
+        own = interceptor._own[1]  # type: ignore[attr-defined]
+        kept.append(own)
+        assert len(own.calls) == 0  # reset at each stop: nothing piles up across tests
+    assert kept[0] is kept[1] is kept[2]
+    assert len(fake.calls) == 3

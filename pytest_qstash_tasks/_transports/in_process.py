@@ -45,6 +45,9 @@ class InProcess:
     def __init__(self, fake: QStashTasksFake, intercept_httpx_at: InterceptAt) -> None:
         self.fake = fake
         self.intercept_httpx_at = check_intercept_at(intercept_httpx_at)
+        #: Made at the first start and kept: a fake started again (a module's fake, one
+        #: restarted between tests) reuses them, requests' mock included.
+        self._interceptors: list[_Interceptor] = []
         self._running: list[_Interceptor] = []
 
     @property
@@ -54,15 +57,16 @@ class InProcess:
 
     def start(self) -> None:
         """Put the fake in front of httpx (and ``requests``, with the extra)."""
-        from .httpx import HttpxInterceptor
+        if not self._interceptors:
+            from .httpx import HttpxInterceptor
 
-        interceptors: list[_Interceptor] = [HttpxInterceptor(self, self.intercept_httpx_at)]
-        if requests_supported():
-            from .requests import RequestsInterceptor
+            self._interceptors.append(HttpxInterceptor(self, self.intercept_httpx_at))
+            if requests_supported():
+                from .requests import RequestsInterceptor
 
-            interceptors.append(RequestsInterceptor(self))
+                self._interceptors.append(RequestsInterceptor(self))
         try:
-            for interceptor in interceptors:
+            for interceptor in self._interceptors:
                 interceptor.start()
                 self._running.append(interceptor)
         except BaseException:
