@@ -289,3 +289,9 @@ def test_the_factories_leave_the_collector_as_they_found_it(enabled: bool) -> No
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_make_pages_refuses_what_is_not_a_task() -> None:
+    with pytest.raises(TypeError) as refused:
+        make_pages([{"taskId": "tsk_1"}])  # type: ignore[list-item]
+    assert str(refused.value) == "expected Task objects, got dict: {'taskId': 'tsk_1'}"

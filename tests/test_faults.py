@@ -456,3 +456,17 @@ def test_a_status_with_no_reason_phrase_reads_as_its_number(any_fake: QStashTask
     with client_for(any_fake) as client:
         answer = client.get("/v1/messages/m/tasks")
     assert (answer.status_code, answer.json()) == (599, {"error": "HTTP status 599"})
+
+
+@in_process_only
+def test_a_delay_past_the_read_timeout_records_a_timeout(any_fake: QStashTasksFake) -> None:
+    any_fake.add_message("m")
+    any_fake.delay_next(5)
+    with client_for(any_fake) as client, pytest.raises(httpx.ReadTimeout):
+        client.get("/v1/messages/m/tasks", timeout=httpx.Timeout(10, read=0.05))
+    (call,) = any_fake.calls
+    assert isinstance(call.exception, TimeoutError)
+    assert str(call.exception) == (
+        "qstash_tasks: the answer was held back 5 s (a planned delay), past the client's "
+        "read timeout of 0.05 s"
+    )

@@ -68,3 +68,19 @@ def test_a_keep_alive_client_s_first_request_counts_with_the_rest() -> None:
             ]
         forget_stops(fake)  # the guard was the point
     assert statuses == [200, 200, 508]
+
+
+@in_process_only
+def test_requests_held_back_by_a_delay_do_not_count_as_repeats(any_fake: QStashTasksFake) -> None:
+    any_fake.add("m", count=1)
+    any_fake.max_identical_requests = 2
+    any_fake.delay_next(0.01, times=3)
+    with client_for(any_fake) as client:
+        statuses = [client.get("/v1/messages/m/tasks").status_code for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        client.get("/v1/messages/m/tasks")
+        client.get("/v1/messages/m/tasks")
+        with pytest.raises(QStashTasksLoopError) as stopped:
+            client.get("/v1/messages/m/tasks")
+    assert any_fake.calls[-1].exception is stopped.value  # the call records what was raised
+    forget_stops(any_fake)

@@ -10,6 +10,7 @@ import pytest
 import time_machine
 
 from pytest_qstash_tasks import QStashTasksLoopError, QStashTasksMock
+from tests.helpers import client_for, forget_stops
 
 BASE = "https://qstash.upstash.io"
 AUTH = {"Authorization": "Bearer t"}
@@ -399,3 +400,40 @@ def test_hand_made_fakes_say_how_to_switch_a_check_by_constructor() -> None:
         "fake.assert_all_requests_served = False)"
     ) in str(failed.value)
     assert "@pytest.mark" not in str(failed.value)
+
+
+def test_the_standalone_fake_s_reports_name_its_options_and_endpoints() -> None:
+    from pytest_qstash_tasks._core.report import COMMAND
+
+    fake = QStashTasksMock(max_identical_requests=2)
+    fake._owner_name = COMMAND  # as the command makes it
+    fake.add_message("m")
+    fake.simulate_delivery("d", url="https://example.com/hook", outcomes=[200])
+    with fake, client_for(fake) as client:
+        client.get("/v1/messages/nope/tasks")
+        for _ in range(2):
+            client.get("/v1/messages/m/tasks")
+        with pytest.raises(QStashTasksLoopError) as paging:
+            client.get("/v1/messages/m/tasks")
+        for _ in range(2):
+            client.get("/v1/messages/d/tasks")
+        with pytest.raises(QStashTasksLoopError) as polling:
+            client.get("/v1/messages/d/tasks")
+        problems = fake.problems()
+        forget_stops(fake)
+        fake.assert_all_requests_served = False
+    assert str(paging.value).endswith(
+        "(The limit is max_identical_requests=2; raise it with --max-identical-requests <n>.)"
+    )
+    assert str(polling.value).endswith(
+        "The fake's time moves only when something moves it: move it between polls "
+        '(POST /_fake/clock {"advanceMs": ...}), or start the fake with --clock wall to follow '
+        "real time. (The limit is max_identical_requests=2; raise it with "
+        "--max-identical-requests <n>.)"
+    )
+    assert problems[1] == (
+        "1 request(s) to https://qstash.upstash.io could not be served:\n"
+        "  - GET https://qstash.upstash.io/v1/messages/nope/tasks -> 404: message 'nope' is "
+        "not registered; registered: 'm', 'd'\n"
+        "  (the standalone fake only lists this: nothing fails; POST /_fake/reset forgets it)"
+    )

@@ -200,3 +200,12 @@ def test_stored_tasks_and_scripted_pages_never_share_a_message() -> None:
     with pytest.raises(ValueError, match=r"^message 'scripted' is served from scripted pages"):
         fake.simulate_delivery("scripted", url="https://x", outcomes=[200])
     assert len(fake.tasks("stored")) == 1
+
+
+def test_untimed_tasks_on_a_clock_at_zero_are_stamped_one() -> None:
+    fake = QStashTasksMock(start=0)
+    untimed = [
+        make_task(seed=i, message_id="m").model_copy(update={"timeline_at": None}) for i in range(3)
+    ]
+    fake.add("m", untimed)
+    assert [task.timeline_at for task in fake.tasks("m")] == [1, 1, 1]

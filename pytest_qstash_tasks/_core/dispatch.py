@@ -20,7 +20,7 @@ from .errors import QStashTasksLoopError
 from .exchange import JSON_HEADERS, Reply, Request, error_body, past_read_timeout
 from .faults import Fault, FaultQueue
 from .lifecycle import is_timeout
-from .loop_guard import LoopGuard, current_actor
+from .loop_guard import LoopGuard
 from .report import Waiting, loop_message
 from .store import TaskStore
 
@@ -130,8 +130,7 @@ class Dispatcher:
         # What was asked (method, path, query, auth, the clock's time), what it got, and
         # whether anything stored changed in between.
         key = (endpoint_request, response.status, response.body, self.store.version)
-        actor = current_actor() if request.client is None else request.client
-        repeats = self.loop_guard.count(actor, key)
+        repeats = self.loop_guard.count(request.client, key)
         if repeats <= self.loop_guard.limit:
             return None
         now = endpoint_request.now

@@ -44,7 +44,8 @@ class Request:
     no transport has to.
     ``in_process`` says whether the client runs in the test's own process, where the
     fake can raise an exception in it. ``client`` tells one client apart from another
-    for the loop guard (``None``: the current thread and asyncio task). ``native`` is
+    for the loop guard: the transport says who (in-process, ``current_actor()``: the
+    calling thread and asyncio task; over a socket, the connection). ``native`` is
     the transport's own request object, kept for ``RecordedCall.request`` and for
     exceptions that carry their request. ``read_timeout`` is how long the client waits
     for an answer, where its transport can tell (seconds).

@@ -46,7 +46,7 @@ def with_timeline(tasks: Iterable[Task], now: int) -> list[Task]:
 
 def newest_first(task: Task) -> int:
     """Sort key of a task stamped by ``with_timeline``: the newest first."""
-    assert task.timeline_at is not None, "stamp the task first (with_timeline)"
+    assert task.timeline_at is not None  # stamped by with_timeline
     return -task.timeline_at
 
 
