@@ -39,13 +39,13 @@ class Dispatcher:
 
     def __init__(
         self,
-        *,
         store: TaskStore,
         faults: FaultQueue,
         calls: CallLog,
         clock: Clock,
         config: EndpointConfig,
         lock: threading.Lock,
+        *,
         max_identical_requests: int,
         owner: Callable[[], str | None],
     ) -> None:

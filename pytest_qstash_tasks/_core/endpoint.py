@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, unquote
 
 from .calls import UnservedReason
 from .exchange import JSON_HEADERS, error_body
-from .store import TaskStore
+from .store import ScriptedPages, TaskStore
 
 __all__ = [
     "EndpointConfig",
@@ -132,35 +132,47 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
             next_cursor=next_cursor,
             task_count=len(bodies),
         )
-
     scripted = store.scripted.get(message_id)
     if scripted is not None:
-        number = scripted.page_number(cursor)
-        if number is None:
-            handed_out = ", ".join(str(c) for c in scripted.by_cursor) or "none"
-            return _error(
-                400,
-                f"invalid cursor {cursor}",
-                "unknown_cursor",
-                f"cursor {cursor} is not one the scripted pages of {message_id!r} hand out "
-                f"(they hand out: {handed_out})",
-                message_id=message_id,
-                token=token,
-                cursor=cursor,
-            )
-        page = scripted.pages[number]
-        return EndpointResponse(
-            200,
-            scripted.bodies[number],
-            message_id=message_id,
-            cursor=cursor,
-            token=token,
-            scripted_page=number + 1,
-            next_cursor=page.cursor if page.has_more else None,
-            task_count=len(page.tasks),
-        )
+        return _scripted_page(scripted, cursor, token)
+    return _unknown_message(message_id, store.known_ids(), token, cursor)
 
-    known = store.known_ids()
+
+def _scripted_page(
+    scripted: ScriptedPages, cursor: int | None, token: str | None
+) -> EndpointResponse:
+    """The page of ``add_pages`` a request with ``cursor`` gets, verbatim."""
+    message_id = scripted.message_id
+    number = scripted.page_number(cursor)
+    if number is None:
+        handed_out = ", ".join(str(c) for c in scripted.by_cursor) or "none"
+        return _error(
+            400,
+            f"invalid cursor {cursor}",
+            "unknown_cursor",
+            f"cursor {cursor} is not one the scripted pages of {message_id!r} hand out "
+            f"(they hand out: {handed_out})",
+            message_id=message_id,
+            token=token,
+            cursor=cursor,
+        )
+    page = scripted.pages[number]
+    return EndpointResponse(
+        200,
+        scripted.bodies[number],
+        message_id=message_id,
+        cursor=cursor,
+        token=token,
+        scripted_page=number + 1,
+        next_cursor=page.cursor if page.has_more else None,
+        task_count=len(page.tasks),
+    )
+
+
+def _unknown_message(
+    message_id: str, known: list[str], token: str | None, cursor: int | None
+) -> EndpointResponse:
+    """The 404 for a message nobody registered, naming the first ten that are."""
     listed = ", ".join(repr(k) for k in known[:10]) + (" ..." if len(known) > 10 else "")
     return _error(
         404,

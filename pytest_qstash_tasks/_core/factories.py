@@ -290,7 +290,6 @@ class _Builder:
 
         Keys come in field order, so a task built from them reads like a validated one.
         """
-        random, now = self.random, self.now
         retried: Any = None
         if given:  # only what the caller gave needs checking
             if not isinstance(state, TaskState):
@@ -304,22 +303,40 @@ class _Builder:
         else:
             max_retry, created = _DEFAULT_MAX_RETRY, timeline_at
         if retried is None:
-            if state is _FAILED:
-                retried = max_retry
-            elif state is _ERROR:
-                if max_retry < 1:
-                    raise ValueError(
-                        "state 'error' means a retry waits, which needs max_retry >= 1; "
-                        "a task that fails with no retries left is 'failed'"
-                    )
-                retried = 1 + int(random() * max_retry)
-            elif state is _DELIVERED and max_retry and random() < 0.15:
-                retried = 1 + int(random() * max_retry)
-            else:
-                retried = 0
+            retried = self._retried(state, max_retry)
         if not isinstance(retried, int) or retried < 0:
             return {"state": state, "max_retry": max_retry, "timeline_at": created, "url": url}
+        fields = self._times(state, created, retried, max_retry, given)
+        fields.update(message_id=message_id, task_id=task_id, url=url, timeline_at=created)
+        return fields
 
+    def _retried(self, state: TaskState, max_retry: int) -> int:
+        """How many times a task in ``state`` was retried, when the caller did not say."""
+        random = self.random
+        if state is _FAILED:
+            return max_retry
+        if state is _ERROR:
+            if max_retry < 1:
+                raise ValueError(
+                    "state 'error' means a retry waits, which needs max_retry >= 1; "
+                    "a task that fails with no retries left is 'failed'"
+                )
+            return 1 + int(random() * max_retry)
+        if state is _DELIVERED and max_retry and random() < 0.15:
+            return 1 + int(random() * max_retry)
+        return 0
+
+    def _times(
+        self,
+        state: TaskState,
+        created: int,
+        retried: int,
+        max_retry: int,
+        given: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The fields of a task's attempts so far: timestamps, the error, the counts (in
+        field order, so a task built from them reads like a validated one)."""
+        random, now = self.random, self.now
         # Walk the attempts: each failed one is followed by backoff(retries so far).
         attempt_at = created + int(random() * 50)
         last_error_at = 0
@@ -357,13 +374,13 @@ class _Builder:
             "error": _ERROR_TEXTS[int(random() * len(_ERROR_TEXTS))] if failed_before else "",
             "last_error_at": last_error_at if failed_before else 0,
             "max_retry": max_retry,
-            "message_id": message_id,
+            "message_id": None,
             "next_process_at": next_process_at,
             "retried": retried,
             "state": state,
-            "task_id": task_id,
-            "url": url,
-            "timeline_at": created,
+            "task_id": None,
+            "url": None,
+            "timeline_at": None,
         }
 
 

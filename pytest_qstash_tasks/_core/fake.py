@@ -138,15 +138,9 @@ class QStashTasksFake(abc.ABC):
         self._calls = CallLog()
         self._guard = RealHostGuard(self, self._url, calls=self._calls, lock=self._lock)
         self._dispatcher = Dispatcher(
-            store=self._store,
-            faults=self._faults,
-            calls=self._calls,
-            clock=self.clock,
-            config=self._config,
-            lock=self._lock,
-            max_identical_requests=limit,
-            owner=self._owner,
-        )
+            self._store, self._faults, self._calls, self.clock, self._config, self._lock,
+            max_identical_requests=limit, owner=self._owner,
+        )  # fmt: skip
 
     # -- settings -------------------------------------------------------------------
 

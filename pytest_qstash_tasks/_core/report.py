@@ -160,7 +160,7 @@ def loop_message(
     )
     tail = (
         f"(The limit is max_identical_requests={limit}; raise it with "
-        f"{switch_text('max_identical_requests', '...', owner)}.)"
+        f"{switch_text('max_identical_requests', '<n>' if owner == COMMAND else '...', owner)}.)"
     )
     if waiting is None or not waiting.unsettled:
         return (
@@ -396,7 +396,7 @@ def switch_text(option: str, value: str, owner: str | None) -> str:
     None), the command's option for the standalone fake (``COMMAND``), the constructor
     argument and attribute for a hand-made one (its class name)."""
     if owner == COMMAND:
-        return f"--{option.replace('_', '-')} {'<n>' if value == '...' else value}"
+        return f"--{option.replace('_', '-')} {value}"
     if owner is None:
         return (
             f"@pytest.mark.qstash_tasks({option}={value}) or the ini option "

@@ -67,9 +67,11 @@ _HOLD_POLL = 0.05
 _MAX_PEEKS = 8
 #: Seconds a keep-alive connection may wait for its next request before it is closed.
 IDLE_TIMEOUT = 30.0
-#: Connections served at once, one thread each; past it an idle one is closed to make
-#: room, or the newcomer waits in the listen backlog until one ends.
-MAX_CONNECTIONS = 128
+#: Connections served at once, one thread each; past it the connection idle the longest
+#: is closed to make room, or the newcomer waits in the listen backlog until one ends.
+#: Far above what a test's clients hold at once (httpx and aiohttp pool 100 each): a
+#: client may reuse an idle connection just as it is closed.
+MAX_CONNECTIONS = 512
 
 
 class LoopbackServer(ThreadingHTTPServer):
@@ -119,8 +121,9 @@ class LoopbackServer(ThreadingHTTPServer):
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
         self._connections: set[socket.socket] = set()
-        #: Connections waiting for their next request: the ones closed to make room.
-        self._waiting: set[socket.socket] = set()
+        #: Connections waiting for their next request, and since when (monotonic): the
+        #: one idle the longest is closed to make room.
+        self._waiting: dict[socket.socket, float] = {}
         self._room = threading.Condition(self._lock)
         self._workers: set[threading.Thread] = set()
         self._stopping = threading.Event()
@@ -197,7 +200,9 @@ class LoopbackServer(ThreadingHTTPServer):
                 if self._stopping.is_set():
                     return False
                 if self._waiting:
-                    _shutdown(self._waiting.pop())  # its thread sees the end and leaves
+                    oldest = min(self._waiting, key=self._waiting.__getitem__)
+                    del self._waiting[oldest]
+                    _shutdown(oldest)  # its thread sees the end and leaves
                 self._room.wait(_HOLD_POLL)
             return not self._stopping.is_set()
 
@@ -205,9 +210,9 @@ class LoopbackServer(ThreadingHTTPServer):
         """Called by a connection's handler around its wait for the next request."""
         with self._lock:
             if idle:
-                self._waiting.add(connection)
+                self._waiting[connection] = time.monotonic()
             else:
-                self._waiting.discard(connection)
+                self._waiting.pop(connection, None)
 
     # -- fakes ----------------------------------------------------------------------
 
@@ -283,7 +288,7 @@ class LoopbackServer(ThreadingHTTPServer):
             with self._lock:
                 self._workers.discard(threading.current_thread())
                 self._connections.discard(request)
-                self._waiting.discard(request)
+                self._waiting.pop(request, None)
                 self._room.notify_all()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
