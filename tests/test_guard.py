@@ -407,11 +407,10 @@ def test_a_stop_goes_to_the_fake_started_last_not_a_longer_lived_one() -> None:
 
 @pytest.fixture
 def resolved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Name resolution past the guard, stubbed: every name is 127.0.0.1 (no lookup leaves
-    this machine); returns the names that got through."""
+    """Name resolution stubbed before any fake starts: every name is 127.0.0.1 (no lookup
+    leaves this machine); returns the names that got past the guard, which wraps the
+    stub it finds and puts it back when it leaves."""
     import socket
-
-    from pytest_qstash_tasks._core import hosts
 
     names: list[str] = []
 
@@ -419,7 +418,7 @@ def resolved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         names.append(host)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port or 0))]
 
-    monkeypatch.setattr(hosts, "_REAL_GETADDRINFO", stub)
+    monkeypatch.setattr(socket, "getaddrinfo", stub)
     return names
 
 
@@ -545,3 +544,12 @@ def test_the_real_host_message_says_where_the_fake_answers() -> None:
         "(QStash(token, base_url=...)). (To let such requests through, use "
         "QStashTasksMock(guard_real_qstash=False) or fake.guard_real_qstash = False.)"
     )
+
+
+def test_the_guard_puts_back_the_resolver_it_found(resolved: list[str]) -> None:
+    import socket
+
+    found = socket.getaddrinfo
+    with QStashTasksMock(base_url="http://fake.test"):
+        assert socket.getaddrinfo is not found
+    assert socket.getaddrinfo is found

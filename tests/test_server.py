@@ -320,7 +320,8 @@ def test_clients_in_the_test_reach_the_server_past_a_proxy(fake: QStashTasksServ
     assert requests.get(fake.base_url + TASKS, headers=auth, timeout=5).status_code == 200
     with httpx.Client() as client:
         assert client.get(fake.base_url + TASKS, headers=auth).status_code == 200
-    opened = urllib.request.urlopen(
+    # Its own opener: urlopen's shared one keeps the proxies of its first use for good.
+    opened = urllib.request.build_opener().open(
         urllib.request.Request(fake.base_url + TASKS, headers=auth), timeout=5
     )
     with opened as answer:

@@ -104,7 +104,8 @@ def is_real_qstash_host(host: str) -> bool:
 #: fake's guard leaves alone the hosts another of them answers (two regions, say).
 _ACTIVE: list[RealHostGuard] = []
 _ACTIVE_LOCK = threading.Lock()
-#: ``socket.getaddrinfo`` as it was before the guard took its place.
+#: ``socket.getaddrinfo`` as it was when the guard took its place (another library's
+#: stand-in, if one was there first), put back when the last guard leaves.
 _REAL_GETADDRINFO = socket.getaddrinfo
 
 
@@ -166,6 +167,8 @@ class RealHostGuard:
                         "or give one of them another base_url."
                     )
             if not _ACTIVE:
+                global _REAL_GETADDRINFO
+                _REAL_GETADDRINFO = socket.getaddrinfo
                 socket.getaddrinfo = _guarded_getaddrinfo
             _ACTIVE.append(self)
 
