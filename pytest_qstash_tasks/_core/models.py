@@ -139,7 +139,9 @@ def _wire_values(task: Task) -> tuple[object, ...]:
 
 
 _WIRE_NAMES = tuple(name for name in Task.model_fields if name != "timeline_at")
-_FIELD_BY_ALIAS = {field.alias: name for name, field in Task.model_fields.items() if field.alias}
+# From the alias generator itself: with defer_build, older pydantic (2.7) fills the
+# fields' aliases in only when the model is built.
+_FIELD_BY_ALIAS = {to_camel(name): name for name in Task.model_fields}
 
 
 class TasksPage(_WireModel):
