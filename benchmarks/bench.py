@@ -264,7 +264,7 @@ def run_all(quick: bool) -> Results:
         "5. server start + first answer, ms": (server_life["ours start"], 5.0, "<="),
         "5. server stop, keep-alive open, ms": (server_life["ours stop"], 10.0, "<="),
         "5. pytest-httpserver stop, ms (information)": (server_life["peer stop"], 0, ""),
-        "5. server module import, ms": (server_import_ms(5 if quick else 11), 15.0, "<="),
+        "5. server module import, ms": (server_import_ms(5 if quick else 11), 20.0, "<="),
         "6. standalone start to URL / import pydantic": (standalone["ratio"], 2.0, "<="),
         "6. standalone start to URL, ms (information)": (standalone["ours_ms"], 0, ""),
         "6. python -c 'import pydantic', ms (information)": (standalone["peer_ms"], 0, ""),
