@@ -31,7 +31,7 @@ from bench_pytest import (
 )
 from bench_server import (
     per_request,
-    server_import_ms,
+    server_import,
     standalone_start_vs_pydantic,
     start_and_stop,
 )
@@ -228,6 +228,7 @@ def run_all(quick: bool) -> Results:
     server = per_request(9 if quick else 25, 30 if quick else 50)
     server_life = start_and_stop(10 if quick else 30)
     standalone = standalone_start_vs_pydantic(9 if quick else 21)
+    imported = server_import(7 if quick else 15)
     return {
         "1. page: ours / static respx route": (page["static"], 1.3, "<="),
         "1. page: ours / pytest-httpx add_response": (page["pytest_httpx"], 0, ""),
@@ -264,7 +265,9 @@ def run_all(quick: bool) -> Results:
         "5. server start + first answer, ms": (server_life["ours start"], 5.0, "<="),
         "5. server stop, keep-alive open, ms": (server_life["ours stop"], 10.0, "<="),
         "5. pytest-httpserver stop, ms (information)": (server_life["peer stop"], 0, ""),
-        "5. server module import, ms": (server_import_ms(5 if quick else 11), 20.0, "<="),
+        "5. server module import / import http.server": (imported["ratio"], 1.5, "<="),
+        "5. server module import, ms (information)": (imported["ours_ms"], 0, ""),
+        "5. import http.server, ms (information)": (imported["peer_ms"], 0, ""),
         "6. standalone start to URL / import pydantic": (standalone["ratio"], 2.0, "<="),
         "6. standalone start to URL, ms (information)": (standalone["ours_ms"], 0, ""),
         "6. python -c 'import pydantic', ms (information)": (standalone["peer_ms"], 0, ""),
