@@ -1,4 +1,5 @@
-"""pytest-qstash-tasks: a faithful, offline fake of QStash's message tasks endpoint.
+"""pytest-qstash-tasks: a faithful, offline fake of QStash's message tasks endpoint and
+the message API around it (publishing, URL groups, cancelling).
 
 Public API::
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ._core.args import ANY
     from ._core.calls import RecordedCall
     from ._core.clock import DEFAULT_START_MS, Clock
+    from ._core.destinations import Destination
     from ._core.errors import QStashTasksLoopError, QStashTasksRealHostError
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from ._core.hosts import DEFAULT_BASE_URL
     from ._core.lifecycle import backoff_ms
     from ._core.models import Task, TasksPage, TaskState
+    from ._core.outbox import PublishedMessage
     from ._transports.in_process import QStashTasksMock
     from ._transports.server import QStashTasksServer
 
@@ -37,6 +40,8 @@ _LAZY = {
     "DEFAULT_BASE_URL": "._core.hosts",
     "RecordedCall": "._core.calls",
     "Clock": "._core.clock",
+    "Destination": "._core.destinations",
+    "PublishedMessage": "._core.outbox",
     "QStashTasksLoopError": "._core.errors",
     "QStashTasksRealHostError": "._core.errors",
     "make_pages": "._core.factories",
@@ -59,7 +64,9 @@ __all__ = [
     "Clock",
     "DEFAULT_BASE_URL",
     "DEFAULT_START_MS",
+    "Destination",
     "Fault",
+    "PublishedMessage",
     "QStashTasksFake",
     "QStashTasksLoopError",
     "QStashTasksRealHostError",

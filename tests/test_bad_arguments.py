@@ -378,7 +378,8 @@ REFUSED: dict[str, tuple[Call, type[Exception], str]] = {
         lambda f: f.expect_unserved("typo"),  # type: ignore[arg-type]
         ValueError,
         "expect_unserved() takes one of unknown_path, method_not_allowed, unauthorized, "
-        "bad_cursor, unknown_message, unknown_cursor; got 'typo'",
+        "bad_cursor, unknown_message, unknown_cursor, bad_request, unknown_url_group; "
+        "got 'typo'",
     ),
     "an expected miss of ''": (
         lambda f: f.expect_unserved("unknown_message", message_id=""),

@@ -136,7 +136,7 @@ def test_other_methods_are_405(store: TaskStore, method: str) -> None:
 def test_other_paths_are_404(store: TaskStore, path: str) -> None:
     answer = get(store, path)
     assert (answer.status, answer.unserved_reason) == (404, "unknown_path")
-    assert "the fake serves GET /v1/messages/{messageId}/tasks only" in answer.detail
+    assert "the fake serves GET /v1/messages/{messageId}/tasks and, of the v2" in answer.detail
 
 
 def test_base_path_prefix(store: TaskStore) -> None:

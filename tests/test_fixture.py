@@ -276,7 +276,7 @@ def test_the_fake_answers_first_whatever_the_fixture_order(
     assert response.status_code == 200
     assert httpx.get("https://api.example.com/hello").status_code == 204
     # Paths the fake does not serve are left to the other router.
-    assert httpx.post(qstash_tasks.base_url + "/v2/publish/x").status_code == 500
+    assert httpx.post(qstash_tasks.base_url + "/v2/schedules/x").status_code == 500
 
 
 # -- loops ----------------------------------------------------------------------------
@@ -349,7 +349,7 @@ def test_context_manager_verifies_on_exit() -> None:
         ),
         QStashTasksMock() as fake,
     ):
-        httpx.get(fake.base_url + "/v2/topics", headers={"Authorization": "Bearer x"})
+        httpx.get(fake.base_url + "/v2/schedules", headers={"Authorization": "Bearer x"})
 
 
 @pytest.mark.parametrize(

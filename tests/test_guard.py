@@ -504,12 +504,12 @@ def test_under_pytest_httpx_other_qstash_paths_go_to_httpx_mock(
 ) -> None:
     import httpx
 
-    publish = qstash_tasks.base_url + "/v2/publish/https://example.com/hook"
-    httpx_mock.add_response(url=publish, method="POST", json={"messageId": "msg_1"})
+    publish = qstash_tasks.base_url + "/v2/schedules/https://example.com/hook"
+    httpx_mock.add_response(url=publish, method="POST", json={"scheduleId": "scd_1"})
     qstash_tasks.add("msg_1", count=1)
     auth = {"Authorization": "Bearer t"}
     with httpx.Client(headers=auth) as client:
-        assert client.post(publish).json() == {"messageId": "msg_1"}
+        assert client.post(publish).json() == {"scheduleId": "scd_1"}
         tasks = client.get(qstash_tasks.base_url + "/v1/messages/msg_1/tasks").json()["tasks"]
     assert len(tasks) == 1
     assert [call.message_id for call in qstash_tasks.calls] == ["msg_1"]

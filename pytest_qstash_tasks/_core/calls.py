@@ -36,6 +36,8 @@ UnservedReason = Literal[
     "bad_cursor",
     "unknown_message",
     "unknown_cursor",
+    "bad_request",
+    "unknown_url_group",
 ]
 
 _NO_ANSWER = {

@@ -1,9 +1,11 @@
 """The request pipeline: one neutral request in, one reply out.
 
 A transport turns its library's request into a ``Request`` and hands it to the fake,
-whose ``Dispatcher`` answers it: the endpoint's response first (what QStash would
-answer), then the planned fault it meets, if any, then the loop guard; the call is
-recorded, and the ``Reply`` goes back to the transport to carry out. Every step runs
+whose ``Dispatcher`` answers it. First the attempts of published messages due by the
+clock's time run (``Outbox.run_until``). A request to the v2 message API (publish,
+batch, messages, URL groups) is answered by ``publishing``; one to the tasks endpoint
+by ``endpoint``, then the planned fault it meets, if any, then the loop guard. The call
+is recorded, and the ``Reply`` goes back to the transport to carry out. Every step runs
 under the fake's lock, so one request reads and changes the fake's parts as one step.
 """
 
@@ -15,52 +17,84 @@ from typing import Literal
 
 from .calls import CallLog, record_call
 from .clock import Clock
-from .endpoint import EndpointConfig, EndpointRequest, EndpointResponse, handle, page_number
+from .destinations import Destinations
+from .endpoint import (
+    EndpointConfig,
+    EndpointRequest,
+    EndpointResponse,
+    handle,
+    page_number,
+    serves_tasks_path,
+)
 from .errors import QStashTasksLoopError
 from .exchange import JSON_HEADERS, Reply, Request, error_body, past_read_timeout
 from .faults import Fault, FaultQueue
 from .lifecycle import is_timeout
 from .loop_guard import LoopGuard
+from .outbox import Outbox
+from .publishing import PublishConfig, handle_v2, serves_v2_path
 from .report import Waiting, loop_message
 from .store import TaskStore
 
-__all__ = ["LOOP_STATUS", "Dispatcher"]
+__all__ = ["LOOP_STATUS", "Dispatcher", "serves_path"]
 
 #: The status a client over a socket gets when the loop guard stops it (508 Loop
 #: Detected): the fake cannot raise in another process.
 LOOP_STATUS = 508
 
 
+def serves_path(raw_path: str, base_path: str) -> bool:
+    """Whether ``raw_path`` is one of the fake's own (the tasks endpoint's or the message
+    API's), whatever else is wrong with the request."""
+    return serves_tasks_path(raw_path, base_path) or serves_v2_path(raw_path, base_path)
+
+
 class Dispatcher:
-    """Answers requests from the fake's parts: its store, fault queue, call log and
-    clock (shared with the fake, which changes them for the test), and the loop guard
-    (its own). ``owner`` tells messages how the fake was configured (see
-    ``report.switch_text``)."""
+    """Answers requests from the fake's parts: its store, outbox, destination scripts,
+    fault queue, call log and clock (shared with the fake, which changes them for the
+    test), and the loop guard (its own). ``owner`` tells messages how the fake was
+    configured (see ``report.switch_text``); ``new_id`` makes the ids of published
+    messages and their tasks."""
 
     def __init__(
         self,
         store: TaskStore,
+        outbox: Outbox,
+        destinations: Destinations,
         faults: FaultQueue,
         calls: CallLog,
         clock: Clock,
         config: EndpointConfig,
+        publish_config: PublishConfig,
         lock: threading.Lock,
         *,
         max_identical_requests: int,
         owner: Callable[[], str | None],
+        new_id: Callable[[str], str],
     ) -> None:
         self.store = store
+        self.outbox = outbox
+        self.destinations = destinations
         self.faults = faults
         self.calls = calls
         self.clock = clock
         self.config = config
+        self.publish_config = publish_config
         self.lock = lock
         self.loop_guard = LoopGuard(max_identical_requests)
         self.owner = owner
+        self.new_id = new_id
+
+    def catch_up(self, now: int) -> None:
+        """Run the attempts of published messages due by ``now`` (under the lock)."""
+        if self.outbox.pending():
+            self.outbox.run_until(now, self.destinations)
 
     def dispatch(self, request: Request) -> Reply:
-        """Answer one request: the endpoint, then the planned faults and the loop
-        guard; the call is recorded."""
+        """Answer one request: the message API's, or the tasks endpoint's with the
+        planned faults and the loop guard; the call is recorded."""
+        if request.raw_path.startswith(self.config.base_path + "/v2/"):
+            return self._v2_reply(request)
         endpoint_request = EndpointRequest(
             method=request.method,
             raw_path=request.raw_path,
@@ -69,6 +103,7 @@ class Dispatcher:
             now=self.clock.now,
         )
         with self.lock:
+            self.catch_up(endpoint_request.now)
             response = handle(endpoint_request, self.store, self.config)
             fault = None
             if self.faults:
@@ -80,6 +115,18 @@ class Dispatcher:
             if fault is None or fault.kind == "delay":
                 return self._endpoint_reply(request, endpoint_request, response, fault)
             return self._fault_reply(request, response, fault)
+
+    def _v2_reply(self, request: Request) -> Reply:
+        """The message API's answer (no fault or loop guard applies to it)."""
+        with self.lock:
+            now = self.clock.now
+            self.catch_up(now)
+            response = handle_v2(
+                request, now, self.outbox, self.config, self.publish_config, self.new_id
+            )
+            reply = Reply("answer", response.status, response.headers, response.body)
+            self.calls.record(record_call(request, response, reply, None, None))
+            return reply
 
     def _endpoint_reply(
         self,

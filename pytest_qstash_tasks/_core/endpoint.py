@@ -21,9 +21,11 @@ __all__ = [
     "EndpointRequest",
     "EndpointResponse",
     "UnservedReason",
+    "bearer_token",
     "handle",
     "page_number",
-    "serves_path",
+    "served_text",
+    "serves_tasks_path",
 ]
 
 _CURSOR_RE = re.compile(r"\+?[0-9]+", re.ASCII)
@@ -77,7 +79,15 @@ class EndpointResponse:
     task_count: int | None = None
 
 
-def serves_path(raw_path: str, base_path: str) -> bool:
+def served_text(base_path: str) -> str:
+    """What the fake serves, for the message of a request to any other path."""
+    return (
+        f"the fake serves GET {base_path}/v1/messages/{{messageId}}/tasks and, of the v2 "
+        f"message API under {base_path}/v2/: publish, enqueue, batch, messages and topics"
+    )
+
+
+def serves_tasks_path(raw_path: str, base_path: str) -> bool:
     """Whether ``raw_path`` is the endpoint's (any message id) under ``base_path``,
     whatever else is wrong."""
     return _message_id(raw_path, base_path) is not None
@@ -91,8 +101,7 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
             404,
             "Not Found",
             "unknown_path",
-            f"the fake serves GET {config.base_path}/v1/messages/{{messageId}}/tasks only, "
-            f"not {request.method} {request.raw_path}",
+            f"{served_text(config.base_path)}, not {request.method} {request.raw_path}",
         )
     if request.method != "GET":
         return _error(
@@ -104,7 +113,7 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
             headers=(*JSON_HEADERS, ("allow", "GET")),
         )
 
-    token, auth_problem = _bearer_token(request.authorization, config.token)
+    token, auth_problem = bearer_token(request.authorization, config.token)
     if auth_problem is not None:
         return _error(
             401, auth_problem, "unauthorized", auth_problem, message_id=message_id, token=token
@@ -208,7 +217,7 @@ def _message_id(raw_path: str, base_path: str) -> str | None:
     return unquote(parts[3]) or None
 
 
-def _bearer_token(header: str | None, expected: str | None) -> tuple[str | None, str | None]:
+def bearer_token(header: str | None, expected: str | None) -> tuple[str | None, str | None]:
     """``(token, problem)``: the token sent, and why it is refused (None if accepted)."""
     if header is None:
         return None, "missing Authorization header: want 'Bearer <token>'"

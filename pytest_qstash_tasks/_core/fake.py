@@ -1,7 +1,8 @@
 """The fake: one class with the API a test uses (flat methods, as in pytest-httpx and
-respx), its state in parts it owns: ``TaskStore``, ``FaultQueue``, ``CallLog``, ``Clock``,
-``Dispatcher`` (with the ``LoopGuard``) and ``RealHostGuard``. A transport is a subclass:
-see docs/architecture.md.
+respx), its state in parts it owns: ``TaskStore``, ``Outbox`` (published messages and
+URL groups), ``Destinations`` (what destinations answer), ``FaultQueue``, ``CallLog``,
+``Clock``, ``Dispatcher`` (with the ``LoopGuard``) and ``RealHostGuard``. A transport is
+a subclass: see docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -16,18 +17,22 @@ from . import faults as _faults
 from .args import ANY, AnyCursor, check_cursor_filter, check_end_cursor, check_int, check_token
 from .calls import CallLog, ExpectedMiss, RecordedCall, UnservedReason, filter_calls
 from .clock import DEFAULT_START_MS, Clock, ClockMode
+from .destinations import Destination, Destinations
 from .dispatch import Dispatcher
 from .endpoint import EndpointConfig
 from .exchange import Reply, Request
 from .faults import Fault, FaultQueue, FaultTarget
 from .hosts import DEFAULT_BASE_URL, BaseURL, RealHostGuard
 from .lifecycle import Outcome, SimulatedDelivery
+from .outbox import Outbox, PublishedMessage
+from .publishing import PublishConfig
 from .report import (
     CHECKS,
     all_pages_fetched_problem,
     called_problem,
     format_problems,
     problems,
+    published_problem,
     unreached_message,
 )
 from .seeding import Stream, current_stream
@@ -35,6 +40,8 @@ from .sleep_patch import SleepPatch
 from .store import TaskStore
 
 if TYPE_CHECKING:
+    import re
+
     from .models import Task, TasksPage
 
 __all__ = ["DEFAULT_TOKEN", "QStashTasksFake"]
@@ -43,6 +50,14 @@ __all__ = ["DEFAULT_TOKEN", "QStashTasksFake"]
 DEFAULT_TOKEN = "qstash-tasks-test-token"
 
 _Self = TypeVar("_Self", bound="QStashTasksFake")
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
 
 
 class QStashTasksFake(abc.ABC):
@@ -65,6 +80,14 @@ class QStashTasksFake(abc.ABC):
             ``add_pages`` that no request asked for.
         assert_all_faults_triggered: Whether ``verify()`` fails on faults
             (``fail_next`` and its siblings) that did not fire as often as planned.
+        assert_all_destination_answers_used: Whether ``verify()`` fails on answers
+            scripted with ``destination(...).answers(...)`` that no delivery attempt met.
+        default_retries: The retries of a published message that sends no
+            ``Upstash-Retries`` (QStash: the plan's maximum, 3 on the free plan).
+        default_answer: What a delivery attempt meets at a destination no script
+            covers: an HTTP status (200: delivered), an exception or an error text.
+        max_message_size: The largest body a publish may send, in bytes (QStash's free
+            plan: 1 MB); a larger one is refused with 413.
         guard_real_qstash: Whether a request from this process to the real QStash
             (``qstash.upstash.io``, ``qstash-<region>.upstash.io``) is stopped with
             ``QStashTasksRealHostError`` and fails ``verify()`` while the fake is active.
@@ -95,6 +118,10 @@ class QStashTasksFake(abc.ABC):
         assert_all_requests_served: bool = True,
         assert_all_scripted_pages_requested: bool = True,
         assert_all_faults_triggered: bool = True,
+        assert_all_destination_answers_used: bool = True,
+        default_retries: int = 3,
+        default_answer: Outcome = 200,
+        max_message_size: int = 1_048_576,
         guard_real_qstash: bool = True,
         start: int | _dt.datetime | str = DEFAULT_START_MS,
         clock: ClockMode = "fake",
@@ -115,6 +142,12 @@ class QStashTasksFake(abc.ABC):
         """Whether ``verify()`` fails on scripted pages no request asked for."""
         self.assert_all_faults_triggered = assert_all_faults_triggered
         """Whether ``verify()`` fails on faults that did not fire as often as planned."""
+        self.assert_all_destination_answers_used = assert_all_destination_answers_used
+        """Whether ``verify()`` fails on scripted destination answers no attempt met."""
+        self._publish_config = PublishConfig(
+            default_retries=check_int("default_retries", default_retries),
+            max_message_size=check_int("max_message_size", max_message_size, 1),
+        )
         self.guard_real_qstash = guard_real_qstash
         """Whether requests of this process to the real QStash are stopped."""
         self._seed = None if seed is None else check_int("seed", seed)
@@ -134,12 +167,16 @@ class QStashTasksFake(abc.ABC):
         # fault queue, the call log and the loop guard, which take no lock of their own.
         self._lock = threading.Lock()
         self._store = TaskStore()
+        self._outbox = Outbox(self._store)
+        self._destinations = Destinations(default_answer, self._lock)
         self._faults = FaultQueue()
         self._calls = CallLog()
         self._guard = RealHostGuard(self, self._url, calls=self._calls, lock=self._lock)
         self._dispatcher = Dispatcher(
-            self._store, self._faults, self._calls, self.clock, self._config, self._lock,
+            self._store, self._outbox, self._destinations, self._faults, self._calls,
+            self.clock, self._config, self._publish_config, self._lock,
             max_identical_requests=limit, owner=self._owner,
+            new_id=lambda prefix: self._stream_now().new_id(prefix),
         )  # fmt: skip
 
     # -- settings -------------------------------------------------------------------
@@ -163,6 +200,21 @@ class QStashTasksFake(abc.ABC):
     def end_cursor(self) -> Literal[0] | None:
         """The last page's cursor: ``0``, or ``None`` when the field is left out."""
         return self._config.end_cursor
+
+    @property
+    def default_retries(self) -> int:
+        """The retries of a published message that sends no ``Upstash-Retries``."""
+        return self._publish_config.default_retries
+
+    @property
+    def default_answer(self) -> Outcome:
+        """What an attempt meets at a destination no script covers."""
+        return self._destinations.default
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest body a publish may send, in bytes."""
+        return self._publish_config.max_message_size
 
     @property
     def max_identical_requests(self) -> int:
@@ -311,15 +363,20 @@ class QStashTasksFake(abc.ABC):
     def tasks(self, message_id: str) -> list[Task]:
         """The tasks stored for ``message_id``, in serving order (newest first)."""
         with self._lock:
-            return self._store.tasks_at(message_id, self.clock.now)
+            now = self.clock.now
+            self._dispatcher.catch_up(now)
+            return self._store.tasks_at(message_id, now)
 
     def reset(self) -> None:
         """Forget everything the fake learnt since it was made: stored tasks, scripted
-        pages, simulated deliveries, recorded calls, planned faults and loop streaks;
+        pages, simulated deliveries, published messages, URL groups, destination
+        scripts, recorded calls, planned faults and loop streaks;
         the clock goes back to its start and a seeded fake's data starts over. The
         settings stay."""
         with self._lock:
             self._store.clear()
+            self._outbox.clear()
+            self._destinations.clear()
             self._faults.clear()
             self._calls.clear()
             self._dispatcher.loop_guard.reset()
@@ -330,6 +387,55 @@ class QStashTasksFake(abc.ABC):
     def _stream_now(self) -> Stream:
         """Where generated data comes from: this fake's seed, else the running test's."""
         return self._stream or current_stream()
+
+    # -- publishing -----------------------------------------------------------------
+
+    def destination(self, target: str | re.Pattern[str]) -> Destination:
+        """The script of what ``target`` answers to delivery attempts of published
+        messages: ``fake.destination("https://app.example.com/hook").answers(500, 200)``.
+
+        ``target`` is a URL (exact), a prefix ending in ``*``
+        (``"https://app.example.com/*"``) or a compiled pattern (``re.search``). An
+        attempt meets the next answer of the first script for its exact URL, else of
+        the first prefix or pattern that matches, else ``default_answer``. The same
+        ``target`` gives the same script back.
+        """
+        with self._lock:
+            return self._destinations.script(target)
+
+    @property
+    def published(self) -> list[PublishedMessage]:
+        """Every publish the code sent (``/v2/publish``, ``/v2/enqueue``, each entry of
+        ``/v2/batch``), in order: a copy."""
+        with self._lock:
+            return list(self._outbox.published)
+
+    def assert_published(
+        self,
+        destination: str | None = None,
+        *,
+        times: int | None = None,
+        json: Any = _UNSET,
+        body: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[PublishedMessage]:
+        """Assert that matching publishes reached the fake: at least one, or exactly
+        ``times``; returns them.
+
+        ``destination`` is the URL or URL group's name as published; ``json`` the body
+        parsed as JSON, ``body`` the raw body; ``headers`` a subset of the publish's
+        headers (any case, e.g. ``{"Upstash-Delay": "10s"}``). The failure lists every
+        publish the fake received.
+        """
+        __tracebackhide__ = True  # show the user's line, not ours
+        if times is not None:
+            check_int("times", times)
+        found, problem = published_problem(
+            self.published, destination, times, json, body, headers, json_given=json is not _UNSET
+        )
+        if problem is not None:
+            raise AssertionError(problem)
+        return found
 
     # -- faults ---------------------------------------------------------------------
 
@@ -525,8 +631,9 @@ class QStashTasksFake(abc.ABC):
         that the fake could serve every request to its host
         (``assert_all_requests_served``), that every scripted page was requested
         (``assert_all_scripted_pages_requested``) and that every fault fired as often
-        as planned (``assert_all_faults_triggered``). The fixtures call this at
-        teardown.
+        as planned (``assert_all_faults_triggered``) and that every scripted
+        destination answer was met (``assert_all_destination_answers_used``). The
+        fixtures call this at teardown.
         """
         __tracebackhide__ = True  # show the user's line, not ours
         found = self.problems()
@@ -538,11 +645,13 @@ class QStashTasksFake(abc.ABC):
         with self._lock:
             log = self._calls.snapshot()
             scripted, planned = list(self._store.scripted.values()), self._faults.planned()
+            unused = [(d.describe(), list(d._answers)) for d in self._destinations.unused()]
         return problems(
             base_url=self.base_url,
             log=log,
             scripted=scripted,
             faults=planned,
+            unused_answers=unused,
             owner=self._owner(),
             checks={check: getattr(self, check) for check in CHECKS},
         )

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKOFF_TABLE_MS",
+    "STEP_MS",
+    "Delivery",
     "Outcome",
     "SimulatedDelivery",
     "backoff_ms",
@@ -92,9 +94,98 @@ def is_timeout(kind: type[BaseException]) -> bool:
     )
 
 
+class Delivery:
+    """A task whose state follows the fake's clock: ``task_at(t)`` is the task QStash
+    would show at time ``t``, from when each attempt starts and what it met.
+
+    Two kinds: a ``SimulatedDelivery`` knows every attempt's outcome from the start;
+    a published message's delivery (``outbox``) learns each when the attempt is due.
+    Both keep the timeline of the module's docstring.
+    """
+
+    task_id: str
+    message_id: str
+    url: str
+    max_retry: int
+    created_at: int
+    active_ms: int
+
+    @property
+    def timeline_at(self) -> int:
+        """When the task joined the message's timeline: its creation."""
+        return self.created_at
+
+    def attempt_starts(self) -> list[int]:
+        """When each attempt starts (unix ms): those made and the next one due."""
+        raise NotImplementedError  # pragma: no cover - both kinds define it
+
+    def outcome_errors(self) -> Sequence[str | None]:
+        """The ``error`` of each attempt made (``None``: delivered), in order."""
+        raise NotImplementedError  # pragma: no cover - both kinds define it
+
+    def finished_at(self) -> int | None:
+        """When the task reaches its last state (delivered, failed), if known."""
+        raise NotImplementedError  # pragma: no cover - both kinds define it
+
+    @property
+    def canceled_at(self) -> int | None:
+        """When the message was cancelled (unix ms), if it was."""
+        return None
+
+    def task_at(self, now: int) -> Task:
+        """The task as QStash shows it at ``now`` (unix ms; before creation: created)."""
+        canceled_at = self.canceled_at
+        if canceled_at is not None and now >= canceled_at:
+            from .models import TaskState
+
+            task = self._uncanceled_at(canceled_at)
+            if task.state in (TaskState.DELIVERED, TaskState.FAILED):
+                return self._uncanceled_at(now)
+            return task.model_copy(update={"state": TaskState.CANCELED, "next_process_at": None})
+        return self._uncanceled_at(now)
+
+    def _uncanceled_at(self, now: int) -> Task:
+        # pydantic's models load on first use: the standalone command serves without them.
+        from .models import Task, TaskState
+
+        fields: dict[str, Any] = {
+            "task_id": self.task_id,
+            "message_id": self.message_id,
+            "url": self.url,
+            "max_retry": self.max_retry,
+            "timeline_at": self.created_at,
+        }
+        starts = self.attempt_starts()
+        errors = self.outcome_errors()
+        if now < starts[0]:
+            state = TaskState.CREATED if now < self.created_at + STEP_MS else TaskState.PLANNED
+            return Task(**fields, state=state, retried=0, next_process_at=starts[0])
+        # The last attempt started by now; earlier ones have all failed.
+        number = max(k for k, start in enumerate(starts) if start <= now)
+        last_error, last_error_at = "", 0
+        if number:
+            last_error = errors[number - 1] or ""
+            last_error_at = starts[number - 1] + self.active_ms
+        fields.update(retried=number, error=last_error, last_error_at=last_error_at)
+        finish = starts[number] + self.active_ms
+        if now < finish:
+            return Task(**fields, state=TaskState.ACTIVE, next_process_at=starts[number])
+        error = errors[number]
+        if error is None:
+            return Task(**fields, state=TaskState.DELIVERED, completed_at=finish)
+        fields.update(error=error, last_error_at=finish)
+        if number == self.max_retry:
+            return Task(**fields, state=TaskState.FAILED)
+        # A retry waits: error, then planned just before the next attempt.
+        next_start = starts[number + 1]
+        state = TaskState.PLANNED if now >= next_start - STEP_MS else TaskState.ERROR
+        fields["retried"] = number + 1
+        return Task(**fields, state=state, next_process_at=next_start)
+
+
 @dataclass(frozen=True)
-class SimulatedDelivery:
-    """One task's delivery plan; ``task_at(t)`` is its state at time ``t``."""
+class SimulatedDelivery(Delivery):
+    """One task's delivery plan, every outcome known up front (``simulate_delivery``)."""
 
     task_id: str
     message_id: str
@@ -142,11 +233,6 @@ class SimulatedDelivery:
                 )
         return cls(task_id, message_id, url, max_retry, created_at, active_ms, errors)
 
-    @property
-    def timeline_at(self) -> int:
-        """When the task joined the message's timeline: its creation."""
-        return self.created_at
-
     def attempt_starts(self) -> list[int]:
         """When each attempt starts (unix ms)."""
         start = self.created_at + 2 * STEP_MS
@@ -156,44 +242,9 @@ class SimulatedDelivery:
             starts.append(start)
         return starts
 
+    def outcome_errors(self) -> Sequence[str | None]:
+        return self.errors
+
     def finished_at(self) -> int:
         """When the task reaches its last state (delivered or failed)."""
         return self.attempt_starts()[-1] + self.active_ms
-
-    def task_at(self, now: int) -> Task:
-        """The task as QStash shows it at ``now`` (unix ms; before creation: created)."""
-        # pydantic's models load on first use: the standalone command serves without them.
-        from .models import Task, TaskState
-
-        fields: dict[str, Any] = {
-            "task_id": self.task_id,
-            "message_id": self.message_id,
-            "url": self.url,
-            "max_retry": self.max_retry,
-            "timeline_at": self.created_at,
-        }
-        starts = self.attempt_starts()
-        if now < starts[0]:
-            state = TaskState.CREATED if now < self.created_at + STEP_MS else TaskState.PLANNED
-            return Task(**fields, state=state, retried=0, next_process_at=starts[0])
-        # The last attempt started by now; earlier ones have all failed.
-        number = max(k for k, start in enumerate(starts) if start <= now)
-        last_error, last_error_at = "", 0
-        if number:
-            last_error = self.errors[number - 1] or ""
-            last_error_at = starts[number - 1] + self.active_ms
-        fields.update(retried=number, error=last_error, last_error_at=last_error_at)
-        finish = starts[number] + self.active_ms
-        if now < finish:
-            return Task(**fields, state=TaskState.ACTIVE, next_process_at=starts[number])
-        error = self.errors[number]
-        if error is None:
-            return Task(**fields, state=TaskState.DELIVERED, completed_at=finish)
-        fields.update(error=error, last_error_at=finish)
-        if number == self.max_retry:
-            return Task(**fields, state=TaskState.FAILED)
-        # A retry waits: error, then planned just before the next attempt.
-        next_start = starts[number + 1]
-        state = TaskState.PLANNED if now >= next_start - STEP_MS else TaskState.ERROR
-        fields["retried"] = number + 1
-        return Task(**fields, state=state, next_process_at=next_start)

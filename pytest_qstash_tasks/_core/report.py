@@ -7,7 +7,7 @@ what it holds, under its lock, and raises what they return.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from .calls import CallLog, RecordedCall, filter_calls
 from .faults import Fault
 
 if TYPE_CHECKING:
+    from .outbox import PublishedMessage
     from .store import ScriptedPages
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "format_problems",
     "loop_message",
     "problems",
+    "published_problem",
     "real_host_message",
     "server_problems",
     "switch_text",
@@ -226,6 +228,7 @@ CHECKS = (
     "assert_all_requests_served",
     "assert_all_scripted_pages_requested",
     "assert_all_faults_triggered",
+    "assert_all_destination_answers_used",
 )
 
 
@@ -237,6 +240,7 @@ def problems(
     faults: Sequence[Fault],
     checks: dict[str, bool],
     owner: str | None = None,
+    unused_answers: Sequence[tuple[str, Sequence[object]]] = (),
 ) -> list[str]:
     """What ``verify()`` reports, one paragraph each, from a snapshot of the call log;
     ``checks`` holds the switches and ``owner`` says how the fake was configured (see
@@ -289,7 +293,63 @@ def problems(
             + _bullets(fault.describe() for fault in unfired)
             + _switch("assert_all_faults_triggered", owner)
         )
+    if unused_answers and checks["assert_all_destination_answers_used"]:
+        found.append(
+            f"{len(unused_answers)} destination(s) kept scripted answers no delivery "
+            "attempt met:\n"
+            + _bullets(f"{target}: {answers!r} left" for target, answers in unused_answers)
+            + _switch("assert_all_destination_answers_used", owner)
+        )
     return found
+
+
+def published_problem(
+    published: Sequence[PublishedMessage],
+    destination: str | None,
+    times: int | None,
+    json_body: object,
+    body: bytes | str | None,
+    headers: Mapping[str, str] | None,
+    *,
+    json_given: bool,
+) -> tuple[list[PublishedMessage], str | None]:
+    """The publishes that match, and what ``assert_published`` reports (None: passed)."""
+    wanted = {name.lower(): value for name, value in (headers or {}).items()}
+    raw = body.encode() if isinstance(body, str) else body
+
+    def matches(record: PublishedMessage) -> bool:
+        if destination is not None and record.destination != destination:
+            return False
+        if raw is not None and record.body != raw:
+            return False
+        if any(record.header(name) != value for name, value in wanted.items()):
+            return False
+        if json_given:
+            try:
+                return bool(record.json() == json_body)
+            except ValueError:
+                return False
+        return True
+
+    found = [record for record in published if matches(record)]
+    if (times is None and found) or len(found) == times:
+        return found, None
+    parts = [f"destination={destination!r}"] if destination is not None else []
+    if json_given:
+        parts.append(f"json={json_body!r}")
+    if raw is not None:
+        parts.append(f"body={raw!r}")
+    if wanted:
+        parts.append(f"headers={dict(wanted)!r}")
+    what = "publish" + (f" with {', '.join(parts)}" if parts else "")
+    expected = "at least once" if times is None else times_text(times)
+    seen = (
+        "no publish reached the fake"
+        if not published
+        else f"the fake received {len(published)} publish(es):\n"
+        + _bullets(record.describe() for record in published)
+    )
+    return found, f"expected a {what} {expected}, got {times_text(len(found))}; {seen}"
 
 
 def server_problems(

@@ -15,7 +15,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .args import check_message_id
-from .lifecycle import SimulatedDelivery
+from .lifecycle import Delivery
 from .pagination import page_bounds
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MessageTasks", "ScriptedPages", "TaskStore", "newest_first", "with_timeline"]
 
-_Body = bytes | SimulatedDelivery
+_Body = bytes | Delivery
 
 
 def with_timeline(tasks: Iterable[Task], now: int) -> list[Task]:
@@ -61,26 +61,26 @@ class MessageTasks:
     """A message's tasks in serving order (newest first; ties in the order added).
 
     An entry is a stored ``Task`` (its wire JSON made once) or a
-    ``SimulatedDelivery``, whose task depends on the time it is asked at.
+    ``Delivery``, whose task depends on the time it is asked at.
     """
 
     message_id: str
-    _entries: list[Task | SimulatedDelivery] = field(default_factory=list)
+    _entries: list[Task | Delivery] = field(default_factory=list)
     _neg_timestamps: list[int] = field(default_factory=list)
-    _bodies: list[bytes | SimulatedDelivery] = field(default_factory=list)
+    _bodies: list[bytes | Delivery] = field(default_factory=list)
     _ids: set[str] = field(default_factory=set)
     _has_simulated: bool = False
 
     def add(self, tasks: Sequence[Task]) -> None:
         """Store timed tasks; refuses a task id the message already has."""
-        entries: list[tuple[int, Task | SimulatedDelivery, _Body]] = [
+        entries: list[tuple[int, Task | Delivery, _Body]] = [
             (newest_first(task), task, _wire_json(task)) for task in tasks
         ]
         self._check_new_ids([task.task_id for task in tasks])
         self._insert(entries)
 
-    def add_simulated(self, delivery: SimulatedDelivery) -> None:
-        """Store a simulated delivery (its task changes with the clock)."""
+    def add_simulated(self, delivery: Delivery) -> None:
+        """Store a delivery (its task changes with the clock)."""
         self._check_new_ids([delivery.task_id])
         self._insert([(-delivery.timeline_at, delivery, delivery)])
         self._has_simulated = True
@@ -88,8 +88,7 @@ class MessageTasks:
     def tasks_at(self, now: int) -> list[Task]:
         """The tasks as served at ``now``, newest first."""
         return [
-            entry.task_at(now) if isinstance(entry, SimulatedDelivery) else entry
-            for entry in self._entries
+            entry.task_at(now) if isinstance(entry, Delivery) else entry for entry in self._entries
         ]
 
     def page(self, cursor: int | None, page_size: int, now: int) -> tuple[list[bytes], int | None]:
@@ -98,7 +97,7 @@ class MessageTasks:
         bodies = self._bodies[start:end]
         if self._has_simulated:
             bodies = [
-                _wire_json(body.task_at(now)) if isinstance(body, SimulatedDelivery) else body
+                _wire_json(body.task_at(now)) if isinstance(body, Delivery) else body
                 for body in bodies
             ]
         return bodies, next_cursor  # type: ignore[return-value]
@@ -107,8 +106,8 @@ class MessageTasks:
         """When each simulated delivery not yet delivered or failed at ``now`` will be."""
         if not self._has_simulated:
             return []
-        ends = (e.finished_at() for e in self._entries if isinstance(e, SimulatedDelivery))
-        return sorted(end for end in ends if end > now)
+        ends = (e.finished_at() for e in self._entries if isinstance(e, Delivery))
+        return sorted(end for end in ends if end is not None and end > now)
 
     def page_number(self, cursor: int | None, page_size: int) -> int | None:
         """Which page (1 for the first) a request with ``cursor`` gets, following the
@@ -133,7 +132,7 @@ class MessageTasks:
             seen.add(task_id)
         self._ids.update(seen)
 
-    def _insert(self, added: list[tuple[int, Task | SimulatedDelivery, _Body]]) -> None:
+    def _insert(self, added: list[tuple[int, Task | Delivery, _Body]]) -> None:
         added.sort(key=itemgetter(0))  # stable: ties keep the order given
         if added and self._neg_timestamps and added[0][0] < self._neg_timestamps[-1]:
             # Some land among the stored ones: merge (stable, so stored ties come first).
@@ -234,8 +233,9 @@ class TaskStore:
         self._changed(message_id)
         return stamped
 
-    def add_simulated(self, delivery: SimulatedDelivery) -> None:
-        """Store a simulated delivery in its message (registering the message)."""
+    def add_simulated(self, delivery: Delivery) -> None:
+        """Store a delivery (simulated or published) in its message (registering the
+        message)."""
         message_id = delivery.message_id
         self._check_unscripted(message_id)
         message = self.messages.get(message_id) or MessageTasks(message_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pytest_qstash_tasks._core.endpoint import serves_path
+from pytest_qstash_tasks._core.dispatch import serves_path
 from pytest_qstash_tasks._core.exchange import Reply, Request
 from pytest_qstash_tasks._core.fake import QStashTasksFake
 

@@ -1,0 +1,145 @@
+"""What destinations answer: the test scripts each delivery attempt's outcome.
+
+``fake.destination("https://app.example.com/hook").answers(500, 500, 200)``: the next
+three attempts to that URL meet a 500, a 500, then a 200. Outcomes are the words of
+``simulate_delivery``: an HTTP status, an exception (type or instance) for a timeout
+or connection failure, or the error text itself. An attempt no script covers meets
+the fake's ``default_answer`` (a 200 unless configured).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+from .lifecycle import Outcome, error_text
+
+__all__ = ["Destination", "Destinations", "UsedAnswer"]
+
+
+@dataclass(frozen=True)
+class UsedAnswer:
+    """One scripted answer an attempt met: to which URL, for which message, when."""
+
+    url: str
+    message_id: str
+    outcome: Outcome
+    at: int
+
+
+class Destination:
+    """The answers one destination (or many: a prefix ending in ``*`` or a compiled
+    pattern) gives to delivery attempts, in order. Made by ``fake.destination()``."""
+
+    def __init__(self, target: str | re.Pattern[str], lock: threading.Lock) -> None:
+        self.target = target
+        """The URL, ``prefix*`` or pattern this script answers for."""
+        self._lock = lock
+        self._answers: list[Outcome] = []
+        self._used: list[UsedAnswer] = []
+
+    def answers(self, *outcomes: Outcome) -> Destination:
+        """Queue what the next attempts meet, in order: ``answers(500, 500, 200)``.
+
+        Each outcome is an HTTP status (2xx delivers), an exception type or instance
+        (a timeout or connection failure) or an error text. Returns the destination,
+        so calls chain; queued answers add up.
+        """
+        if not outcomes:
+            raise ValueError("answers() needs at least one outcome, e.g. answers(500, 200)")
+        for outcome in outcomes:
+            error_text(outcome)  # refuses a bad outcome now, in the test's own line
+        with self._lock:
+            self._answers.extend(outcomes)
+        return self
+
+    @property
+    def remaining(self) -> list[Outcome]:
+        """The scripted answers no attempt has met yet (a copy)."""
+        with self._lock:
+            return list(self._answers)
+
+    @property
+    def used(self) -> list[UsedAnswer]:
+        """The scripted answers attempts met, in order (a copy)."""
+        with self._lock:
+            return list(self._used)
+
+    def matches(self, url: str) -> bool:
+        """Whether an attempt to ``url`` is this script's to answer."""
+        target = self.target
+        if isinstance(target, re.Pattern):
+            return target.search(url) is not None
+        if target.endswith("*"):
+            return url.startswith(target[:-1])
+        return url == target
+
+    def describe(self) -> str:
+        """``destination('https://app.example.com/hook')``."""
+        target = self.target
+        shown = (
+            f"re.compile({target.pattern!r})" if isinstance(target, re.Pattern) else repr(target)
+        )
+        return f"destination({shown})"
+
+    def __repr__(self) -> str:
+        with self._lock:
+            remaining = list(self._answers)
+        return f"<Destination {self.describe()} remaining={remaining!r}>"
+
+    def _take(self, url: str, message_id: str, now: int) -> Outcome:
+        """The next answer, recorded as used (under the fake's lock)."""
+        outcome = self._answers.pop(0)
+        self._used.append(UsedAnswer(url, message_id, outcome, now))
+        return outcome
+
+
+class Destinations:
+    """Every script, exact URLs first, then prefixes and patterns in the order made.
+
+    It takes no lock of its own: the fake holds its lock around every use.
+    """
+
+    def __init__(self, default: Outcome, lock: threading.Lock) -> None:
+        error_text(default)
+        self.default = default
+        self._lock = lock
+        self._scripts: list[Destination] = []
+
+    def script(self, target: object) -> Destination:
+        """The script for ``target``: the one made before for it, else a new one."""
+        if isinstance(target, str):
+            if not target or target == "*":
+                raise ValueError(
+                    "destination() takes a URL, a prefix ending in '*' (e.g. "
+                    f"'https://app.example.com/*') or a compiled pattern; got {target!r}"
+                )
+        elif not isinstance(target, re.Pattern):
+            raise TypeError(
+                "destination() takes a URL, a prefix ending in '*' or a compiled pattern, "
+                f"not {type(target).__name__}"
+            )
+        for script in self._scripts:
+            if script.target == target:
+                return script
+        script = Destination(target, self._lock)
+        self._scripts.append(script)
+        return script
+
+    def next_outcome(self, url: str, message_id: str, now: int) -> Outcome:
+        """What an attempt to ``url`` meets now: the first script for the exact URL
+        with answers left, else the first prefix or pattern, else the default."""
+        exact = [s for s in self._scripts if s.target == url and s._answers]
+        for script in exact or self._scripts:
+            if script._answers and script.matches(url):
+                return script._take(url, message_id, now)
+        return self.default
+
+    def unused(self) -> list[Destination]:
+        """The scripts with answers no attempt met."""
+        return [script for script in self._scripts if script._answers]
+
+    def clear(self) -> None:
+        """Forget every script."""
+        self._scripts.clear()

@@ -1,0 +1,366 @@
+"""Published messages, their deliveries and the URL groups they go to. Pure data, no HTTP.
+
+A publish makes one message per destination (a URL, or each endpoint of a URL group),
+and each message one delivery: a task in the ``TaskStore`` whose state follows the
+clock (``lifecycle.Delivery``). Attempts wait in a schedule ordered by when they are
+due; moving the clock runs the due ones in order (``run_until``), each meeting what
+the destination's script says (``destinations``), so a jump over many pending
+messages costs what is due, not a scan of every message.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .destinations import Destinations
+from .lifecycle import STEP_MS, Delivery, error_text
+from .retry_delay import RetryDelay
+from .store import TaskStore
+
+__all__ = [
+    "ACTIVE_MS",
+    "Message",
+    "Outbox",
+    "PublishedDelivery",
+    "PublishedMessage",
+    "UrlGroup",
+    "v2_backoff_ms",
+]
+
+#: How long each attempt of a published message shows ``active`` (ms).
+ACTIVE_MS = 500
+
+
+def v2_backoff_ms(retried: int) -> int:
+    """QStash's default delay before a published message's next attempt, after
+    ``retried`` retries (1 before the first retry): ``min(86400, e ** (2.5 * n))`` s."""
+    return int(min(86_400.0, math.exp(min(2.5 * retried, 50.0))) * 1000)
+
+
+@dataclass(frozen=True)
+class PublishedMessage:
+    """One publish the code under test sent: a request to ``/v2/publish`` or
+    ``/v2/enqueue``, or one entry of ``/v2/batch``.
+
+    ``destination`` is as written: a URL, or a URL group's name (then ``url_group``
+    is that name and ``urls`` its endpoints). ``method`` is the delivery method
+    (``Upstash-Method``, POST by default). ``headers`` are the publish's headers,
+    names lowercase; ``body`` its raw body. ``message_ids`` holds one id per
+    destination URL, in the order of ``urls``; a deduplicated publish holds the ids
+    of the messages it repeats (``deduplicated``). ``published_at`` is the fake
+    clock's time (unix ms).
+    """
+
+    destination: str
+    method: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    message_ids: tuple[str, ...]
+    urls: tuple[str, ...]
+    published_at: int
+    url_group: str | None = None
+    queue: str | None = None
+    deduplicated: bool = False
+
+    @property
+    def message_id(self) -> str:
+        """The one message id of a publish to a URL (a URL group's publish has many:
+        see ``message_ids``)."""
+        if len(self.message_ids) != 1:
+            raise ValueError(
+                f"the publish to URL group {self.destination!r} made "
+                f"{len(self.message_ids)} messages: read message_ids"
+            )
+        return self.message_ids[0]
+
+    def header(self, name: str) -> str | None:
+        """The publish's header ``name`` (any case), or ``None``."""
+        name = name.lower()
+        return next((value for key, value in self.headers if key == name), None)
+
+    @property
+    def forwarded_headers(self) -> dict[str, str]:
+        """What the destination receives besides QStash's own headers: each
+        ``Upstash-Forward-<Name>`` as ``<Name>``, and ``Content-Type``."""
+        return forwarded_headers(self.headers)
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    def describe(self) -> str:
+        """One line: method, destination, body (cut), ids."""
+        body = self.body[:60].decode("utf-8", "replace") + ("..." if len(self.body) > 60 else "")
+        ids = ", ".join(self.message_ids)
+        dedup = " (deduplicated)" if self.deduplicated else ""
+        return f"{self.method} {self.destination} body={body!r} -> {ids}{dedup}"
+
+
+def forwarded_headers(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """``Upstash-Forward-<Name>`` as ``<Name>`` (capitalised per word), and Content-Type."""
+    forwarded: dict[str, str] = {}
+    for name, value in headers:
+        if name == "content-type":
+            forwarded["Content-Type"] = value
+        elif name.startswith("upstash-forward-") and len(name) > len("upstash-forward-"):
+            plain = name[len("upstash-forward-") :]
+            forwarded["-".join(part.capitalize() for part in plain.split("-"))] = value
+    return forwarded
+
+
+class PublishedDelivery(Delivery):
+    """A published message's delivery: attempts run as the clock reaches them."""
+
+    def __init__(
+        self,
+        task_id: str,
+        message_id: str,
+        url: str,
+        max_retry: int,
+        created_at: int,
+        first_attempt_at: int,
+        retry_delay: RetryDelay | None,
+    ) -> None:
+        self.task_id = task_id
+        self.message_id = message_id
+        self.url = url
+        self.max_retry = max_retry
+        self.created_at = created_at
+        self.active_ms = ACTIVE_MS
+        self.retry_delay = retry_delay
+        #: When each attempt starts: those made, then the one due next (if any).
+        self.starts = [max(first_attempt_at, created_at + 2 * STEP_MS)]
+        #: The ``error`` of each attempt made (``None``: delivered).
+        self.errors: list[str | None] = []
+        self._canceled_at: int | None = None
+
+    def attempt_starts(self) -> list[int]:
+        return self.starts
+
+    def outcome_errors(self) -> Sequence[str | None]:
+        return self.errors
+
+    @property
+    def canceled_at(self) -> int | None:
+        return self._canceled_at
+
+    @property
+    def settled(self) -> bool:
+        """Whether the delivery is over: delivered, failed or cancelled."""
+        if self._canceled_at is not None:
+            return True
+        if not self.errors:
+            return False
+        return self.errors[-1] is None or len(self.errors) == self.max_retry + 1
+
+    def settled_by(self, now: int) -> bool:
+        """Whether the delivery is over at ``now`` (its last attempt finished)."""
+        if self._canceled_at is not None:
+            return now >= self._canceled_at
+        return self.settled and now >= self.starts[-1] + self.active_ms
+
+    def finished_at(self) -> int | None:
+        if self._canceled_at is not None:
+            return self._canceled_at
+        # Not over yet: when the next attempt ends (the next time it may be).
+        return self.starts[-1] + self.active_ms
+
+    def backoff_ms(self, retried: int) -> int:
+        """The wait before the next attempt after ``retried`` retries (1 before the first
+        retry): the ``Upstash-Retry-Delay`` expression (over ``retried - 1``: QStash counts
+        from 0 there) or the default backoff."""
+        if self.retry_delay is not None:
+            return self.retry_delay.ms(retried - 1)
+        return v2_backoff_ms(retried)
+
+    def attempt(self, error: str | None) -> int | None:
+        """Record what the attempt due now met; returns when the next is due, if any."""
+        self.errors.append(error)
+        if error is None or len(self.errors) > self.max_retry:
+            return None
+        due = self.starts[-1] + self.active_ms + self.backoff_ms(len(self.errors))
+        self.starts.append(due)
+        return due
+
+
+@dataclass
+class Message:
+    """One published message as QStash keeps it until its delivery is over."""
+
+    message_id: str
+    url: str
+    method: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    created_at: int
+    not_before: int
+    delivery: PublishedDelivery
+    url_group: str | None = None
+    endpoint_name: str | None = None
+    queue: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The message as ``GET /v2/messages/{messageId}`` answers it."""
+        header: dict[str, list[str]] = {}
+        for name, value in forwarded_headers(self.headers).items():
+            header.setdefault(name, []).append(value)
+        answer: dict[str, Any] = {
+            "messageId": self.message_id,
+            "url": self.url,
+            "method": self.method,
+            "header": header,
+            "maxRetries": self.delivery.max_retry,
+            "notBefore": self.not_before,
+            "createdAt": self.created_at,
+            "callerIP": "127.0.0.1",
+        }
+        try:
+            answer["body"] = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            import base64
+
+            answer["bodyBase64"] = base64.b64encode(self.body).decode("ascii")
+        optional = {
+            "topicName": self.url_group,
+            "endpointName": self.endpoint_name,
+            "queueName": self.queue,
+            "retryDelayExpression": (
+                None if self.delivery.retry_delay is None else self.delivery.retry_delay.text
+            ),
+            "label": _header(self.headers, "upstash-label"),
+            "callback": _header(self.headers, "upstash-callback"),
+            "failureCallback": _header(self.headers, "upstash-failure-callback"),
+        }
+        answer.update({key: value for key, value in optional.items() if value})
+        return answer
+
+
+def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    return next((value for key, value in headers if key == name), None)
+
+
+@dataclass
+class UrlGroup:
+    """A URL group (formerly "topic"): a name and its endpoints."""
+
+    name: str
+    created_at: int
+    updated_at: int
+    #: ``(url, name)`` pairs, in the order added.
+    endpoints: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def upsert(self, url: str, name: str | None, now: int) -> None:
+        """Add an endpoint, or update the one with the same URL or name."""
+        for index, (old_url, old_name) in enumerate(self.endpoints):
+            if old_url == url or (name and old_name == name):
+                self.endpoints[index] = (url, name)
+                break
+        else:
+            self.endpoints.append((url, name))
+        self.updated_at = now
+
+    def remove(self, url: str | None, name: str | None, now: int) -> int:
+        """Remove the endpoints with that URL or name; returns how many went."""
+        kept = [
+            (u, n)
+            for u, n in self.endpoints
+            if not ((url is not None and u == url) or (name is not None and n == name))
+        ]
+        removed = len(self.endpoints) - len(kept)
+        self.endpoints = kept
+        self.updated_at = now
+        return removed
+
+    def to_json(self) -> dict[str, Any]:
+        """The group as ``GET /v2/topics/{name}`` answers it."""
+        return {
+            "name": self.name,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "endpoints": [
+                {"url": url, **({"name": name} if name else {})} for url, name in self.endpoints
+            ],
+        }
+
+
+class Outbox:
+    """The published messages, the schedule of their attempts, the URL groups and the
+    deduplication ids. Deliveries' tasks go into the fake's ``TaskStore``.
+
+    It takes no lock of its own: the fake holds its lock around every use.
+    """
+
+    def __init__(self, store: TaskStore) -> None:
+        self._store = store
+        self.published: list[PublishedMessage] = []
+        self.messages: dict[str, Message] = {}
+        self.url_groups: dict[str, UrlGroup] = {}
+        #: Deduplication id -> the publish it made first.
+        self.deduplication: dict[str, PublishedMessage] = {}
+        self._schedule: list[tuple[int, int, PublishedDelivery]] = []
+        self._order = itertools.count()
+
+    def add(self, message: Message) -> None:
+        """Keep a new message and schedule its first attempt."""
+        self.messages[message.message_id] = message
+        self._store.add_simulated(message.delivery)
+        self._push(message.delivery.starts[0], message.delivery)
+
+    def run_until(self, now: int, destinations: Destinations) -> None:
+        """Run every attempt due by ``now``, in order of when each is due."""
+        schedule = self._schedule
+        while schedule and schedule[0][0] <= now:
+            due, _, delivery = heapq.heappop(schedule)
+            if delivery.canceled_at is not None:
+                continue
+            outcome = destinations.next_outcome(delivery.url, delivery.message_id, due)
+            next_due = delivery.attempt(error_text(outcome))
+            if next_due is not None:
+                self._push(next_due, delivery)
+            self._store.version = object()
+
+    def pending(self) -> int:
+        """How many attempts wait in the schedule."""
+        return len(self._schedule)
+
+    def live(self, message_id: str, now: int) -> Message | None:
+        """The message, while QStash still keeps it (its delivery not over at ``now``)."""
+        message = self.messages.get(message_id)
+        if message is None or message.delivery.settled_by(now):
+            return None
+        return message
+
+    def cancel(self, message_ids: Sequence[str] | None, now: int) -> list[str]:
+        """Cancel the given messages (``None``: every one) still kept; returns the ids
+        cancelled. A cancelled message's attempts stop; its task shows ``canceled``."""
+        candidates = self.messages if message_ids is None else dict.fromkeys(message_ids)
+        cancelled = []
+        for message_id in candidates:
+            message = self.live(message_id, now)
+            if message is not None:
+                message.delivery._canceled_at = now
+                cancelled.append(message_id)
+        if cancelled:
+            self._store.version = object()
+        return cancelled
+
+    def clear(self) -> None:
+        """Forget every message, group and schedule entry."""
+        self.published.clear()
+        self.messages.clear()
+        self.url_groups.clear()
+        self.deduplication.clear()
+        self._schedule.clear()
+
+    def _push(self, due: int, delivery: PublishedDelivery) -> None:
+        heapq.heappush(self._schedule, (due, next(self._order), delivery))
+
+
+#: Makes a fresh QStash-shaped id with a prefix (``msg``, ``tsk``).
+NewId = Callable[[str], str]

@@ -1,0 +1,472 @@
+"""QStash's v2 message API, as far as a message's life goes: publish (to a URL or a URL
+group), enqueue, batch, get and cancel messages, and URL groups. One request in, one
+response out; no HTTP library, no I/O. The state lives in the ``Outbox``.
+
+Every refusal is a 4xx ``{"error": ...}`` that names what was wrong, decided before
+anything is stored: a batch with one bad entry publishes none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .calls import UnservedReason
+from .endpoint import EndpointConfig, EndpointResponse, bearer_token, served_text
+from .exchange import JSON_HEADERS, Request, error_body
+from .outbox import Message, Outbox, PublishedDelivery, PublishedMessage, UrlGroup
+from .retry_delay import RetryDelay
+
+__all__ = ["PublishConfig", "handle_v2", "serves_v2_path"]
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_DELAY_RE = re.compile(r"(?:\d{1,9}(?:ms|s|m|h|d))+")
+_DELAY_PART_RE = re.compile(r"(\d+)(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_KINDS = frozenset({"publish", "enqueue", "batch", "messages", "topics"})
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,256}")
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """What the fake was configured with for publishing."""
+
+    default_retries: int = 3
+    max_message_size: int = 1_048_576
+
+
+class Refused(Exception):
+    """A request QStash would refuse: its status, the error text and why."""
+
+    def __init__(self, status: int, text: str, reason: UnservedReason = "bad_request") -> None:
+        super().__init__(text)
+        self.status, self.text, self.reason = status, text, reason
+
+
+def serves_v2_path(raw_path: str, base_path: str) -> bool:
+    """Whether ``raw_path`` is one the message API here serves (any method, whatever
+    else is wrong): ``/v2/publish/...``, ``/v2/enqueue/...``, ``/v2/batch``,
+    ``/v2/messages...`` and ``/v2/topics...`` under ``base_path``. Other v2 paths
+    (schedules, queues, the DLQ...) are left to other mocks in-process."""
+    if not raw_path.startswith(base_path + "/v2/"):
+        return False
+    kind = raw_path[len(base_path) + 4 :].partition("/")[0]
+    return kind in _KINDS
+
+
+@dataclass(frozen=True)
+class _Publish:
+    """One publish, checked, before anything is stored."""
+
+    destination: str
+    urls: tuple[tuple[str, str | None], ...]  # (url, endpoint name)
+    url_group: str | None
+    queue: str | None
+    method: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    retries: int
+    retry_delay: RetryDelay | None
+    first_attempt_at: int
+    not_before: int
+    deduplication_id: str | None
+
+
+def handle_v2(
+    request: Request,
+    now: int,
+    outbox: Outbox,
+    config: EndpointConfig,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+) -> EndpointResponse:
+    """Answer one request to the v2 message API the way QStash does."""
+    rest = request.raw_path[len(config.base_path) :]
+    parts = rest.split("/")  # ["", "v2", kind, ...]
+    kind = parts[2] if len(parts) > 2 else ""
+    routed = (
+        (kind == "publish" and len(parts) > 3)
+        or (kind == "enqueue" and len(parts) > 4)
+        or (kind == "batch" and len(parts) == 3)
+        or (kind == "messages" and len(parts) in (3, 4))
+        or (kind == "topics" and (len(parts) in (3, 4) or parts[4:] == ["endpoints"]))
+    )
+    if not routed:
+        detail = f"{served_text(config.base_path)}, not {request.method} {request.raw_path}"
+        return _refusal(Refused(404, "Not Found", "unknown_path"), None, detail)
+    token, problem = bearer_token(request.header("authorization"), config.token)
+    if problem is not None:
+        return _refusal(Refused(401, problem, "unauthorized"), token)
+    try:
+        if kind in ("publish", "enqueue"):
+            return _publish(request, now, outbox, publish_config, new_id, token, rest)
+        if kind == "batch":
+            _allow(request, "POST")
+            return _batch(request, now, outbox, publish_config, new_id, token)
+        if kind == "messages":
+            message_id = unquote(parts[3]) if len(parts) == 4 else None
+            return _messages(request, now, outbox, token, message_id)
+        return _topics(request, now, outbox, token, parts[3:])
+    except Refused as refused:
+        return _refusal(refused, token)
+
+
+# -- publishing ---------------------------------------------------------------------
+
+
+def _publish(
+    request: Request,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+    token: str | None,
+    rest: str,
+) -> EndpointResponse:
+    _allow(request, "POST")
+    queue = None
+    if rest.startswith("/v2/enqueue/"):
+        queue, _, destination = rest[len("/v2/enqueue/") :].partition("/")
+        queue = unquote(queue)
+        if not _NAME_RE.fullmatch(queue):
+            raise Refused(400, f"invalid queue name {queue!r}: use letters, digits, '.', '_', '-'")
+    else:
+        destination = rest[len("/v2/publish/") :]
+    destination = unquote(destination) + (f"?{request.query}" if request.query else "")
+    checked = _check_publish(
+        destination, queue, request.headers, request.body, now, outbox, publish_config
+    )
+    answer, status = _store_publish(checked, now, outbox, new_id)
+    return EndpointResponse(status, json.dumps(answer).encode(), token=token)
+
+
+def _batch(
+    request: Request,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+    token: str | None,
+) -> EndpointResponse:
+    entries = _json_body(request)
+    if not isinstance(entries, list) or not entries:
+        raise Refused(400, "a batch is a non-empty JSON array of messages")
+    checked = []
+    for index, entry in enumerate(entries):
+        try:
+            checked.append(_batch_entry(entry, now, outbox, publish_config))
+        except Refused as refused:
+            raise Refused(
+                refused.status,
+                f"batch entry {index}: {refused.text} (no entry of the batch was published)",
+                refused.reason,
+            ) from None
+    answers = [_store_publish(one, now, outbox, new_id)[0] for one in checked]
+    return EndpointResponse(201, json.dumps(answers).encode(), token=token)
+
+
+def _batch_entry(
+    entry: object, now: int, outbox: Outbox, publish_config: PublishConfig
+) -> _Publish:
+    if not isinstance(entry, dict):
+        raise Refused(400, "each entry is a JSON object with a destination")
+    destination = entry.get("destination")
+    if not isinstance(destination, str) or not destination:
+        raise Refused(400, "destination is missing")
+    headers = entry.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise Refused(400, "headers must be an object of strings")
+    body = entry.get("body")
+    if body is not None and not isinstance(body, str):
+        raise Refused(400, "body must be a string")
+    queue = entry.get("queue")
+    if queue is not None and (not isinstance(queue, str) or not _NAME_RE.fullmatch(queue)):
+        raise Refused(400, f"invalid queue name {queue!r}")
+    lowered = tuple((key.lower(), value) for key, value in headers.items())
+    raw = (body or "").encode()
+    return _check_publish(destination, queue, lowered, raw, now, outbox, publish_config)
+
+
+def _check_publish(
+    destination: str,
+    queue: str | None,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+) -> _Publish:
+    """Everything QStash checks of a publish, before anything is stored."""
+    urls, url_group = _destination_urls(destination, outbox)
+    if len(body) > publish_config.max_message_size:
+        raise Refused(
+            413,
+            f"message size {len(body)} bytes exceeds the limit of "
+            f"{publish_config.max_message_size} bytes",
+        )
+    header = dict(headers)
+    method = header.get("upstash-method", "POST").upper()
+    if method not in _METHODS:
+        raise Refused(400, f"invalid Upstash-Method {header['upstash-method']!r}")
+    retries = publish_config.default_retries
+    if "upstash-retries" in header:
+        raw = header["upstash-retries"].strip()
+        if not raw.isdigit() or int(raw) > 100:
+            raise Refused(400, f"invalid Upstash-Retries {raw!r}: want an integer 0-100")
+        retries = int(raw)
+    retry_delay = None
+    if "upstash-retry-delay" in header:
+        try:
+            retry_delay = RetryDelay.parse(header["upstash-retry-delay"])
+        except ValueError as error:
+            raise Refused(400, f"invalid Upstash-Retry-Delay: {error}") from None
+    first_attempt_at = now
+    not_before = now
+    if "upstash-delay" in header:
+        first_attempt_at = now + _delay_ms(header["upstash-delay"])
+        not_before = first_attempt_at
+    if "upstash-not-before" in header:
+        raw = header["upstash-not-before"].strip()
+        if not raw.isdigit() or len(raw) > 12:
+            raise Refused(400, f"invalid Upstash-Not-Before {raw!r}: want unix seconds")
+        not_before = first_attempt_at = max(now, int(raw) * 1000)
+    dedup = header.get("upstash-deduplication-id")
+    if dedup is None and header.get("upstash-content-based-deduplication", "").lower() == "true":
+        hashed = hashlib.sha256(destination.encode() + b"\0" + body)
+        for name, value in sorted(headers):
+            if name.startswith("upstash-forward-") or name == "content-type":
+                hashed.update(f"\0{name}:{value}".encode())
+        dedup = "content:" + hashed.hexdigest()
+    return _Publish(
+        destination=destination,
+        urls=urls,
+        url_group=url_group,
+        queue=queue,
+        method=method,
+        headers=tuple(headers),
+        body=body,
+        retries=retries,
+        retry_delay=retry_delay,
+        first_attempt_at=first_attempt_at,
+        not_before=not_before,
+        deduplication_id=dedup,
+    )
+
+
+def _destination_urls(
+    destination: str, outbox: Outbox
+) -> tuple[tuple[tuple[str, str | None], ...], str | None]:
+    """The URLs a destination stands for, and the URL group's name if it is one."""
+    if "://" in destination or destination.startswith(("http:", "https:")):
+        parts = urlsplit(destination)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Refused(
+                400,
+                f"invalid destination {destination!r}: want an http:// or https:// URL "
+                "with a host, or a URL group's name",
+            )
+        return ((destination, None),), None
+    group = outbox.url_groups.get(destination)
+    if group is None:
+        known = ", ".join(repr(name) for name in outbox.url_groups) or "none"
+        raise Refused(
+            404,
+            f"destination {destination!r} is neither a URL nor a known URL group "
+            f"(URL groups: {known})",
+            "unknown_url_group",
+        )
+    return tuple(group.endpoints), group.name
+
+
+def _delay_ms(raw: str) -> int:
+    text = raw.strip()
+    if not _DELAY_RE.fullmatch(text):
+        raise Refused(
+            400, f"invalid Upstash-Delay {raw!r}: want a number and a unit, e.g. 10s, 5m, 2h, 1d"
+        )
+    return sum(int(n) * _UNIT_MS[unit] for n, unit in _DELAY_PART_RE.findall(text))
+
+
+def _store_publish(
+    publish: _Publish, now: int, outbox: Outbox, new_id: Callable[[str], str]
+) -> tuple[Any, int]:
+    """Store a checked publish; its answer and status (201, or 202 for a duplicate)."""
+    dedup = publish.deduplication_id
+    first = outbox.deduplication.get(dedup) if dedup is not None else None
+    if first is not None:
+        record = PublishedMessage(
+            publish.destination, publish.method, publish.headers, publish.body,
+            first.message_ids, first.urls, now, publish.url_group, publish.queue,
+            deduplicated=True,
+        )  # fmt: skip
+        outbox.published.append(record)
+        return _publish_answer(record), 202
+    ids = []
+    for url, endpoint_name in publish.urls:
+        message_id = new_id("msg")
+        delivery = PublishedDelivery(
+            new_id("tsk"), message_id, url, publish.retries, now,
+            publish.first_attempt_at, publish.retry_delay,
+        )  # fmt: skip
+        message = Message(
+            message_id, url, publish.method, publish.headers, publish.body, now,
+            publish.not_before, delivery, publish.url_group, endpoint_name, publish.queue,
+        )  # fmt: skip
+        outbox.add(message)
+        ids.append(message_id)
+    record = PublishedMessage(
+        publish.destination, publish.method, publish.headers, publish.body, tuple(ids),
+        tuple(url for url, _ in publish.urls), now, publish.url_group, publish.queue,
+    )  # fmt: skip
+    outbox.published.append(record)
+    if dedup is not None:
+        outbox.deduplication[dedup] = record
+    return _publish_answer(record), 201
+
+
+def _publish_answer(record: PublishedMessage) -> Any:
+    dedup = {"deduplicated": True} if record.deduplicated else {}
+    if record.url_group is None:
+        return {"messageId": record.message_ids[0], **dedup}
+    return [
+        {"messageId": message_id, "url": url, **dedup}
+        for message_id, url in zip(record.message_ids, record.urls, strict=True)
+    ]
+
+
+# -- messages -----------------------------------------------------------------------
+
+
+def _messages(
+    request: Request, now: int, outbox: Outbox, token: str | None, message_id: str | None
+) -> EndpointResponse:
+    if message_id is None:
+        _allow(request, "DELETE")
+        ids = None
+        if request.body.strip():
+            body = _json_body(request)
+            ids = body.get("messageIds") if isinstance(body, dict) else None
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise Refused(400, 'want {"messageIds": ["msg_...", ...]} or no body')
+        cancelled = outbox.cancel(ids, now)
+        return EndpointResponse(
+            200, json.dumps({"cancelled": len(cancelled)}).encode(), token=token
+        )
+    _allow(request, "GET", "DELETE")
+    message = outbox.live(message_id, now)
+    if message is None:
+        known = message_id in outbox.messages
+        detail = (
+            f"message {message_id!r}'s delivery is over: QStash keeps a message only until "
+            "then (its tasks stay readable)"
+            if known
+            else f"no message {message_id!r} was published"
+        )
+        return EndpointResponse(
+            404, error_body("message not found"), message_id=message_id, token=token,
+            unserved_reason="unknown_message", detail=detail,
+        )  # fmt: skip
+    if request.method == "GET":
+        body = json.dumps(message.to_json()).encode()
+        return EndpointResponse(200, body, message_id=message_id, token=token)
+    outbox.cancel([message_id], now)
+    return EndpointResponse(202, b"", (), message_id=message_id, token=token)
+
+
+# -- URL groups ---------------------------------------------------------------------
+
+
+def _topics(
+    request: Request, now: int, outbox: Outbox, token: str | None, parts: list[str]
+) -> EndpointResponse:
+    if not parts or parts == [""]:
+        _allow(request, "GET")
+        groups = [group.to_json() for group in outbox.url_groups.values()]
+        return EndpointResponse(200, json.dumps(groups).encode(), token=token)
+    name = unquote(parts[0])
+    if not _NAME_RE.fullmatch(name):
+        raise Refused(400, f"invalid URL group name {name!r}: use letters, digits, '.', '_', '-'")
+    if len(parts) == 2 and parts[1] == "endpoints":
+        _allow(request, "POST", "DELETE")
+        endpoints = _endpoints(request, adding=request.method == "POST")
+        group = outbox.url_groups.get(name)
+        if request.method == "POST":
+            if group is None:
+                group = outbox.url_groups[name] = UrlGroup(name, now, now)
+            for url, endpoint_name in endpoints:
+                assert url is not None  # _endpoints refuses an endpoint to add without one
+                group.upsert(url, endpoint_name, now)
+        else:
+            group = _group(outbox, name)
+            for url, endpoint_name in endpoints:
+                group.remove(url, endpoint_name, now)
+            if not group.endpoints:  # QStash deletes a group left with no endpoint
+                del outbox.url_groups[name]
+        return EndpointResponse(200, b"", (), token=token)
+    _allow(request, "GET", "DELETE")
+    group = _group(outbox, name)
+    if request.method == "GET":
+        return EndpointResponse(200, json.dumps(group.to_json()).encode(), token=token)
+    del outbox.url_groups[name]
+    return EndpointResponse(200, b"", (), token=token)
+
+
+def _group(outbox: Outbox, name: str) -> UrlGroup:
+    group = outbox.url_groups.get(name)
+    if group is None:
+        raise Refused(404, f"URL group {name!r} not found", "unknown_url_group")
+    return group
+
+
+def _endpoints(request: Request, *, adding: bool) -> list[tuple[str | None, str | None]]:
+    body = _json_body(request)
+    endpoints = body.get("endpoints") if isinstance(body, dict) else None
+    if not isinstance(endpoints, list) or not endpoints:
+        raise Refused(400, 'want {"endpoints": [{"url": ..., "name": ...}, ...]}')
+    checked = []
+    for endpoint in endpoints:
+        url = endpoint.get("url") if isinstance(endpoint, dict) else None
+        name = endpoint.get("name") if isinstance(endpoint, dict) else None
+        if name is not None and not isinstance(name, str):
+            raise Refused(400, f"an endpoint's name must be a string, got {name!r}")
+        if url is None and (adding or name is None):
+            raise Refused(400, "each endpoint needs a url" + ("" if adding else " or a name"))
+        if url is not None:
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise Refused(400, f"invalid endpoint url {url!r}: want an http(s) URL")
+        checked.append((url, name))
+    return checked
+
+
+# -- shared -------------------------------------------------------------------------
+
+
+def _allow(request: Request, *methods: str) -> None:
+    if request.method not in methods:
+        raise Refused(405, f"method {request.method} not allowed", "method_not_allowed")
+
+
+def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(request.body)
+    except ValueError:
+        raise Refused(400, "the body is not valid JSON") from None
+
+
+def _refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointResponse:
+    return EndpointResponse(
+        refused.status,
+        error_body(refused.text),
+        JSON_HEADERS,
+        token=token,
+        unserved_reason=refused.reason,
+        detail=detail or refused.text,
+    )
