@@ -12,6 +12,12 @@ import pytest
 import pytest_asyncio
 from qstash import AsyncQStash, QStash
 
+# Loaded here, before any in-process pytester run: such a run takes the modules it loaded
+# out of sys.modules when it ends, while the package keeps the names it resolved lazily;
+# the next run would load a second copy of the models (TaskState.ERROR is not
+# TaskState.ERROR). Users' runs load each module once.
+import pytest_qstash_tasks._core.factories
+import pytest_qstash_tasks._core.models  # noqa: F401
 from pytest_qstash_tasks import QStashTasksFake
 from tests.helpers import SEED_EXAMPLE
 

@@ -402,8 +402,10 @@ def _origin_form(target: str) -> str:
     return target
 
 
-#: The largest request body read; a larger one is refused with 413.
-MAX_BODY = 1 << 20
+#: The largest request body read; a larger one is refused with 413. Well above QStash's
+#: message limit (1 MB on the free plan, the fake's ``max_message_size``) and a batch of
+#: such messages, so that an oversized message gets the fake's answer, as from QStash.
+MAX_BODY = 1 << 25
 #: Header lines read before the header parser refuses them (http.client's own limit).
 _MAX_HEADERS = 100
 

@@ -1,0 +1,473 @@
+"""Publishing through the fake: what the official SDK sends for a message's life
+(publish, enqueue, batch, get, cancel, URL groups), what the tasks endpoint then reports
+as the clock moves, and how bad input is refused. Every test runs through each transport
+(in-process and the loopback server) unless it says otherwise."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from qstash import AsyncQStash, QStash
+from qstash.errors import QStashError
+
+from pytest_qstash_tasks import QStashTasksFake, QStashTasksMock
+from pytest_qstash_tasks._core.ids import is_qstash_id
+
+HOOK = "https://app.example.com/hook"
+Sdk = Callable[..., QStash]
+
+
+def tasks(client: QStash, message_id: str) -> list[dict[str, Any]]:
+    """The message's tasks, read through the tasks endpoint as the SDK's HTTP layer does."""
+    page = client.http.request(path=f"/v1/messages/{message_id}/tasks", method="GET")
+    return page["tasks"]  # type: ignore[no-any-return]
+
+
+def one_task(client: QStash, message_id: str) -> dict[str, Any]:
+    (task,) = tasks(client, message_id)
+    return task
+
+
+@pytest.fixture
+def client(any_fake: QStashTasksFake, sdk: Sdk) -> QStash:
+    return sdk(any_fake.token, base_url=any_fake.base_url)
+
+
+# -- publish, then the tasks endpoint reports the delivery -----------------------------
+
+
+def test_a_published_message_is_what_the_tasks_endpoint_reports(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    published = client.message.publish_json(url=HOOK, body={"order": 7}, retries=2)
+    assert is_qstash_id(published.message_id, "msg")
+    assert not published.deduplicated
+    task = one_task(client, published.message_id)
+    assert is_qstash_id(task["taskId"], "tsk")
+    assert (task["messageId"], task["url"], task["maxRetry"]) == (published.message_id, HOOK, 2)
+    assert (task["state"], task["retried"]) == ("created", 0)
+    any_fake.clock.advance(150)
+    assert one_task(client, published.message_id)["state"] == "planned"
+    any_fake.clock.advance(100)
+    assert one_task(client, published.message_id)["state"] == "active"
+    any_fake.clock.advance(500)
+    task = one_task(client, published.message_id)
+    assert (task["state"], task["completedAt"]) == ("delivered", any_fake.clock.start + 700)
+    assert any_fake.message_ids() == [published.message_id]
+
+
+def test_scripted_answers_drive_retries_with_qstash_backoff(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination(HOOK).answers(500, httpx.ConnectError("refused"), 200)
+    message_id = client.message.publish(url=HOOK, body="hi").message_id
+    start = any_fake.clock.start
+    any_fake.clock.advance(700)  # the first attempt ended at +700 with a 500
+    task = one_task(client, message_id)
+    first_retry = start + 700 + 12_182  # e ** 2.5 s, QStash's v2 backoff after 1 retry
+    assert (task["state"], task["retried"], task["error"]) == ("error", 1, "HTTP status 500")
+    assert (task["lastErrorAt"], task["nextProcessAt"]) == (start + 700, first_retry)
+    any_fake.clock.set(first_retry + 500)
+    task = one_task(client, message_id)
+    assert (task["state"], task["retried"]) == ("error", 2)
+    assert task["error"] == "connection failed: refused"
+    assert task["nextProcessAt"] == first_retry + 500 + 148_413  # e ** 5 s
+    any_fake.clock.advance(10 * 60_000)
+    task = one_task(client, message_id)
+    assert (task["state"], task["retried"]) == ("delivered", 2)
+    assert any_fake.destination(HOOK).remaining == []
+    used = any_fake.destination(HOOK).used
+    assert (used[0].url, used[0].message_id, used[0].at) == (HOOK, message_id, start + 200)
+    assert [type(u.outcome).__name__ for u in used] == ["int", "ConnectError", "int"]
+
+
+def test_used_up_retries_leave_the_task_failed(any_fake: QStashTasksFake, client: QStash) -> None:
+    any_fake.destination("https://app.example.com/*").answers(503, 503)
+    message_id = client.message.publish(url=HOOK, body="x", retries=1).message_id
+    any_fake.clock.advance(60_000)
+    task = one_task(client, message_id)
+    assert (task["state"], task["retried"], task["maxRetry"]) == ("failed", 1, 1)
+    assert task["error"] == "HTTP status 503"
+
+
+def test_the_retry_delay_expression_replaces_the_backoff(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination(HOOK).answers(500, 500, 200)
+    message_id = client.message.publish(
+        url=HOOK, body="x", retry_delay="pow(2, retried) * 1000 + 250"
+    ).message_id
+    assert client.message.get(message_id).retry_delay_expression == "pow(2, retried) * 1000 + 250"
+    start = any_fake.clock.start
+    any_fake.clock.advance(700)
+    assert one_task(client, message_id)["nextProcessAt"] == start + 700 + 1_250  # retried=0
+    any_fake.clock.set(start + 700 + 1_250 + 500)
+    assert one_task(client, message_id)["nextProcessAt"] == start + 2_450 + 2_250  # retried=1
+    any_fake.clock.advance(10_000)
+    assert one_task(client, message_id)["state"] == "delivered"
+
+
+def test_delay_and_not_before_hold_the_first_attempt(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    start = any_fake.clock.start
+    delayed = client.message.publish(url=HOOK, body="x", delay="1h30m").message_id
+    later = client.message.publish(url=HOOK, body="y", not_before=start // 1000 + 86_400).message_id
+    assert one_task(client, delayed)["nextProcessAt"] == start + 5_400_000
+    assert client.message.get(delayed).not_before == start + 5_400_000
+    assert client.message.get(later).not_before == start + 86_400_000
+    any_fake.clock.advance(5_400_000 + 500)
+    assert one_task(client, delayed)["state"] == "delivered"
+    assert one_task(client, later)["state"] == "planned"
+
+
+def test_the_message_api_shows_what_was_published(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    message_id = client.message.publish_json(
+        url=HOOK, body={"a": 1}, method="PUT", headers={"X-Tenant": "t1"}, label="billing"
+    ).message_id
+    message = client.message.get(message_id)
+    assert (message.message_id, message.url, message.method) == (message_id, HOOK, "PUT")
+    assert message.body == '{"a": 1}'
+    assert message.headers == {"Content-Type": ["application/json"], "X-Tenant": ["t1"]}
+    assert (message.max_retries, message.created_at) == (3, any_fake.clock.start)
+    assert message.label == "billing"
+    any_fake.clock.advance(1_000)  # delivered: QStash keeps a message only until then
+    with pytest.raises(QStashError, match="404"):
+        client.message.get(message_id)
+    any_fake.expect_unserved("unknown_message", message_id=message_id)
+
+
+def test_published_records_what_the_code_sent(any_fake: QStashTasksFake, client: QStash) -> None:
+    message_id = client.message.publish_json(
+        url=HOOK, body={"a": 1}, headers={"X-Tenant": "t1"}, delay="10s"
+    ).message_id
+    (record,) = any_fake.published
+    assert (record.destination, record.method, record.message_id) == (HOOK, "POST", message_id)
+    assert record.json() == {"a": 1}
+    assert record.header("Upstash-Delay") == "10s"
+    assert record.forwarded_headers == {"Content-Type": "application/json", "X-Tenant": "t1"}
+    assert record.published_at == any_fake.clock.start
+    found = any_fake.assert_published(HOOK, json={"a": 1}, headers={"upstash-delay": "10s"})
+    assert found == [record]
+    any_fake.assert_published(times=1)
+
+
+def test_assert_published_lists_what_came_when_nothing_matches(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_published(HOOK)
+    assert str(raised.value) == (
+        f"expected a publish with destination={HOOK!r} at least once, got 0 times; "
+        "no publish reached the fake"
+    )
+    message_id = client.message.publish_json(url=HOOK, body={"a": 1}).message_id
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_published(HOOK, json={"a": 2}, times=1)
+    assert str(raised.value) == (
+        f"expected a publish with destination={HOOK!r}, json={{'a': 2}} once, got 0 times; "
+        "the fake received 1 publish(es):\n"
+        f"  - POST {HOOK} body='{{\"a\": 1}}' -> {message_id}"
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_async_sdk_publishes_gets_and_cancels(
+    any_fake: QStashTasksFake, async_sdk: Callable[..., AsyncQStash]
+) -> None:
+    client = async_sdk(any_fake.token, base_url=any_fake.base_url)
+    published = await client.message.publish_json(url=HOOK, body=[1], delay="1m")
+    message = await client.message.get(published.message_id)
+    assert message.url == HOOK
+    await client.message.cancel(published.message_id)
+    (task,) = any_fake.tasks(published.message_id)
+    assert task.state == "canceled"
+    any_fake.clock.advance(120_000)  # no attempt runs after cancelling
+    assert any_fake.tasks(published.message_id)[0].state == "canceled"
+    enqueued = await client.message.enqueue_json(queue="emails", url=HOOK, body={"to": "a"})
+    assert (await client.message.get(enqueued.message_id)).queue == "emails"
+    batch = await client.message.batch_json([{"url": HOOK, "body": 1}, {"url": HOOK, "body": 2}])
+    assert len(batch) == 2
+    assert await client.message.cancel_many([batch[0].message_id, "msg_unknown"]) == 1  # type: ignore[union-attr]
+    assert await client.message.cancel_all() == 2
+    await client.url_group.upsert_endpoints(url_group="g", endpoints=[{"url": HOOK}])
+    assert [group.name for group in await client.url_group.list()] == ["g"]
+    await client.url_group.delete("g")
+
+
+# -- URL groups ------------------------------------------------------------------------
+
+
+def test_url_groups_through_the_sdk(any_fake: QStashTasksFake, client: QStash) -> None:
+    a, b = "https://a.example.com/in", "https://b.example.com/in"
+    client.url_group.upsert_endpoints(url_group="orders", endpoints=[{"url": a}])
+    client.url_group.upsert_endpoints(url_group="orders", endpoints=[{"url": b, "name": "b"}])
+    group = client.url_group.get("orders")
+    assert [(e.url, e.name) for e in group.endpoints] == [(a, None), (b, "b")]
+    assert group.created_at == any_fake.clock.start
+    assert [g.name for g in client.url_group.list()] == ["orders"]
+    answers = client.message.publish_json(url_group="orders", body={"n": 1})
+    assert [answer.url for answer in answers] == [a, b]  # type: ignore[union-attr]
+    for answer in answers:  # type: ignore[union-attr]
+        task = one_task(client, answer.message_id)
+        assert task["url"] == answer.url
+        assert client.message.get(answer.message_id).url_group == "orders"
+    (record,) = any_fake.published
+    assert (record.url_group, record.urls) == ("orders", (a, b))
+    client.url_group.remove_endpoints(url_group="orders", endpoints=[{"name": "b"}])
+    assert [e.url for e in client.url_group.get("orders").endpoints] == [a]
+    client.url_group.remove_endpoints(url_group="orders", endpoints=[{"url": a}])
+    assert client.url_group.list() == []  # a group left with no endpoint is deleted
+    client.url_group.upsert_endpoints(url_group="gone", endpoints=[{"url": a}])
+    client.url_group.delete("gone")
+    with pytest.raises(QStashError, match="URL group 'gone' not found"):
+        client.url_group.get("gone")
+    any_fake.expect_unserved("unknown_url_group")
+
+
+# -- batches, cancelling, deduplication -----------------------------------------------
+
+
+def test_a_batch_answers_each_entry_in_order(any_fake: QStashTasksFake, client: QStash) -> None:
+    client.url_group.upsert_endpoints(url_group="g", endpoints=[{"url": "https://x.example/1"}])
+    answers = client.message.batch_json(
+        [{"url": HOOK, "body": {"i": 0}}, {"url_group": "g", "body": {"i": 1}, "queue": "q"}]
+    )
+    assert isinstance(answers[1], list)
+    ids = [answers[0].message_id, answers[1][0].message_id]  # type: ignore[union-attr]
+    assert [r.message_ids[0] for r in any_fake.published] == ids
+    assert [r.json() for r in any_fake.published] == [{"i": 0}, {"i": 1}]
+    assert any_fake.published[1].queue == "q"
+
+
+def test_cancelling_stops_attempts_and_counts(any_fake: QStashTasksFake, client: QStash) -> None:
+    any_fake.destination(HOOK).answers(500)
+    first = client.message.publish(url=HOOK, body="1").message_id
+    second = client.message.publish(url=HOOK, body="2", delay="1d").message_id
+    third = client.message.publish(url=HOOK, body="3", delay="1d").message_id
+    any_fake.clock.advance(1_000)  # the first failed once and waits for its retry
+    assert client.message.cancel_many([first, "msg_not_there"]) == 1
+    task = one_task(client, first)
+    assert (task["state"], task["retried"], task["error"]) == ("canceled", 1, "HTTP status 500")
+    assert "nextProcessAt" not in task or not task["nextProcessAt"]
+    assert client.message.cancel_all() == 2
+    assert [one_task(client, m)["state"] for m in (second, third)] == ["canceled"] * 2
+    assert client.message.cancel_all() == 0
+    with pytest.raises(QStashError, match="404"):
+        client.message.cancel(first)
+    any_fake.expect_unserved("unknown_message", message_id=first)
+
+
+def test_a_deduplication_id_publishes_once(any_fake: QStashTasksFake, client: QStash) -> None:
+    first = client.message.publish(url=HOOK, body="a", deduplication_id="order-7")
+    again = client.message.publish(url=HOOK, body="b", deduplication_id="order-7")
+    assert (again.message_id, again.deduplicated) == (first.message_id, True)
+    by_content = client.message.publish(url=HOOK, body="c", content_based_deduplication=True)
+    same = client.message.publish(url=HOOK, body="c", content_based_deduplication=True)
+    other = client.message.publish(url=HOOK, body="d", content_based_deduplication=True)
+    assert (same.message_id, same.deduplicated) == (by_content.message_id, True)
+    assert other.message_id != by_content.message_id
+    assert len(any_fake.message_ids()) == 3
+    assert [r.deduplicated for r in any_fake.published] == [False, True, False, True, False]
+
+
+# -- refusals: a 4xx naming what was wrong, nothing stored -----------------------------
+
+REFUSALS: dict[str, tuple[dict[str, Any], int, str]] = {
+    "an unknown URL group": (
+        {"url_group": "nope", "body": "x"},
+        404,
+        "destination 'nope' is neither a URL nor a known URL group (URL groups: none)",
+    ),
+    "a destination that is no http URL": (
+        {"url": "ftp://files.example.com/x", "body": "x"},
+        400,
+        "invalid destination 'ftp://files.example.com/x': want an http:// or https:// URL "
+        "with a host, or a URL group's name",
+    ),
+    "a malformed delay": (
+        {"url": HOOK, "body": "x", "delay": "soon"},
+        400,
+        "invalid Upstash-Delay 'soon': want a number and a unit, e.g. 10s, 5m, 2h, 1d",
+    ),
+    "a negative retries": (
+        {"url": HOOK, "body": "x", "retries": -1},
+        400,
+        "invalid Upstash-Retries '-1': want an integer 0-100",
+    ),
+    "a malformed not-before": (
+        {"url": HOOK, "body": "x", "not_before": -5},
+        400,
+        "invalid Upstash-Not-Before '-5': want unix seconds",
+    ),
+    "a retry delay that is not an expression": (
+        {"url": HOOK, "body": "x", "retry_delay": "__import__('os')"},
+        400,
+        "invalid Upstash-Retry-Delay: unknown name (the variable is retried; functions: "
+        "pow, sqrt, abs, exp, floor, ceil, round, min, max): '__import__' at position 0 of "
+        "\"__import__('os')\"",
+    ),
+    "a body over the message limit": (
+        {"url": HOOK, "body": "x" * 1_048_577},
+        413,
+        "message size 1048577 bytes exceeds the limit of 1048576 bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize(("kwargs", "status", "error"), REFUSALS.values(), ids=REFUSALS.keys())
+def test_bad_publishes_are_refused_and_store_nothing(
+    any_fake: QStashTasksFake, client: QStash, kwargs: dict[str, Any], status: int, error: str
+) -> None:
+    any_fake.expect_unserved("unknown_url_group" if status == 404 else "bad_request")
+    with pytest.raises(QStashError) as raised:
+        client.message.publish(**kwargs)
+    body = json.dumps({"error": error})
+    assert str(raised.value) == f"Request failed with status: {status}, body: {body}"
+    assert (any_fake.published, any_fake.message_ids()) == ([], [])
+    (call,) = any_fake.calls
+    assert (call.status, call.unserved_reason, call.detail) == (status, call.unserved_reason, error)
+
+
+def test_a_batch_with_one_bad_entry_publishes_none(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.expect_unserved("bad_request")
+    with pytest.raises(QStashError) as raised:
+        client.message.batch_json(
+            [{"url": HOOK, "body": 1}, {"url": HOOK, "body": 2, "delay": "5 minutes"}]
+        )
+    assert "batch entry 1: invalid Upstash-Delay '5 minutes'" in str(raised.value)
+    assert "(no entry of the batch was published)" in str(raised.value)
+    assert (any_fake.published, any_fake.message_ids()) == ([], [])
+
+
+def test_a_refused_publish_fails_the_test_unless_expected(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from qstash import QStash
+
+        def test_it(qstash_tasks):
+            client = QStash(qstash_tasks.token, base_url=qstash_tasks.base_url)
+            try:
+                client.message.publish(url="https://app.example.com/", body="x", delay="soon")
+            except Exception:
+                pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E*1. 1 request(s) to https://qstash.upstash.io could not be served:",
+            "E*  - POST https://qstash.upstash.io/v2/publish/https://app.example.com/ -> 400: "
+            "invalid Upstash-Delay 'soon': want a number and a unit, e.g. 10s, 5m, 2h, 1d",
+        ]
+    )
+
+
+def test_scripted_answers_never_met_fail_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import re
+
+        def test_it(qstash_tasks):
+            qstash_tasks.destination("https://app.example.com/hook").answers(500, 200)
+            qstash_tasks.destination(re.compile(r"/other$")).answers(TimeoutError)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E*1. 2 destination(s) kept scripted answers no delivery attempt met:",
+            "E*  - destination('https://app.example.com/hook'): [[]500, 200] left",
+            "E*  - destination(re.compile('/other$')): [[]<class 'TimeoutError'>] left",
+            "E*  (if that is what the test wants, turn this check off with "
+            "@pytest.mark.qstash_tasks(assert_all_destination_answers_used=False) or the ini "
+            "option qstash_tasks_assert_all_destination_answers_used = false)",
+        ]
+    )
+
+
+# -- settings and scripts --------------------------------------------------------------
+
+
+def test_settings_change_the_defaults(sdk: Sdk) -> None:
+    with QStashTasksMock(default_retries=5, default_answer=502, max_message_size=10) as fake:
+        client = sdk(fake.token, base_url=fake.base_url)
+        message_id = client.message.publish(url=HOOK, body="0123456789").message_id
+        fake.clock.advance(86_400_000 * 3)
+        (task,) = fake.tasks(message_id)
+        assert (task.state, task.retried, task.max_retry) == ("failed", 5, 5)
+        assert task.error == "HTTP status 502"
+        fake.expect_unserved("bad_request")
+        with pytest.raises(QStashError, match="413"):
+            client.message.publish(url=HOOK, body="0123456789A")
+
+
+def test_exact_scripts_come_before_prefixes_and_patterns() -> None:
+    fake = QStashTasksMock()
+    pattern = fake.destination(re.compile(r"example\.com"))
+    prefix = fake.destination("https://app.example.com/*").answers(503)
+    exact = fake.destination(HOOK).answers(500)
+    assert fake.destination(HOOK) is exact
+    assert fake._destinations.next_outcome(HOOK, "m", 0) == 500
+    assert fake._destinations.next_outcome(HOOK, "m", 0) == 503  # the prefix, next in line
+    assert fake._destinations.next_outcome(HOOK, "m", 0) == 200  # the default
+    pattern.answers(404)
+    assert fake._destinations.next_outcome("https://example.com/x", "m", 0) == 404
+    assert prefix.remaining == []
+
+
+@pytest.mark.parametrize(
+    ("target", "error"),
+    [
+        ("", "destination() takes a URL, a prefix ending in '*'"),
+        (42, "destination() takes a URL, a prefix ending in '*' or a compiled pattern, not int"),
+    ],
+)
+def test_a_bad_destination_target_is_refused(target: Any, error: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=re.escape(error)):
+        QStashTasksMock().destination(target)
+
+
+def test_a_bad_scripted_answer_is_refused_and_nothing_is_queued() -> None:
+    destination = QStashTasksMock().destination(HOOK)
+    with pytest.raises(ValueError, match="an outcome status must be 100-599, got 99"):
+        destination.answers(500, 99)
+    assert destination.remaining == []
+
+
+def test_reset_forgets_messages_groups_and_scripts(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination(HOOK).answers(500)
+    client.url_group.upsert_endpoints(url_group="g", endpoints=[{"url": HOOK}])
+    client.message.publish(url=HOOK, body="x")
+    any_fake.reset()
+    assert (any_fake.published, any_fake.message_ids(), client.url_group.list()) == ([], [], [])
+    assert any_fake.problems() == []
+
+
+def test_requests_publishes_too(any_fake: QStashTasksFake) -> None:
+    import requests
+
+    answer = requests.post(
+        f"{any_fake.base_url}/v2/publish/{HOOK}?tenant=7",
+        data=b"raw",
+        headers={"Authorization": f"Bearer {any_fake.token}", "Upstash-Retries": "0"},
+        timeout=5,
+    )
+    assert answer.status_code == 201
+    message_id = answer.json()["messageId"]
+    (task,) = any_fake.tasks(message_id)
+    assert (task.url, task.max_retry) == (f"{HOOK}?tenant=7", 0)
+    assert any_fake.published[0].body == b"raw"
