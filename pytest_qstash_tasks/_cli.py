@@ -49,7 +49,8 @@ class _UsageError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="A fake of Upstash QStash's GET /v1/messages/{messageId}/tasks.",
+        description="A fake of Upstash QStash's GET /v1/messages/{messageId}/tasks and the "
+        "message API around it (publish, enqueue, batch, messages, URL groups).",
     )
     commands = parser.add_subparsers(dest="command", metavar="command")
     serve = commands.add_parser(
@@ -89,6 +90,25 @@ def _parser() -> argparse.ArgumentParser:
         default=100,
         help="identical requests in a row before the answer is 508 (default: 100)",
     )
+    serve.add_argument(
+        "--default-retries",
+        type=int,
+        default=3,
+        help="retries of a published message that sends no Upstash-Retries (default: 3)",
+    )
+    serve.add_argument(
+        "--default-answer",
+        type=int,
+        default=200,
+        help="the HTTP status a delivery attempt meets at a destination no script covers "
+        "(default: 200, delivered); script destinations with POST /_fake/destinations",
+    )
+    serve.add_argument(
+        "--max-message-size",
+        type=int,
+        default=1_048_576,
+        help="the largest body a publish may send, in bytes (default: 1048576)",
+    )
     serve.add_argument("--data", type=Path, help="a JSON file of messages to load at start")
     serve.add_argument("--quiet", action="store_true", help="no line per request")
     serve.add_argument(
@@ -107,6 +127,9 @@ def _build(args: argparse.Namespace) -> QStashTasksServer:
         "page_size": args.page_size,
         "end_cursor": 0 if args.end_cursor == "0" else None,
         "max_identical_requests": args.max_identical_requests,
+        "default_retries": args.default_retries,
+        "default_answer": args.default_answer,
+        "max_message_size": args.max_message_size,
         "clock": args.clock,
         "guard_real_qstash": False,  # no client of this process to guard
     }

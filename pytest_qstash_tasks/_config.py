@@ -46,6 +46,24 @@ INI_OPTIONS: dict[str, tuple[str, str]] = {  # "bool" defaults to true, "off" is
         "fired fewer times than planned (default: true).",
         "bool",
     ),
+    "qstash_tasks_assert_all_destination_answers_used": (
+        "Fail at teardown when an answer scripted with destination(...).answers(...) was "
+        "met by no delivery attempt (default: true).",
+        "bool",
+    ),
+    "qstash_tasks_default_retries": (
+        "Retries of a published message that sends no Upstash-Retries (default: 3).",
+        "string",
+    ),
+    "qstash_tasks_default_answer": (
+        "The HTTP status a delivery attempt meets at a destination no script covers "
+        "(default: 200, delivered).",
+        "string",
+    ),
+    "qstash_tasks_max_message_size": (
+        "The largest body a publish may send, in bytes (default: 1048576).",
+        "string",
+    ),
     "qstash_tasks_guard_real_qstash": (
         "Stop requests to the real QStash (qstash.upstash.io, qstash-<region>.upstash.io) "
         "at once and fail the test, while a fake is active (default: true).",
@@ -82,6 +100,10 @@ MARKER_KEYS = {
     "assert_all_requests_served": "bool",
     "assert_all_scripted_pages_requested": "bool",
     "assert_all_faults_triggered": "bool",
+    "assert_all_destination_answers_used": "bool",
+    "default_retries": "int",
+    "default_answer": "int (HTTP status) | exception | str",
+    "max_message_size": "int",
     "guard_real_qstash": "bool",
     "start": "int (unix ms) | datetime | ISO 8601 str",
     "clock": "'fake' | 'wall'",
@@ -148,7 +170,13 @@ def _from_ini(config: pytest.Config) -> dict[str, Any]:
 
 
 def _parse_ini_value(key: str, text: str) -> Any:
-    if key in ("page_size", "max_identical_requests"):
+    if key in (
+        "page_size",
+        "max_identical_requests",
+        "default_retries",
+        "default_answer",
+        "max_message_size",
+    ):
         return int(text)
     if key == "end_cursor":
         if text == "0":

@@ -315,8 +315,9 @@ def test_the_docs_data_file_loads_and_serves_what_the_page_says(
     )
 
 
-def test_the_docs_curl_walkthrough_runs_as_the_page_shows(tmp_path: Path) -> None:
-    page = (DOCS / "transports" / "standalone.md").read_text()
+@pytest.mark.parametrize("page", ["transports/standalone.md", "howto/publish-then-check.md"])
+def test_the_docs_curl_walkthrough_runs_as_the_page_shows(tmp_path: Path, page: str) -> None:
+    page = (DOCS / page).read_text()
     walkthrough = page.split("## A walk-through with curl", 1)[1]
     script = tmp_path / "walkthrough.sh"
     script.write_text(walkthrough.split("```bash\n", 1)[1].split("```")[0])

@@ -152,6 +152,22 @@ def test_faults_calls_problems_and_reset(fake: QStashTasksServer, http: Any) -> 
             "a delay fault takes seconds, times, messageId, cursor, page; not x",
         ),
         ("DELETE", "calls", b"", 405, "DELETE /_fake/calls is not allowed; use GET"),
+        (
+            "POST",
+            "destinations",
+            b'{"target": "https://a.example/", "answers": [true]}',
+            400,
+            'POST /_fake/destinations takes {"target": <URL, or a prefix ending in *>, '
+            '"answers": [<HTTP status or error text>, ...]}',
+        ),
+        (
+            "POST",
+            "destinations",
+            b'{"target": "https://a.example/", "answers": [99]}',
+            400,
+            "an outcome status must be 100-599, got 99",
+        ),
+        ("POST", "destinations", b'{"target": "", "answers": [500]}', 400, "destination() takes"),
         ("GET", "nope", b"", 404, "no control endpoint /_fake/nope; there are GET /_fake/health, "),
     ],
 )
@@ -200,3 +216,32 @@ def test_the_clock_takes_one_move_at_a_time(fake: QStashTasksServer, http: Any) 
         "error": 'POST /_fake/clock takes {"advanceMs": <int>} or {"set": <unix ms or ISO 8601>}'
     }
     assert fake.clock.now == fake.clock.start
+
+
+def test_destinations_and_what_was_published(fake: QStashTasksServer, http: Any) -> None:
+    hook = "https://app.example.com/hook"
+    scripted = http.post("destinations", json={"target": hook, "answers": [500, "refused"]})
+    assert scripted.status_code == 201
+    assert scripted.json() == {"target": hook, "remaining": [500, "refused"], "used": 0}
+    published = requests.post(
+        f"{fake.base_url}/v2/publish/{hook}",
+        data=b"\xff\x00",
+        headers={**TOKEN, "Upstash-Retries": "1"},
+        timeout=5,
+    )
+    assert published.status_code == 201
+    message_id = published.json()["messageId"]
+    http.post("clock", json={"advanceMs": 60_000})
+    (task,) = tasks_of(fake, message_id)
+    assert (task["state"], task["retried"], task["error"]) == ("failed", 1, "refused")
+    assert http.get("destinations").json() == {
+        "destinations": [{"target": hook, "remaining": [], "used": 2}]
+    }
+    (record,) = http.get("published").json()["published"]
+    assert record["destination"] == hook
+    assert (record["messageIds"], record["urls"]) == ([message_id], [hook])
+    assert (record["bodyBase64"], record["headers"]["upstash-retries"]) == ("/wA=", "1")
+    assert record["publishedAt"] == fake.clock.start
+    http.post("reset", json={"empty": True})
+    assert http.get("published").json() == {"published": []}
+    assert http.get("destinations").json() == {"destinations": []}

@@ -471,3 +471,27 @@ def test_requests_publishes_too(any_fake: QStashTasksFake) -> None:
     (task,) = any_fake.tasks(message_id)
     assert (task.url, task.max_retry) == (f"{HOOK}?tenant=7", 0)
     assert any_fake.published[0].body == b"raw"
+
+
+def test_the_marker_and_ini_options_configure_publishing(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        qstash_tasks_default_retries = 1
+        qstash_tasks_max_message_size = 5
+        qstash_tasks_assert_all_destination_answers_used = false
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.qstash_tasks(default_answer=503)
+        def test_it(qstash_tasks):
+            assert (qstash_tasks.default_retries, qstash_tasks.max_message_size) == (1, 5)
+            assert qstash_tasks.default_answer == 503
+            assert not qstash_tasks.assert_all_destination_answers_used
+            qstash_tasks.destination("https://never.example/").answers(500)
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .destinations import Destination
 from .exchange import JSON_HEADERS, Reply, Request, error_body
 
 if TYPE_CHECKING:
@@ -20,8 +21,16 @@ if TYPE_CHECKING:
     from .control_schema import MessageSpec
     from .fake import QStashTasksFake
     from .faults import Fault
+    from .outbox import PublishedMessage
 
-__all__ = ["CONTROL_PREFIX", "FAULT_KINDS", "ControlPlane", "call_json", "plan_fault"]
+__all__ = [
+    "CONTROL_PREFIX",
+    "FAULT_KINDS",
+    "ControlPlane",
+    "call_json",
+    "plan_fault",
+    "published_json",
+]
 
 #: Where the control endpoints live.
 CONTROL_PREFIX = "/_fake/"
@@ -127,6 +136,28 @@ def call_json(call: RecordedCall) -> dict[str, Any]:
     }
 
 
+def published_json(record: PublishedMessage) -> dict[str, Any]:
+    """One publish as JSON (the body as text, or base64 when it is not UTF-8)."""
+    answer: dict[str, Any] = {
+        "destination": record.destination,
+        "method": record.method,
+        "headers": dict(record.headers),
+        "messageIds": list(record.message_ids),
+        "urls": list(record.urls),
+        "publishedAt": record.published_at,
+        "urlGroup": record.url_group,
+        "queue": record.queue,
+        "deduplicated": record.deduplicated,
+    }
+    try:
+        answer["body"] = record.body.decode("utf-8")
+    except UnicodeDecodeError:
+        import base64
+
+        answer["bodyBase64"] = base64.b64encode(record.body).decode("ascii")
+    return answer
+
+
 def _object(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ControlError(400, f"{what} takes a JSON object, got {json.dumps(body)}")
@@ -229,6 +260,45 @@ def _plan_fault(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int,
 @_route("GET", "/calls")
 def _calls(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
     return 200, {"calls": [call_json(call) for call in plane.fake.calls]}
+
+
+@_route("GET", "/published")
+def _published(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"published": [published_json(record) for record in plane.fake.published]}
+
+
+@_route("GET", "/destinations")
+def _destinations(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"destinations": [_script_json(s) for s in plane.fake._destinations_scripted()]}
+
+
+def _script_json(script: Destination) -> dict[str, Any]:
+    """A destination script as JSON: an outcome that is an exception as its error text."""
+    from .lifecycle import error_text
+
+    target = script.target if isinstance(script.target, str) else script.target.pattern
+    remaining = [a if isinstance(a, (int, str)) else error_text(a) for a in script.remaining]
+    return {"target": target, "remaining": remaining, "used": len(script.used)}
+
+
+@_route("POST", "/destinations")
+def _script_destination(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
+    script = _object(body, "POST /_fake/destinations")
+    target, answers = script.get("target"), script.get("answers")
+    if (
+        set(script) != {"target", "answers"}
+        or not isinstance(target, str)
+        or not isinstance(answers, list)
+        or not all(isinstance(a, (int, str)) and not isinstance(a, bool) for a in answers)
+    ):
+        raise ControlError(
+            400,
+            'POST /_fake/destinations takes {"target": <URL, or a prefix ending in *>, '
+            '"answers": [<HTTP status or error text>, ...]}',
+        )
+    destination = _refused(lambda: plane.fake.destination(target).answers(*answers))
+    assert isinstance(destination, Destination)
+    return 201, _script_json(destination)
 
 
 @_route("GET", "/problems")

@@ -136,6 +136,10 @@ class Destinations:
                 return script._take(url, message_id, now)
         return self.default
 
+    def scripts(self) -> list[Destination]:
+        """Every script, in the order made."""
+        return list(self._scripts)
+
     def unused(self) -> list[Destination]:
         """The scripts with answers no attempt met."""
         return [script for script in self._scripts if script._answers]

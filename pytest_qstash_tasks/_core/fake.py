@@ -403,6 +403,11 @@ class QStashTasksFake(abc.ABC):
         with self._lock:
             return self._destinations.script(target)
 
+    def _destinations_scripted(self) -> list[Destination]:
+        """Every destination script, in the order made (for the control plane)."""
+        with self._lock:
+            return self._destinations.scripts()
+
     @property
     def published(self) -> list[PublishedMessage]:
         """Every publish the code sent (``/v2/publish``, ``/v2/enqueue``, each entry of
