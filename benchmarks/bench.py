@@ -23,6 +23,7 @@ import respx
 from pytest_qstash_tasks import QStashTasksMock, make_tasks
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_publish import clock_growth, publish_vs_static, read_among_many
 from bench_pytest import (
     fixture_cost,
     fixture_setup_teardown,
@@ -229,6 +230,9 @@ def run_all(quick: bool) -> Results:
     server_life = start_and_stop(10 if quick else 30)
     standalone = standalone_start_vs_pydantic(9 if quick else 21)
     imported = server_import(7 if quick else 15)
+    publish = publish_vs_static(interleaved, rounds)
+    growth = clock_growth(3 if quick else 5)
+    read = read_among_many(5 if quick else 9)
     return {
         "1. page: ours / static respx route": (page["static"], 1.3, "<="),
         "1. page: ours / pytest-httpx add_response": (page["pytest_httpx"], 0, ""),
@@ -269,6 +273,9 @@ def run_all(quick: bool) -> Results:
         "5. server module import, ms (information)": (imported["ours_ms"], 0, ""),
         "5. import http.server, ms (information)": (imported["peer_ms"], 0, ""),
         "6. standalone start to URL / import pydantic": (standalone["ratio"], 2.0, "<="),
+        "7. publish: ours / static respx route": (publish, 1.3, "<="),
+        "7. clock over 100k pending / over 10k": (growth, 13.0, "<="),
+        "7. read one message among 100k / among 10": (read, 1.5, "<="),
         "6. standalone start to URL, ms (information)": (standalone["ours_ms"], 0, ""),
         "6. python -c 'import pydantic', ms (information)": (standalone["peer_ms"], 0, ""),
     }

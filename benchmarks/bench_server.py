@@ -150,7 +150,8 @@ def server_import(rounds: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
     def once(code: str) -> float:
-        run = subprocess.run([sys.executable, "-c", code + tail], capture_output=True, text=True, env=env)
+        command = [sys.executable, "-c", code + tail]
+        run = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
         return float(run.stdout)
 
     once(ours)

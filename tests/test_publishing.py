@@ -235,6 +235,16 @@ def test_url_groups_through_the_sdk(any_fake: QStashTasksFake, client: QStash) -
 # -- batches, cancelling, deduplication -----------------------------------------------
 
 
+def test_enqueue_records_the_queue(any_fake: QStashTasksFake, client: QStash) -> None:
+    enqueued = client.message.enqueue(queue="emails", url=HOOK, body="hi")
+    assert client.message.get(enqueued.message_id).queue == "emails"  # type: ignore[union-attr]
+    (record,) = any_fake.published
+    assert (record.queue, record.destination, record.body) == ("emails", HOOK, b"hi")
+    any_fake.expect_unserved("bad_request")
+    with pytest.raises(QStashError, match="invalid queue name 'bad name'"):
+        client.message.enqueue(queue="bad name", url=HOOK, body="hi")
+
+
 def test_a_batch_answers_each_entry_in_order(any_fake: QStashTasksFake, client: QStash) -> None:
     client.url_group.upsert_endpoints(url_group="g", endpoints=[{"url": "https://x.example/1"}])
     answers = client.message.batch_json(
@@ -439,6 +449,11 @@ def test_a_bad_destination_target_is_refused(target: Any, error: str) -> None:
         QStashTasksMock().destination(target)
 
 
+def test_a_bad_default_answer_is_refused() -> None:
+    with pytest.raises(ValueError, match="default_answer: an outcome status must be 100-599"):
+        QStashTasksMock(default_answer=42)
+
+
 def test_a_bad_scripted_answer_is_refused_and_nothing_is_queued() -> None:
     destination = QStashTasksMock().destination(HOOK)
     with pytest.raises(ValueError, match="an outcome status must be 100-599, got 99"):
@@ -495,3 +510,55 @@ def test_the_marker_and_ini_options_configure_publishing(pytester: pytest.Pytest
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+# -- the retry-delay expression: parsed, never evaluated as code ------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "delays"),
+    [
+        ("1000", [1000, 1000, 1000]),
+        ("1000 * (1 + retried)", [1000, 2000, 3000]),
+        ("pow(2, retried) * 1000", [1000, 2000, 4000]),
+        ("max(1000, pow(2, retried) * 100)", [1000, 1000, 1000]),
+        ("min(500, 100 * retried) + -5 % 3", [-2, 98, 198]),
+        ("sqrt(16) + abs(-1) + floor(1.7) + ceil(1.2) + round(2.5) + exp(0)", [12] * 3),
+        ("10 / 4 * 1000", [2500] * 3),
+        ("1e3", None),
+        ("86400000 * 2", [86_400_000] * 3),
+    ],
+)
+def test_retry_delay_expressions(text: str, delays: list[int] | None) -> None:
+    from pytest_qstash_tasks._core.retry_delay import RetryDelay
+
+    if delays is None:
+        with pytest.raises(ValueError, match=r"unexpected 'e3' at position 1"):
+            RetryDelay.parse(text)
+        return
+    expected = [max(0, delay) for delay in delays]  # a delay below 0 ms waits 0 ms
+    assert [RetryDelay.parse(text).ms(retried) for retried in range(3)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", "'' ends too early"),
+        ("1000 +", "'1000 +' ends too early"),
+        ("pow(2)", "pow() takes 2 argument(s), got 1 in 'pow(2)'"),
+        ("(1", "'(1' ends too early: want ')'"),
+        ("1)", "unexpected ')' at position 1 of '1)'"),
+        ("2 ** 3", "unexpected '*' at position 3 of '2 ** 3'"),
+        ("retried.__class__", "unexpected '.' at position 7"),
+        ("open('x')", "unknown name (the variable is retried; functions: pow, sqrt, abs"),
+        ("1/0", "'1/0' cannot be computed for retried=0: float division by zero"),
+        ("sqrt(-1)", "'sqrt(-1)' cannot be computed for retried=0: math domain error"),
+        ("(" * 60 + "1" + ")" * 60, "nests deeper than 50 levels"),
+        ("1" * 1001, "the expression is over 1000 characters"),
+    ],
+)
+def test_retry_delay_refuses_what_it_cannot_read(text: str, error: str) -> None:
+    from pytest_qstash_tasks._core.retry_delay import RetryDelay
+
+    with pytest.raises(ValueError, match=re.escape(error)):
+        RetryDelay.parse(text)

@@ -88,3 +88,22 @@ test("a simulated delivery moves with the fake's clock", async () => {
   assert.equal(task.state, "delivered");
   assert.equal(task.retried, 1);
 });
+
+test("a message published with fetch is delivered as the destination answers", async () => {
+  const hook = "https://app.example.com/hook";
+  await control("POST", "destinations", { target: hook, answers: [503, 200] });
+  const published = await fetch(`${baseUrl}/v2/publish/${hook}`, {
+    method: "POST",
+    headers: { ...auth, "content-type": "application/json", "upstash-retries": "2" },
+    body: JSON.stringify({ order: 7 }),
+  });
+  assert.equal(published.status, 201);
+  const { messageId } = await published.json();
+  assert.equal((await allTasks(messageId))[0].state, "created");
+  await control("POST", "clock", { advanceMs: 60_000 });
+  const [task] = await allTasks(messageId);
+  assert.deepEqual([task.state, task.retried, task.error], ["delivered", 1, "HTTP status 503"]);
+  const { published: sent } = await control("GET", "published");
+  assert.deepEqual(JSON.parse(sent[0].body), { order: 7 });
+  assert.deepEqual(await control("GET", "problems"), { problems: [] });
+});

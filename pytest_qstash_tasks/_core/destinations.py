@@ -102,7 +102,10 @@ class Destinations:
     """
 
     def __init__(self, default: Outcome, lock: threading.Lock) -> None:
-        error_text(default)
+        try:
+            error_text(default)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"default_answer: {error}") from None
         self.default = default
         self._lock = lock
         self._scripts: list[Destination] = []

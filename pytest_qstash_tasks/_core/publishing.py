@@ -8,6 +8,7 @@ anything is stored: a batch with one bad entry publishes none of it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -59,7 +60,7 @@ def serves_v2_path(raw_path: str, base_path: str) -> bool:
     return kind in _KINDS
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Publish:
     """One publish, checked, before anything is stored."""
 
@@ -142,7 +143,11 @@ def _publish(
         destination, queue, request.headers, request.body, now, outbox, publish_config
     )
     answer, status = _store_publish(checked, now, outbox, new_id)
-    return EndpointResponse(status, json.dumps(answer).encode(), token=token)
+    if isinstance(answer, dict) and len(answer) == 1:  # the common case, made directly
+        body = b'{"messageId":"%s"}' % answer["messageId"].encode()
+    else:
+        body = json.dumps(answer).encode()
+    return EndpointResponse(status, body, token=token)
 
 
 def _batch(
@@ -265,8 +270,7 @@ def _destination_urls(
 ) -> tuple[tuple[tuple[str, str | None], ...], str | None]:
     """The URLs a destination stands for, and the URL group's name if it is one."""
     if "://" in destination or destination.startswith(("http:", "https:")):
-        parts = urlsplit(destination)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not _is_http_url(destination):
             raise Refused(
                 400,
                 f"invalid destination {destination!r}: want an http:// or https:// URL "
@@ -283,6 +287,14 @@ def _destination_urls(
             "unknown_url_group",
         )
     return tuple(group.endpoints), group.name
+
+
+@functools.lru_cache(maxsize=256)
+def _is_http_url(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL with a host (cached: a test publishes to the same
+    few URLs again and again, and this is on every publish's path)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _delay_ms(raw: str) -> int:
@@ -438,10 +450,8 @@ def _endpoints(request: Request, *, adding: bool) -> list[tuple[str | None, str 
             raise Refused(400, f"an endpoint's name must be a string, got {name!r}")
         if url is None and (adding or name is None):
             raise Refused(400, "each endpoint needs a url" + ("" if adding else " or a name"))
-        if url is not None:
-            parts = urlsplit(url) if isinstance(url, str) else None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-                raise Refused(400, f"invalid endpoint url {url!r}: want an http(s) URL")
+        if url is not None and (not isinstance(url, str) or not _is_http_url(url)):
+            raise Refused(400, f"invalid endpoint url {url!r}: want an http(s) URL")
         checked.append((url, name))
     return checked
 

@@ -81,7 +81,9 @@ class MessageTasks:
 
     def add_simulated(self, delivery: Delivery) -> None:
         """Store a delivery (its task changes with the clock)."""
-        self._check_new_ids([delivery.task_id])
+        if delivery.task_id in self._ids:  # one id: no need for _check_new_ids' set
+            self._check_new_ids([delivery.task_id])
+        self._ids.add(delivery.task_id)
         self._insert([(-delivery.timeline_at, delivery, delivery)])
         self._has_simulated = True
 
