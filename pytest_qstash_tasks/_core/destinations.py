@@ -133,8 +133,13 @@ class Destinations:
     def next_outcome(self, url: str, message_id: str, now: int) -> Outcome:
         """What an attempt to ``url`` meets now: the first script for the exact URL
         with answers left, else the first prefix or pattern, else the default."""
-        exact = [s for s in self._scripts if s.target == url and s._answers]
-        for script in exact or self._scripts:
+        scripts = self._scripts
+        if not scripts:
+            return self.default
+        for script in scripts:
+            if script._answers and script.target == url:
+                return script._take(url, message_id, now)
+        for script in scripts:
             if script._answers and script.matches(url):
                 return script._take(url, message_id, now)
         return self.default

@@ -315,6 +315,7 @@ class Outbox:
     def run_until(self, now: int, destinations: Destinations) -> None:
         """Run every attempt due by ``now``, in order of when each is due."""
         schedule = self._schedule
+        ran = False
         while schedule and schedule[0][0] <= now:
             due, _, delivery = heapq.heappop(schedule)
             if delivery.canceled_at is not None:
@@ -323,6 +324,8 @@ class Outbox:
             next_due = delivery.attempt(error_text(outcome))
             if next_due is not None:
                 self._push(next_due, delivery)
+            ran = True
+        if ran:
             self._store.version = object()
 
     def pending(self) -> int:
