@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._core.calls import RecordedCall
     from ._core.clock import DEFAULT_START_MS, Clock
     from ._core.destinations import Destination
+    from ._core.receivers import DeliveryAttempt, DeliveryRequest
     from ._core.errors import QStashTasksLoopError, QStashTasksRealHostError
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
@@ -41,6 +42,8 @@ _LAZY = {
     "RecordedCall": "._core.calls",
     "Clock": "._core.clock",
     "Destination": "._core.destinations",
+    "DeliveryAttempt": "._core.receivers",
+    "DeliveryRequest": "._core.receivers",
     "PublishedMessage": "._core.outbox",
     "QStashTasksLoopError": "._core.errors",
     "QStashTasksRealHostError": "._core.errors",
@@ -64,6 +67,8 @@ __all__ = [
     "Clock",
     "DEFAULT_BASE_URL",
     "DEFAULT_START_MS",
+    "DeliveryAttempt",
+    "DeliveryRequest",
     "Destination",
     "Fault",
     "PublishedMessage",

@@ -210,13 +210,14 @@ def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
         threading.Thread(target=_wait_for_eof, args=(stop,), daemon=True).start()
     fake.start()
     try:
-        print(fake.base_url, flush=True)
+        # The banner first: once the URL is out, a client's request may be logged.
         messages = len(fake.message_ids())
         sys.stderr.write(
             f"{PROG}: serving {messages} message(s) at {fake.base_url}, control endpoints "
             f"at {fake.base_url}/_fake/ (stop with Ctrl-C)\n"
         )
         sys.stderr.flush()
+        print(fake.base_url, flush=True)
         stop.wait()
     finally:
         fake.stop()

@@ -429,11 +429,11 @@ def test_exact_scripts_come_before_prefixes_and_patterns() -> None:
     prefix = fake.destination("https://app.example.com/*").answers(503)
     exact = fake.destination(HOOK).answers(500)
     assert fake.destination(HOOK) is exact
-    assert fake._destinations.next_outcome(HOOK, "m", 0) == 500
-    assert fake._destinations.next_outcome(HOOK, "m", 0) == 503  # the prefix, next in line
-    assert fake._destinations.next_outcome(HOOK, "m", 0) == 200  # the default
+    assert fake._destinations.route(HOOK, "m", 0)[0] == 500
+    assert fake._destinations.route(HOOK, "m", 0)[0] == 503  # the prefix, next in line
+    assert fake._destinations.route(HOOK, "m", 0)[0] == 200  # the default
     pattern.answers(404)
-    assert fake._destinations.next_outcome("https://example.com/x", "m", 0) == 404
+    assert fake._destinations.route("https://example.com/x", "m", 0)[0] == 404
     assert prefix.remaining == []
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import time
+from collections.abc import Callable
 from typing import Literal
 
 __all__ = ["DEFAULT_START_MS", "Clock", "ClockMode", "to_ms"]
@@ -27,7 +28,8 @@ class Clock:
     still until ``advance``, ``sleep`` or ``set`` moves it. With ``mode="wall"`` it reads
     ``time.time()`` on every request, so real time, time-machine and freezegun move it;
     ``advance``, ``sleep`` and ``set`` move it further on. Tasks the fake generates or
-    stamps take their time from it.
+    stamps take their time from it, and the deliveries of published messages that a
+    move makes due run before the move returns.
     """
 
     def __init__(
@@ -39,6 +41,8 @@ class Clock:
         #: In wall mode, how far the clock was moved on from ``time.time()``.
         self._offset = 0
         self._start = self._now = _wall_ms() if mode == "wall" else to_ms(start)
+        #: Called after every move (the fake runs the deliveries that came due).
+        self._on_move: list[Callable[[], None]] = []
 
     @property
     def now(self) -> int:
@@ -90,6 +94,8 @@ class Clock:
             self._offset += step
         else:
             self._now += step
+        for listener in self._on_move:
+            listener()
         return self.now
 
     def restart(self) -> None:

@@ -1,4 +1,5 @@
-"""What destinations answer: the test scripts each delivery attempt's outcome.
+"""What destinations answer: the test scripts each delivery attempt's outcome, or names
+the receiver that answers it (``deliver_to``).
 
 ``fake.destination("https://app.example.com/hook").answers(500, 500, 200)``: the next
 three attempts to that URL meet a 500, a 500, then a 200. Outcomes are the words of
@@ -14,6 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from .lifecycle import Outcome, error_text
+from .receivers import Receiver, receiver_for
 
 __all__ = ["Destination", "Destinations", "UsedAnswer"]
 
@@ -38,6 +40,7 @@ class Destination:
         self._lock = lock
         self._answers: list[Outcome] = []
         self._used: list[UsedAnswer] = []
+        self._receiver: Receiver | None = None
 
     def answers(self, *outcomes: Outcome) -> Destination:
         """Queue what the next attempts meet, in order: ``answers(500, 500, 200)``.
@@ -53,6 +56,28 @@ class Destination:
         with self._lock:
             self._answers.extend(outcomes)
         return self
+
+    def deliver_to(self, target: object, *, allow_remote: bool = False) -> Destination:
+        """Deliver attempts to ``target``, whose answer decides each one's outcome.
+
+        ``target`` is a handler (a callable taking the ``DeliveryRequest``, returning a
+        status or ``(status, body)``; sync or async), a WSGI app (Flask, Django) or an
+        ASGI app (FastAPI, Starlette), called in the test's process; ``"http"``, real
+        HTTP to the message's URL; or a base URL (``"http://127.0.0.1:8000"``), real
+        HTTP to that origin with the message URL's path and query. Real HTTP goes to
+        loopback addresses only, unless ``allow_remote=True``. Answers queued with
+        ``answers()`` come first. Returns the destination.
+        """
+        receiver = receiver_for(target, allow_remote=allow_remote)
+        with self._lock:
+            self._receiver = receiver
+        return self
+
+    @property
+    def receiver(self) -> str | None:
+        """Where attempts are delivered (see ``deliver_to``), or ``None``."""
+        with self._lock:
+            return None if self._receiver is None else self._receiver.describe()
 
     @property
     def remaining(self) -> list[Outcome]:
@@ -130,19 +155,29 @@ class Destinations:
         self._scripts.append(script)
         return script
 
-    def next_outcome(self, url: str, message_id: str, now: int) -> Outcome:
-        """What an attempt to ``url`` meets now: the first script for the exact URL
-        with answers left, else the first prefix or pattern, else the default."""
+    def route(
+        self, url: str, message_id: str, now: int, *, receivers: bool = True
+    ) -> tuple[Outcome | None, Receiver | None]:
+        """Where an attempt to ``url`` goes: a scripted answer (exact URL first, then
+        prefixes and patterns), else the receiver of the first script that matches
+        (exact first), else the default answer."""
         scripts = self._scripts
         if not scripts:
-            return self.default
+            return self.default, None
         for script in scripts:
             if script._answers and script.target == url:
-                return script._take(url, message_id, now)
+                return script._take(url, message_id, now), None
         for script in scripts:
             if script._answers and script.matches(url):
-                return script._take(url, message_id, now)
-        return self.default
+                return script._take(url, message_id, now), None
+        if receivers:
+            for script in scripts:
+                if script._receiver is not None and script.target == url:
+                    return None, script._receiver
+            for script in scripts:
+                if script._receiver is not None and script.matches(url):
+                    return None, script._receiver
+        return self.default, None
 
     def scripts(self) -> list[Destination]:
         """Every script, in the order made."""

@@ -2,11 +2,12 @@
 
 A transport turns its library's request into a ``Request`` and hands it to the fake,
 whose ``Dispatcher`` answers it. First the attempts of published messages due by the
-clock's time run (``Outbox.run_until``). A request to the v2 message API (publish,
-batch, messages, URL groups) is answered by ``publishing``; one to the tasks endpoint
-by ``endpoint``, then the planned fault it meets, if any, then the loop guard. The call
-is recorded, and the ``Reply`` goes back to the transport to carry out. Every step runs
-under the fake's lock, so one request reads and changes the fake's parts as one step.
+clock's time run (the ``Courier``, outside the lock: a receiver is the test's code).
+A request to the v2 message API (publish, batch, messages, URL groups) is answered by
+``publishing``; one to the tasks endpoint by ``endpoint``, then the planned fault it
+meets, if any, then the loop guard. The call is recorded, and the ``Reply`` goes back to
+the transport to carry out. Every step runs under the fake's lock, so one request reads
+and changes the fake's parts as one step.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 
 from .calls import CallLog, record_call
 from .clock import Clock
-from .destinations import Destinations
+from .courier import Courier
 from .endpoint import (
     EndpointConfig,
     EndpointRequest,
@@ -50,8 +51,8 @@ def serves_path(raw_path: str, base_path: str) -> bool:
 
 
 class Dispatcher:
-    """Answers requests from the fake's parts: its store, outbox, destination scripts,
-    fault queue, call log and clock (shared with the fake, which changes them for the
+    """Answers requests from the fake's parts: its store, outbox, courier, fault queue,
+    call log and clock (shared with the fake, which changes them for the
     test), and the loop guard (its own). ``owner`` tells messages how the fake was
     configured (see ``report.switch_text``); ``new_id`` makes the ids of published
     messages and their tasks."""
@@ -60,7 +61,7 @@ class Dispatcher:
         self,
         store: TaskStore,
         outbox: Outbox,
-        destinations: Destinations,
+        courier: Courier,
         faults: FaultQueue,
         calls: CallLog,
         clock: Clock,
@@ -74,7 +75,7 @@ class Dispatcher:
     ) -> None:
         self.store = store
         self.outbox = outbox
-        self.destinations = destinations
+        self.courier = courier
         self.faults = faults
         self.calls = calls
         self.clock = clock
@@ -85,14 +86,10 @@ class Dispatcher:
         self.owner = owner
         self.new_id = new_id
 
-    def catch_up(self, now: int) -> None:
-        """Run the attempts of published messages due by ``now`` (under the lock)."""
-        if self.outbox.pending():
-            self.outbox.run_until(now, self.destinations)
-
     def dispatch(self, request: Request) -> Reply:
         """Answer one request: the message API's, or the tasks endpoint's with the
         planned faults and the loop guard; the call is recorded."""
+        self.courier.run_due()
         if request.raw_path.startswith(self.config.base_path + "/v2/"):
             return self._v2_reply(request)
         endpoint_request = EndpointRequest(
@@ -103,7 +100,6 @@ class Dispatcher:
             now=self.clock.now,
         )
         with self.lock:
-            self.catch_up(endpoint_request.now)
             response = handle(endpoint_request, self.store, self.config)
             fault = None
             if self.faults:
@@ -120,7 +116,6 @@ class Dispatcher:
         """The message API's answer (no fault or loop guard applies to it)."""
         with self.lock:
             now = self.clock.now
-            self.catch_up(now)
             response = handle_v2(
                 request, now, self.outbox, self.config, self.publish_config, self.new_id
             )

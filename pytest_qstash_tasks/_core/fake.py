@@ -1,7 +1,8 @@
 """The fake: one class with the API a test uses (flat methods, as in pytest-httpx and
 respx), its state in parts it owns: ``TaskStore``, ``Outbox`` (published messages and
-URL groups), ``Destinations`` (what destinations answer), ``FaultQueue``, ``CallLog``,
-``Clock``, ``Dispatcher`` (with the ``LoopGuard``) and ``RealHostGuard``. A transport is
+URL groups), ``Destinations`` (what destinations answer), ``Courier`` (runs due
+attempts, signed with the ``SigningKeys``), ``FaultQueue``, ``CallLog``, ``Clock``,
+``Dispatcher`` (with the ``LoopGuard``) and ``RealHostGuard``. A transport is
 a subclass: see docs/architecture.md.
 """
 
@@ -14,9 +15,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from . import faults as _faults
-from .args import ANY, AnyCursor, check_cursor_filter, check_end_cursor, check_int, check_token
+from .args import (
+    ANY,
+    AnyCursor,
+    check_cursor_filter,
+    check_end_cursor,
+    check_int,
+    check_seconds,
+    check_token,
+)
 from .calls import CallLog, ExpectedMiss, RecordedCall, UnservedReason, filter_calls
 from .clock import DEFAULT_START_MS, Clock, ClockMode
+from .courier import Courier
 from .destinations import Destination, Destinations
 from .dispatch import Dispatcher
 from .endpoint import EndpointConfig
@@ -26,16 +36,19 @@ from .hosts import DEFAULT_BASE_URL, BaseURL, RealHostGuard
 from .lifecycle import Outcome, SimulatedDelivery
 from .outbox import Outbox, PublishedMessage
 from .publishing import PublishConfig
+from .receivers import DeliveryAttempt
 from .report import (
     CHECKS,
     all_pages_fetched_problem,
     called_problem,
+    delivered_problem,
     format_problems,
     problems,
     published_problem,
     unreached_message,
 )
 from .seeding import Stream, current_stream
+from .signing import SigningKeys, sign
 from .sleep_patch import SleepPatch
 from .store import TaskStore
 
@@ -88,6 +101,13 @@ class QStashTasksFake(abc.ABC):
             covers: an HTTP status (200: delivered), an exception or an error text.
         max_message_size: The largest body a publish may send, in bytes (QStash's free
             plan: 1 MB); a larger one is refused with 413.
+        current_signing_key: The key deliveries are signed with (``sig_...``); by
+            default a fixed one, the same for every fake and every run.
+        next_signing_key: The key that becomes current when the keys rotate
+            (``rotate_signing_keys``); receivers try it when the current one fails.
+        delivery_timeout: How long a receiver may take to answer a delivery, in
+            seconds (less if the publish sent ``Upstash-Timeout``); slower is a failed
+            attempt.
         guard_real_qstash: Whether a request from this process to the real QStash
             (``qstash.upstash.io``, ``qstash-<region>.upstash.io``) is stopped with
             ``QStashTasksRealHostError`` and fails ``verify()`` while the fake is active.
@@ -122,6 +142,9 @@ class QStashTasksFake(abc.ABC):
         default_retries: int = 3,
         default_answer: Outcome = 200,
         max_message_size: int = 1_048_576,
+        current_signing_key: str | None = None,
+        next_signing_key: str | None = None,
+        delivery_timeout: float = 10.0,
         guard_real_qstash: bool = True,
         start: int | _dt.datetime | str = DEFAULT_START_MS,
         clock: ClockMode = "fake",
@@ -169,11 +192,17 @@ class QStashTasksFake(abc.ABC):
         self._store = TaskStore()
         self._outbox = Outbox(self._store)
         self._destinations = Destinations(default_answer, self._lock)
+        self._keys = SigningKeys(current_signing_key, next_signing_key)
+        self._courier = Courier(
+            self._outbox, self._destinations, self._keys, self.clock, self._lock,
+            timeout=check_seconds("delivery_timeout", delivery_timeout),
+        )  # fmt: skip
+        self.clock._on_move.append(self._courier.run_due)
         self._faults = FaultQueue()
         self._calls = CallLog()
         self._guard = RealHostGuard(self, self._url, calls=self._calls, lock=self._lock)
         self._dispatcher = Dispatcher(
-            self._store, self._outbox, self._destinations, self._faults, self._calls,
+            self._store, self._outbox, self._courier, self._faults, self._calls,
             self.clock, self._config, self._publish_config, self._lock,
             max_identical_requests=limit, owner=self._owner,
             new_id=lambda prefix: self._stream_now().new_id(prefix),
@@ -215,6 +244,28 @@ class QStashTasksFake(abc.ABC):
     def max_message_size(self) -> int:
         """The largest body a publish may send, in bytes."""
         return self._publish_config.max_message_size
+
+    @property
+    def current_signing_key(self) -> str:
+        """The key deliveries are signed with now (``QSTASH_CURRENT_SIGNING_KEY``)."""
+        return self._keys.current
+
+    @property
+    def next_signing_key(self) -> str:
+        """The key that becomes current at the next rotation (``QSTASH_NEXT_SIGNING_KEY``)."""
+        return self._keys.next
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the code under test reads from its environment: ``QSTASH_URL``,
+        ``QSTASH_TOKEN``, ``QSTASH_CURRENT_SIGNING_KEY`` and
+        ``QSTASH_NEXT_SIGNING_KEY``, for a subprocess or ``monkeypatch.setenv``."""
+        return {
+            "QSTASH_URL": self.base_url,
+            "QSTASH_TOKEN": self.token,
+            "QSTASH_CURRENT_SIGNING_KEY": self._keys.current,
+            "QSTASH_NEXT_SIGNING_KEY": self._keys.next,
+        }
 
     @property
     def max_identical_requests(self) -> int:
@@ -362,21 +413,23 @@ class QStashTasksFake(abc.ABC):
 
     def tasks(self, message_id: str) -> list[Task]:
         """The tasks stored for ``message_id``, in serving order (newest first)."""
+        self._courier.run_due()
         with self._lock:
-            now = self.clock.now
-            self._dispatcher.catch_up(now)
-            return self._store.tasks_at(message_id, now)
+            return self._store.tasks_at(message_id, self.clock.now)
 
     def reset(self) -> None:
         """Forget everything the fake learnt since it was made: stored tasks, scripted
         pages, simulated deliveries, published messages, URL groups, destination
-        scripts, recorded calls, planned faults and loop streaks;
+        scripts, delivery attempts, recorded calls, planned faults and loop streaks;
+        rotated signing keys go back to the first ones;
         the clock goes back to its start and a seeded fake's data starts over. The
         settings stay."""
         with self._lock:
             self._store.clear()
             self._outbox.clear()
             self._destinations.clear()
+            self._courier.clear()
+            self._keys.restart()
             self._faults.clear()
             self._calls.clear()
             self._dispatcher.loop_guard.reset()
@@ -438,6 +491,53 @@ class QStashTasksFake(abc.ABC):
         found, problem = published_problem(
             self.published, destination, times, json, body, headers, json_given=json is not _UNSET
         )
+        if problem is not None:
+            raise AssertionError(problem)
+        return found
+
+    # -- deliveries -----------------------------------------------------------------
+
+    def sign(self, body: bytes | str, url: str) -> str:
+        """A valid ``Upstash-Signature`` for a delivery of ``body`` to ``url``, signed
+        with the current key: for a request to a receiver that the test builds itself.
+        Its times come from ``time.time()``, as a verifier expects."""
+        if isinstance(body, str):
+            body = body.encode()
+        if not isinstance(body, bytes):
+            raise TypeError(f"sign() takes the body as bytes or str, got {type(body).__name__}")
+        if not isinstance(url, str) or not url:
+            raise ValueError(f"sign() takes the destination URL, got {url!r}")
+        return sign(self._keys.current, body, url)
+
+    def rotate_signing_keys(self) -> None:
+        """Rotate the keys as Upstash's console does: the next key becomes the current
+        one and a new next key is made. Receivers that know the old next key still
+        verify (they try the next key when the current one fails)."""
+        with self._lock:
+            self._keys.rotate()
+
+    @property
+    def deliveries(self) -> list[DeliveryAttempt]:
+        """Every attempt that reached a receiver (``deliver_to``), in order: a copy."""
+        self._courier.run_due()
+        with self._lock:
+            return list(self._courier.attempts)
+
+    def assert_delivered(
+        self,
+        url: str | None = None,
+        *,
+        message_id: str | None = None,
+        status: int | None = None,
+        times: int | None = None,
+    ) -> list[DeliveryAttempt]:
+        """Assert that matching attempts reached a receiver: at least one, or exactly
+        ``times``; returns them. ``status`` is what the receiver answered. The failure
+        lists every attempt made."""
+        __tracebackhide__ = True  # show the user's line, not ours
+        if times is not None:
+            check_int("times", times)
+        found, problem = delivered_problem(self.deliveries, url, message_id, status, times)
         if problem is not None:
             raise AssertionError(problem)
         return found
@@ -651,12 +751,14 @@ class QStashTasksFake(abc.ABC):
             log = self._calls.snapshot()
             scripted, planned = list(self._store.scripted.values()), self._faults.planned()
             unused = [(d.describe(), list(d._answers)) for d in self._destinations.unused()]
+            receiver_errors = list(self._courier.receiver_errors)
         return problems(
             base_url=self.base_url,
             log=log,
             scripted=scripted,
             faults=planned,
             unused_answers=unused,
+            receiver_errors=receiver_errors,
             owner=self._owner(),
             checks={check: getattr(self, check) for check in CHECKS},
         )

@@ -3,9 +3,9 @@
 A publish makes one message per destination (a URL, or each endpoint of a URL group),
 and each message one delivery: a task in the ``TaskStore`` whose state follows the
 clock (``lifecycle.Delivery``). Attempts wait in a schedule ordered by when they are
-due; moving the clock runs the due ones in order (``run_until``), each meeting what
-the destination's script says (``destinations``), so a jump over many pending
-messages costs what is due, not a scan of every message.
+due; the ``Courier`` pops the due ones in order (``pop_due``) and records what each
+met (``attempted``), so a jump over many pending messages costs what is due, not a
+scan of every message.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .destinations import Destinations
-from .lifecycle import STEP_MS, Delivery, error_text
+from .lifecycle import STEP_MS, Delivery
 from .retry_delay import RetryDelay
 from .store import TaskStore
 
@@ -204,6 +203,8 @@ class Message:
     url_group: str | None = None
     endpoint_name: str | None = None
     queue: str | None = None
+    #: ``Upstash-Timeout``: how long a receiver may take, in seconds, if the publish said.
+    timeout_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The message as ``GET /v2/messages/{messageId}`` answers it."""
@@ -312,21 +313,25 @@ class Outbox:
         self._store.add_simulated(message.delivery)
         self._push(message.delivery.starts[0], message.delivery)
 
-    def run_until(self, now: int, destinations: Destinations) -> None:
-        """Run every attempt due by ``now``, in order of when each is due."""
+    def pop_due(self, now: int) -> tuple[int, PublishedDelivery] | None:
+        """The attempt due first, if it is due by ``now`` (cancelled ones are dropped)."""
         schedule = self._schedule
-        ran = False
         while schedule and schedule[0][0] <= now:
             due, _, delivery = heapq.heappop(schedule)
-            if delivery.canceled_at is not None:
-                continue
-            outcome = destinations.next_outcome(delivery.url, delivery.message_id, due)
-            next_due = delivery.attempt(error_text(outcome))
-            if next_due is not None:
-                self._push(next_due, delivery)
-            ran = True
-        if ran:
-            self._store.version = object()
+            if delivery.canceled_at is None:
+                return due, delivery
+        return None
+
+    def attempted(self, delivery: PublishedDelivery, error: str | None) -> None:
+        """Record what the attempt just popped met, and schedule the next, if any."""
+        next_due = delivery.attempt(error)
+        if next_due is not None:
+            self._push(next_due, delivery)
+        self._store.version = object()
+
+    def reschedule(self, due: int, delivery: PublishedDelivery) -> None:
+        """Put back an attempt that was popped but never made (interrupted)."""
+        self._push(due, delivery)
 
     def pending(self) -> int:
         """How many attempts wait in the schedule."""

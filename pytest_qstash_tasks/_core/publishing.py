@@ -76,6 +76,7 @@ class _Publish:
     first_attempt_at: int
     not_before: int
     deduplication_id: str | None
+    timeout_s: float | None
 
 
 def handle_v2(
@@ -242,6 +243,14 @@ def _check_publish(
         if not raw.isdigit() or len(raw) > 12:
             raise Refused(400, f"invalid Upstash-Not-Before {raw!r}: want unix seconds")
         not_before = first_attempt_at = max(now, int(raw) * 1000)
+    timeout_s = None
+    if "upstash-timeout" in header:
+        raw = header["upstash-timeout"].strip()
+        timeout_s = (
+            int(raw)
+            if raw.isdigit() and len(raw) < 10
+            else _delay_ms(raw, "Upstash-Timeout") / 1000
+        )
     dedup = header.get("upstash-deduplication-id")
     if dedup is None and header.get("upstash-content-based-deduplication", "").lower() == "true":
         hashed = hashlib.sha256(destination.encode() + b"\0" + body)
@@ -262,6 +271,7 @@ def _check_publish(
         first_attempt_at=first_attempt_at,
         not_before=not_before,
         deduplication_id=dedup,
+        timeout_s=timeout_s,
     )
 
 
@@ -297,11 +307,11 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _delay_ms(raw: str) -> int:
+def _delay_ms(raw: str, header: str = "Upstash-Delay") -> int:
     text = raw.strip()
     if not _DELAY_RE.fullmatch(text):
         raise Refused(
-            400, f"invalid Upstash-Delay {raw!r}: want a number and a unit, e.g. 10s, 5m, 2h, 1d"
+            400, f"invalid {header} {raw!r}: want a number and a unit, e.g. 10s, 5m, 2h, 1d"
         )
     return sum(int(n) * _UNIT_MS[unit] for n, unit in _DELAY_PART_RE.findall(text))
 
@@ -330,6 +340,7 @@ def _store_publish(
         message = Message(
             message_id, url, publish.method, publish.headers, publish.body, now,
             publish.not_before, delivery, publish.url_group, endpoint_name, publish.queue,
+            publish.timeout_s,
         )  # fmt: skip
         outbox.add(message)
         ids.append(message_id)

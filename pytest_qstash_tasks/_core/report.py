@@ -17,6 +17,7 @@ from .faults import Fault
 
 if TYPE_CHECKING:
     from .outbox import PublishedMessage
+    from .receivers import DeliveryAttempt
     from .store import ScriptedPages
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Waiting",
     "all_pages_fetched_problem",
     "called_problem",
+    "delivered_problem",
     "describe_filter",
     "format_calls",
     "format_problems",
@@ -241,6 +243,7 @@ def problems(
     checks: dict[str, bool],
     owner: str | None = None,
     unused_answers: Sequence[tuple[str, Sequence[object]]] = (),
+    receiver_errors: Sequence[str] = (),
 ) -> list[str]:
     """What ``verify()`` reports, one paragraph each, from a snapshot of the call log;
     ``checks`` holds the switches and ``owner`` says how the fake was configured (see
@@ -293,6 +296,7 @@ def problems(
             + _bullets(fault.describe() for fault in unfired)
             + _switch("assert_all_faults_triggered", owner)
         )
+    found.extend(receiver_errors)  # a bug in the test's own receiver: always reported
     if unused_answers and checks["assert_all_destination_answers_used"]:
         found.append(
             f"{len(unused_answers)} destination(s) kept scripted answers no delivery "
@@ -301,6 +305,39 @@ def problems(
             + _switch("assert_all_destination_answers_used", owner)
         )
     return found
+
+
+def delivered_problem(
+    attempts: Sequence[DeliveryAttempt],
+    url: str | None,
+    message_id: str | None,
+    status: int | None,
+    times: int | None,
+) -> tuple[list[DeliveryAttempt], str | None]:
+    """The attempts that match, and what ``assert_delivered`` reports (None: passed)."""
+    found = [
+        a
+        for a in attempts
+        if (url is None or a.url == url)
+        and (message_id is None or a.message_id == message_id)
+        and (status is None or a.status == status)
+    ]
+    if (times is None and found) or len(found) == times:
+        return found, None
+    parts = [
+        f"{name}={value!r}"
+        for name, value in (("url", url), ("message_id", message_id), ("status", status))
+        if value is not None
+    ]
+    what = "delivery attempt" + (f" with {', '.join(parts)}" if parts else "")
+    expected = "at least once" if times is None else times_text(times)
+    seen = (
+        "no attempt reached a receiver (deliver_to), or the clock has not reached them"
+        if not attempts
+        else f"{len(attempts)} attempt(s) reached a receiver:\n"
+        + _bullets(attempt.describe() for attempt in attempts)
+    )
+    return found, f"expected a {what} {expected}, got {times_text(len(found))}; {seen}"
 
 
 def published_problem(

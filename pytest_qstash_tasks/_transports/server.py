@@ -98,17 +98,12 @@ class QStashTasksServer(QStashTasksFake):
 
     @property
     def env(self) -> dict[str, str]:
-        """``QSTASH_URL`` and ``QSTASH_TOKEN`` for a subprocess or the official SDK, and
-        ``NO_PROXY``/``no_proxy``: the ones of this process with the server's address
-        added, so that a client told to use a proxy (``HTTP_PROXY``, ``ALL_PROXY``)
-        still reaches the server directly."""
+        """``QSTASH_URL``, ``QSTASH_TOKEN`` and the signing keys for a subprocess or the
+        official SDK, and ``NO_PROXY``/``no_proxy``: the ones of this process with the
+        server's address added, so that a client told to use a proxy (``HTTP_PROXY``,
+        ``ALL_PROXY``) still reaches the server directly."""
         bypass = no_proxy_with(self._server.host)
-        return {
-            "QSTASH_URL": self.base_url,
-            "QSTASH_TOKEN": self.token,
-            "NO_PROXY": bypass,
-            "no_proxy": bypass,
-        }
+        return {**super().env, "NO_PROXY": bypass, "no_proxy": bypass}
 
     def problems(self) -> list[str]:
         """What ``verify()`` would report: the fake's problems, and the server's."""

@@ -1,0 +1,434 @@
+"""Receivers: where a delivery of a published message goes, and what it answered.
+
+``destination(url).deliver_to(target)`` names the receiver: a Python callable (it gets a
+``DeliveryRequest``, returns a status or ``(status, body)``), a WSGI app (Flask, Django)
+or an ASGI app (FastAPI, Starlette, Django's), each called in the test's process, or
+real HTTP (``"http"``: to the message's own URL; ``"http://127.0.0.1:8000"``: to that
+origin, with the message URL's path and query). Only the standard library is used: WSGI
+and ASGI are calling conventions, and real HTTP goes through ``http.client``.
+
+Every delivery is a ``DeliveryRequest`` in and an ``Answer`` out; what happened is kept
+as a ``DeliveryAttempt`` (``fake.deliveries``).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import http.client
+import inspect
+import io
+import ipaddress
+import json
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+__all__ = [
+    "Answer",
+    "DeliveryAttempt",
+    "DeliveryRequest",
+    "Receiver",
+    "receiver_for",
+]
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """What a receiver gets: one attempt to deliver a published message, as QStash
+    sends it (``headers`` with QStash's names: ``Upstash-Signature``,
+    ``Upstash-Message-Id``, ``Upstash-Retried``, ...; ``body`` exactly as published)."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The header ``name`` (any case), or ``None``."""
+        name = name.lower()
+        return next((value for key, value in self.headers if key.lower() == name), None)
+
+    @property
+    def text(self) -> str:
+        """The body as UTF-8 text (what ``Receiver.verify(body=...)`` takes)."""
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a receiver answered: a status and body, or no answer (``exception``: a
+    connection failure, a timeout, or a bug in the test's own receiver)."""
+
+    status: int | None
+    body: bytes = b""
+    exception: BaseException | None = None
+    #: The traceback of an exception raised inside the test's own receiver.
+    receiver_traceback: str | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One attempt to deliver a published message to a receiver, and what came of it.
+
+    The request: ``message_id``, ``url``, ``method``, ``headers``, ``body``, ``retried``
+    (as in ``Upstash-Retried``) and ``at`` (the fake clock's time, unix ms). The answer:
+    ``status`` (``None`` when there was none), ``answer_body``, ``duration_ms`` (real
+    time taken), ``error`` (the task's error for a failed attempt, ``None`` when
+    delivered) and ``exception`` (a connection failure, a timeout, or what the test's
+    own receiver raised). ``receiver`` names where it went.
+    """
+
+    message_id: str
+    url: str
+    method: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    retried: int
+    at: int
+    status: int | None
+    answer_body: bytes
+    duration_ms: float
+    error: str | None
+    receiver: str
+    exception: BaseException | None = field(default=None, compare=False)
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the attempt delivered the message (a 2xx)."""
+        return self.error is None
+
+    def header(self, name: str) -> str | None:
+        """The delivery's header ``name`` (any case), or ``None``."""
+        name = name.lower()
+        return next((value for key, value in self.headers if key.lower() == name), None)
+
+    def json(self) -> Any:
+        """The delivered body parsed as JSON."""
+        return json.loads(self.body)
+
+    def describe(self) -> str:
+        """One line: method, URL, retried, what the receiver answered."""
+        got = f"-> {self.status}" if self.status is not None else f"-> {self.error}"
+        return f"{self.method} {self.url} (message {self.message_id}, retried {self.retried}) {got}"
+
+
+class Receiver(abc.ABC):
+    """Carries a ``DeliveryRequest`` to its target and brings the ``Answer`` back."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """What the target is, for messages."""
+
+    @abc.abstractmethod
+    def _deliver(self, request: DeliveryRequest, timeout: float) -> tuple[int, bytes]:
+        """Status and body; raises on no answer."""
+
+    #: Whether an exception from ``_deliver`` is a bug in the test's own code (a
+    #: handler or app), rather than a connection failure.
+    _in_process = True
+
+    def deliver(self, request: DeliveryRequest, timeout: float) -> Answer:
+        """Deliver ``request``; never raises (but for KeyboardInterrupt and the like)."""
+        started = time.perf_counter()
+        try:
+            status, body = self._deliver(request, timeout)
+        except Exception as error:
+            took = (time.perf_counter() - started) * 1000
+            text = "".join(traceback.format_exception(error)) if self._in_process else None
+            if isinstance(error, TimeoutError):
+                text = None  # the fake's own timeout, not the receiver's bug
+            return Answer(None, exception=error, receiver_traceback=text, duration_ms=took)
+        took = (time.perf_counter() - started) * 1000
+        if took > timeout * 1000:
+            late = TimeoutError(f"the receiver took {took / 1000:.3g} s, past {timeout:g} s")
+            return Answer(None, exception=late, duration_ms=took)
+        return Answer(status, body, duration_ms=took)
+
+
+class _HandlerReceiver(Receiver):
+    def __init__(self, handler: Callable[..., Any], is_async: bool) -> None:
+        self.handler = handler
+        self.is_async = is_async
+
+    def describe(self) -> str:
+        return f"the handler {_name(self.handler)}"
+
+    def _deliver(self, request: DeliveryRequest, timeout: float) -> tuple[int, bytes]:
+        if self.is_async:
+            result = run_coroutine(self.handler(request), timeout)
+        else:
+            result = self.handler(request)
+        return _status_and_body(result, self.describe())
+
+
+class _WsgiReceiver(Receiver):
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    def describe(self) -> str:
+        return f"the WSGI app {_name(self.app)}"
+
+    def _deliver(self, request: DeliveryRequest, timeout: float) -> tuple[int, bytes]:
+        parts = urlsplit(request.url)
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(parts.path or "/").encode("utf-8").decode("latin-1"),
+            "QUERY_STRING": parts.query,
+            "SERVER_NAME": parts.hostname or "localhost",
+            "SERVER_PORT": str(parts.port or (443 if parts.scheme == "https" else 80)),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": parts.scheme or "http",
+            "wsgi.input": io.BytesIO(request.body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(request.body)),
+        }
+        for name, value in request.headers:
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_TYPE":
+                environ["CONTENT_TYPE"] = value
+            elif key != "CONTENT_LENGTH":
+                environ[f"HTTP_{key}"] = value
+        started: list[str] = []
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[..., Any]:
+            started[:] = [status]
+            return lambda data: chunks.append(data)
+
+        chunks: list[bytes] = []
+        result: Iterable[bytes] = self.app(environ, start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if not started:
+            raise TypeError(f"{self.describe()} returned without calling start_response")
+        return int(started[0].split(" ", 1)[0]), b"".join(chunks)
+
+
+class _AsgiReceiver(Receiver):
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    def describe(self) -> str:
+        return f"the ASGI app {_name(self.app)}"
+
+    def _deliver(self, request: DeliveryRequest, timeout: float) -> tuple[int, bytes]:
+        status, body = run_coroutine(self._call(request), timeout)
+        return int(status), bytes(body)
+
+    async def _call(self, request: DeliveryRequest) -> tuple[int, bytes]:
+        parts = urlsplit(request.url)
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": parts.scheme or "http",
+            "path": unquote(parts.path or "/"),
+            "raw_path": (parts.path or "/").encode("latin-1", "replace"),
+            "query_string": parts.query.encode("latin-1", "replace"),
+            "root_path": "",
+            "headers": [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers
+            ],
+            "server": (
+                parts.hostname or "localhost",
+                parts.port or (443 if parts.scheme == "https" else 80),
+            ),
+            "client": ("127.0.0.1", 0),
+            "state": {},
+        }
+        sent_body = False
+        answered = asyncio.Event()
+        status: list[int] = []
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": request.body, "more_body": False}
+            await answered.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[:] = [int(message["status"])]
+            elif message["type"] == "http.response.body":
+                chunks.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    answered.set()
+
+        await self.app(scope, receive, send)
+        if not status:
+            raise TypeError(f"{self.describe()} returned without sending http.response.start")
+        return status[0], b"".join(chunks)
+
+
+class _HttpReceiver(Receiver):
+    _in_process = False
+
+    def __init__(self, origin: str | None, allow_remote: bool) -> None:
+        self.origin = origin
+        self.allow_remote = allow_remote
+
+    def describe(self) -> str:
+        return "real HTTP to " + (self.origin or "the message's URL")
+
+    def target_url(self, url: str) -> str:
+        """Where a delivery to ``url`` goes."""
+        if self.origin is None:
+            return url
+        parts = urlsplit(url)
+        return (
+            self.origin.rstrip("/")
+            + (parts.path or "/")
+            + (f"?{parts.query}" if parts.query else "")
+        )
+
+    def _deliver(self, request: DeliveryRequest, timeout: float) -> tuple[int, bytes]:
+        target = urlsplit(self.target_url(request.url))
+        check_reachable(target.hostname or "", self.allow_remote)
+        kind = (
+            http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+        )
+        connection = kind(target.hostname or "", target.port, timeout=timeout)
+        try:
+            path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+            connection.request(
+                request.method, path, body=request.body, headers=dict(request.headers)
+            )
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+
+def check_reachable(host: str, allow_remote: bool) -> None:
+    """Refuse a host that is not loopback, unless the test opted in (no name lookup:
+    ``localhost`` and loopback addresses only)."""
+    if allow_remote or host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"real HTTP deliveries go to loopback addresses only (localhost, 127.0.0.1, "
+            f"::1), not {host!r}: deliver_to(..., allow_remote=True) opts in"
+        )
+
+
+def receiver_for(target: object, *, allow_remote: bool = False) -> Receiver:
+    """The receiver for ``target``, or a clear error saying what a target may be."""
+    if isinstance(target, str):
+        if target == "http":
+            return _HttpReceiver(None, allow_remote)
+        parts = urlsplit(target)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            check_reachable(parts.hostname, allow_remote)
+            return _HttpReceiver(target, allow_remote)
+    elif callable(target):
+        call = target if inspect.isroutine(target) else getattr(target, "__call__", target)  # noqa: B004
+        try:
+            parameters = [
+                p
+                for p in inspect.signature(call).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+            ]
+        except (TypeError, ValueError):
+            parameters = []
+        is_async = inspect.iscoroutinefunction(call)
+        if len(parameters) == 3 and is_async:
+            return _AsgiReceiver(target)
+        if len(parameters) == 2 and not is_async:
+            return _WsgiReceiver(target)
+        if len(parameters) == 1:
+            return _HandlerReceiver(target, is_async)
+    raise TypeError(
+        "deliver_to() takes a handler (a callable of one argument, the DeliveryRequest, "
+        "returning a status or (status, body)), a WSGI app (environ, start_response), an "
+        "ASGI app (async: scope, receive, send), 'http' (real HTTP to the message's URL) "
+        f"or a loopback base URL such as 'http://127.0.0.1:8000'; got {target!r}"
+    )
+
+
+def _status_and_body(result: object, who: str) -> tuple[int, bytes]:
+    status, body = (*result, b"")[:2] if isinstance(result, tuple) else (result, b"")
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise TypeError(
+            f"{who} returned {result!r}: return an HTTP status (100-599) or (status, body)"
+        )
+    if isinstance(body, str):
+        body = body.encode()
+    if not isinstance(body, bytes):
+        raise TypeError(f"{who} returned a body of type {type(body).__name__}: use str or bytes")
+    return status, body
+
+
+def _name(target: object) -> str:
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{getattr(target, '__module__', '') or ''}.{name}".lstrip(".")
+
+
+# -- running a coroutine to its end, from any thread ----------------------------------
+
+_local = threading.local()
+_background: list[asyncio.AbstractEventLoop] = []
+_background_lock = threading.Lock()
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
+    """Run ``coroutine`` to its end and return its result, waiting at most ``timeout``
+    seconds (``TimeoutError``). In a thread with no running event loop it runs there,
+    on a loop kept for the thread; in one whose loop is running (an async test moved
+    the clock), on a loop in a background thread, so the running loop is not re-entered."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = getattr(_local, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _local.loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(asyncio.wait_for(coroutine, timeout))
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no answer within {timeout:g} s") from None
+    future = asyncio.run_coroutine_threadsafe(
+        asyncio.wait_for(coroutine, timeout), _background_loop()
+    )
+    try:
+        return future.result(timeout + 1)
+    except (asyncio.TimeoutError, TimeoutError):
+        future.cancel()
+        raise TimeoutError(f"no answer within {timeout:g} s") from None
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    with _background_lock:
+        if not _background:
+            loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=loop.run_forever, name="qstash-tasks-deliveries", daemon=True
+            ).start()
+            _background.append(loop)
+        return _background[0]
