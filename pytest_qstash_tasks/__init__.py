@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ._core.calls import RecordedCall
     from ._core.clock import DEFAULT_START_MS, Clock
     from ._core.destinations import Destination
-    from ._core.receivers import DeliveryAttempt, DeliveryRequest
     from ._core.errors import QStashTasksLoopError, QStashTasksRealHostError
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from ._core.lifecycle import backoff_ms
     from ._core.models import Task, TasksPage, TaskState
     from ._core.outbox import PublishedMessage
+    from ._core.receivers import DeliveryAttempt, DeliveryRequest
     from ._transports.in_process import QStashTasksMock
     from ._transports.server import QStashTasksServer
 

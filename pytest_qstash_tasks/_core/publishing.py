@@ -9,7 +9,6 @@ anything is stored: a batch with one bad entry publishes none of it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -253,6 +252,8 @@ def _check_publish(
         )
     dedup = header.get("upstash-deduplication-id")
     if dedup is None and header.get("upstash-content-based-deduplication", "").lower() == "true":
+        import hashlib
+
         hashed = hashlib.sha256(destination.encode() + b"\0" + body)
         for name, value in sorted(headers):
             if name.startswith("upstash-forward-") or name == "content-type":

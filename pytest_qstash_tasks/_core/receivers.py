@@ -14,16 +14,13 @@ as a ``DeliveryAttempt`` (``fake.deliveries``).
 from __future__ import annotations
 
 import abc
-import asyncio
-import http.client
 import inspect
 import io
-import ipaddress
 import json
+import os
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,9 +142,11 @@ class Receiver(abc.ABC):
             status, body = self._deliver(request, timeout)
         except Exception as error:
             took = (time.perf_counter() - started) * 1000
-            text = "".join(traceback.format_exception(error)) if self._in_process else None
+            text = _user_traceback(error) if self._in_process else None
             if isinstance(error, TimeoutError):
                 text = None  # the fake's own timeout, not the receiver's bug
+            elif isinstance(error, NotReachable):
+                text = str(error)  # the test's script sends it where it may not go
             return Answer(None, exception=error, receiver_traceback=text, duration_ms=took)
         took = (time.perf_counter() - started) * 1000
         if took > timeout * 1000:
@@ -236,6 +235,8 @@ class _AsgiReceiver(Receiver):
         return int(status), bytes(body)
 
     async def _call(self, request: DeliveryRequest) -> tuple[int, bytes]:
+        import asyncio
+
         parts = urlsplit(request.url)
         scope = {
             "type": "http",
@@ -306,6 +307,8 @@ class _HttpReceiver(Receiver):
         )
 
     def _deliver(self, request: DeliveryRequest, timeout: float) -> tuple[int, bytes]:
+        import http.client
+
         target = urlsplit(self.target_url(request.url))
         check_reachable(target.hostname or "", self.allow_remote)
         kind = (
@@ -323,17 +326,37 @@ class _HttpReceiver(Receiver):
             connection.close()
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class NotReachable(ValueError):
+    """A real HTTP delivery to a host that is not loopback, without the opt-in."""
+
+
+def _user_traceback(error: BaseException) -> str:
+    """The traceback of ``error`` from the first frame outside this package: the test's
+    own receiver, and what it called."""
+    import traceback
+
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb))
+
+
 def check_reachable(host: str, allow_remote: bool) -> None:
     """Refuse a host that is not loopback, unless the test opted in (no name lookup:
     ``localhost`` and loopback addresses only)."""
     if allow_remote or host == "localhost":
         return
+    import ipaddress
+
     try:
         loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         loopback = False
     if not loopback:
-        raise ValueError(
+        raise NotReachable(
             f"real HTTP deliveries go to loopback addresses only (localhost, 127.0.0.1, "
             f"::1), not {host!r}: deliver_to(..., allow_remote=True) opts in"
         )
@@ -394,7 +417,7 @@ def _name(target: object) -> str:
 # -- running a coroutine to its end, from any thread ----------------------------------
 
 _local = threading.local()
-_background: list[asyncio.AbstractEventLoop] = []
+_background: list[Any] = []  # the background thread's event loop, once made
 _background_lock = threading.Lock()
 
 
@@ -403,6 +426,8 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
     seconds (``TimeoutError``). In a thread with no running event loop it runs there,
     on a loop kept for the thread; in one whose loop is running (an async test moved
     the clock), on a loop in a background thread, so the running loop is not re-entered."""
+    import asyncio  # on first use: the standalone command starts without it
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -423,7 +448,9 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
         raise TimeoutError(f"no answer within {timeout:g} s") from None
 
 
-def _background_loop() -> asyncio.AbstractEventLoop:
+def _background_loop() -> Any:
+    import asyncio
+
     with _background_lock:
         if not _background:
             loop = asyncio.new_event_loop()
