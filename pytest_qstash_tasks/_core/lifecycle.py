@@ -168,7 +168,7 @@ class Delivery:
             last_error_at = starts[number - 1] + self.active_ms
         fields.update(retried=number, error=last_error, last_error_at=last_error_at)
         finish = starts[number] + self.active_ms
-        if now < finish:
+        if now < finish or number >= len(errors):  # (the latter: a receiver has it now)
             return Task(**fields, state=TaskState.ACTIVE, next_process_at=starts[number])
         error = errors[number]
         if error is None:

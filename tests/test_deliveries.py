@@ -1,0 +1,505 @@
+"""Deliveries the code under test receives: signed requests to a handler, a WSGI or ASGI
+app, or a local server, driven by the fake's clock, with the tasks endpoint reporting
+what the receiver answered. Publishing goes through the official SDK, through each
+transport, unless a test says otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import flask
+import jwt
+import pytest
+from fastapi import FastAPI
+from fastapi import Request as FastAPIRequest
+from qstash import QStash, Receiver
+from qstash.errors import SignatureError
+from qstash.receiver import verify_with_key
+from starlette.responses import PlainTextResponse
+
+from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake, QStashTasksMock
+from pytest_qstash_tasks._core.signing import (
+    DEFAULT_CURRENT_SIGNING_KEY,
+    DEFAULT_NEXT_SIGNING_KEY,
+    derived_key,
+)
+
+HOOK = "https://app.example.com/hook"
+Sdk = Callable[..., QStash]
+
+
+@pytest.fixture
+def client(any_fake: QStashTasksFake, sdk: Sdk) -> QStash:
+    return sdk(any_fake.token, base_url=any_fake.base_url)
+
+
+def verifier(fake: QStashTasksFake) -> Receiver:
+    return Receiver(fake.current_signing_key, fake.next_signing_key)
+
+
+# -- signing ---------------------------------------------------------------------------
+
+
+def test_the_default_keys_are_fixed_and_in_env(any_fake: QStashTasksFake) -> None:
+    assert derived_key("pytest-qstash-tasks current signing key") == DEFAULT_CURRENT_SIGNING_KEY
+    assert derived_key("pytest-qstash-tasks next signing key") == DEFAULT_NEXT_SIGNING_KEY
+    assert any_fake.current_signing_key == DEFAULT_CURRENT_SIGNING_KEY
+    env = any_fake.env
+    assert env["QSTASH_CURRENT_SIGNING_KEY"] == any_fake.current_signing_key
+    assert env["QSTASH_NEXT_SIGNING_KEY"] == any_fake.next_signing_key
+    assert (env["QSTASH_URL"], env["QSTASH_TOKEN"]) == (any_fake.base_url, any_fake.token)
+
+
+def test_sign_verifies_with_the_sdk_and_with_pyjwt(any_fake: QStashTasksFake) -> None:
+    body = '{"order": 7}'
+    signature = any_fake.sign(body, HOOK)
+    verifier(any_fake).verify(signature=signature, body=body, url=HOOK)
+    claims = jwt.decode(
+        signature,
+        any_fake.current_signing_key,
+        algorithms=["HS256"],
+        issuer="Upstash",
+        options={"require": ["iss", "sub", "exp", "nbf", "iat", "jti"]},
+    )
+    assert claims["sub"] == HOOK
+    assert claims["exp"] - claims["nbf"] == 300
+    assert abs(claims["iat"] - time.time()) < 5
+    assert claims["jti"].startswith("jwt_")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    assert claims["body"] == digest.rstrip("=")
+    key = any_fake.current_signing_key
+    with pytest.raises(SignatureError, match="Invalid body hash"):
+        verify_with_key(key, signature=signature, body=body + " ", url=HOOK)
+    with pytest.raises(SignatureError, match="Invalid subject"):
+        verify_with_key(key, signature=signature, body=body, url=HOOK + "/other")
+    with pytest.raises(SignatureError, match="Signature verification failed"):
+        verify_with_key(any_fake.next_signing_key, signature=signature, body=body, url=HOOK)
+
+
+@pytest.mark.parametrize("library", ["time_machine", "freezegun"])
+def test_signatures_verify_under_time_machine_and_freezegun(library: str) -> None:
+    fake = QStashTasksMock()
+    if library == "time_machine":
+        import time_machine
+
+        travel: Any = time_machine.travel("2031-05-01T12:00:00Z", tick=False)
+    else:
+        import freezegun
+
+        travel = freezegun.freeze_time("2031-05-01T12:00:00Z")
+    with travel:
+        signature = fake.sign(b"x", HOOK)
+        verifier(fake).verify(signature=signature, body="x", url=HOOK)
+        claims = jwt.decode(signature, options={"verify_signature": False})
+        frozen = datetime.datetime(2031, 5, 1, 12, tzinfo=datetime.timezone.utc).timestamp()
+        assert claims["iat"] == frozen
+
+
+def test_rotating_the_keys_keeps_old_receivers_verifying() -> None:
+    fake = QStashTasksMock()
+    before = verifier(fake)  # configured with the keys before the rotation
+    first = (fake.current_signing_key, fake.next_signing_key)
+    fake.rotate_signing_keys()
+    assert fake.current_signing_key == first[1]
+    assert fake.next_signing_key not in first
+    before.verify(signature=fake.sign("b", HOOK), body="b", url=HOOK)  # via the next key
+    fake.rotate_signing_keys()
+    with pytest.raises(SignatureError):
+        before.verify(signature=fake.sign("b", HOOK), body="b", url=HOOK)
+    fake.reset()
+    assert (fake.current_signing_key, fake.next_signing_key) == first
+
+
+def test_keys_are_settable_and_checked() -> None:
+    fake = QStashTasksMock(current_signing_key="sig_a", next_signing_key="sig_b")
+    assert fake.env["QSTASH_CURRENT_SIGNING_KEY"] == "sig_a"
+    with pytest.raises(ValueError, match="current_signing_key and next_signing_key must differ"):
+        QStashTasksMock(current_signing_key="sig_a", next_signing_key="sig_a")
+    with pytest.raises(ValueError, match="next_signing_key must be a non-empty str"):
+        QStashTasksMock(next_signing_key="")
+    with pytest.raises(TypeError, match="sign\\(\\) takes the body as bytes or str, got int"):
+        fake.sign(1, HOOK)  # type: ignore[arg-type]
+
+
+# -- delivering to the test's own receivers --------------------------------------------
+
+
+def test_a_handler_gets_signed_deliveries_and_its_answers_drive_retries(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[DeliveryRequest] = []
+
+    def handler(delivery: DeliveryRequest) -> tuple[int, str]:
+        signature = delivery.header("Upstash-Signature") or ""
+        verifier(any_fake).verify(signature=signature, body=delivery.text, url=delivery.url)
+        received.append(delivery)
+        return (503, "database down") if len(received) == 1 else (200, "ok")
+
+    any_fake.destination(HOOK).deliver_to(handler)
+    message_id = client.message.publish_json(
+        url=HOOK, body={"order": 7}, headers={"X-Tenant": "t1"}, method="PUT"
+    ).message_id
+    assert received == []  # nothing until the clock reaches the first attempt
+    any_fake.clock.advance(1_000)
+    (first,) = received
+    assert (first.method, first.url, first.json()) == ("PUT", HOOK, {"order": 7})
+    assert first.header("Upstash-Message-Id") == message_id
+    assert first.header("Upstash-Retried") == "0"
+    assert first.header("User-Agent") == "Upstash-QStash"
+    assert first.header("X-Tenant") == "t1"
+    assert first.header("Content-Type") == "application/json"
+    assert first.header("Upstash-Caller-Ip") == "127.0.0.1"
+    (task,) = any_fake.tasks(message_id)
+    assert (task.state, task.retried, task.error) == ("error", 1, "HTTP status 503: database down")
+    any_fake.clock.advance(60_000)
+    assert [d.header("Upstash-Retried") for d in received] == ["0", "1"]
+    (task,) = any_fake.tasks(message_id)
+    assert (task.state, task.retried) == ("delivered", 1)
+    attempts = any_fake.assert_delivered(HOOK, times=2)
+    assert [(a.status, a.answer_body, a.retried) for a in attempts] == [
+        (503, b"database down", 0),
+        (200, b"ok", 1),
+    ]
+    assert attempts[0].at == any_fake.clock.start + 200
+    assert attempts[0].receiver.startswith("the handler ")
+
+
+def test_retries_run_out_to_failed(any_fake: QStashTasksFake, client: QStash) -> None:
+    any_fake.destination("https://app.example.com/*").deliver_to(lambda delivery: 500)
+    message_id = client.message.publish(url=HOOK, body="x", retries=2).message_id
+    any_fake.clock.advance(24 * 3600 * 1000)
+    (task,) = any_fake.tasks(message_id)
+    assert (task.state, task.retried, task.error) == ("failed", 2, "HTTP status 500")
+    assert len(any_fake.assert_delivered(status=500, times=3)) == 3
+
+
+def test_scripted_answers_come_before_the_receiver(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    calls: list[str] = []
+    any_fake.destination(HOOK).answers(500).deliver_to(lambda d: calls.append(d.text) or 200)
+    message_id = client.message.publish(url=HOOK, body="x").message_id
+    any_fake.clock.advance(60_000)
+    assert calls == ["x"]  # the first attempt met the scripted 500, the second the handler
+    assert any_fake.tasks(message_id)[0].state == "delivered"
+
+
+def test_a_url_group_delivers_to_each_endpoint_with_its_topic_name(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[DeliveryRequest] = []
+    any_fake.destination("https://*").deliver_to(lambda d: received.append(d) or 204)
+    endpoints = [{"url": "https://a.example.com/in"}, {"url": "https://b.example.com/in"}]
+    client.url_group.upsert_endpoints(url_group="orders", endpoints=endpoints)  # type: ignore[arg-type]
+    client.message.publish(url_group="orders", body="hi")
+    any_fake.clock.advance(1_000)
+    assert sorted(d.url for d in received) == [
+        "https://a.example.com/in",
+        "https://b.example.com/in",
+    ]
+    assert {d.header("Upstash-Topic-Name") for d in received} == {"orders"}
+    for delivery in received:
+        verifier(any_fake).verify(
+            signature=delivery.header("Upstash-Signature") or "", body="hi", url=delivery.url
+        )
+
+
+def test_a_receiver_that_raises_fails_the_attempt_and_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from qstash import QStash
+
+        def broken(delivery):
+            raise KeyError("order_id")
+
+        def test_it(qstash_tasks):
+            qstash_tasks.destination("https://app.example.com/hook").deliver_to(broken)
+            client = QStash(qstash_tasks.token, base_url=qstash_tasks.base_url)
+            message_id = client.message.publish(url="https://app.example.com/hook", body="x").message_id
+            qstash_tasks.clock.advance(1_000)
+            (task,) = qstash_tasks.tasks(message_id)
+            assert (task.state, task.error) == ("error", "HTTP status 500")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E*1. the handler test_a_receiver_that_raises_fails_the_attempt_and_the_test.broken "
+            "raised while receiving message msg_* (retried 0), which counts as a failed attempt "
+            "(HTTP status 500):",
+            "E*Traceback (most recent call last):",
+            "*in broken",
+            "E*KeyError: 'order_id'",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "complaint"),
+    [
+        (None, "returned None: return an HTTP status (100-599) or (status, body)"),
+        ("ok", "returned 'ok': return an HTTP status"),
+        ((200, 5), "returned a body of type int: use str or bytes"),
+        (99, "returned 99: return an HTTP status (100-599)"),
+    ],
+)
+def test_a_handler_answer_that_is_no_status_is_a_receiver_bug(answer: Any, complaint: str) -> None:
+    fake = QStashTasksMock().start()
+    try:
+        fake.destination(HOOK).deliver_to(lambda delivery: answer)
+        QStash(fake.token, base_url=fake.base_url).message.publish(url=HOOK, body="x", retries=0)
+        fake.clock.advance(1_000)
+    finally:
+        fake.stop()
+    (problem,) = fake.problems()
+    assert complaint in problem
+    assert fake.deliveries[0].error == "HTTP status 500"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [42, "ftp://x", "not a url", lambda a, b, c: None, object()],
+    ids=["int", "ftp", "text", "three-sync-args", "object"],
+)
+def test_a_target_that_is_no_receiver_is_refused_when_scripted(target: Any) -> None:
+    with pytest.raises(TypeError, match="deliver_to\\(\\) takes a handler"):
+        QStashTasksMock().destination(HOOK).deliver_to(target)
+
+
+def test_real_http_goes_to_loopback_only_unless_the_test_opts_in() -> None:
+    destination = QStashTasksMock().destination(HOOK)
+    with pytest.raises(ValueError, match="real HTTP deliveries go to loopback addresses only"):
+        destination.deliver_to("https://app.example.com")
+    destination.deliver_to("https://app.example.com", allow_remote=True)
+    assert destination.receiver == "real HTTP to https://app.example.com"
+
+
+def test_http_to_a_remote_message_url_is_a_teardown_problem() -> None:
+    fake = QStashTasksMock().start()
+    try:
+        fake.destination(HOOK).deliver_to("http")
+        QStash(fake.token, base_url=fake.base_url).message.publish(url=HOOK, body="x", retries=0)
+        fake.clock.advance(1_000)
+    finally:
+        fake.stop()
+    (problem,) = fake.problems()
+    assert "real HTTP deliveries go to loopback addresses only" in problem
+    assert "'app.example.com'" in problem
+
+
+# -- WSGI and ASGI apps, in-process --------------------------------------------------
+
+
+def flask_app(fake: QStashTasksFake, seen: list[dict[str, Any]]) -> Any:
+    app = flask.Flask("receiver")
+
+    @app.post("/hook")
+    def hook() -> Any:
+        body = flask.request.get_data(as_text=True)
+        verifier(fake).verify(
+            signature=flask.request.headers["Upstash-Signature"], body=body, url=HOOK
+        )
+        seen.append({"retried": flask.request.headers["Upstash-Retried"], "body": body})
+        return ("try later", 500) if len(seen) == 1 else ("", 204)
+
+    return app
+
+
+def fastapi_app(fake: QStashTasksFake, seen: list[dict[str, Any]]) -> Any:
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: FastAPIRequest) -> Any:
+        body = (await request.body()).decode()
+        verifier(fake).verify(signature=request.headers["upstash-signature"], body=body, url=HOOK)
+        seen.append({"retried": request.headers["upstash-retried"], "body": body})
+        await asyncio.sleep(0)
+        return PlainTextResponse(
+            "try later" if len(seen) == 1 else "", 500 if len(seen) == 1 else 200
+        )
+
+    return app
+
+
+@pytest.mark.parametrize("make_app", [flask_app, fastapi_app], ids=["flask-wsgi", "fastapi-asgi"])
+def test_an_app_receives_publish_retry_delivered(
+    any_fake: QStashTasksFake, client: QStash, make_app: Callable[..., Any]
+) -> None:
+    seen: list[dict[str, Any]] = []
+    any_fake.destination(HOOK).deliver_to(make_app(any_fake, seen))
+    message_id = client.message.publish_json(url=HOOK, body={"order": 7}).message_id
+    any_fake.clock.advance(1_000)
+    assert any_fake.tasks(message_id)[0].error == "HTTP status 500: try later"
+    any_fake.clock.advance(60_000)
+    assert seen == [
+        {"retried": "0", "body": '{"order": 7}'},
+        {"retried": "1", "body": '{"order": 7}'},
+    ]
+    (task,) = any_fake.tasks(message_id)
+    assert (task.state, task.retried) == ("delivered", 1)
+
+
+@pytest.mark.asyncio
+async def test_an_asgi_app_is_delivered_to_from_inside_a_running_loop(
+    any_fake: QStashTasksFake,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    any_fake.destination(HOOK).deliver_to(fastapi_app(any_fake, seen))
+    client = QStash(any_fake.token, base_url=any_fake.base_url)
+    message_id = client.message.publish(url=HOOK, body="x").message_id
+    any_fake.clock.advance(61_000)  # in the test's running loop: must not deadlock
+    assert [s["retried"] for s in seen] == ["0", "1"]
+    assert any_fake.tasks(message_id)[0].state == "delivered"
+    client.http._client.close()
+
+
+def test_an_async_handler_and_a_slow_one(any_fake: QStashTasksFake, client: QStash) -> None:
+    async def handler(delivery: DeliveryRequest) -> int:
+        await asyncio.sleep(0)
+        return 202
+
+    any_fake.destination(HOOK).deliver_to(handler)
+    client.message.publish(url=HOOK, body="x")
+    slow = "https://slow.example.com/hook"
+    any_fake.destination(slow).deliver_to(lambda delivery: time.sleep(0.3) or 200)
+    slow_id = client.message.publish(url=slow, body="x", timeout="0s", retries=0).message_id
+    any_fake.clock.advance(1_000)
+    assert any_fake.deliveries[0].status == 202
+    (task,) = any_fake.tasks(slow_id)
+    assert task.state == "failed"
+    assert re.fullmatch(r"request timed out: the receiver took 0\.3\d* s, past 0 s", task.error)
+
+
+def test_a_receiver_may_call_the_fake_while_it_receives(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    states: list[str] = []
+
+    def handler(delivery: DeliveryRequest) -> int:
+        # The receiver reads the message's own tasks through QStash, as apps do.
+        message_id = delivery.header("Upstash-Message-Id")
+        page = client.http.request(path=f"/v1/messages/{message_id}/tasks", method="GET")
+        states.append(page["tasks"][0]["state"])
+        return 200
+
+    any_fake.destination(HOOK).deliver_to(handler)
+    client.message.publish(url=HOOK, body="x")
+    any_fake.clock.advance(1_000)
+    assert states == ["active"]
+
+
+def test_patch_sleep_and_the_wall_clock_run_deliveries(sdk: Sdk) -> None:
+    received: list[str] = []
+    with QStashTasksMock(patch_sleep=True) as fake:
+        fake.destination(HOOK).deliver_to(lambda d: received.append("sleep") or 200)
+        sdk(fake.token, base_url=fake.base_url).message.publish(url=HOOK, body="x")
+        time.sleep(1)  # moves the fake's clock: the attempt runs in this thread, now
+        assert received == ["sleep"]
+    with QStashTasksMock(clock="wall") as fake:
+        fake.destination(HOOK).deliver_to(lambda d: received.append("wall") or 200)
+        client = sdk(fake.token, base_url=fake.base_url)
+        message_id = client.message.publish(url=HOOK, body="x").message_id
+        time.sleep(0.25)  # real time: the next request or read runs the attempt
+        assert fake.tasks(message_id)[0].state in ("active", "delivered")
+        assert received == ["sleep", "wall"]
+
+
+# -- real HTTP to a local server -------------------------------------------------------
+
+
+@pytest.fixture
+def local_server() -> Any:
+    """A receiver on a loopback port: the app under test, as a real server."""
+    received: list[tuple[str, dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, dict(self.headers), body))
+            self.send_response(200 if len(received) > 1 else 502)
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            self.wfile.write(b"bad")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.received = received  # type: ignore[attr-defined]
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_real_http_to_a_local_server(
+    any_fake: QStashTasksFake, client: QStash, local_server: Any
+) -> None:
+    port = local_server.server_address[1]
+    any_fake.destination("https://app.example.com/*").deliver_to(f"http://127.0.0.1:{port}")
+    message_id = client.message.publish(url=HOOK + "?tenant=7", body="payload").message_id
+    local = f"http://127.0.0.1:{port}/direct"
+    any_fake.destination(local).deliver_to("http")
+    client.message.publish(url=local, body="direct")
+    any_fake.clock.advance(61_000)
+    paths = sorted(path for path, _, _ in local_server.received)
+    assert paths == ["/direct", "/hook?tenant=7", "/hook?tenant=7"]
+    _, headers, body = next(r for r in local_server.received if r[0].startswith("/hook"))
+    assert body == b"payload"
+    verifier(any_fake).verify(
+        signature=headers["Upstash-Signature"], body="payload", url=HOOK + "?tenant=7"
+    )
+    (task,) = any_fake.tasks(message_id)
+    assert task.state == "delivered"
+    assert any_fake.deliveries[0].receiver == f"real HTTP to http://127.0.0.1:{port}"
+
+
+def test_a_connection_failure_is_a_failed_attempt(
+    client: QStash, any_fake: QStashTasksFake
+) -> None:
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    any_fake.destination(HOOK).deliver_to(f"http://127.0.0.1:{port}")
+    message_id = client.message.publish(url=HOOK, body="x", retries=0).message_id
+    any_fake.clock.advance(1_000)
+    (task,) = any_fake.tasks(message_id)
+    assert task.state == "failed"
+    assert task.error.startswith("connection failed: ")
+    assert any_fake.problems() == []
+
+
+# -- assertions ------------------------------------------------------------------------
+
+
+def test_assert_delivered_lists_the_attempts(any_fake: QStashTasksFake, client: QStash) -> None:
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_delivered(HOOK)
+    assert str(raised.value) == (
+        f"expected a delivery attempt with url={HOOK!r} at least once, got 0 times; no attempt "
+        "reached a receiver (deliver_to), or the clock has not reached them"
+    )
+    any_fake.destination(HOOK).deliver_to(lambda d: 200)
+    message_id = client.message.publish(url=HOOK, body="x").message_id
+    any_fake.clock.advance(1_000)
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_delivered(HOOK, status=500)
+    assert str(raised.value) == (
+        f"expected a delivery attempt with url={HOOK!r}, status=500 at least once, got 0 times; "
+        f"1 attempt(s) reached a receiver:\n  - POST {HOOK} (message {message_id}, retried 0) -> 200"
+    )
+    assert json.loads(json.dumps(any_fake.deliveries[0].headers))  # plain data
