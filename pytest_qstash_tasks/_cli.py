@@ -109,6 +109,29 @@ def _parser() -> argparse.ArgumentParser:
         default=1_048_576,
         help="the largest body a publish may send, in bytes (default: 1048576)",
     )
+    serve.add_argument(
+        "--deliver",
+        action="store_true",
+        help="deliver published messages over real HTTP to their destinations (any host), "
+        "signed; without it, attempts meet --default-answer or POST /_fake/destinations",
+    )
+    serve.add_argument(
+        "--current-signing-key",
+        default=os.environ.get("QSTASH_CURRENT_SIGNING_KEY"),
+        help="the key deliveries are signed with (default: $QSTASH_CURRENT_SIGNING_KEY, "
+        "else a fixed sig_... key); printed at start",
+    )
+    serve.add_argument(
+        "--next-signing-key",
+        default=os.environ.get("QSTASH_NEXT_SIGNING_KEY"),
+        help="the next signing key (default: $QSTASH_NEXT_SIGNING_KEY, else a fixed one)",
+    )
+    serve.add_argument(
+        "--delivery-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a destination may take to answer a delivery (default: 10)",
+    )
     serve.add_argument("--data", type=Path, help="a JSON file of messages to load at start")
     serve.add_argument("--quiet", action="store_true", help="no line per request")
     serve.add_argument(
@@ -130,6 +153,9 @@ def _build(args: argparse.Namespace) -> QStashTasksServer:
         "default_retries": args.default_retries,
         "default_answer": args.default_answer,
         "max_message_size": args.max_message_size,
+        "current_signing_key": args.current_signing_key,
+        "next_signing_key": args.next_signing_key,
+        "delivery_timeout": args.delivery_timeout,
         "clock": args.clock,
         "guard_real_qstash": False,  # no client of this process to guard
     }
@@ -141,6 +167,18 @@ def _build(args: argparse.Namespace) -> QStashTasksServer:
             host=args.host, port=args.port, control=True, access_log=log, **settings
         )
         fake._owner_name = COMMAND  # its advice names options and control endpoints
+        if args.deliver:
+            import re
+
+            def deliver_everywhere() -> None:
+                # Any destination (a service in docker-compose is no loopback address);
+                # scripts made through POST /_fake/destinations come first.
+                everywhere = fake.destination(re.compile(r"^https?://"))
+                everywhere.deliver_to("http", allow_remote=True)
+
+            deliver_everywhere()
+            assert fake._control is not None  # control=True
+            fake._control.after_reset.append(deliver_everywhere)
     except OSError as error:
         raise _UsageError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     except (ValueError, TypeError) as error:
@@ -216,6 +254,12 @@ def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
             f"{PROG}: serving {messages} message(s) at {fake.base_url}, control endpoints "
             f"at {fake.base_url}/_fake/ (stop with Ctrl-C)\n"
         )
+        if args.deliver:
+            sys.stderr.write(
+                f"{PROG}: delivering published messages over HTTP, signed with "
+                f"QSTASH_CURRENT_SIGNING_KEY={fake.current_signing_key} "
+                f"QSTASH_NEXT_SIGNING_KEY={fake.next_signing_key}\n"
+            )
         sys.stderr.flush()
         print(fake.base_url, flush=True)
         stop.wait()

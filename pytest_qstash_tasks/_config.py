@@ -64,6 +64,18 @@ INI_OPTIONS: dict[str, tuple[str, str]] = {  # "bool" defaults to true, "off" is
         "The largest body a publish may send, in bytes (default: 1048576).",
         "string",
     ),
+    "qstash_tasks_current_signing_key": (
+        "The key deliveries are signed with (default: a fixed sig_... key, the same on every run).",
+        "string",
+    ),
+    "qstash_tasks_next_signing_key": (
+        "The next signing key (default: a fixed sig_... key).",
+        "string",
+    ),
+    "qstash_tasks_delivery_timeout": (
+        "Seconds a receiver may take to answer a delivery (default: 10).",
+        "string",
+    ),
     "qstash_tasks_guard_real_qstash": (
         "Stop requests to the real QStash (qstash.upstash.io, qstash-<region>.upstash.io) "
         "at once and fail the test, while a fake is active (default: true).",
@@ -104,6 +116,9 @@ MARKER_KEYS = {
     "default_retries": "int",
     "default_answer": "int (HTTP status) | exception | str",
     "max_message_size": "int",
+    "current_signing_key": "str",
+    "next_signing_key": "str",
+    "delivery_timeout": "float (seconds)",
     "guard_real_qstash": "bool",
     "start": "int (unix ms) | datetime | ISO 8601 str",
     "clock": "'fake' | 'wall'",
@@ -178,6 +193,8 @@ def _parse_ini_value(key: str, text: str) -> Any:
         "max_message_size",
     ):
         return int(text)
+    if key == "delivery_timeout":
+        return float(text)
     if key == "end_cursor":
         if text == "0":
             return 0

@@ -351,3 +351,73 @@ def test_the_url_line_reaches_a_pipe_at_once_without_pythonunbuffered() -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+CURRENT = "sig_" + "c" * 28
+NEXT = "sig_" + "n" * 28
+
+
+def test_deliver_sends_signed_http_to_the_destinations() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from qstash import Receiver
+
+    received: list[tuple[str, dict[str, str], bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, dict(self.headers), body))
+            self.send_response(500 if len(received) == 1 else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    env = {**os.environ, "QSTASH_CURRENT_SIGNING_KEY": CURRENT, "QSTASH_NEXT_SIGNING_KEY": NEXT}
+    process = subprocess.Popen(
+        [*COMMAND, "serve", "--port", "0", "--quiet", "--deliver"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        destination = f"http://127.0.0.1:{hook.server_address[1]}/hook"
+        requests.post(f"{url}/v2/publish/{destination}", data=b"hi", headers=AUTH, timeout=5)
+        requests.post(f"{url}/_fake/reset", json={"empty": True}, timeout=5)  # --deliver survives
+        published = requests.post(
+            f"{url}/v2/publish/{destination}", data=b"hi", headers=AUTH, timeout=5
+        )
+        message_id = published.json()["messageId"]
+        requests.post(f"{url}/_fake/clock", json={"advanceMs": 60_000}, timeout=5)
+        tasks = requests.get(
+            f"{url}/v1/messages/{message_id}/tasks", headers=AUTH, timeout=5
+        ).json()
+        assert (tasks["tasks"][0]["state"], tasks["tasks"][0]["retried"]) == ("delivered", 1)
+        assert [path for path, _, _ in received] == ["/hook", "/hook"]
+        _, headers, body = received[0]
+        Receiver(CURRENT, NEXT).verify(
+            signature=headers["Upstash-Signature"], body=body.decode(), url=destination
+        )
+        deliveries = requests.get(f"{url}/_fake/deliveries", timeout=5).json()["deliveries"]
+        assert [(d["status"], d["retried"]) for d in deliveries] == [(500, 0), (200, 1)]
+        keys = requests.get(f"{url}/_fake/signing-keys", timeout=5).json()
+        assert keys == {"current": CURRENT, "next": NEXT}
+        rotated = requests.post(f"{url}/_fake/signing-keys/rotate", timeout=5).json()
+        assert rotated["current"] == NEXT
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=10)
+        hook.shutdown()
+        hook.server_close()
+    assert (
+        "qstash-tasks-fake: delivering published messages over HTTP, signed with "
+        f"QSTASH_CURRENT_SIGNING_KEY={CURRENT} QSTASH_NEXT_SIGNING_KEY={NEXT}"
+    ) in err

@@ -121,12 +121,16 @@ def test_rotating_the_keys_keeps_old_receivers_verifying() -> None:
 
 
 def test_keys_are_settable_and_checked() -> None:
-    fake = QStashTasksMock(current_signing_key="sig_a", next_signing_key="sig_b")
-    assert fake.env["QSTASH_CURRENT_SIGNING_KEY"] == "sig_a"
+    key_a, key_b = "sig_" + "a" * 28, "sig_" + "b" * 28
+    fake = QStashTasksMock(current_signing_key=key_a, next_signing_key=key_b)
+    assert fake.env["QSTASH_CURRENT_SIGNING_KEY"] == key_a
+    verifier(fake).verify(signature=fake.sign("x", HOOK), body="x", url=HOOK)
     with pytest.raises(ValueError, match="current_signing_key and next_signing_key must differ"):
-        QStashTasksMock(current_signing_key="sig_a", next_signing_key="sig_a")
+        QStashTasksMock(current_signing_key=key_a, next_signing_key=key_a)
     with pytest.raises(ValueError, match="next_signing_key must be a non-empty str"):
         QStashTasksMock(next_signing_key="")
+    with pytest.raises(ValueError, match="must be at least 32 bytes long, like QStash's"):
+        QStashTasksMock(current_signing_key="sig_short")
     with pytest.raises(TypeError, match="sign\\(\\) takes the body as bytes or str, got int"):
         fake.sign(1, HOOK)  # type: ignore[arg-type]
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .fake import QStashTasksFake
     from .faults import Fault
     from .outbox import PublishedMessage
+    from .receivers import DeliveryAttempt
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -67,6 +68,8 @@ class ControlPlane:
         self.token = token
         #: The messages the fake was loaded with (``--data``): what a reset returns to.
         self.data: list[MessageSpec] = []
+        #: What a reset does again after forgetting everything (``--deliver``'s script).
+        self.after_reset: list[Callable[[], None]] = []
 
     def dispatch(self, request: Request) -> Reply | None:
         """The reply to a control request; ``None`` for any other request."""
@@ -183,6 +186,8 @@ def _reset(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, obje
     if set(options) - {"empty"} or not isinstance(options.get("empty", False), bool):
         raise ControlError(400, 'POST /_fake/reset takes {} or {"empty": true}')
     plane.fake.reset()
+    for again in plane.after_reset:
+        again()
     if not options.get("empty", False):
         from .control_schema import apply_message
 
@@ -299,6 +304,39 @@ def _script_destination(plane: ControlPlane, _: dict[str, str], body: Any) -> tu
     destination = _refused(lambda: plane.fake.destination(target).answers(*answers))
     assert isinstance(destination, Destination)
     return 201, _script_json(destination)
+
+
+@_route("GET", "/deliveries")
+def _deliveries(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"deliveries": [_attempt_json(a) for a in plane.fake.deliveries]}
+
+
+def _attempt_json(attempt: DeliveryAttempt) -> dict[str, Any]:
+    return {
+        "messageId": attempt.message_id,
+        "url": attempt.url,
+        "method": attempt.method,
+        "headers": dict(attempt.headers),
+        "body": attempt.body.decode("utf-8", "replace"),
+        "retried": attempt.retried,
+        "at": attempt.at,
+        "status": attempt.status,
+        "answerBody": attempt.answer_body.decode("utf-8", "replace"),
+        "durationMs": attempt.duration_ms,
+        "error": attempt.error,
+        "receiver": attempt.receiver,
+    }
+
+
+@_route("GET", "/signing-keys")
+def _signing_keys(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    return 200, {"current": plane.fake.current_signing_key, "next": plane.fake.next_signing_key}
+
+
+@_route("POST", "/signing-keys/rotate")
+def _rotate(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    plane.fake.rotate_signing_keys()
+    return _signing_keys(plane, {}, None)
 
 
 @_route("GET", "/problems")

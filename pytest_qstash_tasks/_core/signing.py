@@ -45,9 +45,16 @@ DEFAULT_NEXT_SIGNING_KEY = "sig_emxMME1CXkDThQayjEYRPQbDHGX5"
 
 
 def check_key(name: str, key: object) -> str:
-    """``key``, or a clear error: a non-empty str without blanks."""
+    """``key``, or a clear error: a str of at least 32 characters, without blanks."""
     if not isinstance(key, str) or not key or key.strip() != key or " " in key:
         raise ValueError(f"{name} must be a non-empty str without blanks, got {key!r}")
+    if len(key.encode()) < 32:
+        # PyJWT, which the official SDK's Receiver verifies with, refuses shorter HMAC
+        # keys; QStash's own keys are sig_ and 28 characters.
+        raise ValueError(
+            f"{name} must be at least 32 bytes long, like QStash's (sig_ and 28 "
+            f"characters): the SDK's Receiver (PyJWT) refuses a shorter one; got {key!r}"
+        )
     return key
 
 
