@@ -23,6 +23,7 @@ import respx
 from pytest_qstash_tasks import QStashTasksMock, make_tasks
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_deliveries import delivery_vs_transport
 from bench_publish import clock_growth, publish_vs_static, read_among_many
 from bench_pytest import (
     fixture_cost,
@@ -233,6 +234,7 @@ def run_all(quick: bool) -> Results:
     publish = publish_vs_static(interleaved, rounds)
     growth = clock_growth(3 if quick else 5)
     read = read_among_many(5 if quick else 9)
+    delivered = delivery_vs_transport(7 if quick else 15)
     return {
         "1. page: ours / static respx route": (page["static"], 1.3, "<="),
         "1. page: ours / pytest-httpx add_response": (page["pytest_httpx"], 0, ""),
@@ -276,6 +278,8 @@ def run_all(quick: bool) -> Results:
         "7. publish: ours / static respx route": (publish, 1.3, "<="),
         "7. clock over 100k pending / over 10k": (growth, 13.0, "<="),
         "7. read one message among 100k / among 10": (read, 1.5, "<="),
+        "8. delivery to a WSGI app / httpx WSGITransport": (delivered["wsgi"], 1.5, "<="),
+        "8. delivery to an ASGI app / httpx ASGITransport": (delivered["asgi"], 1.5, "<="),
         "6. standalone start to URL, ms (information)": (standalone["ours_ms"], 0, ""),
         "6. python -c 'import pydantic', ms (information)": (standalone["peer_ms"], 0, ""),
     }
