@@ -23,9 +23,12 @@ $(BIN)/.installed: pyproject.toml
 
 examples: venv
 	$(BIN)/python -m pytest examples
-	@# The standalone fake from Node (examples/node), when Node is installed.
+	@# The standalone fake from Node (examples/node), when Node is installed: fetch, and
+	@# the official @upstash/qstash SDK (installed from npm, pinned by package-lock.json).
 	@if command -v node >/dev/null 2>&1; then \
-		PATH="$(CURDIR)/$(BIN):$$PATH" node --test examples/node/tasks.test.mjs; \
+		npm ci --prefix examples/node --no-audit --no-fund --loglevel=error && \
+		PATH="$(CURDIR)/$(BIN):$$PATH" node --test examples/node/tasks.test.mjs \
+			examples/node/receiver.test.mjs; \
 	else echo "node not found: examples/node skipped"; fi
 
 lint: venv
