@@ -507,3 +507,51 @@ def test_assert_delivered_lists_the_attempts(any_fake: QStashTasksFake, client: 
         f"1 attempt(s) reached a receiver:\n  - POST {HOOK} (message {message_id}, retried 0) -> 200"
     )
     assert json.loads(json.dumps(any_fake.deliveries[0].headers))  # plain data
+
+
+def test_a_django_app_receives_in_process(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_django_receiver="""
+        import django
+        from django.conf import settings
+
+        settings.configure(
+            ROOT_URLCONF=__name__, ALLOWED_HOSTS=["app.example.com"], SECRET_KEY="x" * 50
+        )
+        django.setup()
+
+        from django.core.wsgi import get_wsgi_application
+        from django.http import HttpResponse
+        from django.urls import path
+        from django.views.decorators.csrf import csrf_exempt
+        from qstash import QStash, Receiver
+
+        HOOK = "https://app.example.com/hook"
+        received = []
+
+
+        @csrf_exempt
+        def hook(request):
+            receiver = Receiver(*KEYS)
+            receiver.verify(
+                signature=request.headers["Upstash-Signature"], body=request.body.decode(), url=HOOK
+            )
+            received.append((request.headers["Upstash-Retried"], request.body))
+            return HttpResponse(status=500 if len(received) == 1 else 200)
+
+
+        urlpatterns = [path("hook", hook)]
+        KEYS = []
+
+
+        def test_django(qstash_tasks):
+            KEYS[:] = [qstash_tasks.current_signing_key, qstash_tasks.next_signing_key]
+            qstash_tasks.destination(HOOK).deliver_to(get_wsgi_application())
+            client = QStash(qstash_tasks.token, base_url=qstash_tasks.base_url)
+            message_id = client.message.publish(url=HOOK, body="order 7").message_id
+            qstash_tasks.clock.advance(61_000)
+            assert received == [("0", b"order 7"), ("1", b"order 7")]
+            assert qstash_tasks.tasks(message_id)[0].state == "delivered"
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
