@@ -555,3 +555,23 @@ def test_a_django_app_receives_in_process(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def test_an_asgi_app_is_delivered_to_from_a_server_thread_under_the_wall_clock(sdk: Sdk) -> None:
+    import gc
+
+    import requests
+
+    from pytest_qstash_tasks import QStashTasksServer
+
+    seen: list[dict[str, Any]] = []
+    with QStashTasksServer(clock="wall") as fake:
+        fake.destination(HOOK).deliver_to(fastapi_app(fake, seen))
+        client = sdk(fake.token, base_url=fake.base_url)
+        message_id = client.message.publish(url=HOOK, body="x", retries=0).message_id
+        time.sleep(0.3)  # real time: the next request runs the attempt, in a server thread
+        url = f"{fake.base_url}/v1/messages/{message_id}/tasks"
+        answer = requests.get(url, headers={"Authorization": f"Bearer {fake.token}"}, timeout=5)
+        assert answer.json()["tasks"][0]["state"] in ("active", "failed")
+        assert [s["retried"] for s in seen] == ["0"]
+    gc.collect()  # no event loop left unclosed in the server's thread (it would warn here)

@@ -14,6 +14,7 @@ as a ``DeliveryAttempt`` (``fake.deliveries``).
 from __future__ import annotations
 
 import abc
+import atexit
 import inspect
 import io
 import json
@@ -423,21 +424,26 @@ _background_lock = threading.Lock()
 
 def run_coroutine(coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
     """Run ``coroutine`` to its end and return its result, waiting at most ``timeout``
-    seconds (``TimeoutError``). In a thread with no running event loop it runs there,
-    on a loop kept for the thread; in one whose loop is running (an async test moved
+    seconds (``TimeoutError``). In a thread with no running event loop it runs there
+    (the main thread keeps its loop); in one whose loop is running (an async test moved
     the clock), on a loop in a background thread, so the running loop is not re-entered."""
     import asyncio  # on first use: the standalone command starts without it
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        loop = getattr(_local, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = _local.loop = asyncio.new_event_loop()
+        # The main thread keeps its loop (closed at exit); any other thread (a server's,
+        # under clock="wall") makes one and closes it, since the thread may end any time
+        # and a loop left to the collector warns.
+        main = threading.current_thread() is threading.main_thread()
+        loop = _main_loop() if main else asyncio.new_event_loop()
         try:
             return loop.run_until_complete(asyncio.wait_for(coroutine, timeout))
         except asyncio.TimeoutError:
             raise TimeoutError(f"no answer within {timeout:g} s") from None
+        finally:
+            if not main:
+                loop.close()
     future = asyncio.run_coroutine_threadsafe(
         asyncio.wait_for(coroutine, timeout), _background_loop()
     )
@@ -446,6 +452,16 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
     except (asyncio.TimeoutError, TimeoutError):
         future.cancel()
         raise TimeoutError(f"no answer within {timeout:g} s") from None
+
+
+def _main_loop() -> Any:
+    import asyncio
+
+    loop = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+        atexit.register(loop.close)
+    return loop
 
 
 def _background_loop() -> Any:
