@@ -31,7 +31,7 @@ from .errors import QStashTasksLoopError
 from .exchange import JSON_HEADERS, Reply, Request, error_body, past_read_timeout
 from .faults import Fault, FaultQueue
 from .lifecycle import is_timeout
-from .loop_guard import LoopGuard
+from .loop_guard import LoopGuard, current_actor
 from .outbox import Outbox
 from .publishing import PublishConfig, handle_v2, serves_v2_path
 from .report import Waiting, loop_message
@@ -172,7 +172,8 @@ class Dispatcher:
         # What was asked (method, path, query, auth, the clock's time), what it got, and
         # whether anything stored changed in between.
         key = (endpoint_request, response.status, response.body, self.store.version)
-        repeats = self.loop_guard.count(request.client, key)
+        client = request.client if request.client is not None else current_actor()
+        repeats = self.loop_guard.count(client, key)
         if repeats <= self.loop_guard.limit:
             return None
         now = endpoint_request.now

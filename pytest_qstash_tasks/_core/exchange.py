@@ -44,8 +44,9 @@ class Request:
     no transport has to.
     ``in_process`` says whether the client runs in the test's own process, where the
     fake can raise an exception in it. ``client`` tells one client apart from another
-    for the loop guard: the transport says who (in-process, ``current_actor()``: the
-    calling thread and asyncio task; over a socket, the connection). ``native`` is
+    for the loop guard: over a socket the transport says who (the connection); left
+    ``None`` in-process, where the fake answers in the caller's own thread and task,
+    the loop guard asks ``current_actor()`` itself, only when it needs to. ``native`` is
     the transport's own request object, kept for ``RecordedCall.request`` and for
     exceptions that carry their request. ``read_timeout`` is how long the client waits
     for an answer, where its transport can tell (seconds).

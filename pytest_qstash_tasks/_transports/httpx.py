@@ -19,7 +19,6 @@ from respx.mocks import Mocker
 from respx.models import AllMockedAssertionError, PassThrough
 
 from pytest_qstash_tasks._core.exchange import Reply, Request
-from pytest_qstash_tasks._core.loop_guard import current_actor
 from pytest_qstash_tasks._core.sleep_patch import real_async_sleep, real_sleep
 
 if TYPE_CHECKING:
@@ -97,7 +96,6 @@ class HttpxInterceptor:
                 headers=tuple(request.headers.multi_items()),
                 body=body,
                 in_process=True,
-                client=current_actor(),
                 native=request,
                 read_timeout=request.extensions.get("timeout", {}).get("read"),
             ),

@@ -25,7 +25,6 @@ from urllib3.response import HTTPResponse
 
 from pytest_qstash_tasks._core.exchange import Reply, Request, reason_phrase
 from pytest_qstash_tasks._core.lifecycle import is_timeout
-from pytest_qstash_tasks._core.loop_guard import current_actor
 from pytest_qstash_tasks._core.sleep_patch import real_sleep
 
 if TYPE_CHECKING:
@@ -165,7 +164,6 @@ class _FakeRoute(responses.BaseResponse):
                 ),
                 body=_body_bytes(request.body),
                 in_process=True,
-                client=current_actor(),
                 native=request,
                 read_timeout=_read_timeout(request),
             ),
