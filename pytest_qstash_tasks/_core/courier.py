@@ -15,13 +15,17 @@ the due attempts to the run under way).
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from .clock import Clock
 from .destinations import Destinations
 from .lifecycle import error_text
 from .outbox import Message, Outbox, PublishedDelivery, forwarded_headers
-from .receivers import Answer, DeliveryAttempt, DeliveryRequest, Receiver
 from .signing import SigningKeys, sign
+
+if TYPE_CHECKING:
+    # Loaded with the first receiver (deliver_to): the standalone command starts without.
+    from .receivers import Answer, DeliveryAttempt, DeliveryRequest, Receiver
 
 __all__ = ["Courier", "answer_error"]
 
@@ -100,6 +104,8 @@ class Courier:
 
     def request_for(self, message: Message, delivery: PublishedDelivery) -> DeliveryRequest:
         """The signed request of the next attempt, with QStash's headers."""
+        from .receivers import DeliveryRequest
+
         headers = list(forwarded_headers(message.headers).items())
         headers += [
             ("User-Agent", "Upstash-QStash"),
@@ -130,6 +136,8 @@ class Courier:
         receiver: Receiver,
         answer: Answer,
     ) -> None:
+        from .receivers import DeliveryAttempt
+
         error = answer_error(answer)
         self.attempts.append(
             DeliveryAttempt(

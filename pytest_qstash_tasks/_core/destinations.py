@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .lifecycle import Outcome, error_text
-from .receivers import Receiver, receiver_for
+
+if TYPE_CHECKING:
+    from .receivers import Receiver
 
 __all__ = ["Destination", "Destinations", "UsedAnswer"]
 
@@ -68,6 +71,8 @@ class Destination:
         loopback addresses only, unless ``allow_remote=True``. Answers queued with
         ``answers()`` come first. Returns the destination.
         """
+        from .receivers import receiver_for  # on first use
+
         receiver = receiver_for(target, allow_remote=allow_remote)
         with self._lock:
             self._receiver = receiver

@@ -36,7 +36,6 @@ from .hosts import DEFAULT_BASE_URL, BaseURL, RealHostGuard
 from .lifecycle import Outcome, SimulatedDelivery
 from .outbox import Outbox, PublishedMessage
 from .publishing import PublishConfig
-from .receivers import DeliveryAttempt
 from .report import (
     CHECKS,
     all_pages_fetched_problem,
@@ -56,6 +55,7 @@ if TYPE_CHECKING:
     import re
 
     from .models import Task, TasksPage
+    from .receivers import DeliveryAttempt
 
 __all__ = ["DEFAULT_TOKEN", "QStashTasksFake"]
 
