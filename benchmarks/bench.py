@@ -234,7 +234,7 @@ def run_all(quick: bool) -> Results:
     # More rounds than the page's: a publish is short, and its median moved by 0.1 between
     # two runs of 25 rounds (1.19 by hand, 1.29 in CI).
     publish = publish_vs_static(interleaved, 40 if quick else 75, per_round=30)
-    growth = clock_growth(3 if quick else 5)
+    growth = clock_growth(3 if quick else 7)
     read = read_among_many(5 if quick else 9)
     delivered = delivery_vs_transport(7 if quick else 15)
     return {

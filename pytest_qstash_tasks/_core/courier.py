@@ -79,15 +79,20 @@ class Courier:
             with self.lock:
                 if self._running or not self.outbox.pending():
                     return
-                popped = self.outbox.pop_due(self.clock.now)
-                if popped is None:
-                    return
-                due, delivery = popped
-                outcome, receiver = self.destinations.route(delivery.url, delivery.message_id, due)
-                if receiver is None:
+                now = self.clock.now
+                # Attempts no receiver takes run here, under one hold of the lock.
+                while True:
+                    popped = self.outbox.pop_due(now)
+                    if popped is None:
+                        return
+                    due, delivery = popped
+                    outcome, receiver = self.destinations.route(
+                        delivery.url, delivery.message_id, due
+                    )
+                    if receiver is not None:
+                        break
                     assert outcome is not None  # route() gives one or the other
                     self.outbox.attempted(delivery, error_text(outcome))
-                    continue
                 message = self.outbox.messages[delivery.message_id]
                 request = self.request_for(message, delivery)
                 self._running = True

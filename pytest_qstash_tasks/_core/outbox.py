@@ -10,8 +10,8 @@ scan of every message.
 
 from __future__ import annotations
 
+import collections
 import heapq
-import itertools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -304,8 +304,12 @@ class Outbox:
         self.url_groups: dict[str, UrlGroup] = {}
         #: Deduplication id -> the publish it made first.
         self.deduplication: dict[str, PublishedMessage] = {}
-        self._schedule: list[tuple[int, int, PublishedDelivery]] = []
-        self._order = itertools.count()
+        # The schedule: a heap of the distinct due times, and the attempts due at each in
+        # the order scheduled. A burst published at one instant is due at one instant, so
+        # pushing and popping it costs a deque's append and popleft, not a heap's log n.
+        self._due_times: list[int] = []
+        self._due_at: dict[int, collections.deque[PublishedDelivery]] = {}
+        self._pending = 0
 
     def add(self, message: Message) -> None:
         """Keep a new message and schedule its first attempt."""
@@ -315,11 +319,20 @@ class Outbox:
 
     def pop_due(self, now: int) -> tuple[int, PublishedDelivery] | None:
         """The attempt due first, if it is due by ``now`` (cancelled ones are dropped)."""
-        schedule = self._schedule
-        while schedule and schedule[0][0] <= now:
-            due, _, delivery = heapq.heappop(schedule)
-            if delivery.canceled_at is None:
-                return due, delivery
+        due_times = self._due_times
+        while due_times and due_times[0] <= now:
+            due = due_times[0]
+            waiting = self._due_at[due]
+            while waiting:
+                delivery = waiting.popleft()
+                self._pending -= 1
+                if delivery.canceled_at is None:
+                    if not waiting:
+                        heapq.heappop(due_times)
+                        del self._due_at[due]
+                    return due, delivery
+            heapq.heappop(due_times)
+            del self._due_at[due]
         return None
 
     def attempted(self, delivery: PublishedDelivery, error: str | None) -> None:
@@ -335,7 +348,7 @@ class Outbox:
 
     def pending(self) -> int:
         """How many attempts wait in the schedule."""
-        return len(self._schedule)
+        return self._pending
 
     def live(self, message_id: str, now: int) -> Message | None:
         """The message, while QStash still keeps it (its delivery not over at ``now``)."""
@@ -364,10 +377,17 @@ class Outbox:
         self.messages.clear()
         self.url_groups.clear()
         self.deduplication.clear()
-        self._schedule.clear()
+        self._due_times.clear()
+        self._due_at.clear()
+        self._pending = 0
 
     def _push(self, due: int, delivery: PublishedDelivery) -> None:
-        heapq.heappush(self._schedule, (due, next(self._order), delivery))
+        waiting = self._due_at.get(due)
+        if waiting is None:
+            waiting = self._due_at[due] = collections.deque()
+            heapq.heappush(self._due_times, due)
+        waiting.append(delivery)
+        self._pending += 1
 
 
 #: Makes a fresh QStash-shaped id with a prefix (``msg``, ``tsk``).
