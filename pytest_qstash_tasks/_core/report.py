@@ -329,15 +329,13 @@ def delivered_problem(
         for name, value in (("url", url), ("message_id", message_id), ("status", status))
         if value is not None
     ]
-    what = "delivery attempt" + (f" with {', '.join(parts)}" if parts else "")
-    expected = "at least once" if times is None else times_text(times)
     seen = (
         "no attempt reached a receiver (deliver_to), or the clock has not reached them"
         if not attempts
         else f"{len(attempts)} attempt(s) reached a receiver:\n"
         + _bullets(attempt.describe() for attempt in attempts)
     )
-    return found, f"expected a {what} {expected}, got {times_text(len(found))}; {seen}"
+    return found, _count_problem("delivery attempt", parts, times, len(found), seen)
 
 
 def published_problem(
@@ -378,15 +376,22 @@ def published_problem(
         parts.append(f"body={raw!r}")
     if wanted:
         parts.append(f"headers={dict(wanted)!r}")
-    what = "publish" + (f" with {', '.join(parts)}" if parts else "")
-    expected = "at least once" if times is None else times_text(times)
     seen = (
         "no publish reached the fake"
         if not published
         else f"the fake received {len(published)} publish(es):\n"
         + _bullets(record.describe() for record in published)
     )
-    return found, f"expected a {what} {expected}, got {times_text(len(found))}; {seen}"
+    return found, _count_problem("publish", parts, times, len(found), seen)
+
+
+def _count_problem(
+    what: str, filters: Sequence[str], times: int | None, found: int, seen: str
+) -> str:
+    """``expected a <what> with <filters> <how often>, got <found>; <what came>``."""
+    matching = what + (f" with {', '.join(filters)}" if filters else "")
+    expected = "at least once" if times is None else times_text(times)
+    return f"expected a {matching} {expected}, got {times_text(found)}; {seen}"
 
 
 def server_problems(
