@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from pytest_qstash_tasks._cli import main
 from tests.helpers import walk_with_requests
 
 COMMAND = [sys.executable, "-m", "pytest_qstash_tasks"]
@@ -71,6 +75,66 @@ def walk(url: str, message_id: str) -> list[dict[str, Any]]:
         return walk_with_requests(session, url, message_id, AUTH)
 
 
+class Here:
+    """``main()`` run in this process, where a mutation run can see the command's code:
+    what it returned or exited with, and what it wrote."""
+
+    def __init__(self, code: int, out: str, err: str, during: Any = None) -> None:
+        self.code, self.out, self.err, self.during = code, out, err, during
+
+
+class _Lines(io.StringIO):
+    """Standard output that hands its first line to whoever waits for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: queue.Queue[str] = queue.Queue()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if "\n" in text:
+            self.first.put(self.getvalue().splitlines()[0])
+        return written
+
+
+def here(*args: str, during: Callable[[str], Any] | None = None) -> Here:
+    """Run ``qstash-tasks-fake serve --stdin-eof *args`` in this process: it serves until
+    ``during(url)`` returns (at once without ``during``), then its standard input closes."""
+    read_end, write_end = os.pipe()
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    out, err = _Lines(), io.StringIO()
+    outcome: dict[str, Any] = {}
+
+    def drive() -> None:
+        try:
+            url = out.first.get(timeout=20)
+            if url != "exited":
+                outcome["value"] = during(url) if during else None
+        except BaseException as error:  # handed to the test's thread
+            outcome["error"] = error
+        finally:
+            os.close(write_end)
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin, sys.stdout, sys.stderr = os.fdopen(read_end), out, err
+    try:
+        code = main(["serve", "--stdin-eof", *args])
+    except SystemExit as exit:
+        code = int(exit.code or 0)
+    finally:
+        sys.stdin.close()
+        sys.stdin, sys.stdout, sys.stderr = saved
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        out.first.put("exited")
+        driver.join(timeout=30)
+    if "error" in outcome:
+        raise outcome["error"]
+    return Here(code, out.getvalue(), err.getvalue(), outcome.get("value"))
+
+
 DATA = {
     "messages": [
         {"messageId": "msg_generated", "count": 150, "states": ["failed"]},
@@ -94,97 +158,164 @@ DATA = {
 }
 
 
-def test_serve_prints_its_url_first_and_serves_the_data_file(
-    serve: Callable[..., Served], tmp_path: Path
-) -> None:
+def test_serve_prints_its_url_first_and_serves_the_data_file(tmp_path: Path) -> None:
     data = tmp_path / "data.json"
     data.write_text(json.dumps(DATA))
-    served = serve("--data", str(data), "--page-size", "40", "--seed", "7")
-    generated = walk(served.url, "msg_generated")
-    assert len(generated) == 150
-    assert {task["state"] for task in generated} == {"failed"}
-    assert [task["taskId"] for task in walk(served.url, "msg_given")] == ["tsk_1"]
-    assert walk(served.url, "msg_scripted") == []
-    assert walk(served.url, "msg_empty") == []
-    assert [task["state"] for task in walk(served.url, "msg_delivery")] == ["created"]
-    code, err = served.stop()
-    assert code == 0
-    lines = err.splitlines()
+
+    def check(url: str) -> list[dict[str, Any]]:
+        generated = walk(url, "msg_generated")
+        assert len(generated) == 150
+        assert {task["state"] for task in generated} == {"failed"}
+        assert [task["taskId"] for task in walk(url, "msg_given")] == ["tsk_1"]
+        assert walk(url, "msg_scripted") == []
+        assert walk(url, "msg_empty") == []
+        assert [task["state"] for task in walk(url, "msg_delivery")] == ["created"]
+        assert requests.get(url + "/_fake/health", timeout=5).ok
+        return generated
+
+    served = here("--data", str(data), "--page-size", "40", "--seed", "7", during=check)
+    url = served.out.strip()
+    assert served.code == 0
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+    lines = served.err.splitlines()
     assert lines[0] == (
-        f"qstash-tasks-fake: serving 5 message(s) at {served.url}, control endpoints at "
-        f"{served.url}/_fake/ (stop with Ctrl-C)"
+        f"qstash-tasks-fake: serving 5 message(s) at {url}, control endpoints at "
+        f"{url}/_fake/ (stop with Ctrl-C)"
     )
     assert re.fullmatch(r"GET /v1/messages/msg_generated/tasks 200 \d+\.\d ms", lines[1])
+    assert re.fullmatch(r"GET /_fake/health 200 \d+\.\d ms", lines[-1])
+    # The banner, then a line per request: 4 pages of 150 tasks, 1, 2 scripted, 1, 1, health.
+    assert len(lines) == 1 + 4 + 1 + 2 + 1 + 1 + 1
     # The seed makes the data the same on every start.
-    again = serve("--data", str(data), "--page-size", "40", "--seed", "7")
-    assert walk(again.url, "msg_generated") == generated
+    again = here("--data", str(data), "--page-size", "40", "--seed", "7", during=check)
+    assert again.during == served.during
 
 
-def test_reset_returns_to_the_data_file_or_to_empty(
-    serve: Callable[..., Served], tmp_path: Path
-) -> None:
+def test_the_access_log_shows_a_held_request_s_missing_status_as_a_dash() -> None:
+    def held(url: str) -> None:
+        requests.post(url + "/_fake/messages", json={"messageId": "m"}, timeout=5)
+        requests.post(url + "/_fake/faults", json={"kind": "timeout"}, timeout=5)
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.get(url + "/v1/messages/m/tasks", headers=AUTH, timeout=0.2)
+
+    served = here(during=held)  # stopping ends the hold
+    assert served.code == 0
+    assert re.fullmatch(r"GET /v1/messages/m/tasks - \d+\.\d ms", served.err.splitlines()[-1])
+
+
+def test_reset_returns_to_the_data_file_or_to_empty(tmp_path: Path) -> None:
     data = tmp_path / "data.json"
     data.write_text(json.dumps(DATA))
-    served = serve("--data", str(data), "--seed", "7", "--quiet")
-    generated = walk(served.url, "msg_generated")
-    control = served.url + "/_fake/"
-    requests.post(control + "messages", json={"messageId": "extra"}, timeout=5)
-    requests.post(control + "clock", json={"advanceMs": 5000}, timeout=5)
-    reset = requests.post(control + "reset", timeout=5).json()
-    assert reset == {
-        "reset": True,
-        "now": 1767225600000,
-        "messages": ["msg_generated", "msg_given", "msg_scripted", "msg_empty", "msg_delivery"],
-    }
-    assert walk(served.url, "msg_generated") == generated  # the same seed, the same tasks
-    emptied = requests.post(control + "reset", json={"empty": True}, timeout=5)
-    assert emptied.json()["messages"] == []
-    refused = requests.post(control + "reset", json={"empty": "yes"}, timeout=5)
-    assert (refused.status_code, refused.json()) == (
-        400,
-        {"error": 'POST /_fake/reset takes {} or {"empty": true}'},
-    )
 
-
-def test_problems_advise_the_command_s_own_options_not_python(
-    serve: Callable[..., Served],
-) -> None:
-    served = serve("--quiet", "--max-identical-requests", "2")
-    requests.post(served.url + "/_fake/messages", json={"messageId": "m"}, timeout=5)
-    assert (
-        requests.get(served.url + "/v1/messages/nope/tasks", headers=AUTH, timeout=5).status_code
-        == 404
-    )
-    with requests.Session() as session:  # one connection: one client
-        answers = [
-            session.get(served.url + "/v1/messages/m/tasks", headers=AUTH, timeout=5)
-            for _ in range(3)
-        ]
-    assert [answer.status_code for answer in answers] == [200, 200, 508]
-    assert (
-        answers[2]
-        .json()["error"]
-        .endswith(
-            "sent 3 times in a row and got the same 200 answer each time, with nothing changed "
-            "in between. A client that pages should stop when the cursor is 0 or missing. (The "
-            "limit is max_identical_requests=2; raise it with --max-identical-requests <n>.)"
+    def check(url: str) -> None:
+        generated = walk(url, "msg_generated")
+        control = url + "/_fake/"
+        requests.post(control + "messages", json={"messageId": "extra"}, timeout=5)
+        requests.post(control + "clock", json={"advanceMs": 5000}, timeout=5)
+        reset = requests.post(control + "reset", timeout=5).json()
+        assert reset == {
+            "reset": True,
+            "now": 1767225600000,
+            "messages": ["msg_generated", "msg_given", "msg_scripted", "msg_empty", "msg_delivery"],
+        }
+        assert walk(url, "msg_generated") == generated  # the same seed, the same tasks
+        emptied = requests.post(control + "reset", json={"empty": True}, timeout=5)
+        assert emptied.json()["messages"] == []
+        refused = requests.post(control + "reset", json={"empty": "yes"}, timeout=5)
+        assert (refused.status_code, refused.json()) == (
+            400,
+            {"error": 'POST /_fake/reset takes {} or {"empty": true}'},
         )
+
+    assert here("--data", str(data), "--seed", "7", "--quiet", during=check).err.count("\n") == 1
+
+
+def test_problems_advise_the_command_s_own_options_not_python() -> None:
+    def check(url: str) -> None:
+        requests.post(url + "/_fake/messages", json={"messageId": "m"}, timeout=5)
+        unknown = requests.get(url + "/v1/messages/nope/tasks", headers=AUTH, timeout=5)
+        assert unknown.status_code == 404
+        with requests.Session() as session:  # one connection: one client
+            answers = [
+                session.get(url + "/v1/messages/m/tasks", headers=AUTH, timeout=5) for _ in range(3)
+            ]
+        assert [answer.status_code for answer in answers] == [200, 200, 508]
+        assert (
+            answers[2]
+            .json()["error"]
+            .endswith(
+                "sent 3 times in a row and got the same 200 answer each time, with nothing "
+                "changed in between. A client that pages should stop when the cursor is 0 or "
+                "missing. (The limit is max_identical_requests=2; raise it with "
+                "--max-identical-requests <n>.)"
+            )
+        )
+        problems = requests.get(url + "/_fake/problems", timeout=5).json()["problems"]
+        text = "\n".join(problems)
+        assert "QStashTasksServer" not in text
+        assert "expect_unserved" not in text
+        assert "@pytest.mark" not in text
+        assert problems[0] == (
+            "stopped a likely infinite loop: the same request kept getting the same answer "
+            f"(QStashTasksLoopError):\n  - GET {url}/v1/messages/m/tasks -> 508"
+        )
+        assert problems[1] == (
+            f"1 request(s) to {url} could not be served:\n"
+            f"  - GET {url}/v1/messages/nope/tasks -> 404: message 'nope' is not "
+            "registered; registered: 'm'\n"
+            "  (the standalone fake only lists this: nothing fails; POST /_fake/reset forgets it)"
+        )
+
+    assert here("--quiet", "--max-identical-requests", "2", during=check).code == 0
+
+
+def test_each_setting_reaches_the_fake(tmp_path: Path) -> None:
+    def check(url: str) -> dict[str, Any]:
+        unauthorised = requests.get(url + "/_fake/messages", headers=AUTH, timeout=5)
+        headers = {"Authorization": "Bearer secret"}
+        requests.post(url + "/_fake/messages", json={"messageId": "m", "count": 3}, headers=headers)
+        first = requests.get(url + "/v1/messages/m/tasks", headers=headers, timeout=5).json()
+        cursor = first["cursor"]
+        last = requests.get(
+            url + f"/v1/messages/m/tasks?cursor={cursor}", headers=headers, timeout=5
+        ).json()
+        too_big = requests.post(
+            url + "/v2/publish/https://example.com/h", data=b"x" * 11, headers=headers, timeout=5
+        )
+        published = requests.post(
+            url + "/v2/publish/https://example.com/h", data=b"x" * 10, headers=headers, timeout=5
+        ).json()
+        requests.post(url + "/_fake/clock", json={"advanceMs": 60_000}, headers=headers, timeout=5)
+        message = requests.get(
+            url + "/v1/messages/" + published["messageId"] + "/tasks", headers=headers, timeout=5
+        ).json()["tasks"][0]
+        clock = requests.get(url + "/_fake/clock", headers=headers, timeout=5).json()
+        return {
+            "unauthorised": unauthorised.status_code,
+            "pages": (len(first["tasks"]), len(last["tasks"]), last.get("cursor", "omitted")),
+            "too big": too_big.status_code,
+            "published": (message["state"], message["maxRetry"], message["error"]),
+            "now": clock["now"],
+        }
+
+    served = here(
+        "--quiet",
+        "--token=secret",
+        "--page-size=2",
+        "--end-cursor=omit",
+        "--start=2026-06-01T00:00:00Z",
+        "--default-retries=0",
+        "--default-answer=503",
+        "--max-message-size=10",
+        during=check,
     )
-    problems = requests.get(served.url + "/_fake/problems", timeout=5).json()["problems"]
-    text = "\n".join(problems)
-    assert "QStashTasksServer" not in text
-    assert "expect_unserved" not in text
-    assert "@pytest.mark" not in text
-    assert problems[0] == (
-        "stopped a likely infinite loop: the same request kept getting the same answer "
-        f"(QStashTasksLoopError):\n  - GET {served.url}/v1/messages/m/tasks -> 508"
-    )
-    assert problems[1] == (
-        f"1 request(s) to {served.url} could not be served:\n"
-        f"  - GET {served.url}/v1/messages/nope/tasks -> 404: message 'nope' is not "
-        "registered; registered: 'm'\n"
-        "  (the standalone fake only lists this: nothing fails; POST /_fake/reset forgets it)"
-    )
+    assert served.during == {
+        "unauthorised": 401,
+        "pages": (2, 1, "omitted"),
+        "too big": 413,
+        "published": ("failed", 0, "HTTP status 503"),
+        "now": 1780272060000,
+    }
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "stdin"])
@@ -234,11 +365,18 @@ def test_the_module_and_the_console_script_are_one_command() -> None:
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(args: list[str], message: str) -> None:
-    result = run("serve", *args)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
+    result = here(*args)
+    assert result.code == 2
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert result.out == ""
+
+
+def test_a_bad_argument_s_whole_message_names_the_command_and_the_option() -> None:
+    assert here("--default-answer", "99").err.splitlines()[-1] == (
+        "qstash-tasks-fake: error: --default-answer: default_answer: an outcome status must be "
+        "100-599, got 99"
+    )
 
 
 def test_a_port_in_use_is_a_clear_error() -> None:
@@ -246,9 +384,12 @@ def test_a_port_in_use_is_a_clear_error() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run("serve", "--port", str(port))
-    assert result.returncode == 2
-    assert f"cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use" in result.stderr
+        result = here("--port", str(port))
+    assert result.code == 2
+    assert result.err == (
+        f"qstash-tasks-fake: error: cannot listen on 127.0.0.1:{port}: "
+        "[Errno 98] Address already in use\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -280,19 +421,30 @@ def test_a_port_in_use_is_a_clear_error() -> None:
 def test_a_bad_data_file_names_the_entry(tmp_path: Path, data: object, message: str) -> None:
     path = tmp_path / "data.json"
     path.write_text(json.dumps(data))
-    result = run("serve", "--data", str(path))
-    assert result.returncode == 2
-    assert message.format(path=path) in result.stderr
-    assert "Traceback" not in result.stderr
+    with socket.socket() as probe:  # the port the command will take: freed after the error
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = here("--data", str(path), "--port", str(port))
+    assert result.code == 2
+    assert message.format(path=path) in result.err
+    assert result.err.startswith(f"qstash-tasks-fake: error: --data {path}")
+    assert "Traceback" not in result.err
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))  # the server it built was stopped
 
 
 def test_a_data_file_that_is_missing_or_not_json(tmp_path: Path) -> None:
-    missing = run("serve", "--data", str(tmp_path / "nope.json"))
-    assert "nope.json: No such file or directory" in missing.stderr
+    missing = here("--data", str(tmp_path / "nope.json"))
+    assert missing.err == (
+        f"qstash-tasks-fake: error: --data {tmp_path / 'nope.json'}: No such file or directory\n"
+    )
     (tmp_path / "bad.json").write_text("{messages: []}")
-    bad = run("serve", "--data", str(tmp_path / "bad.json"))
-    assert "bad.json: not JSON: Expecting property name enclosed in double quotes" in bad.stderr
-    assert (missing.returncode, bad.returncode) == (2, 2)
+    bad = here("--data", str(tmp_path / "bad.json"))
+    assert bad.err == (
+        f"qstash-tasks-fake: error: --data {tmp_path / 'bad.json'}: not JSON: Expecting "
+        "property name enclosed in double quotes: line 1 column 2 (char 1)\n"
+    )
+    assert (missing.code, bad.code) == (2, 2)
 
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -357,7 +509,7 @@ CURRENT = "sig_" + "c" * 28
 NEXT = "sig_" + "n" * 28
 
 
-def test_deliver_sends_signed_http_to_the_destinations() -> None:
+def test_deliver_sends_signed_http_to_the_destinations(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -378,17 +530,10 @@ def test_deliver_sends_signed_http_to_the_destinations() -> None:
 
     hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    env = {**os.environ, "QSTASH_CURRENT_SIGNING_KEY": CURRENT, "QSTASH_NEXT_SIGNING_KEY": NEXT}
-    process = subprocess.Popen(
-        [*COMMAND, "serve", "--port", "0", "--quiet", "--deliver"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
+    monkeypatch.setenv("QSTASH_CURRENT_SIGNING_KEY", CURRENT)
+    monkeypatch.setenv("QSTASH_NEXT_SIGNING_KEY", NEXT)
+
+    def check(url: str) -> None:
         destination = f"http://127.0.0.1:{hook.server_address[1]}/hook"
         requests.post(f"{url}/v2/publish/{destination}", data=b"hi", headers=AUTH, timeout=5)
         requests.post(f"{url}/_fake/reset", json={"empty": True}, timeout=5)  # --deliver survives
@@ -412,9 +557,10 @@ def test_deliver_sends_signed_http_to_the_destinations() -> None:
         assert keys == {"current": CURRENT, "next": NEXT}
         rotated = requests.post(f"{url}/_fake/signing-keys/rotate", timeout=5).json()
         assert rotated["current"] == NEXT
+
+    try:
+        err = here("--port", "0", "--quiet", "--deliver", during=check).err
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=10)
         hook.shutdown()
         hook.server_close()
     assert (

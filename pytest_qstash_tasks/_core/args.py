@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from typing import Literal, TypeAlias, TypeGuard
+from typing import Literal, TypeAlias
 
 __all__ = [
     "ANY",
@@ -20,7 +20,7 @@ __all__ = [
     "check_optional_str",
     "check_seconds",
     "check_token",
-    "is_seconds",
+    "as_seconds",
 ]
 
 
@@ -53,21 +53,20 @@ def check_int(name: str, value: object, minimum: int = 0) -> int:
     return value
 
 
-def is_seconds(value: object) -> TypeGuard[int | float]:
-    """Whether ``value`` is a finite number of seconds ``>= 0`` (not a bool)."""
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-        and value >= 0
-    )
+def as_seconds(value: object) -> float | None:
+    """``value`` as a float if it is a finite number of seconds ``>= 0`` (not a bool),
+    else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def check_seconds(name: str, value: object) -> float:
     """A finite number of seconds ``>= 0``."""
-    if not is_seconds(value):
+    seconds = as_seconds(value)
+    if seconds is None:
         raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
-    return float(value)
+    return seconds
 
 
 def check_end_cursor(value: object) -> Literal[0] | None:

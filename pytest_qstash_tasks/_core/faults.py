@@ -16,13 +16,13 @@ from typing import Literal
 from .args import (
     ANY,
     AnyCursor,
+    as_seconds,
     check_cursor_filter,
     check_headers,
     check_int,
     check_message_id,
     check_optional_str,
     check_seconds,
-    is_seconds,
 )
 from .exchange import JSON_HEADERS, error_body, reason_phrase
 
@@ -257,9 +257,9 @@ def raise_(exception: object, times: object, target: FaultTarget, delay: object)
 
 def delay(seconds: object, times: object, target: FaultTarget) -> Fault:
     """The fault ``delay_next`` plans: the normal answer, held back."""
-    if not is_seconds(seconds) or not seconds:
+    held = as_seconds(seconds)
+    if not held:  # None, or no time at all
         raise ValueError(f"delay_next() takes seconds > 0, got {seconds!r}")
-    held = float(seconds)
     count = check_int("times", times, 1)
     return Fault(
         "delay", count, target, held, label=_label("delay_next", [repr(seconds)], count, target)
