@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -354,6 +355,150 @@ def test_an_app_receives_publish_retry_delivered(
     assert (task.state, task.retried) == ("delivered", 1)
 
 
+def test_a_wsgi_app_gets_what_a_wsgi_server_gives_it(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    environs: list[dict[str, Any]] = []
+    closed: list[bool] = []
+
+    class Answer(list[bytes]):
+        def close(self) -> None:
+            closed.append(True)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        environs.append({**environ, "wsgi.input": environ["wsgi.input"].read()})
+        write = start_response("201 Created", [("Content-Type", "text/plain")])
+        write(b"made ")  # the legacy write() of PEP 3333, before the iterable
+        return Answer([b"it"])
+
+    any_fake.destination("http*").deliver_to(app)
+    client.message.publish(
+        url="https://shop.example.com/orders/caf%C3%A9?x=1&y=%20",
+        body="hello",
+        content_type="text/plain",
+        headers={"X-Tenant": "t1"},
+    )
+    client.message.publish(url="http://shop.example.com:8080", body="")
+    client.message.publish(url="http://shop.example.com", body="", method="PUT")
+    any_fake.clock.advance(1_000)
+    first, second, third = environs
+    assert {key: value for key, value in first.items() if not key.startswith("HTTP_")} == {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/orders/café".encode().decode("latin-1"),
+        "QUERY_STRING": "x=1&y=%20",
+        "SERVER_NAME": "shop.example.com",
+        "SERVER_PORT": "443",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "text/plain",
+        "CONTENT_LENGTH": "5",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https",
+        "wsgi.input": b"hello",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    assert first["HTTP_X_TENANT"] == "t1"
+    assert first["HTTP_UPSTASH_RETRIED"] == "0"
+    assert "HTTP_CONTENT_TYPE" not in first
+    assert "HTTP_CONTENT_LENGTH" not in first
+    assert (second["PATH_INFO"], second["SERVER_PORT"], second["wsgi.url_scheme"]) == (
+        "/",
+        "8080",
+        "http",
+    )
+    assert (third["REQUEST_METHOD"], third["SERVER_PORT"], third["CONTENT_LENGTH"]) == (
+        "PUT",
+        "80",
+        "0",
+    )
+    assert closed == [True, True, True]  # the server's duty: close() what the app returned
+    assert [(a.status, a.answer_body) for a in any_fake.deliveries] == [(201, b"made it")] * 3
+
+
+def test_a_wsgi_app_that_returns_a_plain_list_or_never_starts_its_answer(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    def plain(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("202 Accepted", [])
+        return [b"ok"]
+
+    def silent(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        return [b"no status"]
+
+    any_fake.destination(HOOK).deliver_to(plain)
+    any_fake.destination(HOOK + "/silent").deliver_to(silent)
+    client.message.publish(url=HOOK, body="x")
+    message_id = client.message.publish(url=HOOK + "/silent", body="x", retries=0).message_id
+    any_fake.clock.advance(1_000)
+    assert [(a.status, a.answer_body) for a in any_fake.deliveries] == [(202, b"ok"), (None, b"")]
+    assert any_fake.tasks(message_id)[0].error == "HTTP status 500"
+    name = f"{__name__}.{test_a_wsgi_app_that_returns_a_plain_list_or_never_starts_its_answer.__qualname__}.<locals>.silent"
+    assert any_fake.problems() == [
+        f"the WSGI app {name} raised while receiving message {message_id} (retried 0), which "
+        "counts as a failed attempt (HTTP status 500):\n"
+        f"TypeError: the WSGI app {name} returned without calling start_response"
+    ]
+    any_fake.reset()
+
+
+def test_an_asgi_app_gets_what_an_asgi_server_gives_it(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    scopes: list[dict[str, Any]] = []
+    received: list[list[dict[str, Any]]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        messages = [await receive()]
+        await send({"type": "http.response.start", "status": 207, "headers": []})
+        await send({"type": "http.response.body", "body": b"part ", "more_body": True})
+        await send({"type": "http.response.body", "body": b"two"})
+        messages.append(await receive())  # the answer is out: the client is gone
+        received.append(messages)
+
+    any_fake.destination("http*").deliver_to(app)
+    client.message.publish(
+        url="https://shop.example.com/orders/caf%C3%A9?x=1",
+        body="hello",
+        content_type="text/plain",
+        headers={"X-Tenant": "t1"},
+    )
+    client.message.publish(url="http://shop.example.com:8080", body="", method="DELETE")
+    any_fake.clock.advance(1_000)
+    first, second = scopes
+    headers = dict(first.pop("headers"))
+    assert first == {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/orders/café",
+        "raw_path": b"/orders/caf%C3%A9",
+        "query_string": b"x=1",
+        "root_path": "",
+        "server": ("shop.example.com", 443),
+        "client": ("127.0.0.1", 0),
+        "state": {},
+    }
+    assert (headers[b"x-tenant"], headers[b"content-type"]) == (b"t1", b"text/plain")
+    assert (second["method"], second["path"], second["raw_path"], second["server"]) == (
+        "DELETE",
+        "/",
+        b"/",
+        ("shop.example.com", 8080),
+    )
+    assert received[0] == [
+        {"type": "http.request", "body": b"hello", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+    assert [(a.status, a.answer_body) for a in any_fake.deliveries] == [(207, b"part two")] * 2
+
+
 @pytest.mark.asyncio
 async def test_an_asgi_app_is_delivered_to_from_inside_a_running_loop(
     any_fake: QStashTasksFake,
@@ -454,12 +599,12 @@ def test_real_http_to_a_local_server(
     port = local_server.server_address[1]
     any_fake.destination("https://app.example.com/*").deliver_to(f"http://127.0.0.1:{port}")
     message_id = client.message.publish(url=HOOK + "?tenant=7", body="payload").message_id
-    local = f"http://127.0.0.1:{port}/direct"
-    any_fake.destination(local).deliver_to("http")
+    local = f"http://127.0.0.1:{port}/direct/caf%C3%A9"
+    any_fake.destination(f"http://127.0.0.1:{port}/direct/*").deliver_to("http")
     client.message.publish(url=local, body="direct")
     any_fake.clock.advance(61_000)
     paths = sorted(path for path, _, _ in local_server.received)
-    assert paths == ["/direct", "/hook?tenant=7", "/hook?tenant=7"]
+    assert paths == ["/direct/caf%C3%A9", "/hook?tenant=7", "/hook?tenant=7"]
     _, headers, body = next(r for r in local_server.received if r[0].startswith("/hook"))
     assert body == b"payload"
     verifier(any_fake).verify(

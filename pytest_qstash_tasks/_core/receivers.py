@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 __all__ = [
     "Answer",
@@ -172,6 +172,18 @@ class _HandlerReceiver(Receiver):
         return _status_and_body(result, self.describe())
 
 
+def _on_the_wire(text: str) -> str:
+    """A path or query as a client sends it: what is not ASCII percent-encoded (UTF-8),
+    escapes already there kept."""
+    return quote(text, safe="/%:@!$&'()*+,;=?~")
+
+
+def _origin(url: str) -> tuple[SplitResult, str, int]:
+    """A message URL's parts, host and port (the scheme's own when none is given)."""
+    parts = urlsplit(url)
+    return parts, str(parts.hostname), parts.port or (443 if parts.scheme == "https" else 80)
+
+
 class _WsgiReceiver(Receiver):
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
@@ -180,18 +192,20 @@ class _WsgiReceiver(Receiver):
         return f"the WSGI app {_name(self.app)}"
 
     def _deliver(self, request: DeliveryRequest, timeout: float) -> tuple[int, bytes]:
-        parts = urlsplit(request.url)
+        # A published message's URL is http(s) with a host: publishing refuses others.
+        parts, host, port = _origin(request.url)
         environ: dict[str, Any] = {
             "REQUEST_METHOD": request.method,
             "SCRIPT_NAME": "",
-            "PATH_INFO": unquote(parts.path or "/").encode("utf-8").decode("latin-1"),
+            # PEP 3333: the decoded path's UTF-8 bytes, one native-string char per byte.
+            "PATH_INFO": unquote(parts.path or "/").encode().decode("latin-1"),
             "QUERY_STRING": parts.query,
-            "SERVER_NAME": parts.hostname or "localhost",
-            "SERVER_PORT": str(parts.port or (443 if parts.scheme == "https" else 80)),
+            "SERVER_NAME": host,
+            "SERVER_PORT": str(port),
             "SERVER_PROTOCOL": "HTTP/1.1",
             "REMOTE_ADDR": "127.0.0.1",
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": parts.scheme or "http",
+            "wsgi.url_scheme": parts.scheme,
             "wsgi.input": io.BytesIO(request.body),
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": False,
@@ -221,7 +235,7 @@ class _WsgiReceiver(Receiver):
                 close()
         if not started:
             raise TypeError(f"{self.describe()} returned without calling start_response")
-        return int(started[0].split(" ", 1)[0]), b"".join(chunks)
+        return int(started[0].split()[0]), b"".join(chunks)
 
 
 class _AsgiReceiver(Receiver):
@@ -238,24 +252,21 @@ class _AsgiReceiver(Receiver):
     async def _call(self, request: DeliveryRequest) -> tuple[int, bytes]:
         import asyncio
 
-        parts = urlsplit(request.url)
+        parts, host, port = _origin(request.url)
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1",
             "method": request.method,
-            "scheme": parts.scheme or "http",
+            "scheme": parts.scheme,
             "path": unquote(parts.path or "/"),
-            "raw_path": (parts.path or "/").encode("latin-1", "replace"),
-            "query_string": parts.query.encode("latin-1", "replace"),
+            "raw_path": _on_the_wire(parts.path or "/").encode(),
+            "query_string": _on_the_wire(parts.query).encode(),
             "root_path": "",
             "headers": [
                 (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers
             ],
-            "server": (
-                parts.hostname or "localhost",
-                parts.port or (443 if parts.scheme == "https" else 80),
-            ),
+            "server": (host, port),
             "client": ("127.0.0.1", 0),
             "state": {},
         }
@@ -317,7 +328,7 @@ class _HttpReceiver(Receiver):
         )
         connection = kind(target.hostname or "", target.port, timeout=timeout)
         try:
-            path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+            path = _on_the_wire((target.path or "/") + (f"?{target.query}" if target.query else ""))
             connection.request(
                 request.method, path, body=request.body, headers=dict(request.headers)
             )
