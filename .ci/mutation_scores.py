@@ -1,7 +1,9 @@
 """The mutation score of each module, from `mutmut results --all true` (make mutation).
 
-A killed mutant failed a test; a timeout counts as killed (the mutant hung a test). A
-survivor passed every test that reaches its function; "no tests" means none reaches it.
+A killed mutant failed a test; a timeout counts as killed (the mutant hung a test), and so
+does a mutant that `mypy --strict` refuses ("caught by type check": CI would refuse it
+too). A survivor passed every test that reaches its function; "no tests" means none
+reaches it.
 
 Survivors that no test can kill, because they behave exactly as the code does, are listed
 in docs/mutation.md's "Equivalent mutants" table: the mutant's name, the line it changes
@@ -21,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-KILLED = {"killed", "timeout"}
+KILLED = {"killed", "timeout", "caught by type check"}
 LINE = re.compile(r"^\s*(?P<name>(?P<module>[\w.]+?)\.x[_ǁ]\S*__mutmut_\d+): (?P<status>.+)$")
 # | `name` | `changed line` | why |
 ROW = re.compile(r"^\| `(?P<name>[^`]+__mutmut_\d+)` \| `(?P<change>.+?)` \| (?P<why>.+) \|$")
@@ -64,25 +66,26 @@ def main() -> int:
     parser.add_argument("--min", type=float, default=0.0, help="fail below this score (percent)")
     parser.add_argument("--equivalents", type=Path, default=Path("docs/mutation.md"))
     options = parser.parse_args()
-    status = {
-        match["name"]: match["status"].strip()
-        for match in map(LINE.match, mutmut("results", "--all", "true").splitlines())
-        if match
-    }
+    matches = [m for m in map(LINE.match, mutmut("results", "--all", "true").splitlines()) if m]
+    status = {match["name"]: match["status"].strip() for match in matches}
+    module_of = {match["name"]: match["module"] for match in matches}
     if not status:
         sys.exit("no mutants found: run `mutmut run` first")
     equivalents = listed_equivalents(options.equivalents)
     counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     unexplained = []
     for name, state in status.items():
-        module = name.removeprefix(PREFIX).split(".x", 1)[0]
+        module = module_of[name].removeprefix(PREFIX)  # the package's own __init__ stays whole
         if name in equivalents and state == "survived":
             state = "equivalent"
         elif state == "survived":
             unexplained.append(name)
         counts[module][state] += 1
-    print("| Module | Mutants | Killed | Equivalent | Survived | No tests | Not run | Score |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| Module | Mutants | Killed | By mypy | Equivalent | Survived | No tests | Not run "
+        "| Score |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     low = []
     for module, seen in sorted(counts.items()):
         killed = sum(seen[s] for s in KILLED)
@@ -91,7 +94,8 @@ def main() -> int:
         if scored and 100 * killed / scored < options.min:
             low.append(module)
         print(
-            f"| `{module}` | {sum(seen.values())} | {killed} | {seen['equivalent']} "
+            f"| `{module}` | {sum(seen.values())} | {killed} | {seen['caught by type check']} "
+            f"| {seen['equivalent']} "
             f"| {seen['survived']} | {seen['no tests']} | {seen['not checked']} | {score} |"
         )
     problems = stale_equivalents(equivalents, status)
