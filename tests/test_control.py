@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -209,6 +210,79 @@ def test_calls_report_the_cursor_a_page_hands_out(fake: QStashTasksServer, http:
     assert (call["cursor"], call["nextCursor"]) == (None, 9_900)
 
 
+def test_a_call_and_a_publish_as_json_have_every_field(fake: QStashTasksServer, http: Any) -> None:
+    fake.add("m", count=1)
+    fake.fail_next(503)
+    for message_id in ("m", "nope"):
+        requests.get(f"{fake.base_url}/v1/messages/{message_id}/tasks", headers=TOKEN, timeout=5)
+    failed, unknown = http.get("calls").json()["calls"]
+    assert failed == {
+        "method": "GET",
+        "url": f"{fake.base_url}/v1/messages/m/tasks",
+        "status": 503,
+        "messageId": "m",
+        "cursor": None,
+        "served": False,  # a fault answered, not the endpoint
+        "taskCount": None,
+        "nextCursor": None,
+        "unservedReason": None,
+        "detail": "",
+        "fault": "fail_next(503)",
+        "action": "answer",
+        "description": fake.calls[0].describe(),
+    }
+    assert (unknown["served"], unknown["unservedReason"], unknown["status"]) == (
+        False,
+        "unknown_message",
+        404,
+    )
+    assert unknown["detail"] == "message 'nope' is not registered; registered: 'm'"
+    assert unknown["description"] == fake.calls[1].describe()
+    requests.post(
+        f"{fake.base_url}/v2/topics/group/endpoints",
+        json={"endpoints": [{"url": "https://a.example.com/"}]},
+        headers=TOKEN,
+        timeout=5,
+    )
+    requests.post(
+        f"{fake.base_url}/v2/publish/group",
+        data="héllo".encode(),
+        headers={**TOKEN, "Upstash-Method": "PUT", "Upstash-Deduplication-Id": "d"},
+        timeout=5,
+    )
+    again = requests.post(
+        f"{fake.base_url}/v2/enqueue/q/https://b.example.com/",
+        data=b"x",
+        headers={**TOKEN, "Upstash-Deduplication-Id": "e"},
+        timeout=5,
+    )
+    requests.post(
+        f"{fake.base_url}/v2/enqueue/q/https://b.example.com/",
+        data=b"x",
+        headers={**TOKEN, "Upstash-Deduplication-Id": "e"},
+        timeout=5,
+    )
+    to_group, queued, deduplicated = http.get("published").json()["published"]
+    headers = to_group.pop("headers")
+    ids = to_group.pop("messageIds")
+    assert to_group == {
+        "destination": "group",
+        "method": "PUT",
+        "urls": ["https://a.example.com/"],
+        "publishedAt": fake.clock.start,
+        "urlGroup": "group",
+        "queue": None,
+        "deduplicated": False,
+        "body": "héllo",
+    }
+    assert (len(ids), headers["upstash-deduplication-id"]) == (1, "d")
+    assert (queued["queue"], queued["urlGroup"], queued["method"]) == ("q", None, "POST")
+    assert (deduplicated["deduplicated"], deduplicated["messageIds"]) == (
+        True,
+        [again.json()["messageId"]],
+    )
+
+
 def test_the_clock_takes_one_move_at_a_time(fake: QStashTasksServer, http: Any) -> None:
     moved = http.post("clock", json={"advanceMs": 1, "set": 1893456000000})
     assert moved.status_code == 400
@@ -245,3 +319,14 @@ def test_destinations_and_what_was_published(fake: QStashTasksServer, http: Any)
     http.post("reset", json={"empty": True})
     assert http.get("published").json() == {"published": []}
     assert http.get("destinations").json() == {"destinations": []}
+    fake.destination(re.compile(r"^https://b\.")).answers(503, ConnectionRefusedError("no"))
+    assert http.get("destinations").json() == {
+        "destinations": [
+            {
+                "target": r"^https://b\.",
+                "remaining": [503, "connection failed: no"],
+                "used": 0,
+            }
+        ]
+    }
+    fake.assert_all_destination_answers_used = False

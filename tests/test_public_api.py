@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 import pytest_qstash_tasks as package
 from pytest_qstash_tasks import QStashTasksMock, QStashTasksServer
 
@@ -99,6 +101,19 @@ def test_the_package_exports_what_users_import() -> None:
     assert public(package) == sorted(set(PACKAGE_NAMES) - {"__version__"})
     for name in package.__all__:
         assert getattr(package, name) is not None
+
+
+def test_each_name_loads_from_its_module_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    for name, module in package._LAZY.items():
+        monkeypatch.delitem(vars(package), name, raising=False)  # as before its first use
+        value = getattr(package, name)
+        assert value is getattr(importlib.import_module(module, "pytest_qstash_tasks"), name)
+        assert vars(package)[name] is value  # kept: the next use is a plain lookup
+    with pytest.raises(AttributeError) as raised:
+        package.QStashTasksNope  # noqa: B018
+    assert str(raised.value) == "module 'pytest_qstash_tasks' has no attribute 'QStashTasksNope'"
 
 
 def test_the_in_process_fake_shows_only_the_api() -> None:

@@ -153,11 +153,11 @@ def published_json(record: PublishedMessage) -> dict[str, Any]:
         "deduplicated": record.deduplicated,
     }
     try:
-        answer["body"] = record.body.decode("utf-8")
+        answer["body"] = record.body.decode()
     except UnicodeDecodeError:
         import base64
 
-        answer["bodyBase64"] = base64.b64encode(record.body).decode("ascii")
+        answer["bodyBase64"] = base64.b64encode(record.body).decode()
     return answer
 
 
