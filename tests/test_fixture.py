@@ -275,8 +275,16 @@ def test_the_fake_answers_first_whatever_the_fixture_order(
     )
     assert response.status_code == 200
     assert httpx.get("https://api.example.com/hello").status_code == 204
-    # Paths the fake does not serve are left to the other router.
+    # The message API it serves is the fake's; paths it does not serve are left to the
+    # other router.
+    published = httpx.post(
+        qstash_tasks.base_url + "/v2/publish/https://app.example.com/hook",
+        headers={"Authorization": "Bearer x"},
+    )
+    assert (published.status_code, len(qstash_tasks.published)) == (201, 1)
     assert httpx.post(qstash_tasks.base_url + "/v2/schedules/x").status_code == 500
+    assert httpx.get(qstash_tasks.base_url + "/v1/messages/m").status_code == 500
+    assert httpx.get(qstash_tasks.base_url + "/v2").status_code == 500
 
 
 # -- loops ----------------------------------------------------------------------------

@@ -359,6 +359,208 @@ def test_a_batch_with_one_bad_entry_publishes_none(
     assert (any_fake.published, any_fake.message_ids()) == ([], [])
 
 
+BATCH_TAIL = " (no entry of the batch was published)"
+ENDPOINTS_WANTED = 'want {"endpoints": [{"url": ..., "name": ...}, ...]}'
+GOOD = "https://a.example.com/"
+
+#: Requests the SDK never sends, as other clients might: (method, path, body) -> answer.
+BAD_REQUESTS: list[tuple[str, str, str, int, str]] = [
+    ("POST", "/v2/batch", '{"a": 1}', 400, "a batch is a non-empty JSON array of messages"),
+    ("POST", "/v2/batch", "[]", 400, "a batch is a non-empty JSON array of messages"),
+    ("POST", "/v2/batch", "not json", 400, "the body is not valid JSON"),
+    (
+        "POST",
+        "/v2/batch",
+        "[1]",
+        400,
+        "batch entry 0: each entry is a JSON object with a destination" + BATCH_TAIL,
+    ),
+    (
+        "POST",
+        "/v2/batch",
+        '[{"body": "x"}]',
+        400,
+        "batch entry 0: destination is missing" + BATCH_TAIL,
+    ),
+    (
+        "POST",
+        "/v2/batch",
+        '[{"destination": ""}]',
+        400,
+        "batch entry 0: destination is missing" + BATCH_TAIL,
+    ),
+    (
+        "POST",
+        "/v2/batch",
+        f'[{{"destination": "{GOOD}"}}, {{"destination": "{GOOD}", "headers": {{"a": 1}}}}]',
+        400,
+        "batch entry 1: headers must be an object of strings" + BATCH_TAIL,
+    ),
+    (
+        "POST",
+        "/v2/batch",
+        f'[{{"destination": "{GOOD}", "body": 5}}]',
+        400,
+        "batch entry 0: body must be a string" + BATCH_TAIL,
+    ),
+    (
+        "POST",
+        "/v2/batch",
+        f'[{{"destination": "{GOOD}", "queue": "bad name"}}]',
+        400,
+        "batch entry 0: invalid queue name 'bad name'" + BATCH_TAIL,
+    ),
+    (
+        "POST",
+        "/v2/batch",
+        f'[{{"destination": "{GOOD}", "queue": 5}}]',
+        400,
+        "batch entry 0: invalid queue name 5" + BATCH_TAIL,
+    ),
+    (
+        "DELETE",
+        "/v2/messages",
+        '{"messageIds": "msg_1"}',
+        400,
+        'want {"messageIds": ["msg_...", ...]} or no body',
+    ),
+    ("DELETE", "/v2/messages", "[1]", 400, 'want {"messageIds": ["msg_...", ...]} or no body'),
+    ("GET", "/v2/messages/msg_nope", "", 404, "message not found"),
+    (
+        "POST",
+        "/v2/topics/bad name/endpoints",
+        f'{{"endpoints": [{{"url": "{GOOD}"}}]}}',
+        400,
+        "invalid URL group name 'bad name': use letters, digits, '.', '_', '-'",
+    ),
+    ("POST", "/v2/topics/g/endpoints", '{"endpoints": []}', 400, ENDPOINTS_WANTED),
+    ("POST", "/v2/topics/g/endpoints", "[]", 400, ENDPOINTS_WANTED),
+    ("POST", "/v2/topics/g/endpoints", '{"endpoints": [5]}', 400, "each endpoint needs a url"),
+    (
+        "POST",
+        "/v2/topics/g/endpoints",
+        '{"endpoints": [{"name": "n"}]}',
+        400,
+        "each endpoint needs a url",
+    ),
+    (
+        "DELETE",
+        "/v2/topics/g/endpoints",
+        '{"endpoints": [{}]}',
+        400,
+        "each endpoint needs a url or a name",
+    ),
+    (
+        "POST",
+        "/v2/topics/g/endpoints",
+        f'{{"endpoints": [{{"name": 5, "url": "{GOOD}"}}]}}',
+        400,
+        "an endpoint's name must be a string, got 5",
+    ),
+    (
+        "POST",
+        "/v2/topics/g/endpoints",
+        '{"endpoints": [{"url": "ftp://a"}]}',
+        400,
+        "invalid endpoint url 'ftp://a': want an http(s) URL",
+    ),
+    (
+        "POST",
+        "/v2/topics/g/endpoints",
+        '{"endpoints": [{"url": 5}]}',
+        400,
+        "invalid endpoint url 5: want an http(s) URL",
+    ),
+    ("GET", "/v2/topics/nope", "", 404, "URL group 'nope' not found"),
+    (
+        "DELETE",
+        "/v2/topics/nope/endpoints",
+        f'{{"endpoints": [{{"url": "{GOOD}"}}]}}',
+        404,
+        "URL group 'nope' not found",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "error"),
+    BAD_REQUESTS,
+    ids=[f"{method} {path} {body[:40]}" for method, path, body, *_ in BAD_REQUESTS],
+)
+def test_bad_message_api_requests_get_a_4xx_naming_what_is_wrong(
+    any_fake: QStashTasksFake, method: str, path: str, body: str, status: int, error: str
+) -> None:
+    import requests
+
+    any_fake.assert_all_requests_served = False
+    answer = requests.request(
+        method,
+        any_fake.base_url + path,
+        data=body.encode(),
+        headers={"Authorization": f"Bearer {any_fake.token}"},
+        timeout=5,
+    )
+    assert (answer.status_code, answer.json()) == (status, {"error": error})
+    assert (any_fake.published, any_fake.message_ids()) == ([], [])
+    (call,) = any_fake.calls
+    detail = "no message 'msg_nope' was published" if path == "/v2/messages/msg_nope" else error
+    reason = "bad_request"
+    if status == 404:
+        reason = "unknown_url_group" if error.startswith("URL group") else "unknown_message"
+    assert (call.status, call.unserved_reason, call.detail) == (status, reason, detail)
+    assert call.token == any_fake.token
+
+
+def test_a_delivered_message_is_gone_from_the_message_api_but_not_its_tasks(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    message_id = client.message.publish(url=HOOK, body="x").message_id
+    any_fake.clock.advance(1_000)
+    any_fake.expect_unserved("unknown_message", message_id=message_id)
+    with pytest.raises(QStashError, match="404"):
+        client.message.get(message_id)
+    assert any_fake.calls[-1].detail == (
+        f"message {message_id!r}'s delivery is over: QStash keeps a message only until then "
+        "(its tasks stay readable)"
+    )
+    assert one_task(client, message_id)["state"] == "delivered"
+
+
+def test_every_message_api_call_is_recorded_with_its_status_and_token(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    message_id = client.message.publish(url=HOOK, body="x").message_id
+    client.message.batch_json([{"url": HOOK, "body": 1}])
+    client.message.get(message_id)
+    client.url_group.upsert_endpoints("g", [{"url": HOOK}])
+    client.url_group.get("g")
+    client.url_group.list()
+    client.url_group.remove_endpoints("g", [{"url": HOOK}])
+    client.url_group.upsert_endpoints("g", [{"url": HOOK}])
+    client.url_group.delete("g")
+    client.message.cancel(message_id)
+    client.message.cancel_many([message_id])
+    paths = [
+        (call.method, call.url.removeprefix(any_fake.base_url), call.status, call.unserved_reason)
+        for call in any_fake.calls
+    ]
+    assert paths == [
+        ("POST", f"/v2/publish/{HOOK}", 201, None),
+        ("POST", "/v2/batch", 201, None),
+        ("GET", f"/v2/messages/{message_id}", 200, None),
+        ("POST", "/v2/topics/g/endpoints", 200, None),
+        ("GET", "/v2/topics/g", 200, None),
+        ("GET", "/v2/topics", 200, None),
+        ("DELETE", "/v2/topics/g/endpoints", 200, None),
+        ("POST", "/v2/topics/g/endpoints", 200, None),
+        ("DELETE", "/v2/topics/g", 200, None),
+        ("DELETE", f"/v2/messages/{message_id}", 202, None),
+        ("DELETE", "/v2/messages", 200, None),
+    ]
+    assert {call.token for call in any_fake.calls} == {any_fake.token}
+    assert {call.response_body for call in any_fake.calls[3:9:5]} == {b""}
+
+
 def test_a_refused_publish_fails_the_test_unless_expected(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
