@@ -233,7 +233,7 @@ def test_the_loop_guard_names_a_clock_that_stood_still(any_fake: QStashTasksFake
     assert str(caught.value) == (
         "likely infinite loop: GET https://qstash.upstash.io/v1/messages/msg_1/tasks was sent "
         "4 times in a row and got the same 200 answer each time, while the fake's clock "
-        "stood still at 2026-01-01T00:00:00.000Z and 1 simulated delivery of 'msg_1' was "
+        "stood still at 2026-01-01T00:00:00.000Z and 1 delivery of 'msg_1' was "
         "still under way (the next settles at 2026-01-01T00:00:08.589Z, 8.589 s later). "
         "The fake's time moves only when something moves it: call "
         "qstash_tasks.clock.sleep(seconds) where the code waits, mark the test "

@@ -179,6 +179,27 @@ def test_a_handler_gets_signed_deliveries_and_its_answers_drive_retries(
     assert attempts[0].receiver.startswith("the handler ")
 
 
+def test_an_attempt_interrupted_in_the_receiver_is_due_again(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    calls: list[str] = []
+
+    def handler(delivery: DeliveryRequest) -> int:
+        calls.append(delivery.header("Upstash-Retried") or "")
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the app receives: not the app's answer
+        return 200
+
+    any_fake.destination(HOOK).deliver_to(handler)
+    message_id = client.message.publish(url=HOOK, body="x").message_id
+    with pytest.raises(KeyboardInterrupt):
+        any_fake.clock.advance(1_000)
+    assert calls == ["0"]
+    (task,) = any_fake.tasks(message_id)  # the next look at the fake makes it again
+    assert calls == ["0", "0"]  # the same attempt
+    assert (task.state, task.retried) == ("delivered", 0)
+
+
 def test_retries_run_out_to_failed(any_fake: QStashTasksFake, client: QStash) -> None:
     any_fake.destination("https://app.example.com/*").deliver_to(lambda delivery: 500)
     message_id = client.message.publish(url=HOOK, body="x", retries=2).message_id

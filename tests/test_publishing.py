@@ -15,7 +15,7 @@ import pytest
 from qstash import AsyncQStash, QStash
 from qstash.errors import QStashError
 
-from pytest_qstash_tasks import QStashTasksFake, QStashTasksMock
+from pytest_qstash_tasks import QStashTasksFake, QStashTasksLoopError, QStashTasksMock
 from pytest_qstash_tasks._core.ids import is_qstash_id
 
 HOOK = "https://app.example.com/hook"
@@ -144,6 +144,94 @@ def test_the_message_api_shows_what_was_published(
     any_fake.expect_unserved("unknown_message", message_id=message_id)
 
 
+def test_get_message_answers_every_field_qstash_shows(any_fake: QStashTasksFake) -> None:
+    import requests
+
+    auth = {"Authorization": f"Bearer {any_fake.token}"}
+    requests.post(
+        f"{any_fake.base_url}/v2/topics/orders/endpoints",
+        json={"endpoints": [{"url": HOOK, "name": "shop"}, {"url": HOOK + "2"}]},
+        headers=auth,
+        timeout=5,
+    )
+    published = requests.post(
+        f"{any_fake.base_url}/v2/publish/orders",
+        data=b"\xff\x00",
+        headers={
+            **auth,
+            "Upstash-Callback": "https://app.example.com/cb",
+            "Upstash-Failure-Callback": "https://app.example.com/failed",
+            "Upstash-Label": "billing",
+            "Upstash-Retry-Delay": "1000 * retried",
+            "Upstash-Forward-X-Tenant": "t1",
+            "Upstash-Not-Before": "1893456000",
+        },
+        timeout=5,
+    ).json()
+    named, unnamed = (answer["messageId"] for answer in published)
+    message = requests.get(f"{any_fake.base_url}/v2/messages/{named}", headers=auth, timeout=5)
+    assert message.json() == {
+        "messageId": named,
+        "url": HOOK,
+        "method": "POST",
+        "header": {"X-Tenant": ["t1"]},
+        "maxRetries": 3,
+        "notBefore": 1893456000000,
+        "createdAt": any_fake.clock.start,
+        "callerIP": "127.0.0.1",
+        "bodyBase64": "/wA=",
+        "topicName": "orders",
+        "endpointName": "shop",
+        "retryDelayExpression": "1000 * retried",
+        "label": "billing",
+        "callback": "https://app.example.com/cb",
+        "failureCallback": "https://app.example.com/failed",
+    }
+    other = requests.get(f"{any_fake.base_url}/v2/messages/{unnamed}", headers=auth, timeout=5)
+    assert "endpointName" not in other.json()
+    group = requests.get(f"{any_fake.base_url}/v2/topics/orders", headers=auth, timeout=5)
+    assert group.json()["endpoints"] == [{"url": HOOK, "name": "shop"}, {"url": HOOK + "2"}]
+
+
+def test_an_endpoint_upserted_again_is_replaced_by_url_or_by_name(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    a, b = "https://a.example.com/in", "https://b.example.com/in"
+    client.url_group.upsert_endpoints("g", [{"url": a, "name": "first"}, {"url": b}])
+    client.url_group.upsert_endpoints("g", [{"url": a, "name": "renamed"}])  # same URL
+    client.url_group.upsert_endpoints("g", [{"url": b + "/v2", "name": "renamed"}])  # same name
+    group = client.url_group.get("g")
+    # Replaced where it stood: the first endpoint, by its URL, then by its new name.
+    assert [(e.url, e.name) for e in group.endpoints] == [(b + "/v2", "renamed"), (b, None)]
+    client.url_group.remove_endpoints("g", [{"url": a}])  # gone already: nothing removed
+    client.url_group.remove_endpoints("g", [{"name": "renamed"}])
+    assert [(e.url, e.name) for e in client.url_group.get("g").endpoints] == [(b, None)]
+
+
+def test_a_poller_waiting_on_a_published_message_is_told_when_it_settles() -> None:
+    fake = QStashTasksMock(max_identical_requests=2).start()
+    try:
+        fake.destination(HOOK).answers(500)
+        client = QStash(fake.token, base_url=fake.base_url)
+        message_id = client.message.publish(url=HOOK, body="x").message_id
+        fake.clock.advance(500)
+        with pytest.raises(QStashTasksLoopError) as raised:  # noqa: PT012
+            for _ in range(3):
+                httpx.get(
+                    f"{fake.base_url}/v1/messages/{message_id}/tasks",
+                    headers={"Authorization": f"Bearer {fake.token}"},
+                )
+        assert (
+            f"while the fake's clock stood still at 2026-01-01T00:00:00.500Z and 1 delivery of "
+            f"{message_id!r} was still under way (the next settles at 2026-01-01T00:00:13.382Z, "
+            "12.882 s later)."
+        ) in str(raised.value)
+        fake.clock.advance(60_000)
+        assert fake.tasks(message_id)[0].state == "delivered"
+    finally:
+        fake.stop()
+
+
 def test_published_records_what_the_code_sent(any_fake: QStashTasksFake, client: QStash) -> None:
     message_id = client.message.publish_json(
         url=HOOK, body={"a": 1}, headers={"X-Tenant": "t1"}, delay="10s"
@@ -157,6 +245,32 @@ def test_published_records_what_the_code_sent(any_fake: QStashTasksFake, client:
     found = any_fake.assert_published(HOOK, json={"a": 1}, headers={"upstash-delay": "10s"})
     assert found == [record]
     any_fake.assert_published(times=1)
+
+
+REPLACED = "\ufffd\ufffd"  # bytes that are not UTF-8, as the failure shows them
+
+
+def test_assert_published_shows_each_publish_in_one_line(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    client.message.publish(url=HOOK, body="x" * 60)
+    client.message.publish(url=HOOK, body="y" * 61)
+    client.message.publish(url=HOOK, body=b"\xff\xfe")  # type: ignore[arg-type]
+    client.message.publish(url=HOOK, body="d", deduplication_id="one")
+    client.message.publish(url=HOOK, body="d", deduplication_id="one")
+    client.url_group.upsert_endpoints("g", [{"url": HOOK}, {"url": HOOK + "2"}])
+    both = client.message.publish(url_group="g", body="z")
+    ids = [record.message_ids for record in any_fake.published]
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_published("https://elsewhere.example.com/")
+    assert str(raised.value).splitlines()[1:] == [
+        f"  - POST {HOOK} body={'x' * 60!r} -> {ids[0][0]}",
+        f"  - POST {HOOK} body={'y' * 60 + '...'!r} -> {ids[1][0]}",
+        f"  - POST {HOOK} body={REPLACED!r} -> {ids[2][0]}",
+        f"  - POST {HOOK} body='d' -> {ids[3][0]}",
+        f"  - POST {HOOK} body='d' -> {ids[4][0]} (deduplicated)",
+        f"  - POST g body='z' -> {', '.join(answer.message_id for answer in both)}",  # type: ignore[union-attr]
+    ]
 
 
 def test_assert_published_lists_what_came_when_nothing_matches(

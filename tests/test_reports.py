@@ -206,7 +206,7 @@ def test_a_poller_on_a_frozen_wall_clock_is_told_how_to_let_it_tick() -> None:
     assert text == (
         f"likely infinite loop: GET {BASE}/v1/messages/m/tasks was sent 2 times in a row "
         "and got the same 200 answer each time, while the fake's clock stood still at "
-        "2026-01-01T00:00:00.000Z and 2 simulated deliveries of 'm' were still under way "
+        "2026-01-01T00:00:00.000Z and 2 deliveries of 'm' were still under way "
         "(the next settles at 2026-01-01T00:00:00.700Z, 0.7 s later). The fake follows "
         "time.time(), which did not move: let it tick (time-machine's travel(..., "
         "tick=True), freezegun's tick=True), or move it between polls (traveller.shift, "
@@ -221,7 +221,7 @@ def test_one_delivery_under_way_is_named_in_the_singular_with_the_constructor_cu
     fake.simulate_delivery("m", url="https://example.com", outcomes=[500, 500, 200])
     fake.clock.advance(700)  # the first attempt failed: the task waits for a retry
     assert (
-        "while the fake's clock stood still at 2026-01-01T00:00:00.700Z and 1 simulated "
+        "while the fake's clock stood still at 2026-01-01T00:00:00.700Z and 1 "
         "delivery of 'm' was still under way (the next settles at 2026-01-01T00:01:03.687Z, "
         "62.987 s later). The fake's time moves only when something moves it: call "
         "fake.clock.sleep(seconds) where the code waits, build it as "

@@ -137,8 +137,9 @@ def _unwalked(calls: Sequence[RecordedCall], message_id: str, known: Sequence[st
 
 @dataclass(frozen=True)
 class Waiting:
-    """What a looping client might have been waiting for: simulated deliveries of
-    ``message_id`` that settle at ``unsettled`` (unix ms), on a clock at ``now``."""
+    """What a looping client might have been waiting for: deliveries (simulated or
+    published) of ``message_id`` that settle at ``unsettled`` (unix ms), on a clock at
+    ``now``."""
 
     message_id: str | None
     now: int
@@ -180,7 +181,7 @@ def _stood_still(waiting: Waiting, owner: str | None) -> str:
     count, first = len(waiting.unsettled), waiting.unsettled[0]
     seconds = (first - waiting.now) / 1000
     state = (
-        f"while the fake's clock stood still at {_iso(waiting.now)} and {count} simulated "
+        f"while the fake's clock stood still at {_iso(waiting.now)} and {count} "
         f"deliver{'y' if count == 1 else 'ies'} of {waiting.message_id!r} "
         f"{'was' if count == 1 else 'were'} still under way (the next settles at "
         f"{_iso(first)}, {seconds:g} s later)."
