@@ -5,6 +5,7 @@ Fixtures live in conftest.py; plain functions and constants live here, imported 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from pytest_qstash_tasks import QStashTasksFake
+from pytest_qstash_tasks._core.ids import BASE58, ID_LENGTH
 
 #: The example response of the API page the project starts from.
 SEED_EXAMPLE = Path(__file__).parent / "data" / "seed_example.json"
@@ -124,3 +126,8 @@ def forget_stops(fake: QStashTasksFake) -> None:
     whose point was to be stopped (teardown would report them otherwise)."""
     fake._calls.loops.clear()
     fake._calls.real_host.clear()
+
+
+def is_qstash_id(value: str, prefix: str) -> bool:
+    """Whether ``value`` is ``prefix`` + ``_`` + 28 base58 characters, as QStash's ids are."""
+    return re.fullmatch(rf"{prefix}_[{BASE58}]{{{ID_LENGTH}}}", value) is not None

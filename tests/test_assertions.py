@@ -267,10 +267,16 @@ def test_a_failing_assertion_hides_the_plugins_own_frames(pytester: pytest.Pytes
 
         def test_all_pages(qstash_tasks):
             qstash_tasks.assert_all_pages_fetched("msg_1")
+
+        def test_published(qstash_tasks):
+            qstash_tasks.assert_published("https://app.example.com/hook")
+
+        def test_delivered(qstash_tasks):
+            qstash_tasks.assert_delivered("https://app.example.com/hook")
         """
     )
     result = pytester.runpytest("-p", "no:randomly")
-    result.assert_outcomes(failed=3)
+    result.assert_outcomes(failed=5)
     assert "raise AssertionError(" not in result.stdout.str()
     assert "__tracebackhide__" not in result.stdout.str()
 

@@ -391,6 +391,26 @@ REFUSED: dict[str, tuple[Call, type[Exception], str]] = {
         ValueError,
         "times must be an int >= 0, got -1",
     ),
+    "assert_published times str": (
+        lambda f: f.assert_published(times="x"),  # type: ignore[arg-type]
+        ValueError,
+        "times must be an int >= 0, got 'x'",
+    ),
+    "assert_delivered times -1": (
+        lambda f: f.assert_delivered(times=-1),
+        ValueError,
+        "times must be an int >= 0, got -1",
+    ),
+    "sign no URL": (
+        lambda f: f.sign(b"x", ""),
+        ValueError,
+        "sign() takes the destination URL, got ''",
+    ),
+    "sign URL not a str": (
+        lambda f: f.sign(b"x", 5),  # type: ignore[arg-type]
+        ValueError,
+        "sign() takes the destination URL, got 5",
+    ),
     "assert_called cursor -1": (
         lambda f: f.assert_called(cursor=-1),
         ValueError,

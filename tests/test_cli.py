@@ -362,6 +362,10 @@ def test_the_module_and_the_console_script_are_one_command() -> None:
         (["--end-cursor", "5"], "argument --end-cursor: invalid choice: '5'"),
         (["--start", "yesterday"], "'yesterday' is not an ISO 8601 time"),
         (["--port", "x"], "argument --port: invalid int value: 'x'"),
+        (
+            ["--port", "70000"],
+            "error: --port: port must be an int 0-65535 (0: a free one), got 70000",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(args: list[str], message: str) -> None:

@@ -675,6 +675,27 @@ def test_assert_delivered_lists_the_attempts(any_fake: QStashTasksFake, client: 
     assert json.loads(json.dumps(any_fake.deliveries[0].headers))  # plain data
 
 
+def test_assert_delivered_filters_by_message_status_and_count(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    statuses = iter([500, 200, 200])
+    any_fake.destination(HOOK).deliver_to(lambda delivery: next(statuses))
+    first = client.message.publish(url=HOOK, body="a").message_id
+    any_fake.clock.advance(1_000)
+    second = client.message.publish(url=HOOK, body="b").message_id
+    any_fake.clock.advance(60_000)
+    assert [a.message_id for a in any_fake.assert_delivered(message_id=first)] == [first, first]
+    (only,) = any_fake.assert_delivered(message_id=second, status=200, times=1)
+    assert only.message_id == second
+    assert any_fake.assert_delivered(HOOK, message_id="msg_other", times=0) == []
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_delivered(message_id=first, status=200, times=2)
+    assert str(raised.value).splitlines()[0] == (
+        f"expected a delivery attempt with message_id={first!r}, status=200 2 times, got once; "
+        "3 attempt(s) reached a receiver:"
+    )
+
+
 def test_a_django_app_receives_in_process(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_django_receiver="""

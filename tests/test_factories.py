@@ -17,7 +17,7 @@ from pytest_qstash_tasks import (
     make_task,
     make_tasks,
 )
-from pytest_qstash_tasks._core.ids import is_qstash_id
+from tests.helpers import is_qstash_id
 
 NOW = DEFAULT_START_MS
 

@@ -124,6 +124,16 @@ def test_tasks_are_immutable() -> None:
         task.retried = 2  # type: ignore[misc]
 
 
+def test_equal_tasks_hash_alike_and_different_ones_spread() -> None:
+    from pytest_qstash_tasks import make_tasks
+
+    tasks = make_tasks(200, message_id="m", seed=1)
+    again = [Task.model_validate(task.model_dump(by_alias=True)) for task in tasks]
+    assert [hash(task) for task in tasks] == [hash(task) for task in again]
+    assert len({*tasks, *again}) == 200  # one set member per task
+    assert len({hash(task) for task in tasks}) == 200  # a set of them stays fast
+
+
 def test_unchecked_builds_inconsistent_payloads_and_sends_them_as_given() -> None:
     odd = Task.unchecked(
         taskId="tsk_odd", message_id="msg_1", url="u", state="failed", max_retry=1, retried=7

@@ -16,7 +16,7 @@ from qstash import AsyncQStash, QStash
 from qstash.errors import QStashError
 
 from pytest_qstash_tasks import QStashTasksFake, QStashTasksLoopError, QStashTasksMock
-from pytest_qstash_tasks._core.ids import is_qstash_id
+from tests.helpers import is_qstash_id
 
 HOOK = "https://app.example.com/hook"
 Sdk = Callable[..., QStash]
@@ -271,6 +271,37 @@ def test_assert_published_shows_each_publish_in_one_line(
         f"  - POST {HOOK} body='d' -> {ids[4][0]} (deduplicated)",
         f"  - POST g body='z' -> {', '.join(answer.message_id for answer in both)}",  # type: ignore[union-attr]
     ]
+
+
+def test_assert_published_filters_by_body_headers_and_count(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    first = client.message.publish(url=HOOK, body="one", headers={"X-Tenant": "t1"})
+    client.message.publish(url=HOOK, body="two", headers={"X-Tenant": "t2"})
+    (record,) = any_fake.assert_published(body="one")
+    assert record.message_id == first.message_id
+    assert any_fake.assert_published(body=b"one") == [record]
+    assert any_fake.assert_published(headers={"UPSTASH-FORWARD-X-TENANT": "t1"}) == [record]
+    assert len(any_fake.assert_published(HOOK, times=2)) == 2
+    assert any_fake.assert_published("https://elsewhere.example.com/", times=0) == []
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_published(HOOK, times=1)
+    assert str(raised.value).splitlines()[0] == (
+        f"expected a publish with destination={HOOK!r} once, got 2 times; the fake received "
+        "2 publish(es):"
+    )
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_published(body="three", headers={"Upstash-Forward-X-Tenant": "t1"})
+    assert str(raised.value).splitlines()[0] == (
+        "expected a publish with body=b'three', headers={'upstash-forward-x-tenant': 't1'} "
+        "at least once, got 0 times; the fake received 2 publish(es):"
+    )
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_published(json={"a": 1})  # the bodies are no JSON
+    assert str(raised.value).splitlines()[0] == (
+        "expected a publish with json={'a': 1} at least once, got 0 times; the fake received "
+        "2 publish(es):"
+    )
 
 
 def test_assert_published_lists_what_came_when_nothing_matches(
@@ -737,6 +768,27 @@ def test_settings_change_the_defaults(sdk: Sdk) -> None:
         fake.expect_unserved("bad_request")
         with pytest.raises(QStashError, match="413"):
             client.message.publish(url=HOOK, body="0123456789A")
+
+
+def test_a_script_covers_its_exact_url_or_what_starts_with_its_prefix(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination("https://app.example.com/ho*").answers(503)
+    any_fake.destination(HOOK + "/exact").answers(500)
+    urls = [
+        HOOK + "/exact",
+        HOOK + "/exact/more",  # not the exact URL: the prefix's
+        "https://app.example.com/other",  # neither
+        "https://app.example.com/hx",  # nor this: the prefix is /ho
+    ]
+    ids = [client.message.publish(url=url, body="x", retries=0).message_id for url in urls]
+    any_fake.clock.advance(1_000)
+    assert [(t.state, t.error) for t in (any_fake.tasks(i)[0] for i in ids)] == [
+        ("failed", "HTTP status 500"),
+        ("failed", "HTTP status 503"),
+        ("delivered", ""),
+        ("delivered", ""),
+    ]
 
 
 def test_exact_scripts_come_before_prefixes_and_patterns() -> None:

@@ -95,7 +95,7 @@ def parse(model: type[_Spec], data: object, where: str) -> Any:
 def describe_validation_error(error: ValidationError, where: str, data: object) -> str:
     """``where.messages[1] ('msg_2').count: Input should be ...``, one line each."""
     lines = []
-    for problem in error.errors(include_url=False):
+    for problem in error.errors():
         lines.append(f"{_path(where, problem['loc'], data)}: {problem['msg']}")
     return "\n".join(lines)
 
@@ -138,7 +138,7 @@ def _path(where: str, loc: Sequence[int | str], data: object) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
+            node = node[part] if isinstance(node, list) else None  # pydantic's own index
             if isinstance(node, dict) and isinstance(node.get("messageId"), str):
                 text += f" ({node['messageId']!r})"
         else:

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import random
-import re
 
-__all__ = ["BASE58", "ID_LENGTH", "is_qstash_id", "new_ids"]
+__all__ = ["BASE58", "ID_LENGTH", "new_ids"]
 
 BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 ID_LENGTH = 28
-_ID_RE = re.compile(rf"[a-z]+_[{BASE58}]{{{ID_LENGTH}}}")
-
-
-def is_qstash_id(value: str, prefix: str) -> bool:
-    """Whether ``value`` is ``prefix`` + ``_`` + 28 base58 characters."""
-    return value.startswith(prefix + "_") and _ID_RE.fullmatch(value) is not None
 
 
 def new_ids(prefix: str, count: int, rng: random.Random, taken: set[str]) -> list[str]:

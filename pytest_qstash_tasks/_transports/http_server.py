@@ -107,6 +107,8 @@ class LoopbackServer(ThreadingHTTPServer):
                 f"host must be an IP address such as 127.0.0.1 or ::1, got {host!r} "
                 "(a name like localhost may resolve to another address than the one served)"
             ) from None
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int 0-65535 (0: a free one), got {port!r}")
         self.address_family = family
         super().__init__((host, port), Handler)
         self.host, self.port = host, self.server_address[1]
