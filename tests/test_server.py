@@ -688,7 +688,7 @@ def test_bad_server_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="page_size must be an int >= 1"):
         QStashTasksServer(page_size=0)
     for port in (-1, 65536, "8080", True):
-        with pytest.raises(ValueError) as raised:
+        with pytest.raises(ValueError, match=r"^port must be") as raised:
             QStashTasksServer(port=port)  # type: ignore[arg-type]
         assert str(raised.value) == f"port must be an int 0-65535 (0: a free one), got {port!r}"
 
