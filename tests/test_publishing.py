@@ -895,6 +895,16 @@ def test_the_marker_and_ini_options_configure_publishing(pytester: pytest.Pytest
         ("10 / 4 * 1000", [2500] * 3),
         ("1e3", None),
         ("86400000 * 2", [86_400_000] * 3),
+        ("1000 - retried", [1000, 999, 998]),
+        ("-retried * 10 + 100", [100, 90, 80]),
+        ("+5000", [5000] * 3),
+        ("1000 ", [1000] * 3),  # blanks at the end
+        ("9 % 4 * 1000 / 2", [500] * 3),
+        ("(" * 50 + "retried" + ")" * 50, [0, 1, 2]),  # as deep as it may go
+        ("-" * 50 + "7", [7] * 3),
+        ("abs(" * 50 + "7" + ")" * 50, [7] * 3),
+        ("min(" * 49 + "max(1, 2)" + ")" * 49, [2] * 3),  # one argument: itself
+        ("1" * 1000, [86_400_000] * 3),  # the longest text: no delay is over a day
     ],
 )
 def test_retry_delay_expressions(text: str, delays: list[int] | None) -> None:
@@ -921,8 +931,15 @@ def test_retry_delay_expressions(text: str, delays: list[int] | None) -> None:
         ("open('x')", "unknown name (the variable is retried; functions: pow, sqrt, abs"),
         ("1/0", "'1/0' cannot be computed for retried=0: float division by zero"),
         ("sqrt(-1)", "'sqrt(-1)' cannot be computed for retried=0: math domain error"),
-        ("(" * 60 + "1" + ")" * 60, "nests deeper than 50 levels"),
+        ("(" * 51 + "1" + ")" * 51, "nests deeper than 50 levels"),
+        ("-" * 51 + "1", f"{'-' * 51 + '1'!r} nests deeper than 50 levels"),
+        ("abs(" * 51 + "1" + ")" * 51, "nests deeper than 50 levels"),
         ("1" * 1001, "the expression is over 1000 characters"),
+        ("abs(", "'abs(' ends too early"),
+        ("pow(2, 3", "'pow(2, 3' ends too early: want ')'"),
+        ("sqrt 4", "want '(', got '4' at position 5 of 'sqrt 4'"),
+        ("exp(1000)", "'exp(1000)' cannot be computed for retried=0: math range error"),
+        ("9" * 400 + " - " + "9" * 400, "is not a number for retried=0"),
     ],
 )
 def test_retry_delay_refuses_what_it_cannot_read(text: str, error: str) -> None:

@@ -30,8 +30,8 @@ _FUNCTIONS: dict[str, tuple[Callable[..., float], int | None]] = {
     "floor": (math.floor, 1),
     "ceil": (math.ceil, 1),
     "round": (lambda a: math.floor(a + 0.5), 1),
-    "min": (min, None),
-    "max": (max, None),
+    "min": (lambda *values: min(values), None),  # Python's min(x) wants an iterable
+    "max": (lambda *values: max(values), None),
 }
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|([A-Za-z_][A-Za-z_0-9]*)|(\S))")
 _MAX_LENGTH = 1000
@@ -80,26 +80,17 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens: list[tuple[str, str, int]] = []
-        position = 0
-        while position < len(text):
-            match = _TOKEN.match(text, position)
-            if match is None:  # only trailing blanks are left
-                break
+        # Every character but a blank starts a token, so the matches follow each other
+        # with nothing skipped; only trailing blanks are left unmatched.
+        for match in _TOKEN.finditer(text):
             number, name, symbol = match.groups()
             kind = "number" if number else "name" if name else "symbol"
-            self.tokens.append((kind, number or name or symbol, match.start(match.lastindex or 0)))
-            position = match.end()
+            value = number or name or symbol
+            self.tokens.append((kind, value, match.end() - len(value)))
         self.index = 0
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str, int]:
-        token = self.peek()
-        if token is None:
-            raise ValueError(f"{self.text!r} ends too early")
-        self.index += 1
-        return token
 
     def error(self, what: str) -> ValueError:
         token = self.peek()
@@ -116,27 +107,33 @@ class _Parser:
         self.index += 1
 
     def sum(self, depth: int) -> _Node:
-        if depth > _MAX_DEPTH:
-            raise ValueError(f"{self.text!r} nests deeper than {_MAX_DEPTH} levels")
         node = self.product(depth)
-        while (token := self.peek()) is not None and token[1] in "+-" and token[0] == "symbol":
+        while (
+            (token := self.peek()) is not None and token[1] in ("+", "-") and token[0] == "symbol"
+        ):
             self.index += 1
             node = (token[1], node, self.product(depth))
         return node
 
     def product(self, depth: int) -> _Node:
         node = self.unary(depth)
-        while (token := self.peek()) is not None and token[1] in "*/%" and token[0] == "symbol":
+        while (
+            (token := self.peek()) is not None
+            and token[1] in ("*", "/", "%")
+            and token[0] == "symbol"
+        ):
             self.index += 1
             node = (token[1], node, self.unary(depth))
         return node
 
     def unary(self, depth: int) -> _Node:
+        # Every nesting (a sign, a parenthesis, a function's argument) passes here one
+        # level deeper: the one place the depth is bounded.
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"{self.text!r} nests deeper than {_MAX_DEPTH} levels")
         token = self.peek()
-        if token is not None and token[0] == "symbol" and token[1] in "+-":
+        if token is not None and token[0] == "symbol" and token[1] in ("+", "-"):
             self.index += 1
-            if depth > _MAX_DEPTH:
-                raise ValueError(f"{self.text!r} nests deeper than {_MAX_DEPTH} levels")
             operand = self.unary(depth + 1)
             return ("neg", operand) if token[1] == "-" else operand
         return self.atom(depth)
