@@ -359,19 +359,22 @@ def _user_traceback(error: BaseException) -> str:
 def check_reachable(host: str, allow_remote: bool) -> None:
     """Refuse a host that is not loopback, unless the test opted in (no name lookup:
     ``localhost`` and loopback addresses only)."""
-    if allow_remote or host == "localhost":
-        return
-    import ipaddress
-
-    try:
-        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not allow_remote and not _is_loopback(host):
         raise NotReachable(
             f"real HTTP deliveries go to loopback addresses only (localhost, 127.0.0.1, "
             f"::1), not {host!r}: deliver_to(..., allow_remote=True) opts in"
         )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # urlsplit took off any [ ]
+    except ValueError:  # a name: no lookup
+        return False
 
 
 def receiver_for(target: object, *, allow_remote: bool = False) -> Receiver:
