@@ -611,6 +611,56 @@ def test_a_body_of_the_largest_size_is_read_and_one_byte_more_refused(
     fake.assert_all_requests_served = False
 
 
+def chunked(target: str, body: bytes) -> bytes:
+    return (
+        f"POST {target} HTTP/1.1\r\nAuthorization: Bearer t\r\nTransfer-Encoding: chunked"
+        "\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+def test_a_chunked_body_is_read_as_http_1_1_frames_it(fake: QStashTasksServer) -> None:
+    # Sizes in hex of either case, an extension after ';', bare \n line ends, a trailer.
+    body = b"A;name=value\r\n0123456789\r\n1f\n" + b"x" * 31 + b"\n0\r\nX-Trailer: 1\r\n\r\n"
+    answer = raw_exchange(fake, chunked(TASKS, body))
+    assert answer.startswith(b"HTTP/1.1 405 ")  # read whole, then answered by the endpoint
+    assert fake.calls[0].body == b"0123456789" + b"x" * 31
+    fake.assert_all_requests_served = False
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"zz\r\nab\r\n0\r\n\r\n", b"400", "invalid chunked body"),
+        (b"\r\n0\r\n\r\n", b"400", "invalid chunked body"),
+        (b"2000001\r\n", b"413", "request body over 33554432 bytes"),
+    ],
+    ids=["not hex", "no size", "over the limit at once"],
+)
+def test_a_bad_chunked_body_is_refused(
+    fake: QStashTasksServer, body: bytes, status: bytes, error: str
+) -> None:
+    answer = raw_exchange(fake, chunked(TASKS, body))
+    head, _, text = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status + b" ")
+    assert json.loads(text) == {"error": error}
+    assert fake.calls == []
+
+
+def test_chunks_count_towards_the_largest_body_together(fake: QStashTasksServer) -> None:
+    from pytest_qstash_tasks._transports.http_server import MAX_BODY
+
+    half = MAX_BODY // 2
+    whole = f"{half:x}\r\n".encode() + b"a" * half + f"\r\n{half:x}\r\n".encode()
+    largest = whole + b"b" * half + b"\r\n0\r\n\r\n"
+    assert raw_exchange(fake, chunked(TASKS, largest)).startswith(b"HTTP/1.1 405 ")
+    over = whole + b"b" * half + b"\r\n1\r\n"
+    answer = raw_exchange(fake, chunked(TASKS, over))
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert len(fake.calls) == 1
+    assert len(fake.calls[0].body) == MAX_BODY
+    fake.assert_all_requests_served = False
+
+
 def test_the_access_log_says_a_held_request_got_no_status() -> None:
     logged: list[tuple[str, str, int | None, float]] = []
     fake = QStashTasksServer(access_log=lambda *line: logged.append(line), max_hold_seconds=0.3)
