@@ -203,6 +203,18 @@ def test_the_access_log_shows_a_held_request_s_missing_status_as_a_dash() -> Non
     assert re.fullmatch(r"GET /v1/messages/m/tasks - \d+\.\d ms", served.err.splitlines()[-1])
 
 
+def test_the_access_log_shows_how_long_an_answer_took_in_ms() -> None:
+    def slow(url: str) -> None:
+        requests.post(url + "/_fake/messages", json={"messageId": "m"}, timeout=5)
+        requests.post(url + "/_fake/faults", json={"kind": "delay", "seconds": 0.2}, timeout=5)
+        requests.get(url + "/v1/messages/m/tasks", headers=AUTH, timeout=5)
+
+    line = here(during=slow).err.splitlines()[-1]
+    match = re.fullmatch(r"GET /v1/messages/m/tasks 200 (\d+\.\d) ms", line)
+    assert match is not None, line
+    assert 200 <= float(match[1]) < 2000
+
+
 def test_reset_returns_to_the_data_file_or_to_empty(tmp_path: Path) -> None:
     data = tmp_path / "data.json"
     data.write_text(json.dumps(DATA))

@@ -452,6 +452,19 @@ def test_which_hosts_are_the_real_qstash(host: str, guarded: bool, resolved: lis
     assert resolved == ([] if guarded else [host])
 
 
+@pytest.mark.parametrize("name", ["qstash.upstash.io", "QStash.Upstash.IO."])
+def test_a_stop_is_the_fake_s_that_answers_that_host(name: str, resolved: list[str]) -> None:
+    import socket
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    with QStashTasksMock() as answering, QStashTasksMock(base_url="http://later.test") as later:
+        with pytest.raises(QStashTasksRealHostError):
+            socket.getaddrinfo(name, 443)  # a client the in-process fake cannot see
+        assert (len(answering.problems()), later.problems()) == (1, [])
+        forget_stops(answering)
+
+
 def test_a_module_fake_keeps_guarding_after_a_test_fake_stops() -> None:
     import urllib.request
 

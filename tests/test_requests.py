@@ -80,8 +80,49 @@ def test_raise_next_raises_what_requests_would(
     qstash_tasks.raise_next(eval(planned))
     with pytest.raises(raised) as caught:
         requests.get(TASKS.format("msg_1"), headers=AUTH)
-    assert caught.value.request is not None
+    assert caught.value.request.url == TASKS.format("msg_1")
+    if planned.startswith("httpx."):  # made from the planned error, which it says and keeps
+        cause = caught.value.__cause__
+        assert type(cause).__name__ == planned.rsplit(".", 1)[1]
+        assert str(caught.value) == str(cause)
     assert requests.get(TASKS.format("msg_1"), headers=AUTH).ok
+
+
+def test_requests_gets_a_whole_response(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("msg_1", count=1)
+    answer = requests.get(TASKS.format("msg_1"), headers={"Authorization": b"Bearer t"})
+    assert (answer.status_code, answer.reason) == (200, "OK")
+    assert answer.headers["Content-Length"] == str(len(answer.content))
+    assert (answer.request.method, answer.url) == ("GET", TASKS.format("msg_1"))
+    refused = requests.post(TASKS.format("msg_1"), headers=AUTH, data="x")
+    assert (refused.status_code, refused.reason) == (405, "Method Not Allowed")
+    assert qstash_tasks.calls[1].body == b"x"
+    qstash_tasks.assert_all_requests_served = False
+
+
+@pytest.mark.parametrize("timeout", [0.05, (5, 0.05)], ids=["seconds", "(connect, read)"])
+def test_a_held_answer_meets_the_read_timeout_requests_sent(
+    qstash_tasks: QStashTasksMock, timeout: Any
+) -> None:
+    qstash_tasks.add("msg_1", count=1)
+    qstash_tasks.delay_next(5)
+    with pytest.raises(requests.ReadTimeout) as caught:
+        requests.get(TASKS.format("msg_1"), headers=AUTH, timeout=timeout)
+    assert caught.value.request.url == TASKS.format("msg_1")
+    qstash_tasks.delay_next(0.05)
+    assert requests.get(TASKS.format("msg_1"), headers=AUTH, timeout=(5, None)).ok
+
+
+def test_a_fake_on_a_port_of_its_own_takes_that_port_only() -> None:
+    fake = QStashTasksMock(base_url="http://qstash.test:8080").start()
+    try:
+        fake.add("msg_1", count=1)
+        answer = requests.get("http://qstash.test:8080/v1/messages/msg_1/tasks", headers=AUTH)
+        assert answer.json()["tasks"][0]["messageId"] == "msg_1"
+        with pytest.raises(requests.ConnectionError):
+            requests.get("http://qstash.test:8081/v1/messages/msg_1/tasks", timeout=1)
+    finally:
+        fake.stop()
 
 
 def test_a_looping_requests_client_is_stopped(qstash_tasks: QStashTasksMock) -> None:
