@@ -132,12 +132,13 @@ def test_faults_calls_problems_and_reset(fake: QStashTasksServer, http: Any) -> 
             "messages",
             b'{"messageId": "m", "count": 1, "tasks": []}',
             400,
-            "give one of tasks, count and pages, not tasks and count",
+            "body: Value error, give one of tasks, count and pages, not tasks and count",
         ),
         ("GET", "messages/nope", b"", 404, "unknown message 'nope' (known: none)"),
         ("POST", "messages/m/deliveries", b'{"url": "x"}', 400, "body.outcomes: Field required"),
         ("POST", "faults", b'{"kind": "boom"}', 400, "a fault's kind is one of fail, rateLimit"),
         ("POST", "faults", b'{"kind": "fail"}', 400, "a fail fault takes a status (400-599)"),
+        ("POST", "faults", b'{"kind": "delay"}', 400, "a delay fault takes seconds (> 0)"),
         (
             "POST",
             "faults",
@@ -148,9 +149,9 @@ def test_faults_calls_problems_and_reset(fake: QStashTasksServer, http: Any) -> 
         (
             "POST",
             "faults",
-            b'{"kind": "delay", "times": 1, "x": 1}',
+            b'{"kind": "delay", "times": 1, "x": 1, "y": 2}',
             400,
-            "a delay fault takes seconds, times, messageId, cursor, page; not x",
+            "a delay fault takes seconds, times, messageId, cursor, page; not x, y",
         ),
         ("DELETE", "calls", b"", 405, "DELETE /_fake/calls is not allowed; use GET"),
         (
@@ -178,7 +179,7 @@ def test_bad_control_requests_get_a_clear_json_error(
     answer = http.request(method, path, data=body)
     assert answer.status_code == status
     assert answer.headers["content-type"] == "application/json"
-    assert error in answer.json()["error"]
+    assert answer.json()["error"].startswith(error)
 
 
 def test_the_token_guards_every_endpoint_but_health(fake: QStashTasksServer) -> None:
@@ -201,6 +202,47 @@ def test_without_control_the_prefix_is_an_unknown_path() -> None:
     with QStashTasksServer(assert_all_requests_served=False) as fake:
         assert requests.get(f"{fake.base_url}/_fake/health", timeout=5).status_code == 404
         assert fake.calls[0].unserved_reason == "unknown_path"
+
+
+def test_a_delivery_attempt_as_json_has_every_field(fake: QStashTasksServer, http: Any) -> None:
+    hook = "https://app.example.com/hook"
+    fake.destination(hook).deliver_to(lambda delivery: (503, b"busy \xff"))
+    requests.post(
+        f"{fake.base_url}/v2/publish/{hook}",
+        data=b"caf\xc3\xa9 \xff",
+        headers={**TOKEN, "Upstash-Retries": "0"},
+        timeout=5,
+    )
+    http.post("clock", json={"advanceMs": 1_000})
+    (attempt,) = http.get("deliveries").json()["deliveries"]
+    (recorded,) = fake.deliveries
+    headers = attempt.pop("headers")
+    assert attempt == {
+        "messageId": recorded.message_id,
+        "url": hook,
+        "method": "POST",
+        "body": "café \ufffd",
+        "retried": 0,
+        "at": recorded.at,
+        "status": 503,
+        "answerBody": "busy \ufffd",
+        "durationMs": recorded.duration_ms,
+        "error": "HTTP status 503: busy \ufffd",
+        "receiver": recorded.receiver,
+    }
+    assert headers["Upstash-Message-Id"] == recorded.message_id
+
+
+def test_a_planned_delay_keeps_its_target(fake: QStashTasksServer, http: Any) -> None:
+    fake.add_message("other")
+    planned = http.post(
+        "faults", json={"kind": "delay", "seconds": 0.01, "messageId": "other", "times": 2}
+    )
+    assert planned.json()["fault"] == "delay_next(0.01, times=2, message_id='other')"
+    fake.add_message("mine")
+    assert requests.get(f"{fake.base_url}/v1/messages/mine/tasks", headers=TOKEN, timeout=5).ok
+    assert fake.faults[0].fired == 0  # it waits for its own message
+    fake.assert_all_faults_triggered = False
 
 
 def test_calls_report_the_cursor_a_page_hands_out(fake: QStashTasksServer, http: Any) -> None:

@@ -317,11 +317,11 @@ def _attempt_json(attempt: DeliveryAttempt) -> dict[str, Any]:
         "url": attempt.url,
         "method": attempt.method,
         "headers": dict(attempt.headers),
-        "body": attempt.body.decode("utf-8", "replace"),
+        "body": attempt.body.decode(errors="replace"),
         "retried": attempt.retried,
         "at": attempt.at,
         "status": attempt.status,
-        "answerBody": attempt.answer_body.decode("utf-8", "replace"),
+        "answerBody": attempt.answer_body.decode(errors="replace"),
         "durationMs": attempt.duration_ms,
         "error": attempt.error,
         "receiver": attempt.receiver,
@@ -376,12 +376,12 @@ def plan_fault(fake: QStashTasksFake, body: dict[str, Any]) -> Fault:
     if kind == "fail":
         if "status" not in args:
             raise ValueError("a fail fault takes a status (400-599)")
-        return fake.fail_next(args.pop("status"), **args)
+        return fake.fail_next(**args)
     if kind == "rateLimit":
         return fake.rate_limit_next(**args)
     if kind == "delay":
         if "seconds" not in args:
             raise ValueError("a delay fault takes seconds (> 0)")
-        return fake.delay_next(args.pop("seconds"), **args)
+        return fake.delay_next(**args)
     error = ConnectionError if kind == "close" else TimeoutError
     return fake.raise_next(error, **args)
