@@ -203,6 +203,16 @@ def test_the_access_log_shows_a_held_request_s_missing_status_as_a_dash() -> Non
     assert re.fullmatch(r"GET /v1/messages/m/tasks - \d+\.\d ms", served.err.splitlines()[-1])
 
 
+def test_the_start_is_unix_ms_or_iso_8601() -> None:
+    def now(url: str) -> int:
+        answer: int = requests.get(url + "/_fake/clock", timeout=5).json()["now"]
+        return answer
+
+    assert here("--quiet", "--start", "1780272000000", during=now).during == 1780272000000
+    assert here("--quiet", "--start", "2026-06-01T00:00:00Z", during=now).during == 1780272000000
+    assert here("--quiet", during=now).during == 1767225600000
+
+
 def test_the_access_log_shows_how_long_an_answer_took_in_ms() -> None:
     def slow(url: str) -> None:
         requests.post(url + "/_fake/messages", json={"messageId": "m"}, timeout=5)
@@ -364,6 +374,53 @@ def test_the_module_and_the_console_script_are_one_command() -> None:
         )
         assert by_script.stdout == by_module.stdout
     assert run().returncode == 2
+
+
+HELP = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"), [(["--help"], "help.txt"), (["serve", "--help"], "serve-help.txt")]
+)
+def test_the_help_reads_as_written(
+    args: list[str], shown: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The text a user reads, whole: regenerate it on purpose with
+    # COLUMNS=100 python -m pytest_qstash_tasks [serve] --help > tests/data/<file>
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == (HELP / shown).read_text()
+
+
+def test_no_command_prints_the_help_to_stderr_and_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main([]) == 2
+    assert capsys.readouterr() == ("", (HELP / "help.txt").read_text())
+
+
+def test_the_options_page_gives_each_option_and_its_default() -> None:
+    from pytest_qstash_tasks._cli import _parser
+
+    page = (DOCS / "transports" / "standalone.md").read_text()
+    table = page.split("## Options", 1)[1].split("\n\n", 2)[1]
+    defaults = vars(_parser().parse_args(["serve"]))
+    documented = set()
+    for row in table.splitlines()[2:]:
+        names, default = row.split(" | ")[:2]
+        for option in re.findall(r"`(--[a-z-]+)", names):
+            documented.add(option)
+            value = defaults[option[2:].replace("-", "_")]
+            if option.endswith("signing-key"):
+                continue  # from the environment, else a fixed pair
+            shown = "none" if value is None else "off" if value is False else f"`{value}`"
+            if option == "--start":
+                shown = "`2026-01-01T00:00:00Z`"  # None: the fake's own start
+            assert default == shown.replace("`10.0`", "`10`"), option
+    assert documented == {"--" + name.replace("_", "-") for name in defaults} - {"--command"}
 
 
 @pytest.mark.parametrize(
