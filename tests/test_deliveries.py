@@ -284,6 +284,7 @@ def test_a_receiver_that_raises_fails_the_attempt_and_the_test(pytester: pytest.
         ("ok", "returned 'ok': return an HTTP status"),
         ((200, 5), "returned a body of type int: use str or bytes"),
         (99, "returned 99: return an HTTP status (100-599)"),
+        (600, "returned 600: return an HTTP status (100-599)"),
     ],
 )
 def test_a_handler_answer_that_is_no_status_is_a_receiver_bug(answer: Any, complaint: str) -> None:
@@ -297,6 +298,15 @@ def test_a_handler_answer_that_is_no_status_is_a_receiver_bug(answer: Any, compl
     (problem,) = fake.problems()
     assert complaint in problem
     assert fake.deliveries[0].error == "HTTP status 500"
+
+
+def test_the_statuses_at_both_ends_are_answers(any_fake: QStashTasksFake, client: QStash) -> None:
+    statuses = iter([100, 599])
+    any_fake.destination(HOOK).deliver_to(lambda delivery: next(statuses))
+    client.message.publish(url=HOOK, body="x", retries=1)
+    any_fake.clock.advance(60_000)
+    assert [a.status for a in any_fake.deliveries] == [100, 599]
+    assert any_fake.problems() == []
 
 
 @pytest.mark.parametrize(
@@ -548,17 +558,24 @@ async def test_an_asgi_app_is_delivered_to_from_inside_a_running_loop(
 
 
 def test_an_async_handler_and_a_slow_one(any_fake: QStashTasksFake, client: QStash) -> None:
-    async def handler(delivery: DeliveryRequest) -> int:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def handler(delivery: DeliveryRequest) -> tuple[int]:
         await asyncio.sleep(0)
-        return 202
+        loops.append(asyncio.get_running_loop())
+        return (202 if delivery.text == "x" else 500,)  # a status alone in a tuple
 
     any_fake.destination(HOOK).deliver_to(handler)
     client.message.publish(url=HOOK, body="x")
     slow = "https://slow.example.com/hook"
     any_fake.destination(slow).deliver_to(lambda delivery: time.sleep(0.3) or 200)
     slow_id = client.message.publish(url=slow, body="x", timeout="0s", retries=0).message_id
+    client.message.publish(url=HOOK, body="x")
     any_fake.clock.advance(1_000)
-    assert any_fake.deliveries[0].status == 202
+    hooked = [(a.status, a.answer_body) for a in any_fake.deliveries if a.url == HOOK]
+    assert hooked == [(202, b"")] * 2
+    # One event loop for the test's thread: what an app keeps bound to it (a pool) works on.
+    assert loops[0] is loops[1]
     (task,) = any_fake.tasks(slow_id)
     assert task.state == "failed"
     assert re.fullmatch(r"request timed out: the receiver took 0\.3\d* s, past 0 s", task.error)
