@@ -26,7 +26,6 @@ from .errors import QStashTasksRealHostError
 from .report import real_host_message, switch_text
 
 if TYPE_CHECKING:
-    from .exchange import Request
     from .fake import QStashTasksFake
 
 __all__ = [
@@ -115,7 +114,7 @@ def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any
         guard = _guard_for(name)
         if guard is not None:
             shown = f"{name}:{port}" if port is not None else name
-            raise guard.stop(f"a connection to {shown}", "CONNECT", shown, name, None)
+            raise guard.stop(f"a connection to {shown}", "CONNECT", shown, name)
     return _REAL_GETADDRINFO(host, port, *args, **kwargs)
 
 
@@ -193,9 +192,7 @@ class RealHostGuard:
             return "stop"
         return None
 
-    def stop(
-        self, what: str, method: str, url: str, host: str, request: Request | None
-    ) -> QStashTasksRealHostError:
+    def stop(self, what: str, method: str, url: str, host: str) -> QStashTasksRealHostError:
         """Record a request (or connection) to the real QStash; the error it gets."""
         switch_off = switch_text("guard_real_qstash", "False", self.fake._owner())
         # A connection to the very host the fake answers in-process comes from a client
@@ -204,15 +201,8 @@ class RealHostGuard:
         clients = self.fake._clients_served() if unseen else None
         text = real_host_message(what, host, str(self.url), switch_off, unseen_by=clients)
         error = QStashTasksRealHostError(text)
-        call = RecordedCall(
-            method=method,
-            url=url,
-            headers=() if request is None else request.headers,
-            body=b"" if request is None else request.body,
-            exception=error,
-            action="raise",
-            native_request=None if request is None else request.native,
-        )
+        # Reported by method and URL (the teardown's list of stops): nothing more is kept.
+        call = RecordedCall(method=method, url=url, exception=error, action="raise")
         with self._lock:
             self._calls.record_real_host(call)
         return error

@@ -90,7 +90,7 @@ class InProcess:
         if claim == "origin":
             return self.fake._dispatch(request)
         what = f"{request.method} {request.url}"
-        error = self.fake._guard.stop(what, request.method, request.url, host, request)
+        error = self.fake._guard.stop(what, request.method, request.url, host)
         return Reply("raise", exception=error)
 
     def takes(
