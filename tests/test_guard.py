@@ -461,8 +461,9 @@ def test_a_stop_is_the_fake_s_that_answers_that_host(name: str, resolved: list[s
     with QStashTasksMock() as answering, QStashTasksMock(base_url="http://later.test") as later:
         with pytest.raises(QStashTasksRealHostError) as raised:
             socket.getaddrinfo(name, 443)  # a client the in-process fake cannot see
-        assert "this test's fake answers https://qstash.upstash.io in this process, but "(
-            "only for the clients it intercepts"
+        assert (
+            "this test's fake answers https://qstash.upstash.io in this process, but only for "
+            "the clients it intercepts"
         ) in str(raised.value)
         assert (len(answering.problems()), later.problems()) == (1, [])
         forget_stops(answering)
