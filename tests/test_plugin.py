@@ -112,6 +112,73 @@ def test_a_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*ini option qstash_tasks_page_size = 'many': invalid literal*"])
 
 
+def test_each_typed_ini_option_reaches_the_fixture_as_its_type(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        qstash_tasks_max_identical_requests = 7
+        qstash_tasks_default_retries = 5
+        qstash_tasks_default_answer = 503
+        qstash_tasks_max_message_size = 2048
+        qstash_tasks_delivery_timeout = 0.1
+        qstash_tasks_end_cursor = 0
+        """
+    )
+    pytester.makepyfile(
+        """
+        import re
+        import time
+
+        import httpx
+
+        def test_it(qstash_tasks):
+            fake = qstash_tasks
+            settings = (
+                fake.max_identical_requests, fake.default_retries, fake.default_answer,
+                fake.max_message_size, fake.end_cursor,
+            )
+            assert settings == (7, 5, 503, 2048, 0)
+            assert {type(value) for value in settings} == {int}
+            hook = "https://app.example.com/hook"
+            fake.destination(hook).deliver_to(lambda delivery: time.sleep(0.3) or 200)
+            published = httpx.post(
+                f"{fake.base_url}/v2/publish/{hook}",
+                headers={"Authorization": f"Bearer {fake.token}", "Upstash-Retries": "0"},
+                content=b"x",
+            )
+            fake.clock.advance(1_000)
+            (task,) = fake.tasks(published.json()["messageId"])
+            assert re.fullmatch(r"request timed out: .* past 0\\.1 s", task.error), task.error
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("text", "end_cursor"), [("0", 0), ("omit", None), ("OMIT", None), ("None", None)]
+)
+def test_the_ini_end_cursor_is_0_or_omit_in_any_case(
+    pytester: pytest.Pytester, text: str, end_cursor: int | None
+) -> None:
+    pytester.makeini(f"[pytest]\nqstash_tasks_end_cursor = {text}\n")
+    pytester.makepyfile(
+        f"def test_it(qstash_tasks):\n    assert qstash_tasks.end_cursor == {end_cursor!r}\n"
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_an_ini_end_cursor_of_anything_else_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nqstash_tasks_end_cursor = 00\n")
+    pytester.makepyfile("def test_it(qstash_tasks): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        ["E *pytest.UsageError: ini option qstash_tasks_end_cursor = '00': want 0 or omit"]
+    )
+    result.assert_outcomes(errors=1)
+
+
 def test_qstash_url_is_the_default_base_url(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
