@@ -340,6 +340,17 @@ def test_each_setting_reaches_the_fake(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.parametrize("given", [(), ("--end-cursor=0",)])
+def test_the_last_page_ends_on_cursor_0_by_default_and_when_asked(given: tuple[str, ...]) -> None:
+    def last_page(url: str) -> Any:
+        requests.post(url + "/_fake/messages", json={"messageId": "m", "count": 1}, headers=AUTH)
+        return requests.get(url + "/v1/messages/m/tasks", headers=AUTH, timeout=5).json()
+
+    served = here("--quiet", *given, during=last_page)
+    assert served.during["cursor"] == 0
+    assert len(served.during["tasks"]) == 1
+
+
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "stdin"])
 def test_it_stops_cleanly(serve: Callable[..., Served], how: str) -> None:
     served = serve("--quiet", "--stdin-eof", stdin=subprocess.PIPE)
@@ -630,6 +641,12 @@ def test_deliver_sends_signed_http_to_the_destinations(monkeypatch: pytest.Monke
         assert keys == {"current": CURRENT, "next": NEXT}
         rotated = requests.post(f"{url}/_fake/signing-keys/rotate", timeout=5).json()
         assert rotated["current"] == NEXT
+        # Any host, not loopback names only: 0.0.0.0 is no loopback address, yet a
+        # connection to it reaches this machine's listeners (Linux, macOS).
+        far = f"http://0.0.0.0:{hook.server_address[1]}/far"
+        requests.post(f"{url}/v2/publish/{far}", data=b"hi", headers=AUTH, timeout=5)
+        requests.post(f"{url}/_fake/clock", json={"advanceMs": 60_000}, timeout=5)
+        assert received[-1][0] == "/far"
 
     try:
         err = here("--port", "0", "--quiet", "--deliver", during=check).err
