@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -228,6 +229,30 @@ def test_raise_next_with_a_timeout_holds_until_the_client_gives_up(
     assert fake.calls[0].action == "hold"
     with httpx.Client(timeout=5) as client:  # the next request is served
         assert client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"}).is_success
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_held_request_ends_when_its_client_gives_up(how: str) -> None:
+    # Seen from the server's next test: stopping a fake on a shared server waits for the
+    # requests it is still answering, and a held one is over once its client left.
+    server = LoopbackServer().start()
+    try:
+        fake = QStashTasksServer(server=server).start()
+        fake.add_message("m")
+        fake.raise_next(TimeoutError)
+        request = b"GET /v1/messages/m/tasks HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n"
+        conn = socket.create_connection((server.host, server.port), timeout=5)
+        conn.sendall(request)
+        time.sleep(0.2)  # the server has read it and holds it
+        if how == "reset":  # an abortive close: the server's peek meets ECONNRESET
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        started = time.perf_counter()
+        fake.stop()
+        assert time.perf_counter() - started < 3  # not the 10 s bound of a hold
+        assert [call.action for call in fake.calls] == ["hold"]
+    finally:
+        server.stop()
 
 
 def test_a_hold_is_bounded_for_a_client_that_never_gives_up() -> None:
