@@ -36,6 +36,11 @@ def mutmut(*args: str) -> str:
     ).stdout
 
 
+def module_of(name: str) -> str:
+    """The dotted module of a mutant's name."""
+    return re.split(r"\.x[_ǁ]", name, maxsplit=1)[0]
+
+
 def listed_equivalents(page: Path) -> dict[str, str]:
     """Mutant name -> the line it changes to, from the page's table."""
     rows = (ROW.match(line.strip()) for line in page.read_text().splitlines())
@@ -44,9 +49,12 @@ def listed_equivalents(page: Path) -> dict[str, str]:
 
 def stale_equivalents(equivalents: dict[str, str], status: dict[str, str]) -> list[str]:
     """Listed mutants that are gone, killed, or no longer make the listed change."""
+    mutated = {module_of(name) for name in status}
     stale = []
     for name, change in equivalents.items():
         if status.get(name) == "not checked":  # outside this run's sample
+            continue
+        if module_of(name) not in mutated:  # a module this run did not mutate (the sample)
             continue
         if status.get(name) != "survived":
             stale.append(f"{name}: listed as equivalent, but {status.get(name, 'gone')}")
