@@ -11,11 +11,13 @@ import datetime
 import hashlib
 import json
 import re
+import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -673,7 +675,7 @@ def test_a_base_url_target_keeps_the_message_s_path_and_query(
 ) -> None:
     port = local_server.server_address[1]
     any_fake.destination("https://bare.example.com*").deliver_to(f"http://localhost:{port}/")
-    any_fake.destination("https://app.example.com/*").deliver_to(f"http://127.0.0.1:{port}/base/")
+    any_fake.destination("https://app.example.com/*").deliver_to(f"http://127.0.0.1:{port}/baseX/")
     any_fake.destination("https://v6.example.com/").deliver_to("http://[::1]:9/")  # loopback too
     for url in ("https://bare.example.com", "https://bare.example.com?x=1", HOOK + "?y=2"):
         client.message.publish(url=url, body="x")
@@ -681,7 +683,7 @@ def test_a_base_url_target_keeps_the_message_s_path_and_query(
     assert sorted(path for path, _, _ in local_server.received) == [
         "/",
         "/?x=1",
-        "/base/hook?y=2",
+        "/baseX/hook?y=2",
     ]
 
 
@@ -700,6 +702,50 @@ def test_a_connection_failure_is_a_failed_attempt(
     assert task.state == "failed"
     assert task.error.startswith("connection failed: ")
     assert any_fake.problems() == []
+
+
+def test_real_https_to_a_local_server(
+    any_fake: QStashTasksFake,
+    client: QStash,
+    local_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import trustme
+
+    authority = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    local_server.socket = context.wrap_socket(local_server.socket, server_side=True)
+    # The certificates a Python client trusts by default, as an app's CA bundle would.
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    port = local_server.server_address[1]
+    any_fake.destination(HOOK).deliver_to(f"https://localhost:{port}/tls/")
+    direct = f"https://127.0.0.1:{port}"  # no path: sent as /
+    any_fake.destination(direct).deliver_to("http")
+    for url in (HOOK, direct):
+        client.message.publish(url=url, body="sealed", retries=0)
+    any_fake.clock.advance(1_000)
+    assert sorted(path for path, _, _ in local_server.received) == ["/", "/tls/hook"]
+    assert [body for _, _, body in local_server.received] == [b"sealed", b"sealed"]
+
+
+def test_a_real_http_receiver_that_never_answers_times_out(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, and never answers
+        port = silent.getsockname()[1]
+        any_fake.destination(HOOK).deliver_to(f"http://127.0.0.1:{port}")
+        message_id = client.message.publish(url=HOOK, body="x", retries=0, timeout="1s").message_id
+        started = time.perf_counter()
+        any_fake.clock.advance(1_000)
+        waited = time.perf_counter() - started
+    (task,) = any_fake.tasks(message_id)
+    assert (task.state, task.error) == ("failed", "request timed out: no answer within 1 s")
+    assert 0.9 <= waited < 5
 
 
 # -- assertions ------------------------------------------------------------------------

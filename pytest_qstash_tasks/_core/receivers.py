@@ -307,26 +307,30 @@ class _HttpReceiver(Receiver):
     def describe(self) -> str:
         return "real HTTP to " + (self.origin or "the message's URL")
 
-    def target_url(self, url: str) -> str:
-        """Where a delivery to ``url`` goes."""
-        if self.origin is None:
-            return url
+    def target(self, url: str) -> SplitResult:
+        """Where a delivery to ``url`` goes: the origin's scheme, host and port, and its
+        path before the message's path; the message's query."""
         parts = urlsplit(url)
-        return (
-            self.origin.rstrip("/")
-            + (parts.path or "/")
-            + (f"?{parts.query}" if parts.query else "")
+        if self.origin is None:
+            return parts
+        origin = urlsplit(self.origin)
+        return parts._replace(
+            scheme=origin.scheme,
+            netloc=origin.netloc,
+            path=origin.path.rstrip("/") + (parts.path or "/"),
         )
 
     def _deliver(self, request: DeliveryRequest, timeout: float) -> tuple[int, bytes]:
         import http.client
 
-        target = urlsplit(self.target_url(request.url))
-        check_reachable(target.hostname or "", self.allow_remote)
+        target = self.target(request.url)
+        # A URL checked when it was published, or when the receiver was made: it has a host.
+        host = str(target.hostname)
+        check_reachable(host, self.allow_remote)
         kind = (
             http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
         )
-        connection = kind(target.hostname or "", target.port, timeout=timeout)
+        connection = kind(host, target.port, timeout=timeout)
         try:
             path = _on_the_wire((target.path or "/") + (f"?{target.query}" if target.query else ""))
             connection.request(
@@ -334,6 +338,8 @@ class _HttpReceiver(Receiver):
             )
             response = connection.getresponse()
             return response.status, response.read()
+        except TimeoutError:  # the socket's own words are "timed out"
+            raise TimeoutError(f"no answer within {timeout:g} s") from None
         finally:
             connection.close()
 
