@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sys
 import time
 from time import sleep as sleep_imported_by_name
 from typing import Any
@@ -93,9 +94,60 @@ def test_patch_sleep_is_undone_after_the_test() -> None:
 
 
 def test_one_fake_at_a_time_takes_the_sleeps() -> None:
-    with QStashTasksMock(patch_sleep=True), pytest.raises(RuntimeError, match="already on"):
+    with QStashTasksMock(patch_sleep=True), pytest.raises(RuntimeError) as raised:
         QStashTasksMock(base_url="https://other.test", patch_sleep=True).start()
+    assert str(raised.value) == (
+        "patch_sleep is already on for another fake: one fake at a time can take the "
+        "process's sleeps"
+    )
     assert time.sleep is globals()["time"].sleep
+
+
+@pytest.mark.asyncio
+async def test_a_taken_sleep_takes_no_real_time() -> None:
+    with QStashTasksMock(patch_sleep=True) as fake:
+        started = time.monotonic()
+        for _ in range(5):
+            time.sleep(3600)
+            await asyncio.sleep(3600)
+        took = time.monotonic() - started
+    assert fake.clock.now == DEFAULT_START_MS + 10 * 3_600_000
+    assert took < 2.5  # ten sleeps: not a real second each
+
+
+class _Odd:
+    """What else sys.modules may hold: objects that are not modules."""
+
+    def __init__(self, **attributes: object) -> None:
+        self.__dict__.update(attributes)
+
+
+class _Slotted:
+    __slots__ = ("__name__",)
+
+    def __init__(self) -> None:
+        self.__name__ = "slotted"
+
+
+class _Refusing(_Odd):
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "frozen":
+            raise AttributeError(name)
+        super().__setattr__(name, value)
+
+
+def test_patch_sleep_passes_over_what_is_not_a_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    nameless = _Odd(sleep=time.sleep)
+    refusing = _Refusing(__name__="refusing", frozen=time.sleep, free=time.sleep)
+    monkeypatch.setitem(sys.modules, "qstash_test_nameless", nameless)
+    monkeypatch.setitem(sys.modules, "qstash_test_slotted", _Slotted())
+    monkeypatch.setitem(sys.modules, "qstash_test_refusing", refusing)
+    real = time.sleep
+    with QStashTasksMock(patch_sleep=True):
+        # One attribute that takes no new value leaves the others taken.
+        assert (refusing.frozen, refusing.free is real) == (real, False)
+        assert nameless.sleep is real  # no name: not a module to patch
+    assert (refusing.frozen, refusing.free) == (real, real)
 
 
 @pytest.mark.qstash_tasks(patch_sleep=True)
