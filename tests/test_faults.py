@@ -15,7 +15,7 @@ import requests
 from qstash import AsyncQStash, QStash
 from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimitExceededError
 
-from pytest_qstash_tasks import DEFAULT_START_MS, QStashTasksFake, QStashTasksMock
+from pytest_qstash_tasks import DEFAULT_START_MS, Fault, QStashTasksFake, QStashTasksMock
 from tests.helpers import async_client_for, client_for, in_process_only
 
 TASKS = "/v1/messages/msg_1/tasks"
@@ -381,6 +381,37 @@ def test_a_page_fault_fires_on_its_page_only(any_fake: QStashTasksFake) -> None:
         again = client.get("/v1/messages/m/tasks", params={"cursor": first["cursor"]})
         assert again.status_code == 503  # page 2: the fault's
     assert any_fake.faults[0].fired == 1
+
+
+@pytest.mark.parametrize(
+    ("plan", "status"),
+    [
+        (lambda fake: fake.rate_limit_next(message_id="m", page=2), 429),
+        (lambda fake: fake.delay_next(0.01, message_id="m", page=2), 200),
+    ],
+    ids=["rate_limit_next", "delay_next"],
+)
+def test_every_kind_of_page_fault_fires_on_its_page_only(
+    any_fake: QStashTasksFake, plan: Callable[[QStashTasksFake], Fault], status: int
+) -> None:
+    any_fake.add("m", count=250)
+    with client_for(any_fake) as client:
+        first = client.get("/v1/messages/m/tasks").json()
+        second = client.get("/v1/messages/m/tasks", params={"cursor": first["cursor"]}).json()
+        fault = plan(any_fake)
+        third = client.get("/v1/messages/m/tasks", params={"cursor": second["cursor"]})
+        assert (third.status_code, fault.fired) == (200, 0)  # page 3: not the fault's
+        again = client.get("/v1/messages/m/tasks", params={"cursor": first["cursor"]})
+        assert (again.status_code, fault.fired) == (status, 1)  # page 2: the fault's
+
+
+def test_a_fault_s_defaults(any_fake: QStashTasksFake) -> None:
+    failed = any_fake.fail_next()
+    limited = any_fake.rate_limit_next()
+    raised = any_fake.raise_next(httpx.ConnectError)
+    assert (failed.status, failed.delay, limited.delay, raised.delay) == (500, 0, 0, 0)
+    assert (failed.times, failed.message_id) == (1, None)
+    any_fake.assert_all_faults_triggered = False
 
 
 def test_a_first_page_fault_does_not_fire_on_later_pages(any_fake: QStashTasksFake) -> None:

@@ -350,6 +350,20 @@ async def test_async_context_manager() -> None:
         assert response.status_code == 200
 
 
+@pytest.mark.asyncio
+async def test_an_error_in_the_async_with_block_is_not_masked_by_the_checks() -> None:
+    fake = QStashTasksMock()
+    fake.fail_next(503)  # never fired: a failed check on a clean exit
+
+    async def block() -> None:
+        async with fake:
+            raise ValueError("the test's own error")
+
+    with pytest.raises(ValueError, match="the test's own error"):
+        await block()
+    assert fake.faults[0].fired == 0
+
+
 def test_context_manager_verifies_on_exit() -> None:
     with (
         pytest.raises(

@@ -18,7 +18,7 @@ from pytest_qstash_tasks import (
     TaskState,
     backoff_ms,
 )
-from tests.helpers import client_for
+from tests.helpers import client_for, is_qstash_id
 
 
 def state_at(fake: QStashTasksMock, at: int) -> str:
@@ -142,6 +142,7 @@ def test_the_sdk_reads_simulated_tasks(
     body = client.http.request(path="/v1/messages/msg_1/tasks", method="GET")
     (task,) = body["tasks"]
     assert Task.model_validate(task).task_id == task_id
+    assert is_qstash_id(task_id, "tsk")
     assert task["state"] == "delivered"
     assert task["completedAt"] == DEFAULT_START_MS + 700
 

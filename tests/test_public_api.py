@@ -132,3 +132,11 @@ def test_the_reference_page_documents_exactly_the_public_names() -> None:
     documented = re.findall(r"^::: pytest_qstash_tasks\.(\w+)$", REFERENCE.read_text(), re.M)
     assert sorted(documented) == sorted({*PACKAGE_NAMES, "strategies"} - {"__version__"})
     assert len(documented) == len(set(documented))
+
+
+def test_help_shows_the_unset_json_filter_as_unset() -> None:
+    # assert_published(json=None) checks for a JSON null: the default is its own value.
+    import inspect
+
+    default = inspect.signature(QStashTasksMock.assert_published).parameters["json"].default
+    assert repr(default) == "<unset>"
