@@ -791,6 +791,29 @@ def test_a_script_covers_its_exact_url_or_what_starts_with_its_prefix(
     ]
 
 
+def test_a_destination_is_kept_as_sent_and_scripts_match_either_form(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    cafe = "https://app.example.com/café"  # the SDK's httpx sends it percent-encoded
+    slash = "https://app.example.com/a%2Fb"  # an escaped slash: not a path separator
+    any_fake.destination(cafe).answers(503)
+    any_fake.destination("https://app.example.com/a/*").answers(502)  # no script of it
+    received: list[str] = []
+    any_fake.destination(slash).deliver_to(lambda delivery: received.append(delivery.url) or 200)
+    ids = [client.message.publish(url=url, body="x", retries=0).message_id for url in (cafe, slash)]
+    assert [m.destination for m in any_fake.published] == [
+        "https://app.example.com/caf%C3%A9",
+        slash,
+    ]
+    any_fake.assert_published(cafe)  # either form matches
+    any_fake.assert_published("https://app.example.com/caf%C3%A9")
+    any_fake.clock.advance(1_000)
+    assert [any_fake.tasks(i)[0].error for i in ids] == ["HTTP status 503", ""]
+    assert received == [slash]
+    any_fake.assert_delivered(slash)
+    any_fake.assert_all_destination_answers_used = False  # the /a/* script: never met
+
+
 def test_exact_scripts_come_before_prefixes_and_patterns() -> None:
     fake = QStashTasksMock()
     pattern = fake.destination(re.compile(r"example\.com"))

@@ -14,13 +14,30 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from .lifecycle import Outcome, error_text
 
 if TYPE_CHECKING:
     from .receivers import Receiver
 
-__all__ = ["Destination", "Destinations", "UsedAnswer"]
+__all__ = ["Destination", "Destinations", "UsedAnswer", "same_url"]
+
+
+def same_url(url: str, given: str) -> bool:
+    """Whether a message's ``url`` is the URL a test gave: as written, or once both are
+    percent-decoded (``caf%C3%A9`` is ``café``: an HTTP client sends the one for the
+    other, and the fake keeps a destination as it was sent)."""
+    return url == given or _decoded(url) == _decoded(given)
+
+
+def _decoded(url: str) -> str:
+    """``url`` percent-decoded but for escaped slashes: ``a%2Fb`` is one path segment,
+    not the two of ``a/b``."""
+    return "%2F".join(unquote(part) for part in _ESCAPED_SLASH.split(url))
+
+
+_ESCAPED_SLASH = re.compile("%2F", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -102,8 +119,9 @@ class Destination:
         if isinstance(target, re.Pattern):
             return target.search(url) is not None
         if target.endswith("*"):
-            return url.startswith(target[:-1])
-        return url == target
+            prefix = target[:-1]
+            return url.startswith(prefix) or _decoded(url).startswith(_decoded(prefix))
+        return same_url(url, target)
 
     def describe(self) -> str:
         """``destination('https://app.example.com/hook')``."""

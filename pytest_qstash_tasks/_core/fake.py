@@ -451,7 +451,9 @@ class QStashTasksFake(abc.ABC):
         (``"https://app.example.com/*"``) or a compiled pattern (``re.search``). An
         attempt meets the next answer of the first script for its exact URL, else of
         the first prefix or pattern that matches, else ``default_answer``. The same
-        ``target`` gives the same script back.
+        ``target`` gives the same script back. A URL or prefix matches as written or
+        percent-decoded (``café`` is the ``caf%C3%A9`` a client sends); a pattern
+        searches the URL as sent.
         """
         with self._lock:
             return self._destinations.script(target)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .args import ANY, AnyCursor
 from .calls import CallLog, RecordedCall, filter_calls
+from .destinations import same_url
 from .faults import Fault
 
 if TYPE_CHECKING:
@@ -319,7 +320,7 @@ def delivered_problem(
     found = [
         a
         for a in attempts
-        if (url is None or a.url == url)
+        if (url is None or same_url(a.url, url))
         and (message_id is None or a.message_id == message_id)
         and (status is None or a.status == status)
     ]
@@ -354,7 +355,7 @@ def published_problem(
     raw = body.encode() if isinstance(body, str) else body
 
     def matches(record: PublishedMessage) -> bool:
-        if destination is not None and record.destination != destination:
+        if destination is not None and not same_url(record.destination, destination):
             return False
         if raw is not None and record.body != raw:
             return False
