@@ -544,6 +544,13 @@ BAD_REQUESTS: list[tuple[str, str, str, int, str]] = [
     (
         "POST",
         "/v2/batch",
+        f'[{{"destination": "{GOOD}", "headers": []}}]',
+        400,
+        "batch entry 0: headers must be an object of strings" + BATCH_TAIL,
+    ),
+    (
+        "POST",
+        "/v2/batch",
         f'[{{"destination": "{GOOD}", "body": 5}}]',
         400,
         "batch entry 0: body must be a string" + BATCH_TAIL,

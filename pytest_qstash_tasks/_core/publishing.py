@@ -185,7 +185,9 @@ def _batch_entry(
     destination = entry.get("destination")
     if not isinstance(destination, str) or not destination:
         raise Refused(400, "destination is missing")
-    headers = entry.get("headers") or {}
+    headers = entry.get("headers")
+    if headers is None:  # null, as a JSON decoder into a map takes it
+        headers = {}
     if not isinstance(headers, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
