@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from pytest_qstash_tasks import QStashTasksServer
+from pytest_qstash_tasks import QStashTasksMock, QStashTasksServer
 
 TOKEN = {"Authorization": "Bearer s3cret"}
 
@@ -87,6 +87,24 @@ def test_scripted_pages_deliveries_and_the_clock(fake: QStashTasksServer, http: 
     assert "advanceMs" in http.post("clock", json={"advance": 1}).json()["error"]
 
 
+def test_a_delivery_s_every_field_reaches_simulate_delivery(
+    fake: QStashTasksServer, http: Any
+) -> None:
+    given = {"url": "https://hook", "outcomes": [500, 200], "maxRetry": 5, "activeMs": 250}
+    made = http.post("messages/d/deliveries", json={**given, "taskId": "tsk_given"})
+    assert made.json() == {"messageId": "d", "taskIds": ["tsk_given"]}
+    with QStashTasksMock() as direct:  # what the same call in a test gives
+        direct.simulate_delivery(
+            "d", url="https://hook", outcomes=[500, 200], max_retry=5, active_ms=250,
+            task_id="tsk_given",
+        )  # fmt: skip
+        direct.clock.advance(60_000)
+        expected = [task.model_dump(by_alias=True, exclude_none=True) for task in direct.tasks("d")]
+    http.post("clock", json={"advanceMs": 60_000})
+    assert tasks_of(fake, "d") == expected
+    assert (expected[0]["maxRetry"], expected[0]["retried"]) == (5, 1)
+
+
 def test_faults_calls_problems_and_reset(fake: QStashTasksServer, http: Any) -> None:
     http.post("messages", json={"messageId": "m", "count": 1})
     plans = [
@@ -154,6 +172,14 @@ def test_faults_calls_problems_and_reset(fake: QStashTasksServer, http: Any) -> 
             "a delay fault takes seconds, times, messageId, cursor, page; not x, y",
         ),
         ("DELETE", "calls", b"", 405, "DELETE /_fake/calls is not allowed; use GET"),
+        ("PUT", "clock", b"", 405, "PUT /_fake/clock is not allowed; use GET or POST"),
+        (
+            "POST",
+            "messages",
+            b'{"messageId": "m", "count": 1, "overrides": {"nope": 1}}',
+            400,
+            "add() got unknown field(s) ['nope']; Task fields are ['completed_at', ",
+        ),
         (
             "POST",
             "destinations",
