@@ -205,6 +205,15 @@ def test_now_moves_the_timestamps() -> None:
     assert NOW < task.completed_at <= later
 
 
+def test_a_seeded_batch_in_a_test_with_the_fixture_is_as_of_its_clock(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    qstash_tasks.clock.advance(86_400_000)
+    now = qstash_tasks.clock.now
+    assert make_tasks(3, seed=1) == make_tasks(3, seed=1, now=now)
+    assert make_tasks(3, seed=1) != make_tasks(3, seed=1, now=DEFAULT_START_MS)
+
+
 # -- make_pages ---------------------------------------------------------------------
 
 

@@ -211,22 +211,32 @@ def test_an_endpoint_upserted_again_is_replaced_by_url_or_by_name(
 def test_a_poller_waiting_on_a_published_message_is_told_when_it_settles() -> None:
     fake = QStashTasksMock(max_identical_requests=2).start()
     try:
-        fake.destination(HOOK).answers(500)
+        fake.destination(HOOK).answers(500, 500)
         client = QStash(fake.token, base_url=fake.base_url)
         message_id = client.message.publish(url=HOOK, body="x").message_id
+
+        def poll() -> str:
+            with pytest.raises(QStashTasksLoopError) as raised:  # noqa: PT012
+                for _ in range(3):
+                    httpx.get(
+                        f"{fake.base_url}/v1/messages/{message_id}/tasks",
+                        headers={"Authorization": f"Bearer {fake.token}"},
+                    )
+            return str(raised.value)
+
         fake.clock.advance(500)
-        with pytest.raises(QStashTasksLoopError) as raised:  # noqa: PT012
-            for _ in range(3):
-                httpx.get(
-                    f"{fake.base_url}/v1/messages/{message_id}/tasks",
-                    headers={"Authorization": f"Bearer {fake.token}"},
-                )
         assert (
             f"while the fake's clock stood still at 2026-01-01T00:00:00.500Z and 1 delivery of "
             f"{message_id!r} was still under way (the next settles at 2026-01-01T00:00:13.382Z, "
             "12.882 s later)."
-        ) in str(raised.value)
-        fake.clock.advance(60_000)
+        ) in poll()
+        fake.clock.advance(13_500)  # past the second attempt: the third is the next
+        assert (
+            "at 2026-01-01T00:00:14.000Z and 1 delivery of "
+            f"{message_id!r} was still under way (the next settles at 2026-01-01T00:02:42.295Z, "
+            "148.295 s later)."
+        ) in poll()
+        fake.clock.advance(200_000)
         assert fake.tasks(message_id)[0].state == "delivered"
     finally:
         fake.stop()
@@ -678,6 +688,29 @@ def test_a_delivered_message_is_gone_from_the_message_api_but_not_its_tasks(
     assert one_task(client, message_id)["state"] == "delivered"
 
 
+def test_a_message_is_kept_between_attempts_and_gone_the_ms_its_last_one_ends(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination(HOOK).answers(500)
+    message_id = client.message.publish(url=HOOK, body="x").message_id
+    any_fake.clock.advance(5_000)  # the first attempt failed; the retry waits
+    assert one_task(client, message_id)["state"] == "error"
+    assert client.message.get(message_id).message_id == message_id
+    any_fake.clock.advance(60_000)
+    ended = one_task(client, message_id)["completedAt"]
+    # The same publish on a fake at the same start: kept until the very ms it ends.
+    with QStashTasksMock(base_url="https://qstash.again.test") as again:
+        again.destination(HOOK).answers(500)
+        same = QStash(again.token, base_url=again.base_url)
+        second_id = same.message.publish(url=HOOK, body="x").message_id
+        again.clock.advance(ended - 1 - again.clock.now)
+        assert same.message.get(second_id).message_id == second_id
+        again.clock.advance(1)
+        again.expect_unserved("unknown_message", message_id=second_id)
+        with pytest.raises(QStashError, match="404"):
+            same.message.get(second_id)
+
+
 def test_every_message_api_call_is_recorded_with_its_status_and_token(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:
@@ -964,6 +997,7 @@ def test_retry_delay_expressions(text: str, delays: list[int] | None) -> None:
         ("(" * 51 + "1" + ")" * 51, "nests deeper than 50 levels"),
         ("-" * 51 + "1", f"{'-' * 51 + '1'!r} nests deeper than 50 levels"),
         ("abs(" * 51 + "1" + ")" * 51, "nests deeper than 50 levels"),
+        ("max(1, " * 51 + "1" + ")" * 51, "nests deeper than 50 levels"),  # a later argument
         ("1" * 1001, "the expression is over 1000 characters"),
         ("abs(", "'abs(' ends too early"),
         ("pow(2, 3", "'pow(2, 3' ends too early: want ')'"),
