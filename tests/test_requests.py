@@ -153,6 +153,10 @@ def test_a_users_mock_started_earlier_answers_its_own_hosts(
         assert len(walk(requests, "msg_1")) == 2
         assert len(earlier.calls) == 2
         qstash_tasks.stop()
+        # Stopped, the fake leaves the earlier mock as it found it: its routes only.
+        assert len(earlier.registered()) == 2
+        with pytest.raises(requests.ConnectionError, match="Connection refused by Responses"):
+            requests.get(TASKS.format("msg_1"), headers=AUTH)
     assert [call.message_id for call in qstash_tasks.calls] == ["msg_1"]
 
 
@@ -167,10 +171,24 @@ def test_a_users_mock_started_later_answers_its_hosts_and_the_fake_its_own(
         # Unmatched hosts are the user's mock's to refuse, as without the fake.
         with pytest.raises(requests.ConnectionError, match="Connection refused by Responses"):
             requests.get("https://elsewhere.example.com/")
-        assert len(later.calls) == 3  # users, the fake's page, the refused one
+        # So are QStash's paths the fake does not serve: the user's mock fakes the rest.
+        with pytest.raises(requests.ConnectionError, match="Connection refused by Responses"):
+            requests.get("https://qstash.upstash.io/v2/queues", headers=AUTH)
+        assert len(later.calls) == 4  # users, the fake's page, the refused ones
     # (It stopped without "Not all requests have been executed": the fake's route left
     # it first.)
     assert len(walk(requests, "msg_1")) == 2  # the fake goes on after the user's mock
+
+
+def test_a_users_mock_that_never_calls_the_fake_stops_without_a_complaint(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as later:
+        later.add(responses.GET, "https://api.example.com/users", json=["ada"])
+        assert len(later.registered()) == 2  # the user's route, and the fake's
+        assert requests.get("https://api.example.com/users").json() == ["ada"]
+    # Its stop found its own route fired: the fake's, never fired, had left it first.
+    qstash_tasks.assert_not_called()
 
 
 @responses.activate
