@@ -279,6 +279,27 @@ def test_without_the_extra_nothing_of_requests_is_patched(pytester: pytest.Pytes
     )
 
 
+def test_the_hint_names_the_extra_when_requests_is_missing(pytester: pytest.Pytester) -> None:
+    # The subprocess test above has no requests to import; this one runs in this process.
+    pytester.makepyfile(
+        """
+        from pytest_qstash_tasks._transports import in_process
+
+        def test_the_hint_names_the_extra(qstash_tasks, monkeypatch):
+            monkeypatch.setattr(in_process, "requests_supported", lambda: False)
+            qstash_tasks.add("m", count=1)
+            assert False
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*- qstash_tasks: no request reached the fake -*"])
+    assert (
+        " It answers httpx (through respx) in this process; for requests, install the "
+        'requests extra (pip install "pytest-qstash-tasks[requests]"). Other clients '
+    ) in result.stdout.str()
+
+
 def test_both_fixtures_in_one_test_each_answer_their_own(
     qstash_tasks: QStashTasksMock, qstash_tasks_server: Any
 ) -> None:
