@@ -388,3 +388,25 @@ def test_context_manager_verifies_on_exit() -> None:
 def test_bad_configuration_is_refused(kwargs: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         QStashTasksMock(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("first", ["this", "other"])
+def test_a_path_another_fake_does_not_serve_reaches_that_fake(first: str) -> None:
+    # Two fakes, on two origins: each router passes the other's requests on to it,
+    # whichever was started first, paths it does not serve too (it answers 404).
+    this = QStashTasksMock(base_url="https://this.test")
+    other = QStashTasksMock(base_url="http://localhost:8123")
+    started = [this, other] if first == "this" else [other, this]
+    for fake in started:
+        fake.start()
+    try:
+        answer = httpx.get(
+            "http://localhost:8123/v2/schedules", headers={"Authorization": "Bearer t"}
+        )
+        assert answer.status_code == 404
+        assert [call.url for call in other.calls] == ["http://localhost:8123/v2/schedules"]
+        assert this.calls == []
+    finally:
+        for fake in reversed(started):
+            fake.assert_all_requests_served = False
+            fake.stop()
