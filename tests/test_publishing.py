@@ -198,7 +198,10 @@ def test_an_endpoint_upserted_again_is_replaced_by_url_or_by_name(
 ) -> None:
     a, b = "https://a.example.com/in", "https://b.example.com/in"
     client.url_group.upsert_endpoints("g", [{"url": a, "name": "first"}, {"url": b}])
+    any_fake.clock.advance(1_000)
     client.url_group.upsert_endpoints("g", [{"url": a, "name": "renamed"}])  # same URL
+    group = client.url_group.get("g")
+    assert (group.created_at, group.updated_at) == (any_fake.clock.now - 1_000, any_fake.clock.now)
     client.url_group.upsert_endpoints("g", [{"url": b + "/v2", "name": "renamed"}])  # same name
     group = client.url_group.get("g")
     # Replaced where it stood: the first endpoint, by its URL, then by its new name.
@@ -428,6 +431,21 @@ def test_cancelling_stops_attempts_and_counts(any_fake: QStashTasksFake, client:
     with pytest.raises(QStashError, match="404"):
         client.message.cancel(first)
     any_fake.expect_unserved("unknown_message", message_id=first)
+
+
+def test_each_cancel_is_a_change_the_loop_guard_sees() -> None:
+    # A poller of a third message, polling around two cancels: the same answer each time,
+    # but the fake changed in between, so the repeats start over after each cancel.
+    with QStashTasksMock(max_identical_requests=2) as fake:
+        fake.add("watched", count=1)
+        client = QStash(fake.token, base_url=fake.base_url)
+        ids = [client.message.publish(url=HOOK, body=b, delay="1d").message_id for b in "12"]
+        for message_id in ids:
+            for _ in range(2):
+                client.http.request(path="/v1/messages/watched/tasks", method="GET")
+            client.message.cancel(message_id)
+        client.http.request(path="/v1/messages/watched/tasks", method="GET")
+        assert fake.problems() == []
 
 
 def test_a_deduplication_id_publishes_once(any_fake: QStashTasksFake, client: QStash) -> None:

@@ -266,17 +266,15 @@ class UrlGroup:
             self.endpoints.append((url, name))
         self.updated_at = now
 
-    def remove(self, url: str | None, name: str | None, now: int) -> int:
-        """Remove the endpoints with that URL or name; returns how many went."""
-        kept = [
+    def remove(self, url: str | None, name: str | None, now: int) -> None:
+        """Remove the endpoints with that URL or name (none there: nothing changes but
+        the update time, as QStash's own answer does not say either)."""
+        self.endpoints = [
             (u, n)
             for u, n in self.endpoints
             if not ((url is not None and u == url) or (name is not None and n == name))
         ]
-        removed = len(self.endpoints) - len(kept)
-        self.endpoints = kept
         self.updated_at = now
-        return removed
 
     def to_json(self) -> dict[str, Any]:
         """The group as ``GET /v2/topics/{name}`` answers it."""
