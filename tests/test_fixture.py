@@ -410,3 +410,19 @@ def test_a_path_another_fake_does_not_serve_reaches_that_fake(first: str) -> Non
         for fake in reversed(started):
             fake.assert_all_requests_served = False
             fake.stop()
+
+
+@pytest.mark.parametrize("client", ["httpx", "requests"])
+def test_a_head_answer_has_a_length_and_no_body(any_fake: QStashTasksFake, client: str) -> None:
+    import requests
+
+    any_fake.add("m", count=1)
+    url, auth = any_fake.base_url + "/v1/messages/m/tasks", {"Authorization": "Bearer t"}
+    answer = (
+        httpx.head(url, headers=auth) if client == "httpx" else requests.head(url, headers=auth)
+    )
+    assert (answer.status_code, answer.headers["allow"], answer.content) == (405, "GET", b"")
+    assert answer.headers["content-length"] == str(len(b'{"error": "method HEAD not allowed"}'))
+    (call,) = any_fake.calls
+    assert (call.method, call.status) == ("HEAD", 405)
+    any_fake.assert_all_requests_served = False

@@ -132,11 +132,12 @@ def _to_httpx(reply: Reply, request: httpx.Request) -> httpx.Response:
         raise reply.exception
     if reply.action == "hold":  # held past the client's read timeout: it gave up
         raise httpx.ReadTimeout(str(reply.exception), request=request)
-    # A ready stream: content= would run the body through httpx's decoders.
+    # A ready stream: content= would run the body through httpx's decoders. A HEAD
+    # answer has the length a GET's would have, and no body, as from a server.
     return httpx.Response(
         reply.status,
         headers=[*reply.headers, ("content-length", str(len(reply.body)))],
-        stream=httpx.ByteStream(reply.body),
+        stream=httpx.ByteStream(b"" if request.method == "HEAD" else reply.body),
     )
 
 

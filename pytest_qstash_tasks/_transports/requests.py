@@ -140,8 +140,9 @@ class _FakeRoute(responses.BaseResponse):
             raise _for_requests(reply.exception, request)
         if reply.action == "hold":  # held past the client's read timeout: it gave up
             raise requests.ReadTimeout(str(reply.exception), request=request)
+        # A HEAD answer: the length a GET's would have, and no body, as from a server.
         return HTTPResponse(
-            body=io.BytesIO(reply.body),
+            body=io.BytesIO(b"" if request.method == "HEAD" else reply.body),
             headers={**dict(reply.headers), "content-length": str(len(reply.body))},
             status=reply.status,
             reason=reason_phrase(reply.status),
