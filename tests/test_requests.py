@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -86,6 +87,13 @@ def test_raise_next_raises_what_requests_would(
         assert type(cause).__name__ == planned.rsplit(".", 1)[1]
         assert str(caught.value) == str(cause)
     assert requests.get(TASKS.format("msg_1"), headers=AUTH).ok
+
+
+def test_a_streamed_body_reaches_the_fake_whole(qstash_tasks: QStashTasksMock) -> None:
+    url = qstash_tasks.base_url + "/v2/publish/https://app.example.com/hook"
+    for body in (iter([b"chunk ", "by chunk"]), io.BytesIO(b"chunk by chunk")):
+        assert requests.post(url, data=body, headers=AUTH).status_code == 201
+    assert [m.body for m in qstash_tasks.published] == [b"chunk by chunk"] * 2
 
 
 def test_requests_gets_a_whole_response(qstash_tasks: QStashTasksMock) -> None:

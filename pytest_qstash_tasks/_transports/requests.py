@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import re
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -187,11 +188,17 @@ def _read_timeout(request: requests.PreparedRequest) -> float | None:
 
 
 def _body_bytes(body: object) -> bytes:
+    """The body as sent: responses has read a file already; a generator is read here,
+    as requests' own send would read it (chunk by chunk)."""
+    if body is None:
+        return b""
     if isinstance(body, str):
         return body.encode()
     if isinstance(body, (bytes, bytearray)):
         return bytes(body)
-    return b""  # none, or a stream the fake does not read
+    if isinstance(body, Iterable):
+        return b"".join(part.encode() if isinstance(part, str) else bytes(part) for part in body)
+    raise TypeError(f"a request body requests cannot send: {type(body).__name__}")
 
 
 def _for_requests(error: BaseException, request: requests.PreparedRequest) -> BaseException:
