@@ -121,6 +121,24 @@ def test_a_held_answer_meets_the_read_timeout_requests_sent(
     assert requests.get(TASKS.format("msg_1"), headers=AUTH, timeout=(5, None)).ok
 
 
+@pytest.mark.parametrize("timeout", [(5,), (1, 2, 3)])
+def test_a_timeout_requests_refuses_is_refused_as_requests_refuses_it(
+    qstash_tasks: QStashTasksMock, timeout: tuple[float, ...]
+) -> None:
+    qstash_tasks.stop()
+    try:
+        with pytest.raises(ValueError) as without_the_fake:  # noqa: PT011
+            requests.get("http://127.0.0.1:9/", timeout=timeout)  # refused before connecting
+    finally:
+        qstash_tasks.start()
+    qstash_tasks.add("msg_1", count=1)
+    with pytest.raises(ValueError) as with_the_fake:  # noqa: PT011
+        requests.get(TASKS.format("msg_1"), headers=AUTH, timeout=timeout)
+    assert str(with_the_fake.value) == str(without_the_fake.value)
+    assert qstash_tasks.calls == []
+    qstash_tasks.assert_all_pages_fetched_on_exit = False
+
+
 def test_a_fake_on_a_port_of_its_own_takes_that_port_only() -> None:
     fake = QStashTasksMock(base_url="http://qstash.test:8080").start()
     try:
@@ -180,8 +198,11 @@ def test_a_users_mock_started_later_answers_its_hosts_and_the_fake_its_own(
         with pytest.raises(requests.ConnectionError, match="Connection refused by Responses"):
             requests.get("https://elsewhere.example.com/")
         # So are QStash's paths the fake does not serve: the user's mock fakes the rest.
-        with pytest.raises(requests.ConnectionError, match="Connection refused by Responses"):
+        with pytest.raises(
+            requests.ConnectionError, match="Connection refused by Responses"
+        ) as refused:
             requests.get("https://qstash.upstash.io/v2/queues", headers=AUTH)
+        assert ".io/.*') not for pytest-qstash-tasks' fake\n" in str(refused.value)
         assert len(later.calls) == 4  # users, the fake's page, the refused ones
     # (It stopped without "Not all requests have been executed": the fake's route left
     # it first.)
@@ -197,6 +218,17 @@ def test_a_users_mock_that_never_calls_the_fake_stops_without_a_complaint(
         assert requests.get("https://api.example.com/users").json() == ["ada"]
     # Its stop found its own route fired: the fake's, never fired, had left it first.
     qstash_tasks.assert_not_called()
+
+
+def test_a_users_mock_started_twice_is_joined_once(qstash_tasks: QStashTasksMock) -> None:
+    later = responses.RequestsMock(assert_all_requests_are_fired=True)
+    later.start()
+    later.start()  # a no-op for responses
+    try:
+        assert len(later.registered()) == 1  # the fake's route, once
+    finally:
+        later.stop()
+        later.reset()
 
 
 @responses.activate

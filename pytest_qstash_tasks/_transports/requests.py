@@ -183,7 +183,13 @@ def _read_timeout(request: requests.PreparedRequest) -> float | None:
     """The ``timeout=`` the request was sent with (responses keeps it), as seconds."""
     timeout = getattr(request, "req_kwargs", {}).get("timeout")
     if isinstance(timeout, tuple):
-        timeout = timeout[1] if len(timeout) > 1 else None
+        try:
+            _, timeout = timeout
+        except ValueError:  # requests' own send refuses it so, before any connection
+            raise ValueError(
+                f"Invalid timeout {timeout}. Pass a (connect, read) timeout tuple, "
+                "or a single float to set both timeouts to the same value."
+            ) from None
     return float(timeout) if isinstance(timeout, (int, float)) else None
 
 
