@@ -253,6 +253,7 @@ def test_published_records_what_the_code_sent(any_fake: QStashTasksFake, client:
     assert (record.destination, record.method, record.message_id) == (HOOK, "POST", message_id)
     assert record.json() == {"a": 1}
     assert record.header("Upstash-Delay") == "10s"
+    assert record.header("Upstash-Retries") is None  # not sent
     assert record.forwarded_headers == {"Content-Type": "application/json", "X-Tenant": "t1"}
     assert record.published_at == any_fake.clock.start
     found = any_fake.assert_published(HOOK, json={"a": 1}, headers={"upstash-delay": "10s"})
