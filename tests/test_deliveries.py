@@ -166,6 +166,13 @@ def test_a_handler_gets_signed_deliveries_and_its_answers_drive_retries(
     assert first.header("X-Tenant") == "t1"
     assert first.header("Content-Type") == "application/json"
     assert first.header("Upstash-Caller-Ip") == "127.0.0.1"
+    assert first.header("X-Not-Sent") is None
+    (attempt,) = any_fake.deliveries
+    assert (attempt.json(), attempt.header("x-tenant"), attempt.header("X-Not-Sent")) == (
+        {"order": 7},
+        "t1",
+        None,
+    )
     (task,) = any_fake.tasks(message_id)
     assert (task.state, task.retried, task.error) == ("error", 1, "HTTP status 503: database down")
     any_fake.clock.advance(60_000)

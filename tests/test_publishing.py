@@ -882,9 +882,18 @@ def test_exact_scripts_come_before_prefixes_and_patterns() -> None:
     assert fake._destinations.route(HOOK, "m", 0)[0] == 500
     assert fake._destinations.route(HOOK, "m", 0)[0] == 503  # the prefix, next in line
     assert fake._destinations.route(HOOK, "m", 0)[0] == 200  # the default
-    pattern.answers(404)
+    pattern.answers(404, 200)
+    assert repr(pattern) == (
+        "<Destination destination(re.compile('example\\\\.com')) remaining=[404, 200]>"
+    )
     assert fake._destinations.route("https://example.com/x", "m", 0)[0] == 404
+    assert (
+        repr(pattern) == "<Destination destination(re.compile('example\\\\.com')) remaining=[200]>"
+    )
     assert prefix.remaining == []
+    with pytest.raises(ValueError) as raised:  # noqa: PT011 (the whole text, below)
+        prefix.answers()
+    assert str(raised.value) == "answers() needs at least one outcome, e.g. answers(500, 200)"
 
 
 @pytest.mark.parametrize(
