@@ -56,8 +56,9 @@ class RetryDelay:
             raise ValueError(f"the expression is over {_MAX_LENGTH} characters")
         parser = _Parser(text)
         tree = parser.sum(0)
-        if parser.peek() is not None:
-            raise parser.error("unexpected")
+        left = parser.peek()
+        if left is not None:
+            raise parser.error("unexpected", left)
         delay = cls(text, tree)
         delay.ms(0)  # a domain error (sqrt(-1), 1/0) shows now, not at the first retry
         return delay
@@ -92,10 +93,8 @@ class _Parser:
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
 
-    def error(self, what: str) -> ValueError:
-        token = self.peek()
-        if token is None:
-            return ValueError(f"{self.text!r} ends too early")
+    def error(self, what: str, token: tuple[str, str, int]) -> ValueError:
+        """``what`` the ``token`` in hand is, and where it stands."""
         return ValueError(f"{what} {token[1]!r} at position {token[2]} of {self.text!r}")
 
     def expect(self, symbol: str) -> None:
@@ -103,7 +102,7 @@ class _Parser:
         if token is None:
             raise ValueError(f"{self.text!r} ends too early: want {symbol!r}")
         if token[1] != symbol:
-            raise self.error(f"want {symbol!r}, got")
+            raise self.error(f"want {symbol!r}, got", token)
         self.index += 1
 
     def sum(self, depth: int) -> _Node:
@@ -151,9 +150,10 @@ class _Parser:
             if value == "retried":
                 return ("retried",)
             if value not in _FUNCTIONS:
-                self.index -= 1
                 known = ", ".join(_FUNCTIONS)
-                raise self.error(f"unknown name (the variable is retried; functions: {known}):")
+                raise self.error(
+                    f"unknown name (the variable is retried; functions: {known}):", token
+                )
             self.expect("(")
             arguments = [self.sum(depth + 1)]
             while (comma := self.peek()) is not None and comma[1] == ",":
@@ -171,7 +171,7 @@ class _Parser:
             node = self.sum(depth + 1)
             self.expect(")")
             return node
-        raise self.error("unexpected")
+        raise self.error("unexpected", token)
 
 
 def _evaluate(node: _Node, retried: int) -> float:
