@@ -443,6 +443,14 @@ def test_the_options_page_gives_each_option_and_its_default() -> None:
         (["--start", "yesterday"], "'yesterday' is not an ISO 8601 time"),
         (["--port", "x"], "argument --port: invalid int value: 'x'"),
         (
+            ["--delivery-timeout", "soon"],
+            "argument --delivery-timeout: invalid float value: 'soon'",
+        ),
+        (
+            ["--delivery-timeout", "-1"],
+            "error: --delivery-timeout: delivery_timeout must be a number of seconds >= 0",
+        ),
+        (
             ["--port", "70000"],
             "error: --port: port must be an int 0-65535 (0: a free one), got 70000",
         ),

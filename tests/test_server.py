@@ -4,6 +4,7 @@ on the socket, and its life cycle (start, stop, threads and sockets left behind)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -671,6 +672,49 @@ def test_a_bad_chunked_body_is_refused(
     assert fake.calls == []
 
 
+TRAILER = b"X-T: " + b"t" * (65537 - len(b"X-T: \r\n")) + b"\r\n"  # 65,537 bytes in all
+
+
+@pytest.mark.parametrize(
+    ("body", "read"),
+    [
+        (b"0" * 1023 + b"5\r\nhello\r\n0\r\n\r\n", b"hello"),  # a size line of 1,026 bytes
+        (b"5;a=1;b=2\r\nhello\r\n0\r\n\r\n", b"hello"),  # two extensions
+        (b"5\r\nhello\r\n0\r\n" + TRAILER + b"\r\n", b"hello"),  # the longest trailer line
+        (b"5\r\nhello\n0\r\nX-T: 1\r\n\n", b"hello"),  # bare line ends
+        (b"0" * 1024 + b"5\r\nhello\r\n0\r\n\r\n", None),  # a size line of 1,027 bytes
+        (b"5\r\nhello\r\n0\r\nX" + TRAILER + b"\r\n", None),  # a trailer line too long
+        (b"5\r\nhelloxy\r\n0\r\n\r\n", None),  # more data than its size said
+    ],
+    ids=[
+        "size-1026",
+        "extensions",
+        "trailer-65537",
+        "bare-lf",
+        "size-1027",
+        "trailer-65538",
+        "over",
+    ],
+)
+def test_the_chunked_framing_s_line_limits(
+    fake: QStashTasksServer, body: bytes, read: bytes | None
+) -> None:
+    answer = raw_exchange(fake, chunked(TASKS, body))
+    if read is None:  # not HTTP/1.1 chunks: the connection closes, with no answer
+        assert (answer, fake.calls) == (b"", [])
+        return
+    assert answer.startswith(b"HTTP/1.1 405 ")
+    assert fake.calls[0].body == read
+    fake.assert_all_requests_served = False
+
+
+def test_broken_chunks_close_a_connection_kept_alive(fake: QStashTasksServer) -> None:
+    # No "Connection: close": the server ends it itself, not reading the rest as a request.
+    head = f"POST {TASKS} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    assert raw_exchange(fake, head + b"0" * 1100 + b"5\r\nhello\r\n0\r\n\r\n") == b""
+    assert fake.calls == []
+
+
 def test_chunks_count_towards_the_largest_body_together(fake: QStashTasksServer) -> None:
     from pytest_qstash_tasks._transports.http_server import MAX_BODY
 
@@ -756,8 +800,12 @@ async def test_async_context_manager_and_ipv6() -> None:
 
 
 def test_bad_server_arguments_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"host must be an IP address such as 127\.0\.0\.1"):
+    with pytest.raises(ValueError, match=r"host must be an IP address such as 127\.0\.0\.1") as bad:
         QStashTasksServer(host="localhost")
+    assert str(bad.value) == (
+        "host must be an IP address such as 127.0.0.1 or ::1, got 'localhost' (a name like "
+        "localhost may resolve to another address than the one served)"
+    )
     with pytest.raises(TypeError, match="takes host= and port=, not base_url"):
         QStashTasksServer(base_url="http://x")
     with pytest.raises(ValueError, match="page_size must be an int >= 1"):
@@ -766,6 +814,22 @@ def test_bad_server_arguments_are_refused() -> None:
         with pytest.raises(ValueError, match=r"^port must be") as raised:
             QStashTasksServer(port=port)  # type: ignore[arg-type]
         assert str(raised.value) == f"port must be an int 0-65535 (0: a free one), got {port!r}"
+    # The highest port is a port: refused only if this machine uses it already.
+    with contextlib.suppress(OSError):
+        LoopbackServer(port=65535).server_close()
+
+
+def test_a_server_s_thread_is_named_for_its_port_and_gone_once_it_stops() -> None:
+    server = LoopbackServer().start()
+    name = f"qstash-tasks-server:{server.port}"
+    try:
+        assert name in [thread.name for thread in threading.enumerate()]
+        with pytest.raises(RuntimeError) as twice:
+            server.start()
+        assert str(twice.value) == "this server is already running"
+    finally:
+        server.stop()
+    assert name not in [thread.name for thread in threading.enumerate()]
 
 
 def test_a_second_fake_cannot_take_a_held_server(fake: QStashTasksServer) -> None:

@@ -62,6 +62,8 @@ AccessLog = Callable[[str, str, "int | None", float], None]
 
 #: How long ``detach`` waits for requests still being answered.
 DRAIN_SECONDS = 10.0
+#: How long a request held for a planned timeout waits for its client to give up.
+MAX_HOLD_SECONDS = 10.0
 _HOLD_POLL = 0.05
 #: More live connections than this are concurrent clients, not one looping client.
 _MAX_PEEKS = 8
@@ -95,7 +97,7 @@ class LoopbackServer(ThreadingHTTPServer):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        max_hold_seconds: float = 10.0,
+        max_hold_seconds: float = MAX_HOLD_SECONDS,
         access_log: AccessLog | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,

@@ -11,7 +11,7 @@ from pytest_qstash_tasks._core.exchange import Reply, Request
 from pytest_qstash_tasks._core.fake import QStashTasksFake
 from pytest_qstash_tasks._core.report import server_problems
 
-from .http_server import AccessLog, LoopbackServer
+from .http_server import MAX_HOLD_SECONDS, AccessLog, LoopbackServer
 
 if TYPE_CHECKING:
     from pytest_qstash_tasks._core.control import ControlPlane
@@ -67,7 +67,7 @@ class QStashTasksServer(QStashTasksFake):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        max_hold_seconds: float = 10.0,
+        max_hold_seconds: float = MAX_HOLD_SECONDS,
         server: LoopbackServer | None = None,
         control: bool = False,
         access_log: AccessLog | None = None,
