@@ -362,3 +362,31 @@ def test_all_pages_fetched_holds_when_a_cursor_was_served_twice(
     any_fake.assert_called("msg_1", times=4)
     with pytest.raises(AssertionError, match=r"expected requests for message 'msg_1' 3 times"):
         any_fake.assert_called("msg_1", times=3)  # more calls than that fail it too
+
+
+def test_assert_published_and_delivered_with_no_filter_say_what_they_wanted() -> None:
+    fake = QStashTasksMock()
+    with pytest.raises(AssertionError) as published:
+        fake.assert_published()
+    assert str(published.value) == (
+        "expected a publish at least once, got 0 times; no publish reached the fake"
+    )
+    with pytest.raises(AssertionError) as delivered:
+        fake.assert_delivered()
+    assert str(delivered.value) == (
+        "expected a delivery attempt at least once, got 0 times; no attempt reached a receiver "
+        "(deliver_to), or the clock has not reached them"
+    )
+
+
+def test_a_fake_s_repr_says_whether_it_runs_and_what_it_holds() -> None:
+    fake = QStashTasksMock()
+    assert (
+        repr(fake) == "<QStashTasksMock https://qstash.upstash.io stopped, 0 message(s), 0 call(s)>"
+    )
+    with fake:
+        fake.add("m", count=1)
+        assert repr(fake) == (
+            "<QStashTasksMock https://qstash.upstash.io started, 1 message(s), 0 call(s)>"
+        )
+        fake.assert_all_pages_fetched_on_exit = False

@@ -425,9 +425,13 @@ def test_a_wsgi_app_gets_what_a_wsgi_server_gives_it(
         headers={"X-Tenant": "t1"},
     )
     client.message.publish(url="http://shop.example.com:8080", body="")
-    client.message.publish(url="http://shop.example.com", body="", method="PUT")
+    # A forwarded Content-Length is the environ's CONTENT_LENGTH only, as PEP 3333 says.
+    client.message.publish(
+        url="http://shop.example.com", body="", method="PUT", headers={"Content-Length": "0"}
+    )
     any_fake.clock.advance(1_000)
     first, second, third = environs
+    assert "HTTP_CONTENT_LENGTH" not in third
     assert {key: value for key, value in first.items() if not key.startswith("HTTP_")} == {
         "REQUEST_METHOD": "POST",
         "SCRIPT_NAME": "",
@@ -709,6 +713,10 @@ def test_a_connection_failure_is_a_failed_attempt(
     assert task.state == "failed"
     assert task.error.startswith("connection failed: ")
     assert any_fake.problems() == []
+    with pytest.raises(AssertionError) as raised:
+        any_fake.assert_delivered(HOOK, status=200)
+    listed = str(raised.value).splitlines()[-1]
+    assert listed == f"  - POST {HOOK} (message {message_id}, retried 0) -> {task.error}"
 
 
 def test_real_https_to_a_local_server(

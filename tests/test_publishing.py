@@ -533,6 +533,36 @@ def test_a_batch_with_one_bad_entry_publishes_none(
     assert (any_fake.published, any_fake.message_ids()) == ([], [])
 
 
+def test_a_refused_batch_entry_keeps_its_reason_and_answers_json(
+    any_fake: QStashTasksFake,
+) -> None:
+    any_fake.expect_unserved("unknown_url_group")
+    answer = httpx.post(
+        any_fake.base_url + "/v2/batch",
+        json=[{"destination": GOOD}, {"destination": "no-such-group"}],
+        headers={"Authorization": f"Bearer {any_fake.token}"},
+    )
+    assert (answer.status_code, answer.headers["content-type"]) == (404, "application/json")
+    assert answer.json() == {
+        "error": "batch entry 1: destination 'no-such-group' is neither a URL nor a known URL "
+        "group (URL groups: none)" + BATCH_TAIL
+    }
+    assert any_fake.calls[0].unserved_reason == "unknown_url_group"
+
+
+def test_the_url_group_list_answers_with_a_trailing_slash_too(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    client.url_group.upsert_endpoints("g", [{"url": HOOK}])
+    auth = {"Authorization": f"Bearer {any_fake.token}"}
+    listed = [
+        httpx.get(any_fake.base_url + path, headers=auth).json()
+        for path in ("/v2/topics", "/v2/topics/")
+    ]
+    assert listed[0] == listed[1]
+    assert [group["name"] for group in listed[0]] == ["g"]
+
+
 BATCH_TAIL = " (no entry of the batch was published)"
 ENDPOINTS_WANTED = 'want {"endpoints": [{"url": ..., "name": ...}, ...]}'
 GOOD = "https://a.example.com/"
@@ -762,7 +792,13 @@ def test_every_message_api_call_is_recorded_with_its_status_and_token(
         ("DELETE", "/v2/messages", 200, None),
     ]
     assert {call.token for call in any_fake.calls} == {any_fake.token}
-    assert {call.response_body for call in any_fake.calls[3:9:5]} == {b""}
+    # The calls about one message say which; an empty answer is empty, with no type.
+    assert [call.message_id for call in any_fake.calls if message_id in call.url] == [
+        message_id
+    ] * 2
+    empty = [any_fake.calls[i] for i in (3, 6, 7, 8, 9)]  # endpoints, group, one cancel
+    assert [(c.response_body, dict(c.response_headers)) for c in empty] == [(b"", {})] * 5
+    assert dict(any_fake.calls[2].response_headers) == {"content-type": "application/json"}
 
 
 def test_a_refused_publish_fails_the_test_unless_expected(pytester: pytest.Pytester) -> None:
