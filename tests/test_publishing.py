@@ -893,17 +893,20 @@ def test_a_destination_is_kept_as_sent_and_scripts_match_either_form(
     slash = "https://app.example.com/a%2Fb"  # an escaped slash: not a path separator
     any_fake.destination(cafe).answers(503)
     any_fake.destination("https://app.example.com/a/*").answers(502)  # no script of it
+    any_fake.destination("https://app.example.com/café/*").answers(504)  # a prefix, decoded
     received: list[str] = []
     any_fake.destination(slash).deliver_to(lambda delivery: received.append(delivery.url) or 200)
-    ids = [client.message.publish(url=url, body="x", retries=0).message_id for url in (cafe, slash)]
+    urls = (cafe, slash, cafe + "/menu")
+    ids = [client.message.publish(url=url, body="x", retries=0).message_id for url in urls]
     assert [m.destination for m in any_fake.published] == [
         "https://app.example.com/caf%C3%A9",
         slash,
+        "https://app.example.com/caf%C3%A9/menu",
     ]
     any_fake.assert_published(cafe)  # either form matches
     any_fake.assert_published("https://app.example.com/caf%C3%A9")
     any_fake.clock.advance(1_000)
-    assert [any_fake.tasks(i)[0].error for i in ids] == ["HTTP status 503", ""]
+    assert [any_fake.tasks(i)[0].error for i in ids] == ["HTTP status 503", "", "HTTP status 504"]
     assert received == [slash]
     any_fake.assert_delivered(slash)
     any_fake.assert_all_destination_answers_used = False  # the /a/* script: never met
@@ -918,6 +921,8 @@ def test_exact_scripts_come_before_prefixes_and_patterns() -> None:
     assert fake._destinations.route(HOOK, "m", 0)[0] == 500
     assert fake._destinations.route(HOOK, "m", 0)[0] == 503  # the prefix, next in line
     assert fake._destinations.route(HOOK, "m", 0)[0] == 200  # the default
+    flagged = fake.destination(re.compile("shop", re.IGNORECASE))
+    assert flagged.describe() == "destination(re.compile('shop', re.IGNORECASE))"
     pattern.answers(404, 200)
     assert repr(pattern) == (
         "<Destination destination(re.compile('example\\\\.com')) remaining=[404, 200]>"

@@ -125,11 +125,7 @@ class Destination:
 
     def describe(self) -> str:
         """``destination('https://app.example.com/hook')``."""
-        target = self.target
-        shown = (
-            f"re.compile({target.pattern!r})" if isinstance(target, re.Pattern) else repr(target)
-        )
-        return f"destination({shown})"
+        return f"destination({self.target!r})"  # a pattern's repr shows its flags too
 
     def __repr__(self) -> str:
         with self._lock:
