@@ -304,3 +304,14 @@ def test_make_pages_refuses_what_is_not_a_task() -> None:
     with pytest.raises(TypeError) as refused:
         make_pages([{"taskId": "tsk_1"}])  # type: ignore[list-item]
     assert str(refused.value) == "expected Task objects, got dict: {'taskId': 'tsk_1'}"
+
+
+def test_generated_tasks_pickle_and_copy_as_validated_ones_do() -> None:
+    # Built without validation, they still hold what pydantic's own copy and pickle read.
+    import copy
+    import pickle
+
+    task = make_tasks(1, seed=3)[0]
+    validated = Task.model_validate(task.model_dump())
+    for twin in (pickle.loads(pickle.dumps(task)), copy.deepcopy(task), task.model_copy()):
+        assert twin == task == validated

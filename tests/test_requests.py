@@ -35,6 +35,7 @@ def test_requests_pages_through_tasks_added_to_the_fixture(qstash_tasks: QStashT
     first = qstash_tasks.calls[0]
     assert isinstance(first.native_request, requests.PreparedRequest)
     assert (first.request.method, str(first.request.url)) == ("GET", TASKS.format("msg_1"))
+    assert first.body == b""  # a GET sends none
     assert first.response is not None
     assert first.response.json()["cursor"] == first.next_cursor
 
