@@ -299,6 +299,14 @@ def test_the_loop_guard_names_a_clock_that_stood_still(any_fake: QStashTasksFake
     forget_stops(any_fake)  # the guard was the point
 
 
+def test_patch_sleep_false_in_the_ini_is_off(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nqstash_tasks_patch_sleep = false\n")
+    pytester.makepyfile(
+        "def test_ini(qstash_tasks):\n    assert qstash_tasks.patch_sleep is False\n"
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 def test_clock_and_patch_sleep_from_ini_and_a_bad_value(pytester: pytest.Pytester) -> None:
     pytester.makeini(
         """

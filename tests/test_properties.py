@@ -16,7 +16,7 @@ from pytest_qstash_tasks import QStashTasksMock, Task, TasksPage, TaskState, bac
 from pytest_qstash_tasks import strategies as qst
 from pytest_qstash_tasks._core.endpoint import EndpointConfig, EndpointRequest, handle
 from pytest_qstash_tasks._core.store import TaskStore
-from tests.helpers import tasks_path, walk_pages
+from tests.helpers import is_qstash_id, tasks_path, walk_pages
 
 SLOW = settings(
     deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -37,6 +37,16 @@ def walk_endpoint(
         return body
 
     return walk_pages(page)  # type: ignore[return-value]
+
+
+def test_an_empty_states_list_is_refused_in_words() -> None:
+    @given(qst.tasks(states=[]))
+    def draw(task: Task) -> None:
+        pass
+
+    # Hypothesis may add a line saying what it was drawing.
+    with pytest.raises(ValueError, match=r"^states cannot be empty($|\n)"):
+        draw()
 
 
 @SLOW
@@ -106,8 +116,8 @@ def test_strategy_tasks_are_valid_and_follow_the_lifecycle(task: Task) -> None:
         update={"timeline_at": None}
     )
     assert task.retried <= task.max_retry
-    assert task.message_id.startswith("msg_")
-    assert task.task_id.startswith("tsk_")
+    assert is_qstash_id(task.message_id, "msg")  # the length of QStash's ids, exactly
+    assert is_qstash_id(task.task_id, "tsk")
     if task.state in (TaskState.CREATED, TaskState.PLANNED):
         assert (task.retried, task.completed_at, task.error) == (0, 0, "")
     if task.state is TaskState.ERROR:
