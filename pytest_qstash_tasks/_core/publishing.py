@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from .calls import UnservedReason
 from .endpoint import EndpointConfig, EndpointResponse, bearer_token, served_text
-from .exchange import JSON_HEADERS, Request, error_body
+from .exchange import Request, error_body
 from .outbox import Message, Outbox, PublishedDelivery, PublishedMessage, UrlGroup
 from .retry_delay import RetryDelay
 
@@ -490,8 +490,7 @@ def _json_body(request: Request) -> Any:
 def _refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointResponse:
     return EndpointResponse(
         refused.status,
-        error_body(refused.text),
-        JSON_HEADERS,
+        error_body(refused.text),  # JSON, as every answer with a body
         token=token,
         unserved_reason=refused.reason,
         detail=detail or refused.text,
