@@ -174,7 +174,7 @@ def test_an_ini_end_cursor_of_anything_else_is_a_usage_error(pytester: pytest.Py
     pytester.makepyfile("def test_it(qstash_tasks): pass")
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(
-        ["E *pytest.UsageError: ini option qstash_tasks_end_cursor = '00': want 0 or omit"]
+        ["E *UsageError: ini option qstash_tasks_end_cursor = '00': want 0 or omit"]
     )
     result.assert_outcomes(errors=1)
 
