@@ -130,6 +130,8 @@ def test_generated_tasks_keep_to_the_seven_states_and_errors_name_the_call() -> 
     )
     with pytest.raises(ValueError, match=r"For an odd state, build the task with Task\.unchecked"):
         make_tasks(3, states=["delivered", "retrying"])
+    with pytest.raises(ValueError, match=r"^make_task\(\): 'retrying' is not a task state"):
+        make_task(state=lambda i: "retrying", url="https://x.example/")
     with pytest.raises(TypeError, match=r"^make_task\(\) got unknown field\(s\) \['max_retries'\]"):
         make_task(max_retries=5)
     # Given as they are, odd states stay possible.

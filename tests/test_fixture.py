@@ -84,6 +84,11 @@ def test_add_registers_empty_messages_and_refuses_unclear_calls(
         any_fake.add("m", count=1, max_retries=5)
     with pytest.raises(ValueError, match=r"^add\(\): 'delivred' is not a task state"):
         any_fake.add("m", count=3, state="delivred")
+    # The states to draw from, and a state drawn per task, name the call too.
+    with pytest.raises(ValueError, match=r"^add\(\): 'retrying' is not a task state"):
+        any_fake.add("m", count=3, states=["delivered", "retrying"])
+    with pytest.raises(ValueError, match=r"^add\(\): 'retrying' is not a task state"):
+        any_fake.add("m", count=3, state=lambda i: "retrying", url="https://x.example/")
     with pytest.raises(TypeError, match="apply to generated tasks"):
         any_fake.add("m", [], state="failed")
     with pytest.raises(TypeError, match="wrap a single task in a list"):

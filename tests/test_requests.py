@@ -140,6 +140,24 @@ def test_a_timeout_requests_refuses_is_refused_as_requests_refuses_it(
     qstash_tasks.assert_all_pages_fetched_on_exit = False
 
 
+def test_a_body_requests_cannot_send_is_refused_as_requests_refuses_it(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    qstash_tasks.stop()
+    try:
+        with pytest.raises(TypeError) as without_the_fake:
+            requests.post("http://127.0.0.1:9/", data=5)  # refused before connecting
+    finally:
+        qstash_tasks.start()
+    with pytest.raises(TypeError) as with_the_fake:
+        requests.post(
+            qstash_tasks.base_url + "/v2/publish/https://app.example.com/hook", data=5, headers=AUTH
+        )
+    assert str(with_the_fake.value) == str(without_the_fake.value)
+    assert "Instead was 5" in str(with_the_fake.value)
+    assert qstash_tasks.published == []
+
+
 def test_a_fake_on_a_port_of_its_own_takes_that_port_only() -> None:
     fake = QStashTasksMock(base_url="http://qstash.test:8080").start()
     try:

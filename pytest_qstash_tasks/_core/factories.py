@@ -112,7 +112,7 @@ def generate(
     if now is None:
         clock = stream.clock or running_clock()
         now = DEFAULT_START_MS if clock is None else clock.now
-    builder = _Builder(stream, now, states)
+    builder = _Builder(stream, now, states, caller)
     # The batch creates only acyclic objects, yet enough of them to set off the cyclic
     # collector over and over: pause it meanwhile (docs/benchmarks.md has the profile).
     collecting = gc.isenabled()
@@ -191,6 +191,7 @@ def _between(rng: random.Random, low: int, high: int) -> int:
 
 def _state_table(
     states: Iterable[TaskState | str] | Mapping[TaskState | str, float] | None,
+    caller: str,
 ) -> tuple[list[TaskState | str], list[float]]:
     if states is None:
         return list(DEFAULT_STATE_WEIGHTS), list(DEFAULT_STATE_WEIGHTS.values())
@@ -202,10 +203,10 @@ def _state_table(
         pairs = [(state, 1.0) for state in states]
     if not pairs or any(weight < 0 for _, weight in pairs) or not sum(w for _, w in pairs):
         raise ValueError(f"states must name at least one state with a weight > 0: {states!r}")
-    return [_as_state(state) for state, _ in pairs], [float(weight) for _, weight in pairs]
+    return [_as_state(state, caller) for state, _ in pairs], [float(weight) for _, weight in pairs]
 
 
-def _as_state(value: object, caller: str = "make_tasks()") -> TaskState:
+def _as_state(value: object, caller: str) -> TaskState:
     """One of the seven states, or a clear error: generated tasks never hold another
     (odd states are for ``Task.unchecked`` and payloads given as they are)."""
     if isinstance(value, TaskState):
@@ -231,13 +232,15 @@ class _Builder:
         stream: Stream,
         now: int,
         states: Iterable[TaskState | str] | Mapping[TaskState | str, float] | None,
+        caller: str,
     ) -> None:
         check_int("now (unix ms)", now, 1)
+        self.caller = caller
         self.rng: random.Random = stream.rng
         self.random = stream.rng.random
         self.taken = stream.taken_ids
         self.now = now
-        self.states, self.weights = _state_table(states)
+        self.states, self.weights = _state_table(states, caller)
 
     def batch(
         self, n: int, message_id: str | None, overrides: Mapping[str, Override]
@@ -293,7 +296,7 @@ class _Builder:
         retried: Any = None
         if given:  # only what the caller gave needs checking
             if not isinstance(state, TaskState):
-                state = _as_state(state)
+                state = _as_state(state, self.caller)
             max_retry = given.get("max_retry", _DEFAULT_MAX_RETRY)
             created = given.get("timeline_at", timeline_at)
             if not isinstance(created, int) or not isinstance(max_retry, int) or max_retry < 0:

@@ -204,7 +204,10 @@ def _body_bytes(body: object) -> bytes:
         return bytes(body)
     if isinstance(body, Iterable):
         return b"".join(part.encode() if isinstance(part, str) else bytes(part) for part in body)
-    raise TypeError(f"a request body requests cannot send: {type(body).__name__}")
+    # Word for word what urllib3 2 raises when requests sends it, before connecting.
+    raise TypeError(
+        f"'body' must be a bytes-like object, file-like object, or iterable. Instead was {body!r}"
+    )
 
 
 def _for_requests(error: BaseException, request: requests.PreparedRequest) -> BaseException:
