@@ -425,7 +425,7 @@ def test_a_wsgi_app_gets_what_a_wsgi_server_gives_it(
         headers={"X-Tenant": "t1"},
     )
     client.message.publish(url="http://shop.example.com:8080", body="")
-    # A forwarded Content-Length is the environ's CONTENT_LENGTH only, as PEP 3333 says.
+    # A forwarded Content-Length is not delivered: CONTENT_LENGTH is the body's own.
     client.message.publish(
         url="http://shop.example.com", body="", method="PUT", headers={"Content-Length": "0"}
     )
@@ -679,6 +679,32 @@ def test_real_http_to_a_local_server(
     assert any_fake.deliveries[0].receiver == f"real HTTP to http://127.0.0.1:{port}"
     direct = next(a for a in any_fake.deliveries if "/direct/" in a.url)
     assert direct.receiver == "real HTTP to the message's URL"
+
+
+def test_forwarded_framing_headers_are_not_delivered(
+    any_fake: QStashTasksFake, client: QStash, local_server: Any
+) -> None:
+    port = local_server.server_address[1]
+    any_fake.destination(HOOK).deliver_to(f"http://127.0.0.1:{port}")
+    client.message.publish(
+        url=HOOK,
+        body="payload",
+        headers={"Content-Length": "999", "Transfer-Encoding": "chunked", "Host": "x.example"},
+        retries=0,
+    )
+    any_fake.clock.advance(1_000)
+    ((_, headers, body),) = local_server.received
+    assert body == b"payload"
+    assert (headers["Content-Length"], headers["Host"]) == ("7", f"127.0.0.1:{port}")
+    assert "Transfer-Encoding" not in headers
+    (attempt,) = any_fake.deliveries
+    assert attempt.status == 502  # the receiver's answer, not a timeout
+    assert [attempt.header(name) for name in ("Content-Length", "Transfer-Encoding", "Host")] == [
+        None
+    ] * 3
+    # What was published keeps them: a message shows them as forwarded.
+    (message,) = any_fake.published
+    assert message.forwarded_headers["Content-Length"] == "999"
 
 
 def test_a_base_url_target_keeps_the_message_s_path_and_query(

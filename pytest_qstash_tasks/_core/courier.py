@@ -31,6 +31,10 @@ __all__ = ["Courier", "answer_error"]
 
 #: The longest a receiver's answer is shown in a task's ``error``.
 _MAX_ERROR_BODY = 200
+# The framing of the delivery request is the delivery's own, as any HTTP client frames
+# what it sends: a forwarded Content-Length, Transfer-Encoding or Host would make the
+# receiver read a body that is not there (docs/fidelity.md, "Delivery").
+_FRAMING = frozenset({"content-length", "transfer-encoding", "host"})
 
 
 def answer_error(answer: Answer) -> str | None:
@@ -111,7 +115,11 @@ class Courier:
         """The signed request of the next attempt, with QStash's headers."""
         from .receivers import DeliveryRequest
 
-        headers = list(forwarded_headers(message.headers).items())
+        headers = [
+            (name, value)
+            for name, value in forwarded_headers(message.headers).items()
+            if name.lower() not in _FRAMING
+        ]
         headers += [
             ("User-Agent", "Upstash-QStash"),
             ("Upstash-Message-Id", message.message_id),

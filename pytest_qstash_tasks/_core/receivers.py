@@ -217,7 +217,7 @@ class _WsgiReceiver(Receiver):
             key = name.upper().replace("-", "_")
             if key == "CONTENT_TYPE":
                 environ["CONTENT_TYPE"] = value
-            elif key != "CONTENT_LENGTH":
+            else:
                 environ[f"HTTP_{key}"] = value
         started: list[str] = []
 
