@@ -59,9 +59,15 @@ def stale_equivalents(equivalents: dict[str, str], status: dict[str, str]) -> li
         if status.get(name) != "survived":
             stale.append(f"{name}: listed as equivalent, but {status.get(name, 'gone')}")
             continue
+        try:
+            shown = mutmut("show", name)
+        except subprocess.CalledProcessError as error:  # e.g. while a run rewrites mutants/
+            last = (error.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            stale.append(f"{name}: `mutmut show` failed: {last[0]}")
+            continue
         added = [
             line[1:].strip()
-            for line in mutmut("show", name).splitlines()
+            for line in shown.splitlines()
             if line.startswith("+") and not line.startswith("+++")
         ]
         if change not in added:

@@ -32,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if kind in ("bool", "off"):
             parser.addini(name, help_text, type="bool", default=kind == "bool")
         else:
-            parser.addini(name, help_text, type="string", default="")
+            parser.addini(name, help_text)  # a string, "" when not set
 
 
 def pytest_configure(config: pytest.Config) -> None:
