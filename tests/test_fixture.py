@@ -89,9 +89,15 @@ def test_add_registers_empty_messages_and_refuses_unclear_calls(
         any_fake.add("m", count=3, states=["delivered", "retrying"])
     with pytest.raises(ValueError, match=r"^add\(\): 'retrying' is not a task state"):
         any_fake.add("m", count=3, state=lambda i: "retrying", url="https://x.example/")
-    with pytest.raises(TypeError, match="apply to generated tasks"):
-        any_fake.add("m", [], state="failed")
-    with pytest.raises(TypeError, match="wrap a single task in a list"):
+    with pytest.raises(TypeError) as raised:
+        any_fake.add("m", [], state="failed", url="https://x.example/")
+    assert str(raised.value) == (
+        "field overrides (state, url) apply to generated tasks (count=...); set them on the "
+        "tasks you pass instead"
+    )
+    with pytest.raises(
+        TypeError, match=r"^tasks must be a list of tasks; wrap a single task in a list$"
+    ):
         any_fake.add("m", make_tasks(1, message_id="m")[0])  # type: ignore[arg-type]
 
 
@@ -111,6 +117,13 @@ def test_generated_tasks_agree_with_the_clock(any_fake: QStashTasksFake) -> None
     for task in any_fake.add("m", count=200):
         assert task.timeline_at <= any_fake.clock.now  # type: ignore[operator]
         assert task.completed_at <= any_fake.clock.now
+
+
+def test_a_fake_made_by_hand_dates_generated_tasks_by_its_own_clock() -> None:
+    fake = QStashTasksMock(start="2020-01-01T00:00:00Z")  # no fixture's clock, years back
+    for task in fake.add("m", count=200):
+        assert task.timeline_at <= fake.clock.now  # type: ignore[operator]
+        assert task.completed_at <= fake.clock.now
 
 
 def test_scripted_pages(any_fake: QStashTasksFake) -> None:
