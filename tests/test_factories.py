@@ -71,8 +71,46 @@ def test_error_with_given_retried_and_last_error() -> None:
 
 
 def test_error_needs_a_retry_left() -> None:
-    with pytest.raises(ValueError, match="needs max_retry >= 1"):
+    with pytest.raises(ValueError) as raised:  # noqa: PT011 (the whole text, below)
         make_task(state="error", max_retry=0)
+    assert str(raised.value) == (
+        "state 'error' means a retry waits, which needs max_retry >= 1; a task that fails "
+        "with no retries left is 'failed'"
+    )
+    assert make_task(state="error", max_retry=1).retried == 1  # one retry is enough
+
+
+def test_a_large_batch_keeps_each_task_s_history_in_order() -> None:
+    """What any generated task shows agrees with one history: it joined its timeline,
+    each attempt took 20 ms or more, a retry waited its backoff, nothing lies ahead of
+    "now" but a planned attempt; and the retries spread as QStash's do."""
+    tasks = make_tasks(20_000)
+    retried_by_state: dict[TaskState, Counter[int]] = {state: Counter() for state in TaskState}
+    for task in tasks:
+        joined = task.timeline_at
+        assert joined is not None
+        retried_by_state[task.state][task.retried] += 1
+        assert 0 <= task.retried <= task.max_retry
+        if task.retried or task.state in (TaskState.ERROR, TaskState.FAILED):
+            assert joined + 20 <= task.last_error_at <= NOW
+            assert task.error.startswith("HTTP status ")
+        else:
+            assert (task.last_error_at, task.error) == (0, "")
+        if task.state is TaskState.DELIVERED:
+            assert max(joined, task.last_error_at) + 20 <= task.completed_at <= NOW
+        else:
+            assert task.completed_at == 0
+        if task.state in (TaskState.CREATED, TaskState.PLANNED):
+            assert task.next_process_at >= NOW
+        elif task.state is TaskState.ACTIVE:
+            assert joined <= task.next_process_at <= NOW
+    # A retry waits, with 1 to max_retry retries behind it; some delivered tasks were
+    # retried first, most were not; a failed task used them all.
+    assert set(retried_by_state[TaskState.ERROR]) == {1, 2, 3}
+    delivered = retried_by_state[TaskState.DELIVERED]
+    assert set(delivered) == {0, 1, 2, 3}
+    assert 0.05 < 1 - delivered[0] / delivered.total() < 0.3
+    assert set(retried_by_state[TaskState.FAILED]) == {3}
 
 
 def test_active_is_under_way_and_canceled_has_no_completion() -> None:
