@@ -85,11 +85,15 @@ def test_a_large_batch_keeps_each_task_s_history_in_order() -> None:
     each attempt took 20 ms or more, a retry waited its backoff, nothing lies ahead of
     "now" but a planned attempt; and the retries spread as QStash's do."""
     tasks = make_tasks(20_000)
+    # And the edges of max_retry: none (failed at once), more than the backoff table.
+    edges = make_tasks(2_000, states=["failed"], max_retry=0)
+    edges += make_tasks(2_000, states=["delivered", "error", "failed"], max_retry=10)
     retried_by_state: dict[TaskState, Counter[int]] = {state: Counter() for state in TaskState}
-    for task in tasks:
+    for task in tasks + edges:
         joined = task.timeline_at
         assert joined is not None
-        retried_by_state[task.state][task.retried] += 1
+        if task.max_retry == 3:
+            retried_by_state[task.state][task.retried] += 1
         assert 0 <= task.retried <= task.max_retry
         if task.retried or task.state in (TaskState.ERROR, TaskState.FAILED):
             assert joined + 20 <= task.last_error_at <= NOW
@@ -97,7 +101,14 @@ def test_a_large_batch_keeps_each_task_s_history_in_order() -> None:
         else:
             assert (task.last_error_at, task.error) == (0, "")
         if task.state is TaskState.DELIVERED:
-            assert max(joined, task.last_error_at) + 20 <= task.completed_at <= NOW
+            # An hour or more since the task joined holds minutes of retries (max_retry 3);
+            # a longer history stops at "now".
+            assert task.completed_at < NOW if task.max_retry <= 3 else task.completed_at <= NOW
+            if task.completed_at < NOW:
+                assert max(joined, task.last_error_at) + 20 <= task.completed_at
+            if task.retried and task.completed_at < NOW:  # the last retry waited its backoff
+                waited = task.completed_at - task.last_error_at - backoff_ms(task.retried)
+                assert 20 <= waited < 3_020
         else:
             assert task.completed_at == 0
         if task.state in (TaskState.CREATED, TaskState.PLANNED):
