@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from pytest_qstash_tasks import (
     DEFAULT_START_MS,
@@ -162,6 +163,17 @@ def test_every_field_can_be_overridden() -> None:
 def test_overrides_are_validated() -> None:
     with pytest.raises(ValueError, match="retried"):
         make_task(retried=-2)
+    # Validation names the wrong value, and only it (not the ids the factory draws).
+    for wrong, field in [
+        ({"max_retry": -1}, "max_retry"),
+        ({"max_retry": "3", "state": "error"}, "max_retry"),
+        ({"retried": -1}, "retried"),
+        ({"retried": "x"}, "retried"),
+        ({"timeline_at": "x"}, "timeline_at"),
+    ]:
+        with pytest.raises(ValidationError) as raised:
+            make_task(**wrong)
+        assert [error["loc"] for error in raised.value.errors()] == [(field,)]
     with pytest.raises(TypeError, match=r"unknown field\(s\) \['retries'\]"):
         make_task(retries=1)
 

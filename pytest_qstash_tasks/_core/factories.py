@@ -299,16 +299,27 @@ class _Builder:
                 state = _as_state(state, self.caller)
             max_retry = given.get("max_retry", _DEFAULT_MAX_RETRY)
             created = given.get("timeline_at", timeline_at)
-            if not isinstance(created, int) or not isinstance(max_retry, int) or max_retry < 0:
-                # Let validation name the wrong value.
-                return {"state": state, "max_retry": max_retry, "timeline_at": created, "url": url}
             retried = given.get("retried")
+            if (
+                not isinstance(created, int)
+                or not isinstance(max_retry, int)
+                or max_retry < 0
+                or (retried is not None and (not isinstance(retried, int) or retried < 0))
+            ):
+                # Let validation name the wrong value, and only it: the ids are drawn.
+                return {
+                    "max_retry": max_retry,
+                    "message_id": message_id,
+                    "retried": 0,
+                    "state": state,
+                    "task_id": task_id,
+                    "url": url,
+                    "timeline_at": created,
+                }
         else:
             max_retry, created = _DEFAULT_MAX_RETRY, timeline_at
         if retried is None:
             retried = self._retried(state, max_retry)
-        if not isinstance(retried, int) or retried < 0:
-            return {"state": state, "max_retry": max_retry, "timeline_at": created, "url": url}
         fields = self._times(state, created, retried, max_retry, given)
         fields.update(message_id=message_id, task_id=task_id, url=url, timeline_at=created)
         return fields
