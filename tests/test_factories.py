@@ -91,6 +91,7 @@ def test_a_large_batch_keeps_each_task_s_history_in_order() -> None:
     # And the edges of max_retry: none (failed at once), more than the backoff table.
     edges = make_tasks(2_000, states=["failed"], max_retry=0)
     edges += make_tasks(2_000, states=["delivered", "error", "failed"], max_retry=10)
+    edges += make_tasks(2_000, timeline_at=NOW - 86_400_000)  # joined a day ago
     retried_by_state: dict[TaskState, Counter[int]] = {state: Counter() for state in TaskState}
     for task in tasks + edges:
         joined = task.timeline_at
@@ -114,6 +115,10 @@ def test_a_large_batch_keeps_each_task_s_history_in_order() -> None:
                 assert 20 <= waited < 3_020
         else:
             assert task.completed_at == 0
+        if task.max_retry <= 3 and task.state in (TaskState.DELIVERED, TaskState.FAILED):
+            # Minutes of attempts after the task joined, however long ago that was.
+            assert task.completed_at - joined < 600_000 or not task.completed_at
+            assert task.last_error_at - joined < 600_000 or not task.last_error_at
         if task.state in (TaskState.CREATED, TaskState.PLANNED):
             assert task.next_process_at >= NOW
         elif task.state is TaskState.ACTIVE:
