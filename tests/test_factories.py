@@ -284,7 +284,7 @@ SEED_7_FIRST = {
     "url": "https://api1.example.com/webhooks/qstash",
     "timelineAt": 1767221127374,
 }
-SEEDED_DIGEST = "241a473a139147ff9c0392f199701786273fbce49012f0daf8162f2ae51b5ea3"
+SEEDED_DIGEST = "a28d4eefab45e4becfdfceb3980fc09e5509fd47bbdbd3eb2f50caafcd5d25a3"
 
 
 def test_a_seed_gives_the_same_tasks_on_every_machine() -> None:
@@ -300,7 +300,11 @@ def test_a_seed_gives_the_same_tasks_on_every_machine() -> None:
         make_tasks(100, seed=8, now=NOW, max_retry=10, states=["delivered", "error", "failed"])
     )
     weighted = wire(make_tasks(50, seed=9, now=NOW, states={"delivered": 3, "failed": 1}))
-    digest = hashlib.sha256(json.dumps([default, edges, weighted], sort_keys=True).encode())
+    # Ids the caller gives leave the stream as it was for the rest.
+    named = wire([make_task(seed=10, now=NOW, message_id="msg_given", task_id="tsk_given")])
+    named += wire(make_tasks(20, seed=11, now=NOW, task_id=lambda i: f"tsk_{i}"))
+    seeded = [default, edges, weighted, named]
+    digest = hashlib.sha256(json.dumps(seeded, sort_keys=True).encode())
     assert digest.hexdigest() == SEEDED_DIGEST, "seeded tasks changed: see the comment above"
 
 

@@ -247,7 +247,7 @@ class _Builder:
     ) -> list[Task]:
         rng = self.rng
         random = rng.random
-        if message_id is None and "message_id" not in overrides:
+        if message_id is None:  # the callers pass message_id by name, never as an override
             message_id = new_ids("msg", 1, rng, self.taken)[0]
         task_ids = new_ids("tsk", n, rng, self.taken) if "task_id" not in overrides else None
         drawn_states = rng.choices(self.states, self.weights, k=n)
