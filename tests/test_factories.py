@@ -196,6 +196,8 @@ def test_generated_tasks_keep_to_the_seven_states_and_errors_name_the_call() -> 
         "planned, active, delivered, error, failed, canceled. For an odd state, build the task "
         "with Task.unchecked(state=...) or give it as a wire dict."
     )
+    with pytest.raises(ValueError, match=r"^make_tasks\(\): 'processing' is not a task state"):
+        make_tasks(0, state="processing")  # even with no task to draw
     with pytest.raises(ValueError, match=r"For an odd state, build the task with Task\.unchecked"):
         make_tasks(3, states=["delivered", "retrying"])
     with pytest.raises(ValueError, match=r"^make_task\(\): 'retrying' is not a task state"):
@@ -250,8 +252,24 @@ def test_states_restricts_the_mix() -> None:
     assert {t.state for t in weighted} == {TaskState.ERROR}
     with pytest.raises(ValueError, match="at least one state"):
         make_tasks(1, states=[])
-    with pytest.raises(TypeError, match="not a str"):
+    with pytest.raises(ValueError, match=r"^states must name at least one state with a weight"):
+        make_tasks(1, states={"error": 0})
+    with pytest.raises(ValueError) as negative:  # noqa: PT011 (the whole text, below)
+        make_tasks(1, states={"delivered": -1, "failed": 2})
+    assert str(negative.value) == (
+        "states' weights cannot be negative: {'delivered': -1, 'failed': 2}"
+    )
+    with pytest.raises(TypeError) as text:
         make_tasks(1, states="failed")
+    assert str(text.value) == ("states must be a list of states or a mapping of weights, not a str")
+
+
+def test_now_is_a_unix_ms_of_one_or_more() -> None:
+    with pytest.raises(ValueError) as raised:  # noqa: PT011 (the whole text, below)
+        make_tasks(1, now=0)
+    assert str(raised.value) == "now (unix ms) must be an int >= 1, got 0"
+    # At the first ms there is no earlier one: the tasks all joined then.
+    assert [task.timeline_at for task in make_tasks(3, now=1)] == [1, 1, 1]
 
 
 def test_bad_counts_are_refused() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import gc
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from .args import check_end_cursor, check_int
@@ -104,7 +104,7 @@ def generate(
             f"Task fields are {sorted(_WIRE_FIELDS)}"
         )
     state = overrides.get("state")
-    if state is not None and not callable(state):
+    if state is not None and not callable(state):  # refused even when no task is drawn
         _as_state(state, caller)
     stream.used = True
     # Inside a test that took the fixture, "now" is its fake clock: generated data never
@@ -201,7 +201,9 @@ def _state_table(
         raise TypeError("states must be a list of states or a mapping of weights, not a str")
     else:
         pairs = [(state, 1.0) for state in states]
-    if not pairs or any(weight < 0 for _, weight in pairs) or not sum(w for _, w in pairs):
+    if any(weight < 0 for _, weight in pairs):
+        raise ValueError(f"states' weights cannot be negative: {states!r}")
+    if not sum(weight for _, weight in pairs):  # no pairs, or every weight 0
         raise ValueError(f"states must name at least one state with a weight > 0: {states!r}")
     return [_as_state(state, caller) for state, _ in pairs], [float(weight) for _, weight in pairs]
 
@@ -251,8 +253,13 @@ class _Builder:
             message_id = new_ids("msg", 1, rng, self.taken)[0]
         task_ids = new_ids("tsk", n, rng, self.taken) if "task_id" not in overrides else None
         drawn_states = rng.choices(self.states, self.weights, k=n)
-        fixed = {k: v for k, v in overrides.items() if not callable(v)}
-        dynamic = {k: v for k, v in overrides.items() if callable(v)}
+        fixed: dict[str, Override] = {}
+        dynamic: dict[str, Callable[[int], Any]] = {}
+        for name, value in overrides.items():
+            if callable(value):
+                dynamic[name] = value
+            else:
+                fixed[name] = value
         validate = Task.model_validate
         # A message's tasks joined its timeline a while ago, so the attempt histories
         # drawn below (minutes of backoff) fit before "now".
