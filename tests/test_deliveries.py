@@ -453,6 +453,12 @@ def test_a_wsgi_app_gets_what_a_wsgi_server_gives_it(
     }
     assert first["HTTP_X_TENANT"] == "t1"
     assert first["HTTP_UPSTASH_RETRIED"] == "0"
+    # The Host a client sends, which apps read before SERVER_NAME.
+    assert [e["HTTP_HOST"] for e in environs] == [
+        "shop.example.com",
+        "shop.example.com:8080",
+        "shop.example.com",
+    ]
     assert "HTTP_CONTENT_TYPE" not in first
     assert "HTTP_CONTENT_LENGTH" not in first
     assert (second["PATH_INFO"], second["SERVER_PORT"], second["wsgi.url_scheme"]) == (
@@ -525,8 +531,17 @@ def test_an_asgi_app_gets_what_an_asgi_server_gives_it(
         headers={"X-Tenant": "t1"},
     )
     client.message.publish(url="http://shop.example.com:8080", body="", method="DELETE")
+    client.message.publish(url="https://user:pw@café.example:8443/", body="")
+    client.message.publish(url="https://café..example/", body="")  # IDNA refuses it
     any_fake.clock.advance(1_000)
-    first, second = scopes
+    first, second, *_ = scopes
+    # A server passes on what the client sent, Host first, framing headers included.
+    assert [scope["headers"][:2] for scope in scopes] == [
+        [(b"host", b"shop.example.com"), (b"content-length", b"5")],
+        [(b"host", b"shop.example.com:8080"), (b"content-length", b"0")],
+        [(b"host", b"xn--caf-dma.example:8443"), (b"content-length", b"0")],
+        [(b"host", "café..example".encode()), (b"content-length", b"0")],
+    ]
     headers = dict(first.pop("headers"))
     assert first == {
         "type": "http",
@@ -553,7 +568,7 @@ def test_an_asgi_app_gets_what_an_asgi_server_gives_it(
         {"type": "http.request", "body": b"hello", "more_body": False},
         {"type": "http.disconnect"},
     ]
-    assert [(a.status, a.answer_body) for a in any_fake.deliveries] == [(207, b"part two")] * 2
+    assert [(a.status, a.answer_body) for a in any_fake.deliveries] == [(207, b"part two")] * 4
 
 
 @pytest.mark.asyncio

@@ -184,6 +184,19 @@ def _origin(url: str) -> tuple[SplitResult, str, int]:
     return parts, str(parts.hostname), parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def _host_header(parts: SplitResult) -> str:
+    """The ``Host`` a client sends for a URL: its host and port as written, no userinfo,
+    a name that is not ASCII (or percent-encoded, as the SDK sends it) in IDNA (``xn--``)."""
+    host = unquote(parts.netloc.rpartition("@")[2])
+    if host.isascii():
+        return host
+    name, colon, port = host.partition(":")  # not ASCII: a name, not an IPv6 literal
+    try:
+        return name.encode("idna").decode("ascii") + colon + port
+    except UnicodeError:  # a name IDNA refuses: sent as UTF-8, as some clients do
+        return host.encode().decode("latin-1")
+
+
 class _WsgiReceiver(Receiver):
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
@@ -212,6 +225,8 @@ class _WsgiReceiver(Receiver):
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
             "CONTENT_LENGTH": str(len(request.body)),
+            # A server passes the request's Host on; apps read it before SERVER_NAME.
+            "HTTP_HOST": _host_header(parts),
         }
         for name, value in request.headers:
             key = name.upper().replace("-", "_")
@@ -263,8 +278,11 @@ class _AsgiReceiver(Receiver):
             "raw_path": _on_the_wire(parts.path or "/").encode(),
             "query_string": _on_the_wire(parts.query).encode(),
             "root_path": "",
+            # A server passes on the headers a client sends, framing ones included.
             "headers": [
-                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers
+                (b"host", _host_header(parts).encode("latin-1")),
+                (b"content-length", str(len(request.body)).encode()),
+                *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers),
             ],
             "server": (host, port),
             "client": ("127.0.0.1", 0),
