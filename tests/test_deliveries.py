@@ -10,11 +10,13 @@ import base64
 import datetime
 import hashlib
 import json
+import os
 import re
 import ssl
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -583,6 +585,44 @@ async def test_an_asgi_app_is_delivered_to_from_inside_a_running_loop(
     assert [s["retried"] for s in seen] == ["0", "1"]
     assert any_fake.tasks(message_id)[0].state == "delivered"
     client.http._client.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_forked_child_delivers_from_inside_a_running_loop(
+    qstash_tasks: QStashTasksFake, sdk: Sdk
+) -> None:
+    # A process forked after a delivery from inside a running loop (a fork server, as
+    # mutmut's, or multiprocessing's "fork") has the loop that ran it, not its thread.
+    client = sdk(qstash_tasks.token, base_url=qstash_tasks.base_url)
+
+    async def handler(delivery: DeliveryRequest) -> int:
+        await asyncio.sleep(0)
+        return 200
+
+    async def deliver(body: str) -> None:  # an async test's body
+        client.message.publish(url=HOOK, body=body, timeout="2s")
+        qstash_tasks.clock.advance(1_000)
+
+    qstash_tasks.destination(HOOK).deliver_to(handler)
+    asyncio.run(deliver("x"))
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() with threads
+        pid = os.fork()
+    if pid == 0:  # the child: report what its delivery got, and leave without cleanup
+        try:
+            asyncio.run(deliver("y"))
+            outcome = repr([(a.status, a.error) for a in qstash_tasks.deliveries])
+        except BaseException as error:  # the parent reports it
+            outcome = repr(error)
+        os.write(write, outcome.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        reported = pipe.read()
+    os.waitpid(pid, 0)
+    assert reported == repr([(200, None), (200, None)])
+    assert [a.status for a in qstash_tasks.deliveries] == [200]  # the parent's own
 
 
 def test_an_async_handler_and_a_slow_one(any_fake: QStashTasksFake, client: QStash) -> None:

@@ -458,6 +458,25 @@ def _name(target: object) -> str:
 _local = threading.local()
 _background: list[Any] = []  # the background thread's event loop, once made
 _background_lock = threading.Lock()
+_left_by_fork: list[Any] = []  # a parent's loops in a forked child: kept, never run
+
+
+# Not mutated (docs/mutation.md): it runs in a forked child at the fork, before mutmut
+# could switch a mutant on, and where its trace cannot see it.
+def _forget_the_parents_loops() -> None:  # pragma: no mutate block
+    # A forked child (a fork server's, multiprocessing's "fork") has its parent's loops
+    # but not the thread that ran the background one, so a coroutine handed to it would
+    # never run; and their selectors are the parent's. The child makes its own. The old
+    # ones are kept from the collector, which would warn of a loop it cannot close.
+    global _background_lock
+    _background_lock = threading.Lock()
+    _left_by_fork.extend([*_background, getattr(_local, "loop", None)])
+    _background.clear()
+    _local.loop = None
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_forget_the_parents_loops)
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
