@@ -481,6 +481,11 @@ REFUSALS: dict[str, tuple[dict[str, Any], int, str]] = {
         400,
         "invalid Upstash-Delay 'soon': want a number and a unit, e.g. 10s, 5m, 2h, 1d",
     ),
+    "a malformed timeout": (
+        {"url": HOOK, "body": "x", "timeout": "soon"},
+        400,
+        "invalid Upstash-Timeout 'soon': want a number and a unit, e.g. 10s, 5m, 2h, 1d",
+    ),
     "a negative retries": (
         {"url": HOOK, "body": "x", "retries": -1},
         400,
