@@ -307,7 +307,6 @@ class Outbox:
         # pushing and popping it costs a deque's append and popleft, not a heap's log n.
         self._due_times: list[int] = []
         self._due_at: dict[int, collections.deque[PublishedDelivery]] = {}
-        self._pending = 0
 
     def add(self, message: Message) -> None:
         """Keep a new message and schedule its first attempt."""
@@ -323,7 +322,6 @@ class Outbox:
             waiting = self._due_at[due]
             while waiting:
                 delivery = waiting.popleft()
-                self._pending -= 1
                 if delivery.canceled_at is None:
                     if not waiting:
                         heapq.heappop(due_times)
@@ -344,9 +342,9 @@ class Outbox:
         """Put back an attempt that was popped but never made (interrupted)."""
         self._push(due, delivery)
 
-    def pending(self) -> int:
-        """How many attempts wait in the schedule."""
-        return self._pending
+    def pending(self) -> bool:
+        """Whether any attempt waits in the schedule (a cancelled one until it is due)."""
+        return bool(self._due_times)
 
     def live(self, message_id: str, now: int) -> Message | None:
         """The message, while QStash still keeps it (its delivery not over at ``now``)."""
@@ -377,7 +375,6 @@ class Outbox:
         self.deduplication.clear()
         self._due_times.clear()
         self._due_at.clear()
-        self._pending = 0
 
     def _push(self, due: int, delivery: PublishedDelivery) -> None:
         waiting = self._due_at.get(due)
@@ -385,7 +382,6 @@ class Outbox:
             waiting = self._due_at[due] = collections.deque()
             heapq.heappush(self._due_times, due)
         waiting.append(delivery)
-        self._pending += 1
 
 
 #: Makes a fresh QStash-shaped id with a prefix (``msg``, ``tsk``).

@@ -190,9 +190,8 @@ def _host_header(parts: SplitResult) -> str:
     host = unquote(parts.netloc.rpartition("@")[2])
     if host.isascii():
         return host
-    name, colon, port = host.partition(":")  # not ASCII: a name, not an IPv6 literal
-    try:
-        return name.encode("idna").decode("ascii") + colon + port
+    try:  # a name, not an IPv6 literal; the port is an ASCII label, which IDNA keeps
+        return host.encode("idna").decode("ascii")
     except UnicodeError:  # a name IDNA refuses: sent as UTF-8, as some clients do
         return host.encode().decode("latin-1")
 

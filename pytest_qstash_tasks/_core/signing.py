@@ -87,13 +87,13 @@ def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
-def sign(key: str, body: bytes, url: str, *, now: float | None = None) -> str:
+def sign(key: str, body: bytes, url: str) -> str:
     """An ``Upstash-Signature`` for a delivery of ``body`` to ``url``, signed with ``key``;
-    its times from ``now`` (unix s), by default ``time.time()``."""
+    its times from ``time.time()``."""
     import hashlib
     import hmac
 
-    issued = int(time.time() if now is None else now)
+    issued = int(time.time())
     claims = {
         "iss": "Upstash",
         "sub": url,
