@@ -30,7 +30,9 @@ from fastapi import Request as FastAPIRequest
 from qstash import QStash, Receiver
 from qstash.errors import SignatureError
 from qstash.receiver import verify_with_key
-from starlette.responses import PlainTextResponse
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse, StreamingResponse
+from starlette.routing import Route
 
 from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake, QStashTasksMock
 from pytest_qstash_tasks._core.signing import (
@@ -79,7 +81,11 @@ def test_sign_verifies_with_the_sdk_and_with_pyjwt(any_fake: QStashTasksFake) ->
     assert claims["sub"] == HOOK
     assert claims["exp"] - claims["nbf"] == 300
     assert abs(claims["iat"] - time.time()) < 5
-    assert claims["jti"].startswith("jwt_")
+    assert re.fullmatch(r"jwt_\d{12}[0-9a-f]{12}", claims["jti"])
+    # Compact JSON, as QStash signs (its server is written in Go).
+    payload = signature.split(".")[1]
+    decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    assert decoded == json.dumps(claims, separators=(",", ":")).encode()
     digest = base64.urlsafe_b64encode(hashlib.sha256(body.encode()).digest()).decode()
     assert claims["body"] == digest.rstrip("=")
     key = any_fake.current_signing_key
@@ -169,6 +175,15 @@ def test_a_handler_gets_signed_deliveries_and_its_answers_drive_retries(
     assert first.header("Content-Type") == "application/json"
     assert first.header("Upstash-Caller-Ip") == "127.0.0.1"
     assert first.header("X-Not-Sent") is None
+    # QStash's own headers, in its spelling (a server that keeps the case shows it).
+    ours = [n for n, _ in first.headers if n.lower().startswith(("upstash-", "user-agent"))]
+    assert ours == [
+        "User-Agent",
+        "Upstash-Message-Id",
+        "Upstash-Retried",
+        "Upstash-Caller-Ip",
+        "Upstash-Signature",
+    ]
     (attempt,) = any_fake.deliveries
     assert (attempt.json(), attempt.header("x-tenant"), attempt.header("X-Not-Sent")) == (
         {"order": 7},
@@ -245,6 +260,7 @@ def test_a_url_group_delivers_to_each_endpoint_with_its_topic_name(
         "https://b.example.com/in",
     ]
     assert {d.header("Upstash-Topic-Name") for d in received} == {"orders"}
+    assert "Upstash-Topic-Name" in [name for name, _ in received[0].headers]
     for delivery in received:
         verifier(any_fake).verify(
             signature=delivery.header("Upstash-Signature") or "", body="hi", url=delivery.url
@@ -318,6 +334,51 @@ def test_the_statuses_at_both_ends_are_answers(any_fake: QStashTasksFake, client
     any_fake.clock.advance(60_000)
     assert [a.status for a in any_fake.deliveries] == [100, 599]
     assert any_fake.problems() == []
+
+
+def test_a_2xx_delivers_and_nothing_else_does(any_fake: QStashTasksFake, client: QStash) -> None:
+    any_fake.destination("https://app.example.com/*").deliver_to(
+        lambda delivery: int(delivery.url.rsplit("/", 1)[1])
+    )
+    statuses = (199, 200, 299, 300)
+    ids = [
+        client.message.publish(url=f"https://app.example.com/{status}", body="x", retries=0)
+        for status in statuses
+    ]
+    any_fake.clock.advance(1_000)
+    outcomes = [any_fake.tasks(published.message_id)[0] for published in ids]
+    assert [(task.state, task.error) for task in outcomes] == [
+        ("failed", "HTTP status 199"),
+        ("delivered", ""),
+        ("delivered", ""),
+        ("failed", "HTTP status 300"),
+    ]
+
+
+class CallableHandler:
+    def __call__(self, delivery: DeliveryRequest) -> int:
+        return 200
+
+
+def _moduleless_handler() -> Callable[[DeliveryRequest], int]:
+    scope: dict[str, Any] = {}
+    exec("def handler(delivery):\n    return 200", scope)  # no __name__: __module__ is None
+    handler: Callable[[DeliveryRequest], int] = scope["handler"]
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("target", "named"),
+    [
+        (CallableHandler(), f"the handler {__name__}.CallableHandler"),
+        (_moduleless_handler(), "the handler handler"),
+        ((200).__add__, "the handler int.__add__"),  # no __module__ at all
+    ],
+    ids=["callable-object", "no-module", "no-module-attribute"],
+)
+def test_a_receiver_is_named_by_its_module_and_name(target: Any, named: str) -> None:
+    destination = QStashTasksMock().destination(HOOK).deliver_to(target)
+    assert destination.receiver == named
 
 
 @pytest.mark.parametrize(
@@ -573,6 +634,55 @@ def test_an_asgi_app_gets_what_an_asgi_server_gives_it(
     assert [(a.status, a.answer_body) for a in any_fake.deliveries] == [(207, b"part two")] * 4
 
 
+def test_an_asgi_app_that_streams_its_answer_or_never_starts_it(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    async def parts() -> Any:
+        for part in (b"one ", b"two ", b"three"):
+            await asyncio.sleep(0)  # where a server that saw the client go would stop it
+            yield part
+
+    async def stream(request: Any) -> StreamingResponse:
+        return StreamingResponse(parts())
+
+    # Under ASGI 2.3 Starlette listens for the client leaving while it streams: the
+    # client is there until the last part is sent.
+    streaming = Starlette(routes=[Route("/hook", stream, methods=["POST"])])
+
+    async def bare_end(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"all", "more_body": True})
+        await send({"type": "http.response.body"})  # the end, with no body of its own
+
+    async def silent(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+
+    any_fake.destination(HOOK).deliver_to(streaming)
+    any_fake.destination(HOOK + "/bare").deliver_to(bare_end)
+    any_fake.destination(HOOK + "/silent").deliver_to(silent)
+    client.message.publish(url=HOOK, body="x")
+    client.message.publish(url=HOOK + "/bare", body="x")
+    message_id = client.message.publish(url=HOOK + "/silent", body="x", retries=0).message_id
+    any_fake.clock.advance(1_000)
+    assert [(a.status, a.answer_body) for a in any_fake.deliveries] == [
+        (200, b"one two three"),
+        (200, b"all"),
+        (None, b""),
+    ]
+    assert any_fake.tasks(message_id)[0].error == "HTTP status 500"
+    name = f"{__name__}.{test_an_asgi_app_that_streams_its_answer_or_never_starts_it.__qualname__}.<locals>.silent"
+    (problem,) = any_fake.problems()
+    lines = problem.splitlines()
+    assert lines[0] == (
+        f"the ASGI app {name} raised while receiving message {message_id} (retried 0), which "
+        "counts as a failed attempt (HTTP status 500):"
+    )
+    assert (
+        lines[-1] == f"TypeError: the ASGI app {name} returned without sending http.response.start"
+    )
+    any_fake.reset()
+
+
 @pytest.mark.asyncio
 async def test_an_asgi_app_is_delivered_to_from_inside_a_running_loop(
     any_fake: QStashTasksFake,
@@ -647,6 +757,71 @@ def test_an_async_handler_and_a_slow_one(any_fake: QStashTasksFake, client: QSta
     (task,) = any_fake.tasks(slow_id)
     assert task.state == "failed"
     assert re.fullmatch(r"request timed out: the receiver took 0\.3\d* s, past 0 s", task.error)
+
+
+async def sleepy(delivery: DeliveryRequest) -> int:
+    await asyncio.sleep(3)  # past the message's timeout of 1 s
+    return 200
+
+
+def test_an_async_handler_past_its_timeout_is_stopped(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination(HOOK).deliver_to(sleepy)
+    message_id = client.message.publish(url=HOOK, body="x", timeout="1s", retries=0).message_id
+    any_fake.clock.advance(1_000)
+    (task,) = any_fake.tasks(message_id)
+    assert (task.state, task.error) == ("failed", "request timed out: no answer within 1 s")
+    assert 900 <= any_fake.deliveries[0].duration_ms < 2_500
+
+
+def test_a_delivery_from_another_thread_closes_the_loop_it_ran_on(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def handler(delivery: DeliveryRequest) -> int:
+        loops.append(asyncio.get_running_loop())
+        return 200
+
+    any_fake.destination(HOOK).deliver_to(handler)
+    client.message.publish(url=HOOK, body="x")
+    mover = threading.Thread(target=any_fake.clock.advance, args=(1_000,))
+    mover.start()
+    mover.join()
+    # The thread may end any time: a loop left open would hold its sockets until exit.
+    assert [loop.is_closed() for loop in loops] == [True]
+
+
+@pytest.mark.asyncio
+async def test_from_inside_a_running_loop_a_late_async_handler_is_stopped(
+    qstash_tasks: QStashTasksFake, sdk: Sdk
+) -> None:
+    # The deliveries' own thread runs these (one for the process: one transport is enough).
+    client = sdk(qstash_tasks.token, base_url=qstash_tasks.base_url)
+    threads: list[threading.Thread] = []
+    unblock = threading.Event()
+
+    async def blocking(delivery: DeliveryRequest) -> int:
+        threads.append(threading.current_thread())
+        unblock.wait(5)  # a bug: it blocks its loop, so no timeout inside it can fire
+        return 200
+
+    qstash_tasks.destination(HOOK).deliver_to(sleepy)
+    qstash_tasks.destination(HOOK + "/blocking").deliver_to(blocking)
+    client.message.publish(url=HOOK, body="x", timeout="1s", retries=0)
+    client.message.publish(url=HOOK + "/blocking", body="x", timeout="1s", retries=0)
+    try:
+        qstash_tasks.clock.advance(1_000)
+    finally:
+        unblock.set()
+    late, blocked = qstash_tasks.deliveries
+    assert [late.error, blocked.error] == ["request timed out: no answer within 1 s"] * 2
+    assert 900 <= late.duration_ms < 1_800
+    # Given up on a second past its timeout, from outside its loop.
+    assert 1_800 <= blocked.duration_ms < 2_800
+    # A thread named for what it does, which never keeps the process from exiting.
+    assert [(t.name, t.daemon) for t in threads] == [("qstash-tasks-deliveries", True)]
 
 
 def test_a_receiver_may_call_the_fake_while_it_receives(
@@ -793,6 +968,7 @@ def test_a_connection_failure_is_a_failed_attempt(
     (task,) = any_fake.tasks(message_id)
     assert task.state == "failed"
     assert task.error.startswith("connection failed: ")
+    assert isinstance(any_fake.deliveries[0].exception, ConnectionRefusedError)
     assert any_fake.problems() == []
     with pytest.raises(AssertionError) as raised:
         any_fake.assert_delivered(HOOK, status=200)

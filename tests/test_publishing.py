@@ -5,6 +5,7 @@ as the clock moves, and how bad input is refused. Every test runs through each t
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -86,6 +87,31 @@ def test_scripted_answers_drive_retries_with_qstash_backoff(
     assert [type(u.outcome).__name__ for u in used] == ["int", "ConnectError", "int"]
 
 
+def test_the_backoff_grows_to_a_day_and_stays_there(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination(HOOK).answers(*[500] * 7)
+    client.message.publish(url=HOOK, body="x", retries=6)
+    any_fake.clock.advance(3 * 86_400_000)
+    starts = [used.at for used in any_fake.destination(HOOK).used]
+    # Each attempt is active 500 ms before it fails; the backoff runs from its end.
+    waits = [later - earlier - 500 for earlier, later in itertools.pairwise(starts)]
+    # e ** 2.5, e ** 5, e ** 7.5, e ** 10 s, then a day: e ** 12.5 s would be three.
+    assert waits == [12_182, 148_413, 1_808_042, 22_026_465, 86_400_000, 86_400_000]
+
+
+def test_an_attempt_runs_when_the_clock_reaches_its_time_exactly(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[int] = []
+    any_fake.destination(HOOK).deliver_to(lambda delivery: received.append(1) or 200)
+    client.message.publish(url=HOOK, body="x")
+    any_fake.clock.advance(199)
+    assert received == []
+    any_fake.clock.advance(1)  # the first attempt is due 200 ms after the publish
+    assert received == [1]
+
+
 def test_used_up_retries_leave_the_task_failed(any_fake: QStashTasksFake, client: QStash) -> None:
     any_fake.destination("https://app.example.com/*").answers(503, 503)
     message_id = client.message.publish(url=HOOK, body="x", retries=1).message_id
@@ -164,6 +190,7 @@ def test_get_message_answers_every_field_qstash_shows(any_fake: QStashTasksFake)
             "Upstash-Label": "billing",
             "Upstash-Retry-Delay": "1000 * retried",
             "Upstash-Forward-X-Tenant": "t1",
+            "Upstash-Forward-": "a header with no name is not forwarded",
             "Upstash-Not-Before": "1893456000",
         },
         timeout=5,
@@ -946,6 +973,7 @@ def test_exact_scripts_come_before_prefixes_and_patterns() -> None:
     ("target", "error"),
     [
         ("", "destination() takes a URL, a prefix ending in '*'"),
+        ("*", "destination() takes a URL, a prefix ending in '*' (e.g. "),
         (42, "destination() takes a URL, a prefix ending in '*' or a compiled pattern, not int"),
     ],
 )
