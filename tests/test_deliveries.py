@@ -136,10 +136,27 @@ def test_keys_are_settable_and_checked() -> None:
     fake = QStashTasksMock(current_signing_key=key_a, next_signing_key=key_b)
     assert fake.env["QSTASH_CURRENT_SIGNING_KEY"] == key_a
     verifier(fake).verify(signature=fake.sign("x", HOOK), body="x", url=HOOK)
-    with pytest.raises(ValueError, match="current_signing_key and next_signing_key must differ"):
-        QStashTasksMock(current_signing_key=key_a, next_signing_key=key_a)
-    with pytest.raises(ValueError, match="next_signing_key must be a non-empty str"):
-        QStashTasksMock(next_signing_key="")
+    blanks = "must be a non-empty str without blanks, got"
+    refusals = [
+        (
+            {"next_signing_key": DEFAULT_CURRENT_SIGNING_KEY},
+            "current_signing_key and next_signing_key must differ",
+        ),
+        ({"next_signing_key": ""}, f"next_signing_key {blanks} ''"),
+        # As read from a file or an env file: the newline, or a blank inside, is kept.
+        (
+            {"current_signing_key": key_a + "\n"},
+            f"current_signing_key {blanks} {key_a + chr(10)!r}",
+        ),
+        (
+            {"current_signing_key": "sig_ " + "a" * 28},
+            f"current_signing_key {blanks} 'sig_ {'a' * 28}'",
+        ),
+    ]
+    for arguments, refusal in refusals:
+        with pytest.raises(ValueError) as raised:  # noqa: PT011 (the whole text, below)
+            QStashTasksMock(**arguments)
+        assert str(raised.value) == refusal
     with pytest.raises(ValueError, match="must be at least 32 bytes long, like QStash's"):
         QStashTasksMock(current_signing_key="sig_short")
     with pytest.raises(TypeError, match="sign\\(\\) takes the body as bytes or str, got int"):
@@ -373,8 +390,9 @@ def _moduleless_handler() -> Callable[[DeliveryRequest], int]:
         (CallableHandler(), f"the handler {__name__}.CallableHandler"),
         (_moduleless_handler(), "the handler handler"),
         ((200).__add__, "the handler int.__add__"),  # no __module__ at all
+        (lambda delivery, *args, **options: 200, f"the handler {__name__}.<lambda>"),
     ],
-    ids=["callable-object", "no-module", "no-module-attribute"],
+    ids=["callable-object", "no-module", "no-module-attribute", "var-arguments"],
 )
 def test_a_receiver_is_named_by_its_module_and_name(target: Any, named: str) -> None:
     destination = QStashTasksMock().destination(HOOK).deliver_to(target)
@@ -387,8 +405,14 @@ def test_a_receiver_is_named_by_its_module_and_name(target: Any, named: str) -> 
     ids=["int", "ftp", "text", "three-sync-args", "object"],
 )
 def test_a_target_that_is_no_receiver_is_refused_when_scripted(target: Any) -> None:
-    with pytest.raises(TypeError, match="deliver_to\\(\\) takes a handler"):
+    with pytest.raises(TypeError) as raised:
         QStashTasksMock().destination(HOOK).deliver_to(target)
+    assert str(raised.value) == (
+        "deliver_to() takes a handler (a callable of one argument, the DeliveryRequest, "
+        "returning a status or (status, body)), a WSGI app (environ, start_response), an "
+        "ASGI app (async: scope, receive, send), 'http' (real HTTP to the message's URL) "
+        f"or a loopback base URL such as 'http://127.0.0.1:8000'; got {target!r}"
+    )
 
 
 def test_real_http_goes_to_loopback_only_unless_the_test_opts_in() -> None:
@@ -680,6 +704,7 @@ def test_an_asgi_app_that_streams_its_answer_or_never_starts_it(
     assert (
         lines[-1] == f"TypeError: the ASGI app {name} returned without sending http.response.start"
     )
+    assert problem.endswith(lines[-1])  # the traceback's trailing newline taken off
     any_fake.reset()
 
 
@@ -739,7 +764,7 @@ def test_an_async_handler_and_a_slow_one(any_fake: QStashTasksFake, client: QSta
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def handler(delivery: DeliveryRequest) -> tuple[int]:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.02)
         loops.append(asyncio.get_running_loop())
         return (202 if delivery.text == "x" else 500,)  # a status alone in a tuple
 
@@ -750,13 +775,16 @@ def test_an_async_handler_and_a_slow_one(any_fake: QStashTasksFake, client: QSta
     slow_id = client.message.publish(url=slow, body="x", timeout="0s", retries=0).message_id
     client.message.publish(url=HOOK, body="x")
     any_fake.clock.advance(1_000)
-    hooked = [(a.status, a.answer_body) for a in any_fake.deliveries if a.url == HOOK]
-    assert hooked == [(202, b"")] * 2
+    hooked = [a for a in any_fake.deliveries if a.url == HOOK]
+    assert [(a.status, a.answer_body) for a in hooked] == [(202, b"")] * 2
+    assert all(20 <= a.duration_ms < 2_000 for a in hooked)  # real time, in ms
     # One event loop for the test's thread: what an app keeps bound to it (a pool) works on.
     assert loops[0] is loops[1]
     (task,) = any_fake.tasks(slow_id)
     assert task.state == "failed"
     assert re.fullmatch(r"request timed out: the receiver took 0\.3\d* s, past 0 s", task.error)
+    (slow_attempt,) = [a for a in any_fake.deliveries if a.url == slow]
+    assert 300 <= slow_attempt.duration_ms < 2_000
 
 
 async def sleepy(delivery: DeliveryRequest) -> int:
@@ -840,6 +868,25 @@ def test_a_receiver_may_call_the_fake_while_it_receives(
     client.message.publish(url=HOOK, body="x")
     any_fake.clock.advance(1_000)
     assert states == ["active"]
+
+
+def test_a_receiver_that_calls_the_fake_is_not_interrupted_by_the_next_attempt(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    events: list[str] = []
+
+    def handler(delivery: DeliveryRequest) -> int:
+        events.append(f"in {delivery.text}")
+        any_fake.tasks(delivery.header("Upstash-Message-Id") or "")  # runs what is due...
+        events.append(f"out {delivery.text}")
+        return 200
+
+    any_fake.destination(HOOK).deliver_to(handler)
+    client.message.publish(url=HOOK, body="1")
+    client.message.publish(url=HOOK, body="2")  # due at the same time
+    any_fake.clock.advance(1_000)
+    # ...but not inside the delivery under way: the fake delivers one at a time.
+    assert events == ["in 1", "out 1", "in 2", "out 2"]
 
 
 def test_patch_sleep_and_the_wall_clock_run_deliveries(sdk: Sdk) -> None:

@@ -139,21 +139,24 @@ class Receiver(abc.ABC):
     def deliver(self, request: DeliveryRequest, timeout: float) -> Answer:
         """Deliver ``request``; never raises (but for KeyboardInterrupt and the like)."""
         started = time.perf_counter()
+        failure: Exception | None = None
         try:
             status, body = self._deliver(request, timeout)
         except Exception as error:
-            took = (time.perf_counter() - started) * 1000
-            text = _user_traceback(error) if self._in_process else None
-            if isinstance(error, TimeoutError):
-                text = None  # the fake's own timeout, not the receiver's bug
-            elif isinstance(error, NotReachable):
-                text = str(error)  # the test's script sends it where it may not go
-            return Answer(None, exception=error, receiver_traceback=text, duration_ms=took)
-        took = (time.perf_counter() - started) * 1000
-        if took > timeout * 1000:
-            late = TimeoutError(f"the receiver took {took / 1000:.3g} s, past {timeout:g} s")
-            return Answer(None, exception=late, duration_ms=took)
-        return Answer(status, body, duration_ms=took)
+            failure = error
+        took = time.perf_counter() - started
+        ms = took * 1000
+        if failure is None:
+            if took <= timeout:
+                return Answer(status, body, duration_ms=ms)
+            late = TimeoutError(f"the receiver took {took:.3g} s, past {timeout:g} s")
+            return Answer(None, exception=late, duration_ms=ms)
+        text = _user_traceback(failure) if self._in_process else None
+        if isinstance(failure, TimeoutError):
+            text = None  # the fake's own timeout, not the receiver's bug
+        elif isinstance(failure, NotReachable):
+            text = str(failure)  # the test's script sends it where it may not go
+        return Answer(None, exception=failure, receiver_traceback=text, duration_ms=ms)
 
 
 class _HandlerReceiver(Receiver):
@@ -400,7 +403,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def receiver_for(target: object, *, allow_remote: bool = False) -> Receiver:
+def receiver_for(target: object, *, allow_remote: bool) -> Receiver:
     """The receiver for ``target``, or a clear error saying what a target may be."""
     if isinstance(target, str):
         if target == "http":
@@ -410,7 +413,7 @@ def receiver_for(target: object, *, allow_remote: bool = False) -> Receiver:
             check_reachable(parts.hostname, allow_remote)
             return _HttpReceiver(target, allow_remote)
     elif callable(target):
-        call = target if inspect.isroutine(target) else getattr(target, "__call__", target)  # noqa: B004
+        call = target if inspect.isroutine(target) else target.__call__
         try:
             parameters = [
                 p
