@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -427,8 +428,11 @@ def test_enqueue_records_the_queue(any_fake: QStashTasksFake, client: QStash) ->
     (record,) = any_fake.published
     assert (record.queue, record.destination, record.body) == ("emails", HOOK, b"hi")
     any_fake.expect_unserved("bad_request")
-    with pytest.raises(QStashError, match="invalid queue name 'bad name'"):
+    with pytest.raises(QStashError) as raised:
         client.message.enqueue(queue="bad name", url=HOOK, body="hi")
+    error = "invalid queue name 'bad name': use letters, digits, '.', '_', '-'"
+    body = json.dumps({"error": error})
+    assert str(raised.value) == f"Request failed with status: 400, body: {body}"
 
 
 def test_a_batch_answers_each_entry_in_order(any_fake: QStashTasksFake, client: QStash) -> None:
@@ -489,6 +493,29 @@ def test_a_deduplication_id_publishes_once(any_fake: QStashTasksFake, client: QS
     assert [r.deduplicated for r in any_fake.published] == [False, True, False, True, False]
 
 
+def test_a_deduplicated_publish_is_recorded_as_sent_and_answered_202(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    client.url_group.upsert_endpoints("orders", [{"url": HOOK}])
+    first = client.message.enqueue(queue="q", url_group="orders", body="a", deduplication_id="7")
+    again = httpx.post(
+        any_fake.base_url + "/v2/enqueue/q/orders",
+        content="b",
+        headers={"Authorization": f"Bearer {any_fake.token}", "Upstash-Deduplication-Id": "7"},
+    )
+    assert again.status_code == 202  # QStash's answer to a duplicate
+    assert again.json() == [
+        {"messageId": first[0].message_id, "url": HOOK, "deduplicated": True}  # type: ignore[index]
+    ]
+    record = any_fake.published[1]
+    assert (record.deduplicated, record.url_group, record.queue, record.body) == (
+        True,
+        "orders",
+        "q",
+        b"b",
+    )
+
+
 # -- refusals: a 4xx naming what was wrong, nothing stored -----------------------------
 
 REFUSALS: dict[str, tuple[dict[str, Any], int, str]] = {
@@ -503,6 +530,18 @@ REFUSALS: dict[str, tuple[dict[str, Any], int, str]] = {
         "invalid destination 'ftp://files.example.com/x': want an http:// or https:// URL "
         "with a host, or a URL group's name",
     ),
+    "a URL without slashes": (
+        {"url": "http:app.example.com/hook", "body": "x"},
+        400,
+        "invalid destination 'http:app.example.com/hook': want an http:// or https:// URL "
+        "with a host, or a URL group's name",
+    ),
+    "an https URL without slashes": (
+        {"url": "https:app.example.com", "body": "x"},
+        400,
+        "invalid destination 'https:app.example.com': want an http:// or https:// URL "
+        "with a host, or a URL group's name",
+    ),
     "a malformed delay": (
         {"url": HOOK, "body": "x", "delay": "soon"},
         400,
@@ -512,6 +551,26 @@ REFUSALS: dict[str, tuple[dict[str, Any], int, str]] = {
         {"url": HOOK, "body": "x", "timeout": "soon"},
         400,
         "invalid Upstash-Timeout 'soon': want a number and a unit, e.g. 10s, 5m, 2h, 1d",
+    ),
+    "a bare timeout of ten digits": (  # seconds without a unit: up to nine digits
+        {"url": HOOK, "body": "x", "timeout": "1234567890"},
+        400,
+        "invalid Upstash-Timeout '1234567890': want a number and a unit, e.g. 10s, 5m, 2h, 1d",
+    ),
+    "an unknown method": (
+        {"url": HOOK, "body": "x", "method": "fetch"},
+        400,
+        "invalid Upstash-Method 'fetch'",
+    ),
+    "more than 100 retries": (
+        {"url": HOOK, "body": "x", "retries": 101},
+        400,
+        "invalid Upstash-Retries '101': want an integer 0-100",
+    ),
+    "a not-before of thirteen digits": (
+        {"url": HOOK, "body": "x", "not_before": 10**12},
+        400,
+        "invalid Upstash-Not-Before '1000000000000': want unix seconds",
     ),
     "a negative retries": (
         {"url": HOOK, "body": "x", "retries": -1},
@@ -550,6 +609,106 @@ def test_bad_publishes_are_refused_and_store_nothing(
     assert (any_fake.published, any_fake.message_ids()) == ([], [])
     (call,) = any_fake.calls
     assert (call.status, call.unserved_reason, call.detail) == (status, call.unserved_reason, error)
+
+
+def test_the_largest_retries_and_not_before_and_a_bare_timeout_are_taken(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    far = client.message.publish(url=HOOK, body="x", retries=100, not_before=10**12 - 1)
+    assert client.message.get(far.message_id).not_before == (10**12 - 1) * 1000
+    assert one_task(client, far.message_id)["maxRetry"] == 100
+    slow = "https://slow.example.com/hook"
+    any_fake.destination(slow).deliver_to(lambda delivery: time.sleep(0.01) or 200)
+    # A timeout without a unit is seconds (the SDK sends an int as "0s", a str as it is).
+    bare = client.message.publish(url=slow, body="x", timeout="0", retries=0).message_id
+    any_fake.clock.advance(1_000)
+    assert one_task(client, bare)["error"].endswith("past 0 s")
+
+
+def test_content_based_deduplication_weighs_destination_body_and_forwarded_headers(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    def publish(**kwargs: Any) -> str:
+        sent = {"url": HOOK, "body": "x", "content_based_deduplication": True, **kwargs}
+        return client.message.publish(**sent).message_id
+
+    first = publish(headers={"X-Tenant": "t1"}, content_type="text/plain")
+    # What the destination would receive differs: a new message each.
+    assert publish(headers={"X-Tenant": "t2"}, content_type="text/plain") != first
+    assert publish(headers={"X-Tenant": "t1"}, content_type="text/csv") != first
+    assert publish(url=HOOK + "2", headers={"X-Tenant": "t1"}, content_type="text/plain") != first
+    # Headers QStash acts on, but does not deliver, do not count.
+    same = publish(headers={"X-Tenant": "t1"}, content_type="text/plain", label="other", retries=1)
+    assert same == first
+    assert len(any_fake.message_ids()) == 4
+
+
+def test_wrong_paths_and_methods_of_the_message_api(any_fake: QStashTasksFake) -> None:
+    any_fake.expect_unserved("unknown_path")
+    any_fake.expect_unserved("method_not_allowed")
+    auth = {"Authorization": f"Bearer {any_fake.token}"}
+    answers = [
+        httpx.request(method, any_fake.base_url + path, headers=auth, content="x")
+        for method, path in [
+            ("POST", "/v2/publish"),  # no destination
+            ("POST", "/v2/enqueue/emails"),  # a queue, no destination
+            ("GET", "/v2/batch"),
+        ]
+    ]
+    assert [(a.status_code, a.json()) for a in answers] == [
+        (404, {"error": "Not Found"}),
+        (404, {"error": "Not Found"}),
+        (405, {"error": "method GET not allowed"}),
+    ]
+    assert [c.unserved_reason for c in any_fake.calls] == [
+        "unknown_path",
+        "unknown_path",
+        "method_not_allowed",
+    ]
+    assert (any_fake.published, any_fake.message_ids()) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("token", "error"),
+    [
+        ("wrong", "invalid token"),
+        ("", "malformed Authorization header: want 'Bearer <token>'"),
+    ],
+    ids=["wrong", "empty"],
+)
+def test_the_message_api_checks_the_token_as_the_tasks_endpoint_does(
+    sdk: Sdk, token: str, error: str
+) -> None:
+    with QStashTasksMock(token="s3cret") as fake:
+        fake.expect_unserved("unauthorized")
+        with pytest.raises(QStashError) as raised:
+            sdk(token, base_url=fake.base_url).message.publish(url=HOOK, body="x")
+        assert str(raised.value) == (
+            f"Request failed with status: 401, body: {json.dumps({'error': error})}"
+        )
+        (call,) = fake.calls
+        assert (call.unserved_reason, call.token) == ("unauthorized", token or None)
+        assert fake.published == []
+        sdk("s3cret", base_url=fake.base_url).message.publish(url=HOOK, body="x")
+        assert len(fake.published) == 1
+
+
+def test_an_unknown_url_group_is_named_beside_the_known_ones(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    for name in ("orders", "emails"):
+        client.url_group.upsert_endpoints(name, [{"url": HOOK}])
+    any_fake.expect_unserved("unknown_url_group")
+    with pytest.raises(QStashError) as raised:
+        client.message.publish(url_group="order", body="x")
+    error = (
+        "destination 'order' is neither a URL nor a known URL group "
+        "(URL groups: 'orders', 'emails')"
+    )
+    assert (
+        str(raised.value)
+        == f"Request failed with status: 404, body: {json.dumps({'error': error})}"
+    )
 
 
 def test_a_batch_with_one_bad_entry_publishes_none(

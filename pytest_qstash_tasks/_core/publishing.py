@@ -88,8 +88,8 @@ def handle_v2(
 ) -> EndpointResponse:
     """Answer one request to the v2 message API the way QStash does."""
     rest = request.raw_path[len(config.base_path) :]
-    parts = rest.split("/")  # ["", "v2", kind, ...]
-    kind = parts[2] if len(parts) > 2 else ""
+    parts = rest.split("/")  # ["", "v2", kind, ...]: only such paths are routed here
+    kind = parts[2]
     routed = (
         (kind == "publish" and len(parts) > 3)
         or (kind == "enqueue" and len(parts) > 4)
