@@ -452,7 +452,8 @@ def _status_and_body(result: object, who: str) -> tuple[int, bytes]:
 
 def _name(target: object) -> str:
     name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    return f"{getattr(target, '__module__', '') or ''}.{name}".lstrip(".")
+    module = getattr(target, "__module__", None)  # None, or no such attribute, for some
+    return f"{module}.{name}" if module else name
 
 
 # -- running a coroutine to its end, from any thread ----------------------------------
