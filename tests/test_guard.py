@@ -452,6 +452,32 @@ def test_which_hosts_are_the_real_qstash(host: str, guarded: bool, resolved: lis
     assert resolved == ([] if guarded else [host])
 
 
+def test_a_name_as_bytes_or_without_a_port_is_guarded_too(resolved: list[str]) -> None:
+    import socket
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    with QStashTasksMock(base_url="http://fake.test") as fake:
+        with pytest.raises(QStashTasksRealHostError) as as_bytes:
+            socket.getaddrinfo(b"qstash.upstash.io", 443)  # as some clients pass it
+        with pytest.raises(QStashTasksRealHostError) as no_port:
+            socket.getaddrinfo("qstash.upstash.io", None)
+        forget_stops(fake)
+    assert "a connection to qstash.upstash.io:443 " in str(as_bytes.value)
+    assert "a connection to qstash.upstash.io " in str(no_port.value)
+    assert resolved == []
+
+
+def test_other_names_resolve_with_every_argument_kept() -> None:
+    import socket
+
+    with QStashTasksMock(base_url="http://fake.test"):
+        positional = socket.getaddrinfo("127.0.0.1", 80, socket.AF_INET, socket.SOCK_DGRAM)
+        keyword = socket.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+    assert {entry[1] for entry in positional} == {socket.SOCK_DGRAM}
+    assert {entry[1] for entry in keyword} == {socket.SOCK_STREAM}
+
+
 @pytest.mark.parametrize("name", ["qstash.upstash.io", "QStash.Upstash.IO."])
 def test_a_stop_is_the_fake_s_that_answers_that_host(name: str, resolved: list[str]) -> None:
     import socket

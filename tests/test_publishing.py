@@ -711,6 +711,32 @@ def test_an_unknown_url_group_is_named_beside_the_known_ones(
     )
 
 
+@pytest.mark.qstash_tasks(seed=7)
+def test_published_ids_come_from_the_test_s_seed(qstash_tasks: QStashTasksFake, sdk: Sdk) -> None:
+    client = sdk(qstash_tasks.token, base_url=qstash_tasks.base_url)
+    ids = [client.message.publish(url=HOOK, body=body).message_id for body in "ab"]
+    tasks = [qstash_tasks.tasks(message_id)[0].task_id for message_id in ids]
+    # The ids seed 7 gives on every machine (make_tasks(seed=7) starts with the same).
+    assert ids == ["msg_y7yRwLtBxEjfFgLkPqpsbCbDtpQK", "msg_EMzEX2FwjPeAZp1PZn4vgTErUCuJ"]
+    assert tasks == ["tsk_d96dkVpNJ1RRHUiccdra25kFZcu1", "tsk_dQh4kGyQZuJSfHzs9paG2ZyeaXLV"]
+
+
+def test_a_failing_test_that_only_published_shows_its_seed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from qstash import QStash
+
+        def test_it(qstash_tasks):
+            client = QStash(qstash_tasks.token, base_url=qstash_tasks.base_url)
+            client.message.publish(url="https://app.example.com/hook", body="x")
+            assert False, "the app's own check"
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*- qstash_tasks seed -*", "generated tasks were seeded with *"])
+
+
 def test_a_batch_with_one_bad_entry_publishes_none(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:

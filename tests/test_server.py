@@ -391,6 +391,12 @@ def test_env_carries_no_proxy_for_a_subprocess(
     monkeypatch.delenv("no_proxy")
     env = fake.env
     assert env["NO_PROXY"] == env["no_proxy"] == "internal.example,127.0.0.1"
+    # Clients read either spelling: both are kept, each entry once, blanks taken off.
+    monkeypatch.setenv("no_proxy", "a.example, internal.example")
+    merged = "a.example,internal.example,127.0.0.1"
+    assert fake.env["NO_PROXY"] == fake.env["no_proxy"] == merged
+    monkeypatch.setenv("NO_PROXY", "")
+    assert fake.env["NO_PROXY"] == "a.example,internal.example,127.0.0.1"
     code = (
         "import os, requests; print(requests.get(os.environ['QSTASH_URL'] + "
         f"'{TASKS}', headers={{'Authorization': 'Bearer t'}}, timeout=5).status_code)"
@@ -880,7 +886,10 @@ def test_a_request_with_no_test_holding_the_server_is_refused_and_reported(
         def test_between():
             answer = httpx.get(urls[0] + "/v1/messages/m/tasks")
             assert answer.status_code == 503
-            assert "no test holds the server" in answer.json()["error"]
+            assert answer.json() == {
+                "error": f"qstash_tasks_server: no test holds the server at {urls[0]} now, "
+                "so nothing answers this request"
+            }
 
         def test_two(qstash_tasks_server):
             pass

@@ -67,6 +67,8 @@ MAX_HOLD_SECONDS = 10.0
 _HOLD_POLL = 0.05
 #: More live connections than this are concurrent clients, not one looping client.
 _MAX_PEEKS = 8
+#: The loop guard's one client for every connection that carries a single request.
+_ONE_CONNECTION_PER_REQUEST = "one connection per request"
 #: Seconds a keep-alive connection may wait for its next request before it is closed.
 IDLE_TIMEOUT = 30.0
 #: Connections served at once, one thread each; past it the connection idle the longest
@@ -271,7 +273,7 @@ class LoopbackServer(ThreadingHTTPServer):
         # The previous connection of a looping client is closed by the client, though
         # its thread here may not have seen it yet: ask the kernel.
         alone = len(others) <= _MAX_PEEKS and all(map(_peer_closed, others))
-        handler.client = "one connection per request" if alone else handler.client_address
+        handler.client = _ONE_CONNECTION_PER_REQUEST if alone else handler.client_address
         return handler.client
 
     # -- socketserver hooks ---------------------------------------------------------
@@ -316,8 +318,7 @@ class LoopbackServer(ThreadingHTTPServer):
                 query=query,
                 headers=tuple(handler.headers.items()),
                 body=body,
-                in_process=False,
-                client=client,
+                client=client,  # in_process stays False: no exception reaches a socket client
             )
             if fake is None:
                 self.stray.append(f"{request.method} {request.url}")
