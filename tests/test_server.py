@@ -507,6 +507,7 @@ def test_a_request_its_client_cut_off_is_forgotten(fake: QStashTasksServer, data
             "Content-Length beside Transfer-Encoding: ambiguous framing",
         ),
         (["Transfer-Encoding: gzip"], "unsupported Transfer-Encoding 'gzip'"),
+        (["Transfer-Encoding: gzip, chunked"], "unsupported Transfer-Encoding 'gzip, chunked'"),
     ],
 )
 def test_ambiguous_framing_is_refused_and_the_connection_closed(
@@ -533,12 +534,12 @@ def test_the_same_content_length_twice_is_one(fake: QStashTasksServer) -> None:
 
 def test_a_raw_utf8_path_is_the_id_it_spells(fake: QStashTasksServer) -> None:
     fake.add("msg_é", count=2)
-    data = "GET /v1/messages/msg_é/tasks HTTP/1.1\r\nAuthorization: Bearer t\r\n"
+    data = "GET /v1/messages/msg_é/tasks?x=1 HTTP/1.1\r\nAuthorization: Bearer t\r\n"
     answer = raw_exchange(fake, data.encode() + b"Connection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
     (call,) = fake.calls
     assert call.message_id == "msg_é"
-    assert call.url == fake.base_url + "/v1/messages/msg_%C3%A9/tasks"
+    assert call.url == fake.base_url + "/v1/messages/msg_%C3%A9/tasks?x=1"  # the query kept
     assert call.task_count == 2
 
 
@@ -548,6 +549,47 @@ def test_the_absolute_form_a_proxy_sends_is_served(fake: QStashTasksServer) -> N
     assert raw_exchange(fake, data).startswith(b"HTTP/1.1 200 OK")
     (call,) = fake.calls
     assert (call.url, call.message_id, call.cursor) == (target, "msg_1", 99950)
+
+
+@pytest.mark.parametrize(
+    ("target", "served", "status"),
+    [
+        ("https://qstash.upstash.io" + TASKS, TASKS, b"200"),
+        ("HTTPS://QStash.Upstash.IO" + TASKS, TASKS, b"200"),
+        ("https://qstash.upstash.io", "/", b"404"),  # no path: the root
+    ],
+)
+def test_a_target_is_a_path_whatever_the_scheme_or_slashes(
+    fake: QStashTasksServer, target: str, served: str, status: bytes
+) -> None:
+    if status == b"404":
+        fake.expect_unserved("unknown_path")
+    data = tasks_request(target, "Authorization: Bearer t", "Connection: close")
+    assert raw_exchange(fake, data).startswith(b"HTTP/1.1 " + status)
+    (call,) = fake.calls
+    assert call.url == fake.base_url + served
+
+
+def test_the_header_block_s_edges(fake: QStashTasksServer) -> None:
+    auth = "Authorization: Bearer t"
+    # 99 header lines (the most http.client takes) and a line of 64 KiB: taken, and the
+    # connection then serves its next request.
+    many = tasks_request(TASKS, auth, *[f"X-{n}: {n}" for n in range(97)])
+    long = tasks_request(TASKS, auth, "X-Long: " + "a" * (65_536 - 10))
+    last = tasks_request(TASKS, auth, "Connection: close")
+    answers = raw_exchange(fake, many + long + last)
+    assert answers.count(b"HTTP/1.1 200 OK") == 3, answers[:300]
+    # Lines ended by a bare LF, as some hand-written clients send them.
+    bare = tasks_request(TASKS, auth, "Connection: close").replace(b"\r\n", b"\n")
+    assert raw_exchange(fake, bare).startswith(b"HTTP/1.1 200 OK")
+    assert len(fake.calls) == 4
+
+
+def test_a_header_line_that_never_ends_is_refused_past_64_kib(fake: QStashTasksServer) -> None:
+    with socket.create_connection((fake._server.host, fake._server.port), timeout=5) as conn:
+        conn.sendall(b"GET " + TASKS.encode() + b" HTTP/1.1\r\nX: " + b"a" * 70_000)
+        answer = conn.recv(65536)  # no newline sent, nor the connection closed
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
 
 
 def test_an_http_0_9_request_is_refused_at_once(fake: QStashTasksServer) -> None:

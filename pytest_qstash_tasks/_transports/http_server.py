@@ -488,7 +488,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(400, "Content-Length beside Transfer-Encoding: ambiguous framing")
             return None
         if encoding is not None:
-            if encoding.rsplit(",", 1)[-1].strip().lower() != "chunked":
+            # Chunked alone: a coding before it (gzip, chunked) would have to be undone,
+            # and passing its bytes on as the body would be wrong.
+            if encoding.strip().lower() != "chunked":
                 self.send_error(400, f"unsupported Transfer-Encoding {encoding!r}")
                 return None
             return self._read_chunked()
