@@ -316,6 +316,21 @@ def test_a_looping_client_gets_508_and_the_test_is_told() -> None:
     assert "GET http://127.0.0.1:" in str(caught.value)
 
 
+def test_two_clients_on_their_own_connections_are_counted_apart() -> None:
+    # Each keeps its connection: the loop guard counts each client's repeats, not both.
+    with QStashTasksServer(max_identical_requests=3) as fake:
+        fake.add_message("m")
+        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
+        auth = {"Authorization": "Bearer t"}
+        with requests.Session() as first, requests.Session() as second:
+            statuses = [
+                session.get(url, headers=auth, timeout=5).status_code
+                for _ in range(3)
+                for session in (first, second)
+            ]
+    assert statuses == [200] * 6
+
+
 # -- proxies ----------------------------------------------------------------------------
 
 
@@ -590,6 +605,39 @@ def test_a_header_line_that_never_ends_is_refused_past_64_kib(fake: QStashTasksS
         conn.sendall(b"GET " + TASKS.encode() + b" HTTP/1.1\r\nX: " + b"a" * 70_000)
         answer = conn.recv(65536)  # no newline sent, nor the connection closed
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+def test_the_request_line_s_edges(fake: QStashTasksServer) -> None:
+    # A line of exactly 64 KiB is read as any other...
+    line = f"GET {TASKS}?x= HTTP/1.1\r\n"
+    longest = line.replace("?x=", "?x=" + "a" * (65_536 - len(line)))
+    assert len(longest) == 65_536
+    head = b"Authorization: Bearer t\r\nConnection: close\r\n\r\n"
+    answer = raw_exchange(fake, longest.encode() + head)
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
+    # ...one that never ends is refused once past it, without waiting for its end...
+    with socket.create_connection((fake._server.host, fake._server.port), timeout=5) as conn:
+        conn.sendall(b"GET /" + b"a" * 70_000)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 414")
+    # ...and one cut off by the client leaving is not answered.
+    assert sent_then_closed(fake, b"GET /v1/messages/msg_1/tas") == b""
+    assert len(fake.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST /x HTTP/9.9\r\nContent-Length: nope\r\n\r\n",
+        b"POST /x HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101)) + b"\r\n",
+    ],
+    ids=["bad-version", "too-many-headers"],
+)
+def test_a_request_refused_as_it_is_parsed_gets_one_answer(
+    fake: QStashTasksServer, data: bytes
+) -> None:
+    answer = sent_then_closed(fake, data)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert fake._server.internal_errors == []
 
 
 def test_an_http_0_9_request_is_refused_at_once(fake: QStashTasksServer) -> None:
