@@ -322,13 +322,13 @@ def test_two_clients_on_their_own_connections_are_counted_apart() -> None:
         fake.add_message("m")
         url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
         auth = {"Authorization": "Bearer t"}
-        with requests.Session() as first, requests.Session() as second:
+        with requests.Session() as a, requests.Session() as b, requests.Session() as c:
             statuses = [
                 session.get(url, headers=auth, timeout=5).status_code
                 for _ in range(3)
-                for session in (first, second)
+                for session in (a, b, c)
             ]
-    assert statuses == [200] * 6
+    assert statuses == [200] * 9
 
 
 # -- proxies ----------------------------------------------------------------------------
