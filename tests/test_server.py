@@ -430,6 +430,9 @@ def test_env_carries_no_proxy_for_a_subprocess(
 # -- bad input on the socket ------------------------------------------------------------
 
 
+TASKS_OF_M = "/v1/messages/m/tasks"
+
+
 def raw_exchange(fake: QStashTasksServer, data: bytes) -> bytes:
     with socket.create_connection((fake._server.host, fake._server.port), timeout=5) as conn:
         conn.sendall(data)
@@ -895,6 +898,62 @@ async def test_async_context_manager_and_ipv6() -> None:
         assert len(answer.json()["tasks"]) == 3
 
 
+def test_servers_made_at_once_each_get_a_free_port() -> None:
+    with QStashTasksServer() as one, QStashTasksServer() as two:
+        assert one.base_url != two.base_url
+
+
+def test_a_server_never_started_frees_its_port_and_leaves_a_shared_one_alone() -> None:
+    unused = QStashTasksServer()
+    port = unused._server.port
+    unused.stop()
+    unused.stop()  # twice: nothing more to do
+    with socket.create_server(("127.0.0.1", port)):  # the port is free again
+        pass
+    shared = LoopbackServer()
+    try:
+        QStashTasksServer(server=shared).stop()  # never started: the shared server stays
+        with QStashTasksServer(server=shared.start()) as fake:
+            fake.add_message("m")
+            answer = httpx.get(fake.base_url + TASKS_OF_M, headers={"Authorization": "Bearer t"})
+            assert answer.status_code == 200
+    finally:
+        shared.stop()
+
+
+def test_a_status_without_a_reason_phrase_has_none_on_the_wire(fake: QStashTasksServer) -> None:
+    fake.fail_next(599, message_id="msg_1")
+    data = tasks_request(TASKS, "Authorization: Bearer t", "Connection: close")
+    answer = raw_exchange(fake, data)
+    assert answer.startswith(b"HTTP/1.1 599 \r\n"), answer[:100]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"error": "HTTP status 599"}
+
+
+def test_a_test_ends_without_waiting_past_the_drain_for_a_held_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_qstash_tasks._transports import http_server
+
+    monkeypatch.setattr(http_server, "DRAIN_SECONDS", 0.3)
+    fake = QStashTasksServer().start()
+    fake.add_message("m")
+    fake.delay_next(3, message_id="m")
+    url = fake.base_url + TASKS_OF_M
+
+    def held() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # cut off when the server stops
+            httpx.get(url, headers={"Authorization": "Bearer t"}, timeout=10)
+
+    thread = threading.Thread(target=held)
+    thread.start()
+    while not fake.calls and thread.is_alive():  # the request is in, and held
+        time.sleep(0.01)
+    started = time.perf_counter()
+    fake.stop()
+    assert time.perf_counter() - started < 2  # the drain's 0.3 s, not the hold's 3 s
+    thread.join(10)
+
+
 def test_bad_server_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match=r"host must be an IP address such as 127\.0\.0\.1") as bad:
         QStashTasksServer(host="localhost")
@@ -902,8 +961,11 @@ def test_bad_server_arguments_are_refused() -> None:
         "host must be an IP address such as 127.0.0.1 or ::1, got 'localhost' (a name like "
         "localhost may resolve to another address than the one served)"
     )
-    with pytest.raises(TypeError, match="takes host= and port=, not base_url"):
+    with pytest.raises(TypeError) as no_base_url:
         QStashTasksServer(base_url="http://x")
+    assert str(no_base_url.value) == (
+        "QStashTasksServer takes host= and port=, not base_url: its base URL is where it listens"
+    )
     with pytest.raises(ValueError, match="page_size must be an int >= 1"):
         QStashTasksServer(page_size=0)
     for port in (-1, 65536, "8080", True):
