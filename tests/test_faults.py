@@ -329,8 +329,11 @@ def test_a_delay_past_the_read_timeout_is_a_read_timeout(any_fake: QStashTasksFa
     any_fake.delay_next(5, times=3)
     url = any_fake.base_url + "/v1/messages/m/tasks"
     auth = {"Authorization": "Bearer t"}
-    with pytest.raises(httpx.ReadTimeout, match=r"past the client's read timeout of 0\.05 s"):
+    with pytest.raises(
+        httpx.ReadTimeout, match=r"past the client's read timeout of 0\.05 s"
+    ) as raised:
         httpx.get(url, headers=auth, timeout=httpx.Timeout(10, read=0.05))
+    assert raised.value.request.url == url  # as httpx's own timeouts carry it
     with pytest.raises(requests.ReadTimeout, match="held back 5 s"):
         requests.get(url, headers=auth, timeout=(10, 0.05))
     started = time.monotonic()  # (both clients warm: no import in the time)

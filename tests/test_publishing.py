@@ -737,6 +737,26 @@ def test_a_failing_test_that_only_published_shows_its_seed(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["*- qstash_tasks seed -*", "generated tasks were seeded with *"])
 
 
+def test_the_default_seed_is_the_whole_node_id_s(pytester: pytest.Pytester) -> None:
+    from pytest_qstash_tasks._core.seeding import seed_for
+
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_qstash_tasks import make_tasks
+
+        @pytest.mark.parametrize("case", ["a (b) c"])
+        def test_it(case):  # no fixture: the factories seed themselves
+            make_tasks(1)
+            assert False
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    node_id = "test_the_default_seed_is_the_whole_node_id_s.py::test_it[a (b) c]"
+    result.stdout.fnmatch_lines([f"generated tasks were seeded with {seed_for(node_id)} *"])
+
+
 def test_a_batch_with_one_bad_entry_publishes_none(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:
