@@ -686,6 +686,32 @@ def test_connections_are_bounded_and_an_idle_one_makes_room() -> None:
         server.stop()
 
 
+def test_room_is_made_by_closing_an_idle_connection_not_one_being_answered() -> None:
+    server = LoopbackServer(max_connections=2).start()
+    try:
+        with QStashTasksServer(server=server) as fake:
+            fake.add_message("m")
+            fake.delay_next(1, message_id="m")
+            url = fake.base_url + TASKS_OF_M
+            auth = {"Authorization": "Bearer t"}
+            answers: list[int] = []
+            busy = threading.Thread(
+                target=lambda: answers.append(httpx.get(url, headers=auth, timeout=10).status_code)
+            )
+            busy.start()  # connected first, and held for a second
+            while not fake.calls:
+                time.sleep(0.01)
+            with socket.create_connection((server.host, server.port)) as idle:
+                time.sleep(0.1)  # the idle one is in, waiting for a request
+                third = requests.get(url, headers=auth, timeout=10)  # the server is full
+                assert third.status_code == 200
+                assert idle.recv(1) == b""  # closed to make room
+            busy.join(10)
+            assert answers == [200]
+    finally:
+        server.stop()
+
+
 def test_a_chunked_post_body_is_drained_and_the_connection_reused(
     fake: QStashTasksServer,
 ) -> None:
