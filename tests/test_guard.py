@@ -468,6 +468,22 @@ def test_a_name_as_bytes_or_without_a_port_is_guarded_too(resolved: list[str]) -
     assert resolved == []
 
 
+def test_another_port_of_the_real_host_is_not_the_in_process_fake_s(
+    resolved: list[str],
+) -> None:
+    import httpx
+
+    from pytest_qstash_tasks import QStashTasksRealHostError
+
+    # One fake answers https://qstash.upstash.io in-process; another guards. A request
+    # to the real host on another port is neither fake's: it is stopped.
+    with QStashTasksMock() as answering, QStashTasksMock(base_url="http://later.test") as later:
+        with pytest.raises(QStashTasksRealHostError):
+            httpx.get("https://qstash.upstash.io:8443/v1/messages/m/tasks")
+        forget_stops(answering)
+        forget_stops(later)
+
+
 def test_other_names_resolve_with_every_argument_kept() -> None:
     import socket
 

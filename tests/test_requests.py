@@ -239,6 +239,17 @@ def test_a_users_mock_that_never_calls_the_fake_stops_without_a_complaint(
     qstash_tasks.assert_not_called()
 
 
+def test_a_users_mock_still_reports_its_unfired_routes_when_it_stops(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    later = responses.RequestsMock(assert_all_requests_are_fired=True)
+    later.start()
+    later.add(responses.GET, "https://api.example.com/never", json=[])
+    with pytest.raises(AssertionError, match="Not all requests have been executed"):
+        later.stop()  # as responses does without the fake
+    later.reset()
+
+
 def test_a_users_mock_started_twice_is_joined_once(qstash_tasks: QStashTasksMock) -> None:
     later = responses.RequestsMock(assert_all_requests_are_fired=True)
     later.start()

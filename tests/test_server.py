@@ -541,6 +541,13 @@ def test_ambiguous_framing_is_refused_and_the_connection_closed(
     assert fake.calls == []
 
 
+def test_an_invalid_content_length_is_named(fake: QStashTasksServer) -> None:
+    answer = raw_exchange(fake, b"POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+        "error": "invalid Content-Length 'nope'"
+    }
+
+
 def test_the_same_content_length_twice_is_one(fake: QStashTasksServer) -> None:
     data = tasks_request(TASKS, "Authorization: Bearer t", "Content-Length: 0", "Content-Length: 0")
     head, _, _ = raw_exchange(fake, data.replace(b"Host: x", b"Connection: close")).partition(
