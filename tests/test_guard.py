@@ -478,8 +478,12 @@ def test_another_port_of_the_real_host_is_not_the_in_process_fake_s(
     # One fake answers https://qstash.upstash.io in-process; another guards. A request
     # to the real host on another port is neither fake's: it is stopped.
     with QStashTasksMock() as answering, QStashTasksMock(base_url="http://later.test") as later:
-        with pytest.raises(QStashTasksRealHostError):
-            httpx.get("https://qstash.upstash.io:8443/v1/messages/m/tasks")
+        url = "https://qstash.upstash.io:8443/v1/messages/m/tasks"
+        with pytest.raises(QStashTasksRealHostError) as raised:
+            httpx.get(url)
+        # Stopped as a request, by the transport, before any name was looked up.
+        assert str(raised.value).startswith(f"GET {url} was stopped before it reached")
+        assert resolved == []
         forget_stops(answering)
         forget_stops(later)
 
