@@ -567,6 +567,17 @@ def test_a_wsgi_app_gets_what_a_wsgi_server_gives_it(
     assert attempt.body == b"hello"
 
 
+def assert_one_receiver_bug(fake: QStashTasksFake, app: str, message_id: str, error: str) -> None:
+    """The one teardown problem of an app that raised: its first line, and the
+    traceback's last line ending it (its trailing newline taken off)."""
+    (problem,) = fake.problems()
+    assert problem.splitlines()[0] == (
+        f"{app} raised while receiving message {message_id} (retried 0), which counts as a "
+        "failed attempt (HTTP status 500):"
+    )
+    assert problem.endswith("\n" + error)
+
+
 def test_a_wsgi_app_that_returns_a_plain_list_or_never_starts_its_answer(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:
@@ -585,13 +596,8 @@ def test_a_wsgi_app_that_returns_a_plain_list_or_never_starts_its_answer(
     assert [(a.status, a.answer_body) for a in any_fake.deliveries] == [(202, b"ok"), (None, b"")]
     assert any_fake.tasks(message_id)[0].error == "HTTP status 500"
     name = f"{__name__}.{test_a_wsgi_app_that_returns_a_plain_list_or_never_starts_its_answer.__qualname__}.<locals>.silent"
-    (problem,) = any_fake.problems()
-    lines = problem.splitlines()
-    assert lines[0] == (
-        f"the WSGI app {name} raised while receiving message {message_id} (retried 0), which "
-        "counts as a failed attempt (HTTP status 500):"
-    )
-    assert lines[-1] == f"TypeError: the WSGI app {name} returned without calling start_response"
+    error = f"TypeError: the WSGI app {name} returned without calling start_response"
+    assert_one_receiver_bug(any_fake, f"the WSGI app {name}", message_id, error)
     any_fake.reset()
 
 
@@ -695,16 +701,8 @@ def test_an_asgi_app_that_streams_its_answer_or_never_starts_it(
     ]
     assert any_fake.tasks(message_id)[0].error == "HTTP status 500"
     name = f"{__name__}.{test_an_asgi_app_that_streams_its_answer_or_never_starts_it.__qualname__}.<locals>.silent"
-    (problem,) = any_fake.problems()
-    lines = problem.splitlines()
-    assert lines[0] == (
-        f"the ASGI app {name} raised while receiving message {message_id} (retried 0), which "
-        "counts as a failed attempt (HTTP status 500):"
-    )
-    assert (
-        lines[-1] == f"TypeError: the ASGI app {name} returned without sending http.response.start"
-    )
-    assert problem.endswith(lines[-1])  # the traceback's trailing newline taken off
+    error = f"TypeError: the ASGI app {name} returned without sending http.response.start"
+    assert_one_receiver_bug(any_fake, f"the ASGI app {name}", message_id, error)
     any_fake.reset()
 
 
