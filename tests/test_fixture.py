@@ -38,6 +38,19 @@ def test_calls_record_what_the_fake_read(any_fake: QStashTasksFake) -> None:
     assert second.served
 
 
+def test_an_httpx_call_records_the_request_httpx_sent(qstash_tasks: QStashTasksMock) -> None:
+    qstash_tasks.add("msg_1", count=1)
+    httpx.get(
+        qstash_tasks.base_url + "/v1/messages/msg_1/tasks",
+        headers={"Authorization": "Bearer t"},
+        timeout=httpx.Timeout(7, read=3),
+    )
+    (call,) = qstash_tasks.calls
+    assert isinstance(call.native_request, httpx.Request)
+    # httpx's own request, with what only it carries: the client's timeouts.
+    assert call.request.extensions["timeout"] == {"connect": 7, "read": 3, "write": 7, "pool": 7}
+
+
 def test_many_tasks_in_one_millisecond(any_fake: QStashTasksFake) -> None:
     stored = any_fake.add("msg_1", count=450, timeline_at=lambda i: 5_000 - i // 150)
     with client_for(any_fake) as client:
@@ -282,9 +295,15 @@ def test_other_hosts_reach_the_users_respx_routes(
     assert len(qstash_tasks.calls) == 1
 
 
+@pytest.mark.parametrize("first", ["qstash_tasks", "respx_mock"])
 def test_the_fake_answers_first_whatever_the_fixture_order(
-    qstash_tasks: QStashTasksMock, respx_mock: respx.MockRouter
+    request: pytest.FixtureRequest, first: str
 ) -> None:
+    # Set up in this order: a respx router started before the fake is still behind it.
+    second = "respx_mock" if first == "qstash_tasks" else "qstash_tasks"
+    started = {name: request.getfixturevalue(name) for name in (first, second)}
+    qstash_tasks: QStashTasksMock = started["qstash_tasks"]
+    respx_mock: respx.MockRouter = started["respx_mock"]
     respx_mock.route(host="qstash.upstash.io").respond(500)
     respx_mock.get("https://api.example.com/hello").respond(204)
     qstash_tasks.add("m", count=1)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pytest
@@ -158,6 +159,15 @@ def test_a_body_requests_cannot_send_is_refused_as_requests_refuses_it(
     assert qstash_tasks.published == []
 
 
+def test_a_path_the_fake_does_not_serve_gets_its_404_when_no_mock_would_take_it() -> None:
+    with QStashTasksMock(assert_all_requests_served=False) as fake:
+        missed = requests.get(QSTASH + "/v2/queues", headers=AUTH)
+    assert (missed.status_code, missed.json()) == (404, {"error": "Not Found"})
+    assert [(call.method, call.url, call.status) for call in fake.calls] == [
+        ("GET", QSTASH + "/v2/queues", 404)
+    ]
+
+
 def test_a_fake_on_a_port_of_its_own_takes_that_port_only() -> None:
     fake = QStashTasksMock(base_url="http://qstash.test:8080").start()
     try:
@@ -221,7 +231,9 @@ def test_a_users_mock_started_later_answers_its_hosts_and_the_fake_its_own(
             requests.ConnectionError, match="Connection refused by Responses"
         ) as refused:
             requests.get("https://qstash.upstash.io/v2/queues", headers=AUTH)
-        assert ".io/.*') not for pytest-qstash-tasks' fake\n" in str(refused.value)
+        # The fake's route, as the user's mock lists it among its own.
+        fakes = f"- GET {re.compile(re.escape(QSTASH) + '/.*')} not for pytest-qstash-tasks' fake\n"
+        assert fakes in str(refused.value)
         assert len(later.calls) == 4  # users, the fake's page, the refused ones
     # (It stopped without "Not all requests have been executed": the fake's route left
     # it first.)
@@ -247,6 +259,16 @@ def test_a_users_mock_still_reports_its_unfired_routes_when_it_stops(
     later.add(responses.GET, "https://api.example.com/never", json=[])
     with pytest.raises(AssertionError, match="Not all requests have been executed"):
         later.stop()  # as responses does without the fake
+    later.reset()
+
+
+def test_a_users_mock_stopped_without_its_assertion_skips_it(
+    qstash_tasks: QStashTasksMock,
+) -> None:
+    later = responses.RequestsMock(assert_all_requests_are_fired=True)
+    later.start()
+    later.add(responses.GET, "https://api.example.com/never", json=[])
+    later.stop(allow_assert=False)  # as responses' __exit__ does when the test raised
     later.reset()
 
 

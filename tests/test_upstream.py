@@ -105,6 +105,39 @@ async def test_respx_asks_async_clients_through_async_handler(mocker: Any) -> No
     )
 
 
+@pytest.mark.parametrize("at", ["httpcore", "httpx"])
+@pytest.mark.asyncio
+async def test_respx_reads_a_streamed_body_before_it_asks_a_router(at: str) -> None:
+    mocker = Mocker.registry[at]
+    seen: list[httpx.Request] = []
+
+    def chunks() -> Any:
+        yield b"ab"
+        yield b"cd"
+
+    async def async_chunks() -> Any:
+        yield b"ef"
+
+    for send in ("sync", "async"):
+        answers = Answers(httpx.Response(200))
+        mocker.register(answers)
+        mocker.start()
+        try:
+            if send == "sync":
+                httpx.post("https://example.test/x", content=chunks())
+            else:
+                async with httpx.AsyncClient() as client:
+                    await client.post("https://example.test/x", content=async_chunks())
+        finally:
+            mocker.unregister(answers)
+            mocker.stop()
+        seen += answers.seen
+    # .content raises httpx.RequestNotRead on a body nobody read.
+    assert [request.content for request in seen] == [b"abcd", b"ef"], relied_on(
+        "respx", "a router is handed a request whose streamed body is read", "httpx.py"
+    )
+
+
 def test_respx_passes_a_request_through_when_a_router_raises_pass_through(mocker: Any) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]

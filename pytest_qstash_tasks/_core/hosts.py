@@ -181,9 +181,10 @@ class RealHostGuard:
 
     def claim(self, scheme: str, host: str, port: int | None) -> Literal["origin", "stop"] | None:
         """``origin``: a request to the fake's own origin, for it to answer in this
-        process; ``stop``: a request to the real QStash, to stop; ``None``: neither."""
+        process; ``stop``: a request to the real QStash, to stop; ``None``: neither.
+        Asked by the in-process transports only, of their own fake's guard."""
         if self.url.owns(scheme, host, port):
-            return "origin" if self.answers_in_process else None
+            return "origin"
         if self.enabled and is_real_qstash_host(host):
             with _ACTIVE_LOCK:
                 others = list(_ACTIVE)

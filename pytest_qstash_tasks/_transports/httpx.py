@@ -43,7 +43,6 @@ class HttpxInterceptor:
     def __init__(self, in_process: InProcess, at: InterceptAt = "transport") -> None:
         self.in_process = in_process
         self.mocker: type[Mocker] = Mocker.registry[_MOCKERS[at]]
-        self._started = False
 
     def start(self) -> None:
         """Put the fake first in line for every httpx request of this process."""
@@ -55,15 +54,12 @@ class HttpxInterceptor:
         self.mocker.routers.remove(registered)
         self.mocker.routers.insert(0, registered)
         self.mocker.start()
-        self._started = True
 
     def stop(self) -> None:
-        """Take the fake out of line."""
-        if self._started:
-            self._started = False
-            registered: Any = self
-            self.mocker.unregister(registered)
-            self.mocker.stop()
+        """Take the fake out of line (``InProcess`` stops only what it started)."""
+        registered: Any = self
+        self.mocker.unregister(registered)
+        self.mocker.stop()
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         reply = self._intercept(request)
@@ -83,10 +79,6 @@ class HttpxInterceptor:
         # fake's router answers only its own fake's origin.
         others = any(not isinstance(router, HttpxInterceptor) for router in self.mocker.routers)
         raw_path, _, query = url.raw_path.decode("ascii").partition("?")
-        try:
-            body = request.content
-        except httpx.RequestNotRead:
-            body = b""
         reply = self.in_process.intercept(
             Request(
                 method=request.method,
@@ -94,7 +86,7 @@ class HttpxInterceptor:
                 raw_path=raw_path,
                 query=query,
                 headers=tuple(request.headers.multi_items()),
-                body=body,
+                body=request.content,  # respx reads a streamed body before asking
                 in_process=True,
                 native=request,
                 read_timeout=request.extensions.get("timeout", {}).get("read"),
@@ -131,7 +123,7 @@ def _to_httpx(reply: Reply, request: httpx.Request) -> httpx.Response:
         assert reply.exception is not None
         raise reply.exception
     if reply.action == "hold":  # held past the client's read timeout: it gave up
-        raise httpx.ReadTimeout(str(reply.exception), request=request)
+        raise httpx.ReadTimeout(str(reply.exception))  # httpx attaches the request
     # A ready stream: content= would run the body through httpx's decoders. A HEAD
     # answer has the length a GET's would have, and no body, as from a server.
     return httpx.Response(

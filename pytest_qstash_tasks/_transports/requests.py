@@ -94,7 +94,7 @@ class RequestsInterceptor:
             self._leave(joined)
         own, self._mock = self._mock, None
         if own is not None:
-            own.stop(allow_assert=False)
+            own.stop()  # its route need not fire: assert_all_requests_are_fired=False
             own.calls.reset()  # kept for the next start: no calls pile up
 
     def _join(self, other: responses.RequestsMock) -> None:
