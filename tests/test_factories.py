@@ -326,6 +326,41 @@ def test_a_seed_gives_the_same_tasks_on_every_machine() -> None:
     assert digest.hexdigest() == SEEDED_DIGEST, "seeded tasks changed: see the comment above"
 
 
+def test_a_test_s_default_seed_is_the_same_on_every_machine(pytester: pytest.Pytester) -> None:
+    # A stable hash of the node id (docs/factories.md): pinned, so a failing run's seed
+    # reproduces its data anywhere.
+    pytester.makepyfile(
+        test_seeded="""
+        from pytest_qstash_tasks import make_tasks
+
+        def test_with_the_fixture(qstash_tasks):
+            qstash_tasks.add("m", count=1)
+            assert False
+
+        def test_with_a_factory_only():
+            make_tasks(1)
+            assert False
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_with_the_fixture _*",
+            "*- qstash_tasks seed -*",
+            "generated tasks were seeded with 289996760 *",
+            "*_ test_with_a_factory_only _*",
+            "*- qstash_tasks seed -*",
+            "generated tasks were seeded with 504337614 *",
+        ]
+    )
+
+
+def test_outside_a_test_the_seed_is_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")  # as in a script
+    assert make_tasks(3, now=NOW) == make_tasks(3, seed=0, now=NOW)
+
+
 def test_ids_are_unique_within_a_test() -> None:
     ids = [t.task_id for _ in range(20) for t in make_tasks(50)]
     assert len(set(ids)) == len(ids)
