@@ -442,6 +442,11 @@ REFUSED: dict[str, tuple[Call, type[Exception], str]] = {
         ValueError,
         "end_cursor must be 0 or None (leave the field out), got 1",
     ),
+    "intercept_httpx_at socket": (
+        lambda f: QStashTasksMock(intercept_httpx_at="socket"),  # type: ignore[arg-type]
+        ValueError,
+        "intercept_httpx_at must be 'transport' or 'client', got 'socket'",
+    ),
     "max_identical_requests 0": (
         lambda f: QStashTasksMock(max_identical_requests=0),
         ValueError,

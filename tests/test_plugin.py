@@ -74,6 +74,43 @@ def test_unknown_marker_arguments_are_an_error(pytester: pytest.Pytester) -> Non
     result.assert_outcomes(errors=1)
 
 
+def test_two_unknown_marker_arguments_are_named_together(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.qstash_tasks(page_sise=5, tokn="t")
+        def test_it(qstash_tasks):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        ["*: @pytest.mark.qstash_tasks got unknown argument(s) page_sise, tokn; it takes *"]
+    )
+    result.assert_outcomes(errors=1)
+
+
+def test_positional_marker_arguments_are_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_positional="""
+        import pytest
+
+        @pytest.mark.qstash_tasks(5, seed=1)
+        def test_it(qstash_tasks):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        [
+            "*test_positional.py::test_it: @pytest.mark.qstash_tasks takes keyword arguments "
+            "only, got positional (5,)"
+        ]
+    )
+    result.assert_outcomes(errors=1)
+
+
 def test_ini_options_set_suite_defaults_and_markers_override_them(
     pytester: pytest.Pytester,
 ) -> None:
