@@ -316,6 +316,22 @@ def test_a_looping_client_gets_508_and_the_test_is_told() -> None:
     assert "GET http://127.0.0.1:" in str(caught.value)
 
 
+def test_a_looping_client_that_holds_its_last_answer_is_stopped() -> None:
+    # `answer = requests.get(...)` in a loop: urllib3 2 keeps each answer's connection
+    # open while the answer lives, so a new connection opens beside the last one.
+    with (  # noqa: PT012 - the fake's exit raises, after the loop
+        pytest.raises(AssertionError, match="stopped a likely infinite loop"),
+        QStashTasksServer(max_identical_requests=5) as fake,
+    ):
+        fake.add_message("m")
+        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
+        statuses = []
+        for _ in range(7):
+            answer = requests.get(url, headers={"Authorization": "Bearer t"}, timeout=5)
+            statuses.append(answer.status_code)
+    assert statuses == [200] * 5 + [508] * 2
+
+
 def test_two_clients_on_their_own_connections_are_counted_apart() -> None:
     # Each keeps its connection: the loop guard counts each client's repeats, not both.
     with QStashTasksServer(max_identical_requests=3) as fake:

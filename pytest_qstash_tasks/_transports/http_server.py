@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -67,8 +68,16 @@ MAX_HOLD_SECONDS = 10.0
 _HOLD_POLL = 0.05
 #: More live connections than this are concurrent clients, not one looping client.
 _MAX_PEEKS = 8
-#: The loop guard's one client for every connection that carries a single request.
-_ONE_CONNECTION_PER_REQUEST = "one connection per request"
+
+
+@dataclass(frozen=True)
+class _OneConnectionPerRequest:
+    """The loop guard's one client for connections that each carry a single request; a
+    new generation once the last one's connections turned out to be clients of their own."""
+
+    generation: int
+
+
 #: Seconds a keep-alive connection may wait for its next request before it is closed.
 IDLE_TIMEOUT = 30.0
 #: Connections served at once, one thread each; past it the connection idle the longest
@@ -130,6 +139,11 @@ class LoopbackServer(ThreadingHTTPServer):
         #: Connections waiting for their next request, and since when (monotonic): the
         #: one idle the longest is closed to make room.
         self._waiting: dict[socket.socket, float] = {}
+        #: Connections whose one request so far counted for the shared client.
+        self._answered_once: set[socket.socket] = set()
+        self._shared = _OneConnectionPerRequest(0)
+        #: The connection of the shared client's last request.
+        self._shared_last: socket.socket | None = None
         self._room = threading.Condition(self._lock)
         self._workers: set[threading.Thread] = set()
         self._stopping = threading.Event()
@@ -261,19 +275,45 @@ class LoopbackServer(ThreadingHTTPServer):
         """Whom the loop guard counts a request for.
 
         Requests on one connection count for one client (threads and tasks each hold
-        their own). A connection whose first request finds no other live connection
+        their own). A connection whose first request finds no other client at work
         counts for one shared client: that is a client that never reuses its connection
-        (``requests.get`` or curl in a loop), not a burst of concurrent clients; its
-        later requests, if any, count for the same one.
+        (``requests.get`` or curl in a loop), not a burst of concurrent clients. Other
+        clients at work are the live connections but those whose client has closed them
+        and those left idle after one request of the shared client's: ``r =
+        requests.get(...)`` keeps its connection open while ``r`` lives (urllib3 2
+        closes a pool when it is collected). A connection of the shared client that
+        carries another request stays with it while nobody else used it since;
+        otherwise it was a client of its own, and so were the others: each counts for
+        itself from then on, and the shared client starts again.
         """
-        if handler.client is not None:
-            return handler.client
+        connection = handler.connection
         with self._lock:
-            others = [conn for conn in self._connections if conn is not handler.connection]
+            client = handler.client
+            if client is not None:  # a later request on the connection
+                self._answered_once.discard(connection)
+                if isinstance(client, _OneConnectionPerRequest) and (
+                    client != self._shared or self._shared_last is not connection
+                ):
+                    if client == self._shared:
+                        self._shared = _OneConnectionPerRequest(client.generation + 1)
+                    handler.client = handler.client_address
+                return handler.client
+            others = [
+                conn
+                for conn in self._connections
+                if conn is not connection
+                and not (conn in self._answered_once and conn in self._waiting)
+            ]
         # The previous connection of a looping client is closed by the client, though
         # its thread here may not have seen it yet: ask the kernel.
         alone = len(others) <= _MAX_PEEKS and all(map(_peer_closed, others))
-        handler.client = _ONE_CONNECTION_PER_REQUEST if alone else handler.client_address
+        with self._lock:
+            if alone:
+                handler.client = self._shared
+                self._shared_last = connection
+                self._answered_once.add(connection)
+            else:
+                handler.client = handler.client_address
         return handler.client
 
     # -- socketserver hooks ---------------------------------------------------------
@@ -295,6 +335,9 @@ class LoopbackServer(ThreadingHTTPServer):
                 self._workers.discard(threading.current_thread())
                 self._connections.discard(request)
                 self._waiting.pop(request, None)
+                self._answered_once.discard(request)
+                if self._shared_last is request:
+                    self._shared_last = None
                 self._room.notify_all()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
