@@ -139,7 +139,8 @@ class LoopbackServer(ThreadingHTTPServer):
         #: Connections waiting for their next request, and since when (monotonic): the
         #: one idle the longest is closed to make room.
         self._waiting: dict[socket.socket, float] = {}
-        #: Connections whose one request so far counted for the shared client.
+        #: Connections whose one request so far counted for the shared client and was
+        #: answered: the client may hold them open while it opens its next.
         self._answered_once: set[socket.socket] = set()
         self._shared = _OneConnectionPerRequest(0)
         #: The connection of the shared client's last request.
@@ -279,7 +280,7 @@ class LoopbackServer(ThreadingHTTPServer):
         counts for one shared client: that is a client that never reuses its connection
         (``requests.get`` or curl in a loop), not a burst of concurrent clients. Other
         clients at work are the live connections but those whose client has closed them
-        and those left idle after one request of the shared client's: ``r =
+        and those that carried one request of the shared client's, answered: ``r =
         requests.get(...)`` keeps its connection open while ``r`` lives (urllib3 2
         closes a pool when it is collected). A connection of the shared client that
         carries another request stays with it while nobody else used it since;
@@ -287,6 +288,7 @@ class LoopbackServer(ThreadingHTTPServer):
         itself from then on, and the shared client starts again.
         """
         connection = handler.connection
+        handler.carried += 1
         with self._lock:
             client = handler.client
             if client is not None:  # a later request on the connection
@@ -301,8 +303,7 @@ class LoopbackServer(ThreadingHTTPServer):
             others = [
                 conn
                 for conn in self._connections
-                if conn is not connection
-                and not (conn in self._answered_once and conn in self._waiting)
+                if conn is not connection and conn not in self._answered_once
             ]
         # The previous connection of a looping client is closed by the client, though
         # its thread here may not have seen it yet: ask the kernel.
@@ -311,7 +312,6 @@ class LoopbackServer(ThreadingHTTPServer):
             if alone:
                 handler.client = self._shared
                 self._shared_last = connection
-                self._answered_once.add(connection)
             else:
                 handler.client = handler.client_address
         return handler.client
@@ -386,6 +386,10 @@ class LoopbackServer(ThreadingHTTPServer):
         if reply.delay and self._stopping.wait(reply.delay):
             reply = Reply("close")
         if reply.action == "answer":
+            if handler.carried == 1 and isinstance(handler.client, _OneConnectionPerRequest):
+                # Before the client can read it and open its next connection.
+                with self._lock:
+                    self._answered_once.add(handler.connection)
             handler.write_answer(reply.status, reply.headers, reply.body)
         elif reply.action == "hold":
             self._hold(handler.connection)
@@ -466,6 +470,8 @@ class Handler(BaseHTTPRequestHandler):
     #: Whom the loop guard counts this connection's requests for (see
     #: ``LoopbackServer._client``); decided at its first request.
     client: Hashable | None = None
+    #: How many requests the connection carried so far.
+    carried = 0
 
     def setup(self) -> None:
         super().setup()
