@@ -347,6 +347,35 @@ def test_two_clients_on_their_own_connections_are_counted_apart() -> None:
     assert statuses == [200] * 9
 
 
+def test_a_request_beside_a_kept_alive_client_counts_for_itself() -> None:
+    # The session keeps its connection: a request on a connection of its own beside it
+    # is another client's, not the session's third.
+    with QStashTasksServer(max_identical_requests=2) as fake:
+        fake.add_message("m")
+        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
+        auth = {"Authorization": "Bearer t"}
+        with requests.Session() as session:
+            statuses = [session.get(url, headers=auth, timeout=5).status_code for _ in range(2)]
+            statuses.append(requests.get(url, headers=auth, timeout=5).status_code)
+    assert statuses == [200, 200, 200]
+
+
+def test_requests_beside_a_session_that_came_among_others_count_for_themselves() -> None:
+    # The session's first request found another client at work, so it is a client of
+    # its own: the requests after it, each on a connection of its own, are not one
+    # looping client's either while it is there.
+    with QStashTasksServer(max_identical_requests=1) as fake:
+        fake.add_message("m")
+        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
+        auth = {"Authorization": "Bearer t"}
+        address = urllib3.util.parse_url(fake.base_url)
+        with requests.Session() as session:
+            with socket.create_connection((address.host, address.port)):  # at work
+                statuses = [session.get(url, headers=auth, timeout=5).status_code]
+            statuses += [requests.get(url, headers=auth, timeout=5).status_code for _ in "ab"]
+    assert statuses == [200, 200, 200]
+
+
 # -- proxies ----------------------------------------------------------------------------
 
 

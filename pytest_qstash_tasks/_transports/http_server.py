@@ -31,9 +31,9 @@ import selectors
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -70,12 +70,9 @@ _HOLD_POLL = 0.05
 _MAX_PEEKS = 8
 
 
-@dataclass(frozen=True)
 class _OneConnectionPerRequest:
     """The loop guard's one client for connections that each carry a single request; a
-    new generation once the last one's connections turned out to be clients of their own."""
-
-    generation: int
+    new one once the last one's connections turned out to be clients of their own."""
 
 
 #: Seconds a keep-alive connection may wait for its next request before it is closed.
@@ -140,9 +137,10 @@ class LoopbackServer(ThreadingHTTPServer):
         #: one idle the longest is closed to make room.
         self._waiting: dict[socket.socket, float] = {}
         #: Connections whose one request so far counted for the shared client and was
-        #: answered: the client may hold them open while it opens its next.
-        self._answered_once: set[socket.socket] = set()
-        self._shared = _OneConnectionPerRequest(0)
+        #: answered: the client may hold them open while it opens its next. (Weak: a
+        #: closed connection leaves it.)
+        self._answered_once: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._shared = _OneConnectionPerRequest()
         #: The connection of the shared client's last request.
         self._shared_last: socket.socket | None = None
         self._room = threading.Condition(self._lock)
@@ -293,12 +291,11 @@ class LoopbackServer(ThreadingHTTPServer):
             client = handler.client
             if client is not None:  # a later request on the connection
                 self._answered_once.discard(connection)
-                if isinstance(client, _OneConnectionPerRequest) and (
-                    client != self._shared or self._shared_last is not connection
-                ):
-                    if client == self._shared:
-                        self._shared = _OneConnectionPerRequest(client.generation + 1)
-                    handler.client = handler.client_address
+                if client is self._shared and self._shared_last is connection:
+                    return client  # nobody else used the shared client since
+                if client is self._shared:  # it was several clients: start again
+                    self._shared = _OneConnectionPerRequest()
+                handler.client = handler.client_address
                 return handler.client
             others = [
                 conn
@@ -335,9 +332,6 @@ class LoopbackServer(ThreadingHTTPServer):
                 self._workers.discard(threading.current_thread())
                 self._connections.discard(request)
                 self._waiting.pop(request, None)
-                self._answered_once.discard(request)
-                if self._shared_last is request:
-                    self._shared_last = None
                 self._room.notify_all()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
