@@ -4,6 +4,7 @@ import hashlib
 import itertools
 import json
 import math
+import random
 from collections import Counter
 from typing import Any
 
@@ -364,6 +365,18 @@ def test_outside_a_test_the_seed_is_0(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ids_are_unique_within_a_test() -> None:
     ids = [t.task_id for _ in range(20) for t in make_tasks(50)]
     assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_an_id_already_taken_is_drawn_again(count: int) -> None:
+    from pytest_qstash_tasks._core.ids import new_ids
+
+    first = new_ids("tsk", count, random.Random(5), set())
+    taken = set(first)
+    again = new_ids("tsk", count, random.Random(5), taken)  # the same draws, all taken
+    assert not set(again) & set(first)
+    assert all(is_qstash_id(value, "tsk") for value in again)
+    assert taken == set(first) | set(again)
 
 
 def test_now_moves_the_timestamps() -> None:
