@@ -273,10 +273,14 @@ def test_a_failing_assertion_hides_the_plugins_own_frames(pytester: pytest.Pytes
 
         def test_delivered(qstash_tasks):
             qstash_tasks.assert_delivered("https://app.example.com/hook")
+
+        def test_verify(qstash_tasks):
+            qstash_tasks.fail_next(500)
+            qstash_tasks.verify()
         """
     )
     result = pytester.runpytest("-p", "no:randomly")
-    result.assert_outcomes(failed=5)
+    result.assert_outcomes(failed=6)
     assert "raise AssertionError(" not in result.stdout.str()
     assert "__tracebackhide__" not in result.stdout.str()
 

@@ -442,6 +442,16 @@ REFUSED: dict[str, tuple[Call, type[Exception], str]] = {
         ValueError,
         "end_cursor must be 0 or None (leave the field out), got 1",
     ),
+    "base_url not a str": (
+        lambda f: QStashTasksMock(base_url=5),  # type: ignore[arg-type]
+        TypeError,
+        "base_url must be a str, got 5",
+    ),
+    "default_retries -1": (
+        lambda f: QStashTasksMock(default_retries=-1),
+        ValueError,
+        "default_retries must be an int >= 0, got -1",
+    ),
     "intercept_httpx_at socket": (
         lambda f: QStashTasksMock(intercept_httpx_at="socket"),  # type: ignore[arg-type]
         ValueError,

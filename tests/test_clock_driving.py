@@ -269,6 +269,7 @@ def test_wall_clock_moves_with_real_time_and_with_clock_sleep(
 ) -> None:
     first = qstash_tasks.clock.now
     assert abs(first - time.time() * 1000) < 1000
+    assert abs(qstash_tasks.clock.start - first) < 1000  # it started at the wall's time
     qstash_tasks.clock.sleep(3600)
     assert qstash_tasks.clock.now >= first + 3_600_000
 

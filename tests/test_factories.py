@@ -456,6 +456,9 @@ def test_hand_made_fakes_hold_the_same_data_whichever_test_comes_first() -> None
     first = QStashTasksMock().add("m", count=3)
     again = QStashTasksMock().add("m", count=3)
     assert [t.task_id for t in first] == [t.task_id for t in again]
+    assert [t.task_id for t in QStashTasksMock(seed=0).add("m", count=3)] == [
+        t.task_id for t in first
+    ]  # seed 0 unless told
     assert [t.task_id for t in QStashTasksMock(seed=7).add("m", count=3)] != [
         t.task_id for t in first
     ]

@@ -1086,6 +1086,20 @@ def test_scripted_answers_never_met_fail_the_test(pytester: pytest.Pytester) -> 
     )
 
 
+def test_a_hand_made_fake_checks_its_scripted_answers_too() -> None:
+    fake = QStashTasksMock()
+    with fake:
+        fake.destination("https://app.example.com/hook").answers(500)
+        with pytest.raises(AssertionError) as caught:
+            fake.verify()
+        fake.assert_all_destination_answers_used = False
+    assert str(caught.value).endswith(
+        "(if that is what the test wants, turn this check off with "
+        "QStashTasksMock(assert_all_destination_answers_used=False) or "
+        "fake.assert_all_destination_answers_used = False)"
+    )
+
+
 # -- settings and scripts --------------------------------------------------------------
 
 

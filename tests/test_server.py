@@ -487,6 +487,15 @@ def raw_exchange(fake: QStashTasksServer, data: bytes) -> bytes:
     return b"".join(chunks)
 
 
+def test_header_names_in_capitals_are_read(fake: QStashTasksServer) -> None:
+    answer = raw_exchange(
+        fake,
+        b"GET /v1/messages/msg_1/tasks HTTP/1.1\r\nHOST: x\r\nAUTHORIZATION: Bearer t\r\n"
+        b"CONNECTION: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
 @pytest.mark.parametrize(
     ("data", "status"),
     [
