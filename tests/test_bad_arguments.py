@@ -452,6 +452,16 @@ REFUSED: dict[str, tuple[Call, type[Exception], str]] = {
         ValueError,
         "default_retries must be an int >= 0, got -1",
     ),
+    "max_message_size 0": (
+        lambda f: QStashTasksMock(max_message_size=0),
+        ValueError,
+        "max_message_size must be an int >= 1, got 0",
+    ),
+    "seed -1": (
+        lambda f: QStashTasksMock(seed=-1),
+        ValueError,
+        "seed must be an int >= 0, got -1",
+    ),
     "intercept_httpx_at socket": (
         lambda f: QStashTasksMock(intercept_httpx_at="socket"),  # type: ignore[arg-type]
         ValueError,
@@ -507,6 +517,7 @@ ACCEPTED: dict[str, Call] = {
     "set the clock to now": lambda f: f.clock.set(f.clock.now),
     "a time with a Z": lambda f: f.clock.set("2030-01-01T00:00:00Z"),
     "max_identical_requests 1": lambda f: QStashTasksMock(max_identical_requests=1),
+    "max_message_size 1": lambda f: QStashTasksMock(max_message_size=1),
     "a delay of a millisecond": lambda f: f.delay_next(0.001),
     "sleep 0": lambda f: f.clock.sleep(0),
     "backoff 0": lambda f: backoff_ms(0),
