@@ -273,16 +273,26 @@ def test_a_failing_assertion_hides_the_plugins_own_frames(pytester: pytest.Pytes
 
         def test_delivered(qstash_tasks):
             qstash_tasks.assert_delivered("https://app.example.com/hook")
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=5)
+    assert "raise AssertionError(" not in result.stdout.str()
+    assert "__tracebackhide__" not in result.stdout.str()
 
+
+def test_a_failing_verify_hides_its_own_frame(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
         def test_verify(qstash_tasks):
             qstash_tasks.fail_next(500)
             qstash_tasks.verify()
         """
     )
     result = pytester.runpytest("-p", "no:randomly")
-    result.assert_outcomes(failed=6)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([">       qstash_tasks.verify()", "E       AssertionError: *"])
     assert "raise AssertionError(" not in result.stdout.str()
-    assert "__tracebackhide__" not in result.stdout.str()
 
 
 def test_expected_misses_are_not_reported_and_unmet_ones_are(pytester: pytest.Pytester) -> None:

@@ -27,7 +27,7 @@ from qstash import AsyncQStash, QStash
 
 from pytest_qstash_tasks import QStashTasksServer
 from pytest_qstash_tasks._transports.http_server import LoopbackServer
-from tests.helpers import tasks_of, walk_pages
+from tests.helpers import forget_stops, tasks_of, walk_pages
 
 TASKS = "/v1/messages/msg_1/tasks"
 
@@ -374,6 +374,34 @@ def test_requests_beside_a_session_that_came_among_others_count_for_themselves()
                 statuses = [session.get(url, headers=auth, timeout=5).status_code]
             statuses += [requests.get(url, headers=auth, timeout=5).status_code for _ in "ab"]
     assert statuses == [200, 200, 200]
+
+
+def test_a_session_that_came_among_others_is_stopped_on_its_own_loop() -> None:
+    with QStashTasksServer(max_identical_requests=2) as fake:
+        fake.add_message("m")
+        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
+        auth = {"Authorization": "Bearer t"}
+        address = urllib3.util.parse_url(fake.base_url)
+        with requests.Session() as session:
+            with socket.create_connection((address.host, address.port)):  # at work
+                statuses = [session.get(url, headers=auth, timeout=5).status_code]
+            statuses += [session.get(url, headers=auth, timeout=5).status_code for _ in "ab"]
+        forget_stops(fake)  # the guard was the point
+    assert statuses == [200, 200, 508]
+
+
+def test_a_session_taken_for_the_shared_client_is_stopped_on_its_own_loop() -> None:
+    # Its first request and another session's counted for one client; its next ones
+    # showed it keeps its connection: from then on its loop is its own.
+    with QStashTasksServer(max_identical_requests=2) as fake:
+        fake.add_message("m")
+        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
+        auth = {"Authorization": "Bearer t"}
+        with requests.Session() as a, requests.Session() as b:
+            statuses = [session.get(url, headers=auth, timeout=5).status_code for session in (a, b)]
+            statuses += [a.get(url, headers=auth, timeout=5).status_code for _ in "xyz"]
+        forget_stops(fake)
+    assert statuses == [200, 200, 200, 200, 508]
 
 
 # -- proxies ----------------------------------------------------------------------------
