@@ -15,8 +15,9 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -332,31 +333,43 @@ def test_a_looping_client_that_holds_its_last_answer_is_stopped() -> None:
     assert statuses == [200] * 5 + [508] * 2
 
 
-def test_two_clients_on_their_own_connections_are_counted_apart() -> None:
-    # Each keeps its connection: the loop guard counts each client's repeats, not both.
-    with QStashTasksServer(max_identical_requests=3) as fake:
+@contextlib.contextmanager
+def one_page(max_identical_requests: int) -> Iterator[tuple[QStashTasksServer, Any]]:
+    """A server holding one message, and ``get(client=requests)``: the status of the
+    message's first page as ``client`` (``requests`` itself, or a session) fetches it."""
+    with QStashTasksServer(max_identical_requests=max_identical_requests) as fake:
         fake.add_message("m")
         url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
-        auth = {"Authorization": "Bearer t"}
-        with requests.Session() as a, requests.Session() as b, requests.Session() as c:
-            statuses = [
-                session.get(url, headers=auth, timeout=5).status_code
-                for _ in range(3)
-                for session in (a, b, c)
-            ]
+
+        def get(client: Any = requests) -> int:
+            answer = client.get(url, headers={"Authorization": "Bearer t"}, timeout=5)
+            return int(answer.status_code)
+
+        yield fake, get
+
+
+def another_client_at_work(fake: QStashTasksServer) -> socket.socket:
+    """A connection that sends nothing yet."""
+    return socket.create_connection((fake._server.host, fake._server.port))
+
+
+def test_two_clients_on_their_own_connections_are_counted_apart() -> None:
+    # Each keeps its connection: the loop guard counts each client's repeats, not both.
+    with (
+        one_page(3) as (_, get),
+        requests.Session() as a,
+        requests.Session() as b,
+        requests.Session() as c,
+    ):
+        statuses = [get(session) for _ in range(3) for session in (a, b, c)]
     assert statuses == [200] * 9
 
 
 def test_a_request_beside_a_kept_alive_client_counts_for_itself() -> None:
     # The session keeps its connection: a request on a connection of its own beside it
     # is another client's, not the session's third.
-    with QStashTasksServer(max_identical_requests=2) as fake:
-        fake.add_message("m")
-        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
-        auth = {"Authorization": "Bearer t"}
-        with requests.Session() as session:
-            statuses = [session.get(url, headers=auth, timeout=5).status_code for _ in range(2)]
-            statuses.append(requests.get(url, headers=auth, timeout=5).status_code)
+    with one_page(2) as (_, get), requests.Session() as session:
+        statuses = [get(session), get(session), get()]
     assert statuses == [200, 200, 200]
 
 
@@ -364,28 +377,19 @@ def test_requests_beside_a_session_that_came_among_others_count_for_themselves()
     # The session's first request found another client at work, so it is a client of
     # its own: the requests after it, each on a connection of its own, are not one
     # looping client's either while it is there.
-    with QStashTasksServer(max_identical_requests=1) as fake:
-        fake.add_message("m")
-        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
-        auth = {"Authorization": "Bearer t"}
-        address = urllib3.util.parse_url(fake.base_url)
-        with requests.Session() as session:
-            with socket.create_connection((address.host, address.port)):  # at work
-                statuses = [session.get(url, headers=auth, timeout=5).status_code]
-            statuses += [requests.get(url, headers=auth, timeout=5).status_code for _ in "ab"]
+    with one_page(1) as (fake, get), requests.Session() as session:
+        with another_client_at_work(fake):
+            statuses = [get(session)]
+        statuses += [get(), get()]
     assert statuses == [200, 200, 200]
 
 
 def test_a_session_that_came_among_others_is_stopped_on_its_own_loop() -> None:
-    with QStashTasksServer(max_identical_requests=2) as fake:
-        fake.add_message("m")
-        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
-        auth = {"Authorization": "Bearer t"}
-        address = urllib3.util.parse_url(fake.base_url)
+    with one_page(2) as (fake, get):
         with requests.Session() as session:
-            with socket.create_connection((address.host, address.port)):  # at work
-                statuses = [session.get(url, headers=auth, timeout=5).status_code]
-            statuses += [session.get(url, headers=auth, timeout=5).status_code for _ in "ab"]
+            with another_client_at_work(fake):
+                statuses = [get(session)]
+            statuses += [get(session), get(session)]
         forget_stops(fake)  # the guard was the point
     assert statuses == [200, 200, 508]
 
@@ -393,13 +397,9 @@ def test_a_session_that_came_among_others_is_stopped_on_its_own_loop() -> None:
 def test_a_session_taken_for_the_shared_client_is_stopped_on_its_own_loop() -> None:
     # Its first request and another session's counted for one client; its next ones
     # showed it keeps its connection: from then on its loop is its own.
-    with QStashTasksServer(max_identical_requests=2) as fake:
-        fake.add_message("m")
-        url = fake.base_url + "/v1/messages/m/tasks?cursor=0"
-        auth = {"Authorization": "Bearer t"}
+    with one_page(2) as (fake, get):
         with requests.Session() as a, requests.Session() as b:
-            statuses = [session.get(url, headers=auth, timeout=5).status_code for session in (a, b)]
-            statuses += [a.get(url, headers=auth, timeout=5).status_code for _ in "xyz"]
+            statuses = [get(a), get(b), get(a), get(a), get(a)]
         forget_stops(fake)
     assert statuses == [200, 200, 200, 200, 508]
 
