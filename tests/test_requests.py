@@ -94,7 +94,7 @@ def test_raise_next_raises_what_requests_would(
 def test_a_streamed_body_reaches_the_fake_whole(qstash_tasks: QStashTasksMock) -> None:
     url = qstash_tasks.base_url + "/v2/publish/https://app.example.com/hook"
     for body in (iter([b"chunk ", "by chunk"]), io.BytesIO(b"chunk by chunk")):
-        assert requests.post(url, data=body, headers=AUTH).status_code == 201
+        assert requests.post(url, data=body, headers=AUTH).status_code == 200
     assert [m.body for m in qstash_tasks.published] == [b"chunk by chunk"] * 2
 
 

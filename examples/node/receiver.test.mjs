@@ -4,10 +4,9 @@
 // Node is installed (after `npm ci` here); QSTASH_TASKS_FAKE names the command.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { createInterface } from "node:readline";
 import { Client, Receiver } from "@upstash/qstash";
+import { startFake } from "./fake.mjs";
 
 const TOKEN = "node-receiver-token";
 const CURRENT = "sig_" + "c".repeat(28);
@@ -37,20 +36,10 @@ before(async () => {
   await new Promise((resolve) => hook.listen(0, "127.0.0.1", resolve));
   hookUrl = `http://127.0.0.1:${hook.address().port}/hook`;
 
-  const command = process.env.QSTASH_TASKS_FAKE ?? "qstash-tasks-fake";
-  fake = spawn(
-    command,
-    ["serve", "--port", "0", "--token", TOKEN, "--quiet", "--stdin-eof", "--deliver"],
-    {
-      stdio: ["pipe", "pipe", "inherit"],
-      env: { ...process.env, QSTASH_CURRENT_SIGNING_KEY: CURRENT, QSTASH_NEXT_SIGNING_KEY: NEXT },
-    },
-  );
-  baseUrl = await new Promise((resolve, reject) => {
-    fake.once("error", reject);
-    fake.once("exit", (code) => reject(new Error(`qstash-tasks-fake exited with ${code}`)));
-    createInterface({ input: fake.stdout }).once("line", resolve);
-  });
+  ({ fake, baseUrl } = await startFake(TOKEN, {
+    args: ["--deliver"],
+    env: { QSTASH_CURRENT_SIGNING_KEY: CURRENT, QSTASH_NEXT_SIGNING_KEY: NEXT },
+  }));
 });
 
 after(() => {

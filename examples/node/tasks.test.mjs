@@ -4,8 +4,7 @@
 // is installed); QSTASH_TASKS_FAKE names the command if it is not on PATH.
 import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
+import { startFake } from "./fake.mjs";
 
 const TOKEN = "node-test-token";
 const auth = { Authorization: `Bearer ${TOKEN}` };
@@ -13,16 +12,7 @@ let fake;
 let baseUrl;
 
 before(async () => {
-  const command = process.env.QSTASH_TASKS_FAKE ?? "qstash-tasks-fake";
-  // --stdin-eof: the fake stops when this process closes its stdin, or dies.
-  fake = spawn(command, ["serve", "--port", "0", "--token", TOKEN, "--quiet", "--stdin-eof"], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  baseUrl = await new Promise((resolve, reject) => {
-    fake.once("error", reject);
-    fake.once("exit", (code) => reject(new Error(`qstash-tasks-fake exited with ${code}`)));
-    createInterface({ input: fake.stdout }).once("line", resolve); // the first line: its URL
-  });
+  ({ fake, baseUrl } = await startFake(TOKEN));
 });
 
 after(() => fake.stdin.end());
@@ -97,7 +87,7 @@ test("a message published with fetch is delivered as the destination answers", a
     headers: { ...auth, "content-type": "application/json", "upstash-retries": "2" },
     body: JSON.stringify({ order: 7 }),
   });
-  assert.equal(published.status, 201);
+  assert.equal(published.status, 200);
   const { messageId } = await published.json();
   assert.equal((await allTasks(messageId))[0].state, "created");
   await control("POST", "clock", { advanceMs: 60_000 });

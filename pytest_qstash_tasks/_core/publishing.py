@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from .calls import UnservedReason
 from .endpoint import EndpointConfig, EndpointResponse, bearer_token, served_text
 from .exchange import Request, error_body
+from .filters import FilterError, read_selection
 from .outbox import Message, Outbox, PublishedDelivery, PublishedMessage, UrlGroup
 from .retry_delay import RetryDelay
 
@@ -174,7 +175,7 @@ def _batch(
                 refused.reason,
             ) from None
     answers = [_store_publish(one, now, outbox, new_id)[0] for one in checked]
-    return EndpointResponse(201, json.dumps(answers).encode(), token=token)
+    return EndpointResponse(200, json.dumps(answers).encode(), token=token)
 
 
 def _batch_entry(
@@ -324,7 +325,8 @@ def _delay_ms(raw: str, header: str = "Upstash-Delay") -> int:
 def _store_publish(
     publish: _Publish, now: int, outbox: Outbox, new_id: Callable[[str], str]
 ) -> tuple[Any, int]:
-    """Store a checked publish; its answer and status (201, or 202 for a duplicate)."""
+    """Store a checked publish; its answer and status: 200, as QStash's OpenAPI says, or
+    202 for a duplicate, as its deduplication docs say."""
     dedup = publish.deduplication_id
     first = outbox.deduplication.get(dedup) if dedup is not None else None
     if first is not None:
@@ -356,7 +358,7 @@ def _store_publish(
     outbox.published.append(record)
     if dedup is not None:
         outbox.deduplication[dedup] = record
-    return _publish_answer(record), 201
+    return _publish_answer(record), 200
 
 
 def _publish_answer(record: PublishedMessage) -> Any:
@@ -377,13 +379,7 @@ def _messages(
 ) -> EndpointResponse:
     if message_id is None:
         _allow(request, "DELETE")
-        ids = None
-        if request.body.strip():
-            body = _json_body(request)
-            ids = body.get("messageIds") if isinstance(body, dict) else None
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise Refused(400, 'want {"messageIds": ["msg_...", ...]} or no body')
-        cancelled = outbox.cancel(ids, now)
+        cancelled = outbox.cancel(_bulk_cancel_ids(request, outbox), now)
         return EndpointResponse(
             200, json.dumps({"cancelled": len(cancelled)}).encode(), token=token
         )
@@ -405,7 +401,57 @@ def _messages(
         body = json.dumps(message.to_json()).encode()
         return EndpointResponse(200, body, message_id=message_id, token=token)
     outbox.cancel([message_id], now)
-    return EndpointResponse(202, b"", (), message_id=message_id, token=token)
+    # 200 as the OpenAPI documents, with a JSON body: the Node SDK parses the answer of
+    # ``messages.cancel(id)`` as ``{"cancelled": n}``; qstash-py reads no body.
+    return EndpointResponse(200, b'{"cancelled":1}', message_id=message_id, token=token)
+
+
+#: The filters ``DELETE /v2/messages`` takes (QStash's OpenAPI), besides ``messageIds``.
+_CANCEL_FILTERS = (
+    "url", "topicName", "queueName", "label", "flowControlKey", "scheduleId", "callerIp",
+    "host", "path",
+)  # fmt: skip
+
+
+def _bulk_cancel_ids(request: Request, outbox: Outbox) -> list[str] | None:
+    """The ids a bulk cancel names, from the query (what the Node SDK sends) and the
+    JSON body (qstash-py): ids outright, else the messages its filters match, else
+    (nothing named at all) ``None``, every message. Anything it cannot read is refused."""
+    body = _json_body(request) if request.body.strip() else None
+    try:
+        selection = read_selection(
+            request.query, body, id_key="messageIds", keys=_CANCEL_FILTERS,
+            aliases={"callerIP": "callerIp"},
+        )  # fmt: skip
+    except FilterError as error:
+        raise Refused(400, str(error)) from None
+    if selection.ids is not None:
+        return list(selection.ids)
+    filters = selection.filters
+    if not filters:
+        return None
+    return [
+        message.message_id
+        for message in outbox.messages.values()
+        if filters.matches(_filter_fields(message), message.created_at)
+    ]
+
+
+def _filter_fields(message: Message) -> dict[str, str | None]:
+    """A message's values for QStash's filters."""
+    parts = urlsplit(message.url)
+    header = dict(message.headers)
+    return {
+        "url": message.url,
+        "topicName": message.url_group,
+        "queueName": message.queue,
+        "label": header.get("upstash-label"),
+        "flowControlKey": header.get("upstash-flow-control-key"),
+        "scheduleId": None,  # no message comes from a schedule yet
+        "callerIp": "127.0.0.1",  # as GET /v2/messages/{id} shows it
+        "host": parts.hostname,
+        "path": parts.path,
+    }
 
 
 # -- URL groups ---------------------------------------------------------------------
@@ -485,6 +531,8 @@ def _json_body(request: Request) -> Any:
         return json.loads(request.body)
     except ValueError:
         raise Refused(400, "the body is not valid JSON") from None
+    except RecursionError:  # json's C decoder recurses once per nested array or object
+        raise Refused(400, "the body's JSON is nested too deeply") from None
 
 
 def _refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointResponse:

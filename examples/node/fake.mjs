@@ -1,0 +1,21 @@
+// Start `qstash-tasks-fake serve` for a Node test file: on a free port, quiet, stopped
+// when the test process closes its stdin (--stdin-eof) or dies. QSTASH_TASKS_FAKE names
+// the command if it is not on PATH. Resolves to { fake, baseUrl }: the child process and
+// the URL it printed on its first line.
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+
+export async function startFake(token, { args = [], env = {} } = {}) {
+  const command = process.env.QSTASH_TASKS_FAKE ?? "qstash-tasks-fake";
+  const fake = spawn(
+    command,
+    ["serve", "--port", "0", "--token", token, "--quiet", "--stdin-eof", ...args],
+    { stdio: ["pipe", "pipe", "inherit"], env: { ...process.env, ...env } },
+  );
+  const baseUrl = await new Promise((resolve, reject) => {
+    fake.once("error", reject);
+    fake.once("exit", (code) => reject(new Error(`qstash-tasks-fake exited with ${code}`)));
+    createInterface({ input: fake.stdout }).once("line", resolve);
+  });
+  return { fake, baseUrl };
+}
