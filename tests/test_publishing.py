@@ -5,8 +5,10 @@ as the clock moves, and how bad input is refused. Every test runs through each t
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
+import random
 import re
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from qstash import AsyncQStash, QStash
 from qstash.errors import QStashError
 
 from pytest_qstash_tasks import QStashTasksFake, QStashTasksLoopError, QStashTasksMock
-from tests.helpers import is_qstash_id
+from tests.helpers import client_for, in_process_only, is_qstash_id
 
 HOOK = "https://app.example.com/hook"
 Sdk = Callable[..., QStash]
@@ -1339,3 +1341,90 @@ def test_retry_delay_refuses_what_it_cannot_read(text: str, error: str) -> None:
 
     with pytest.raises(ValueError, match=re.escape(error)):
         RetryDelay.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "retries", "error"),
+    [
+        ("1000/(retried-1)", 3, "cannot be computed for retried=1: float division by zero"),
+        ("sqrt(1-retried)*1000", 3, "cannot be computed for retried=2: math domain error"),
+        ("exp(retried*800)", 3, "cannot be computed for retried=1: math range error"),
+        ("1000 * (9 - retried) % (9 - retried)", 100, "for retried=9: math domain error"),
+    ],
+)
+def test_a_retry_delay_that_fails_at_a_later_retry_is_refused_at_publish(
+    any_fake: QStashTasksFake, client: QStash, text: str, retries: int, error: str
+) -> None:
+    with pytest.raises(QStashError, match=re.escape(error)):
+        client.message.publish(url=HOOK, body="x", retries=retries, retry_delay=text)
+    assert (any_fake.published, any_fake.message_ids()) == ([], [])
+    any_fake.expect_unserved("bad_request")
+
+
+def test_a_retry_delay_is_computed_only_for_the_retries_a_message_can_make(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    # Fails at retried=1 (a division by zero), which a message with one retry never asks.
+    any_fake.destination(HOOK).answers(500, 500)
+    message_id = client.message.publish(
+        url=HOOK, body="x", retries=1, retry_delay="1000/(retried-1) + 3000"
+    ).message_id
+    any_fake.clock.advance(60_000)
+    (first, second) = any_fake.destination(HOOK).used
+    assert second.at - first.at == 500 + 2000  # active 500 ms, then 1000/(0-1) + 3000
+    assert one_task(client, message_id)["state"] == "failed"
+
+
+def _random_expression(rng: random.Random, depth: int = 0) -> str:
+    """One of QStash's retry-delay expressions, or something near one: numbers of every
+    size, ``retried``, signs, the four operators and ``%``, the nine functions with the
+    right number of arguments or not, and now and then a character of no grammar."""
+    roll = rng.random()
+    if depth > 4 or roll < 0.3:
+        return rng.choice(
+            ["retried", "0", "1", "2.5", "1000", "0.001", "9" * rng.randint(1, 400), ".5"]
+        )
+    if roll < 0.4:
+        return rng.choice("+-") + _random_expression(rng, depth + 1)
+    if roll < 0.65:
+        operator = rng.choice(["+", "-", "*", "/", "%"])
+        left, right = (_random_expression(rng, depth + 1) for _ in range(2))
+        return f"{left} {operator} {right}"
+    if roll < 0.75:
+        return f"({_random_expression(rng, depth + 1)})"
+    if roll < 0.98:
+        name = rng.choice(["pow", "sqrt", "abs", "exp", "floor", "ceil", "round", "min", "max"])
+        count = rng.choice([1, 1, 2, 2, 3]) if name != "pow" else rng.choice([2, 2, 2, 1, 3])
+        arguments = ", ".join(_random_expression(rng, depth + 1) for _ in range(count))
+        return f"{name}({arguments})"
+    return rng.choice(["**", "x", "retried()", "1e3", "(", "__import__", "1,2"])
+
+
+@in_process_only
+@pytest.mark.qstash_tasks(default_answer=500)
+def test_a_thousand_random_retry_delays_are_refused_at_publish_or_run_through_every_retry(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    rng = random.Random(20261206)
+    accepted: list[tuple[str, int, str]] = []
+    statuses: collections.Counter[int] = collections.Counter()
+    with client_for(any_fake) as http:
+        for _ in range(1000):
+            text, retries = _random_expression(rng), rng.randint(0, 6)
+            answer = http.post(
+                f"/v2/publish/{HOOK}",
+                content=b"x",
+                headers={"Upstash-Retry-Delay": text, "Upstash-Retries": str(retries)},
+            )
+            statuses[answer.status_code] += 1
+            if answer.status_code == 200:
+                accepted.append((text, retries, answer.json()["messageId"]))
+            else:
+                assert answer.status_code == 400, (text, answer.text)
+                assert answer.json()["error"].startswith("invalid Upstash-Retry-Delay: ")
+    assert set(statuses) == {200, 400} and min(statuses.values()) > 100  # both kinds met
+    any_fake.clock.advance(8 * 86_400_000)  # six retries, each at most a day apart
+    for text, retries, message_id in accepted:
+        (task,) = any_fake.tasks(message_id)
+        assert (task.state, task.retried) == ("failed", retries), text
+    any_fake.expect_unserved("bad_request")

@@ -125,6 +125,7 @@ class PublishedDelivery(Delivery):
         created_at: int,
         first_attempt_at: int,
         retry_delay: RetryDelay | None,
+        retry_delays: Sequence[int] | None,
     ) -> None:
         self.task_id = task_id
         self.message_id = message_id
@@ -133,6 +134,9 @@ class PublishedDelivery(Delivery):
         self.created_at = created_at
         self.active_ms = ACTIVE_MS
         self.retry_delay = retry_delay
+        #: ``retry_delay`` computed at publish for each retry (``retry_delays[n - 1]``
+        #: before retry ``n``): an attempt computes nothing that can fail.
+        self.retry_delays = retry_delays
         #: When each attempt starts: those made, then the one due next (if any).
         self.starts = [max(first_attempt_at, created_at + 2 * STEP_MS)]
         #: The ``error`` of each attempt made (``None``: delivered).
@@ -174,17 +178,20 @@ class PublishedDelivery(Delivery):
         """The wait before the next attempt after ``retried`` retries (1 before the first
         retry): the ``Upstash-Retry-Delay`` expression (over ``retried - 1``: QStash counts
         from 0 there) or the default backoff."""
-        if self.retry_delay is not None:
-            return self.retry_delay.ms(retried - 1)
+        if self.retry_delays is not None:
+            return self.retry_delays[retried - 1]
         return v2_backoff_ms(retried)
 
     def attempt(self, error: str | None) -> int | None:
-        """Record what the attempt due now met; returns when the next is due, if any."""
+        """Record what the attempt due now met; returns when the next is due, if any.
+        The next time is computed before anything is recorded: whatever it raised, the
+        delivery would be left as it was, never half-updated."""
+        retried = len(self.errors) + 1
+        due = None
+        if error is not None and retried <= self.max_retry:
+            due = self.starts[-1] + self.active_ms + self.backoff_ms(retried)
+            self.starts.append(due)
         self.errors.append(error)
-        if error is None or len(self.errors) > self.max_retry:
-            return None
-        due = self.starts[-1] + self.active_ms + self.backoff_ms(len(self.errors))
-        self.starts.append(due)
         return due
 
 

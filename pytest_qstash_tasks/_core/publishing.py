@@ -73,6 +73,8 @@ class _Publish:
     body: bytes
     retries: int
     retry_delay: RetryDelay | None
+    #: ``retry_delay`` computed for each retry the message can make.
+    retry_delays: tuple[int, ...] | None
     first_attempt_at: int
     not_before: int
     deduplication_id: str | None
@@ -231,10 +233,11 @@ def _check_publish(
         if not raw.isdigit() or int(raw) > 100:
             raise Refused(400, f"invalid Upstash-Retries {raw!r}: want an integer 0-100")
         retries = int(raw)
-    retry_delay = None
+    retry_delay = retry_delays = None
     if "upstash-retry-delay" in header:
         try:
             retry_delay = RetryDelay.parse(header["upstash-retry-delay"])
+            retry_delays = retry_delay.delays(retries)
         except ValueError as error:
             raise Refused(400, f"invalid Upstash-Retry-Delay: {error}") from None
     first_attempt_at = now
@@ -274,6 +277,7 @@ def _check_publish(
         body=body,
         retries=retries,
         retry_delay=retry_delay,
+        retry_delays=retry_delays,
         first_attempt_at=first_attempt_at,
         not_before=not_before,
         deduplication_id=dedup,
@@ -342,7 +346,7 @@ def _store_publish(
         message_id = new_id("msg")
         delivery = PublishedDelivery(
             new_id("tsk"), message_id, url, publish.retries, now,
-            publish.first_attempt_at, publish.retry_delay,
+            publish.first_attempt_at, publish.retry_delay, publish.retry_delays,
         )  # fmt: skip
         message = Message(
             message_id, url, publish.method, publish.headers, publish.body, now,

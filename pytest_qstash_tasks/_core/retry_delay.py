@@ -63,6 +63,14 @@ class RetryDelay:
         delay.ms(0)  # a domain error (sqrt(-1), 1/0) shows now, not at the first retry
         return delay
 
+    def delays(self, retries: int) -> tuple[int, ...]:
+        """The delay before each retry of a message with ``retries`` retries: ``ms(0)``
+        to ``ms(retries - 1)``. Computed when the message is published, so an
+        expression that fails at a later retry (``1000 / (retried - 1)``) is refused then,
+        and no attempt computes anything that can fail. ``ValueError`` names the first
+        ``retried`` it cannot be computed for."""
+        return tuple(self.ms(retried) for retried in range(retries))
+
     def ms(self, retried: int) -> int:
         """The delay before the next attempt, in whole ms (0 to a day), when the
         message has been retried ``retried`` times so far (0 before the first retry)."""
