@@ -1422,7 +1422,8 @@ def test_a_thousand_random_retry_delays_are_refused_at_publish_or_run_through_ev
             else:
                 assert answer.status_code == 400, (text, answer.text)
                 assert answer.json()["error"].startswith("invalid Upstash-Retry-Delay: ")
-    assert set(statuses) == {200, 400} and min(statuses.values()) > 100  # both kinds met
+    assert set(statuses) == {200, 400}
+    assert min(statuses.values()) > 100  # both kinds met, often
     any_fake.clock.advance(8 * 86_400_000)  # six retries, each at most a day apart
     for text, retries, message_id in accepted:
         (task,) = any_fake.tasks(message_id)
