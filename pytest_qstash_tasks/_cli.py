@@ -11,7 +11,6 @@ to standard error unless ``--quiet``. It stops cleanly on SIGINT, SIGTERM and, w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -141,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace) -> QStashTasksServer:
+    from ._core.exchange import ascii_int
     from ._core.report import COMMAND
     from ._transports.server import QStashTasksServer
 
@@ -160,7 +160,8 @@ def _build(args: argparse.Namespace) -> QStashTasksServer:
         "guard_real_qstash": False,  # no client of this process to guard
     }
     if args.start is not None:
-        settings["start"] = int(args.start) if args.start.isdigit() else args.start
+        number = ascii_int(args.start)
+        settings["start"] = args.start if number is None else number
     log = None if args.quiet else _access_log(sys.stderr)
     try:
         fake = QStashTasksServer(
@@ -202,9 +203,10 @@ def _with_option(text: str, settings: dict[str, Any]) -> str:
 
 def _load(fake: QStashTasksServer, path: Path) -> None:
     from ._core.control_schema import DataFile, SpecError, apply_message, parse
+    from ._core.exchange import parse_json
 
     try:
-        data = json.loads(path.read_text())
+        data = parse_json(path.read_text())
     except OSError as error:
         raise _UsageError(f"--data {path}: {error.strerror}") from None
     except ValueError as error:

@@ -202,9 +202,12 @@ def _parse_ini_value(key: str, text: str) -> Any:
             return None
         raise ValueError("want 0 or omit")
     if key == "start":
-        from ._core.clock import to_ms  # at fixture time only: keep plugin start-up light
+        # At fixture time only: keep plugin start-up light.
+        from ._core.clock import to_ms
+        from ._core.exchange import ascii_int
 
-        return to_ms(int(text) if text.isdigit() else text)
+        number = ascii_int(text)
+        return to_ms(text if number is None else number)
     return text
 
 

@@ -6,7 +6,7 @@ test runs through each transport."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -26,9 +26,9 @@ def client(any_fake: QStashTasksFake, sdk: Callable[..., QStash]) -> QStash:
 
 
 @pytest.fixture
-def http(any_fake: QStashTasksFake) -> httpx.Client:
+def http(any_fake: QStashTasksFake) -> Iterator[httpx.Client]:
     with client_for(any_fake) as client:
-        yield client  # type: ignore[misc]
+        yield client
 
 
 def publish(client: QStash, count: int, url: str = HOOK, **options: Any) -> list[str]:
@@ -193,6 +193,6 @@ def test_a_deeply_nested_body_is_refused(any_fake: QStashTasksFake, http: httpx.
     answer = http.request("DELETE", "/v2/messages", content="[" * 100_000 + "]" * 100_000)
     assert (answer.status_code, answer.json()) == (
         400,
-        {"error": "the body's JSON is nested too deeply"},
+        {"error": "the body is not valid JSON: nested too deeply"},
     )
     any_fake.expect_unserved("bad_request")

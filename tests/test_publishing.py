@@ -562,7 +562,7 @@ REFUSALS: dict[str, tuple[dict[str, Any], int, str]] = {
     "an unknown method": (
         {"url": HOOK, "body": "x", "method": "fetch"},
         400,
-        "invalid Upstash-Method 'fetch'",
+        "invalid Upstash-Method 'fetch': want one of DELETE, GET, PATCH, POST, PUT",
     ),
     "more than 100 retries": (
         {"url": HOOK, "body": "x", "retries": 101},
@@ -810,7 +810,13 @@ GOOD = "https://a.example.com/"
 BAD_REQUESTS: list[tuple[str, str, str, int, str]] = [
     ("POST", "/v2/batch", '{"a": 1}', 400, "a batch is a non-empty JSON array of messages"),
     ("POST", "/v2/batch", "[]", 400, "a batch is a non-empty JSON array of messages"),
-    ("POST", "/v2/batch", "not json", 400, "the body is not valid JSON"),
+    (
+        "POST",
+        "/v2/batch",
+        "not json",
+        400,
+        "the body is not valid JSON: Expecting value: line 1 column 1 (char 0)",
+    ),
     (
         "POST",
         "/v2/batch",
@@ -918,7 +924,7 @@ BAD_REQUESTS: list[tuple[str, str, str, int, str]] = [
         "/v2/topics/g/endpoints",
         '{"endpoints": [{"url": "ftp://a"}]}',
         400,
-        "invalid endpoint url 'ftp://a': want an http(s) URL",
+        "invalid endpoint url 'ftp://a': want an http:// or https:// URL with a host",
     ),
     (
         "POST",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .destinations import Destination
-from .exchange import JSON_HEADERS, Reply, Request, error_body
+from .exchange import JSON_HEADERS, Reply, Request, error_body, parse_json
 
 if TYPE_CHECKING:
     from .calls import RecordedCall
@@ -115,8 +115,8 @@ class ControlPlane:
         if not request.body.strip():
             return {}
         try:
-            return json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as error:
+            return parse_json(request.body)
+        except ValueError as error:  # UnicodeDecodeError is one
             raise ControlError(400, f"the body is not JSON: {error}") from None
 
 

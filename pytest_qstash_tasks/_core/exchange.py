@@ -15,10 +15,12 @@ import http
 import json
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "JSON_HEADERS",
+    "ascii_int",
+    "parse_json",
     "Reply",
     "ReplyAction",
     "Request",
@@ -90,6 +92,24 @@ class Reply:
 
 #: The content type of every JSON answer.
 JSON_HEADERS = (("content-type", "application/json"),)
+
+
+def ascii_int(raw: str) -> int | None:
+    """``raw`` as a whole number of ASCII digits (no sign, no blank), or ``None``: the
+    one reading of a number a header, a query or a command line sends. ``str.isdigit()``
+    alone takes ``'²'``, which ``int()`` then refuses, and ``int()`` alone takes
+    ``' +1_0 '``."""
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """JSON a client sent, or ``ValueError`` saying why not. Nesting too deep for the
+    decoder (it recurses once per array or object: 100,000 ``[`` exhaust it) is a
+    ``ValueError`` too, not a ``RecursionError`` that would end in a 500."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def error_body(error: str) -> bytes:

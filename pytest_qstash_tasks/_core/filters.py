@@ -17,17 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-__all__ = ["FilterError", "Filters", "Selection", "read_selection", "strict_int"]
+from .exchange import ascii_int
+
+__all__ = ["FilterError", "Filters", "Selection", "read_selection"]
 
 
 class FilterError(ValueError):
     """A filter the endpoint cannot read; the text says which and why."""
-
-
-def strict_int(raw: str) -> int | None:
-    """``raw`` as a non-negative integer of ASCII digits, or ``None``. ``str.isdigit()``
-    alone takes ``'²'``, which ``int()`` then refuses."""
-    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -127,11 +123,12 @@ def _body_values(key: str, value: Any) -> list[str]:
 
 
 def _positive(raw: str) -> int | None:
-    number = strict_int(raw)
+    number = ascii_int(raw)
     return number if number else None
 
 
 def _date(key: str, raw_values: list[str]) -> int:
-    if len(raw_values) != 1 or strict_int(raw_values[0]) is None:
+    value = ascii_int(raw_values[0]) if len(raw_values) == 1 else None
+    if value is None:
         raise FilterError(f"{key} must be one unix time in milliseconds, got {raw_values!r}")
-    return int(raw_values[0])
+    return value

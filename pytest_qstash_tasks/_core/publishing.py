@@ -18,16 +18,22 @@ from urllib.parse import unquote, urlsplit
 
 from .calls import UnservedReason
 from .endpoint import EndpointConfig, EndpointResponse, bearer_token, served_text
-from .exchange import Request, error_body
+from .exchange import Request, ascii_int, error_body, parse_json
 from .filters import FilterError, read_selection
 from .outbox import Message, Outbox, PublishedDelivery, PublishedMessage, UrlGroup
 from .retry_delay import RetryDelay
 
 __all__ = ["PublishConfig", "handle_v2", "serves_v2_path"]
 
-_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-_DELAY_RE = re.compile(r"(?:\d{1,9}(?:ms|s|m|h|d))+")
-_DELAY_PART_RE = re.compile(r"(\d+)(ms|s|m|h|d)")
+#: The delivery methods QStash's OpenAPI lists for ``Upstash-Method``.
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+#: A header name (RFC 9110's token), and what a header value may not hold (CR, LF, NUL).
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE_BAD_RE = re.compile(r"[\r\n\x00]")
+#: The headers whose value is a URL the fake would call.
+_CALLBACKS = ("upstash-callback", "upstash-failure-callback")
+_DELAY_RE = re.compile(r"(?:[0-9]{1,9}(?:ms|s|m|h|d))+")
+_DELAY_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _KINDS = frozenset({"publish", "enqueue", "batch", "messages", "topics"})
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,256}")
@@ -223,16 +229,27 @@ def _check_publish(
             f"message size {len(body)} bytes exceeds the limit of "
             f"{publish_config.max_message_size} bytes",
         )
+    _check_headers(headers)
     header = dict(headers)
     method = header.get("upstash-method", "POST").upper()
     if method not in _METHODS:
-        raise Refused(400, f"invalid Upstash-Method {header['upstash-method']!r}")
+        raise Refused(
+            400,
+            f"invalid Upstash-Method {header['upstash-method']!r}: "
+            f"want one of {', '.join(sorted(_METHODS))}",
+        )
+    for name in _CALLBACKS:
+        if name in header and _url_problem(header[name]) is not None:
+            raise Refused(
+                400, f"invalid {_spelled(name)} {header[name]!r}: {_url_problem(header[name])}"
+            )
     retries = publish_config.default_retries
     if "upstash-retries" in header:
         raw = header["upstash-retries"].strip()
-        if not raw.isdigit() or int(raw) > 100:
+        number = ascii_int(raw)
+        if number is None or number > 100:
             raise Refused(400, f"invalid Upstash-Retries {raw!r}: want an integer 0-100")
-        retries = int(raw)
+        retries = number
     retry_delay = retry_delays = None
     if "upstash-retry-delay" in header:
         try:
@@ -247,19 +264,24 @@ def _check_publish(
         not_before = first_attempt_at
     if "upstash-not-before" in header:
         raw = header["upstash-not-before"].strip()
-        if not raw.isdigit() or len(raw) > 12:
+        seconds = ascii_int(raw) if len(raw) <= 12 else None
+        if seconds is None:
             raise Refused(400, f"invalid Upstash-Not-Before {raw!r}: want unix seconds")
-        not_before = first_attempt_at = max(now, int(raw) * 1000)
+        not_before = first_attempt_at = max(now, seconds * 1000)
     timeout_s = None
     if "upstash-timeout" in header:
         raw = header["upstash-timeout"].strip()
-        timeout_s = (
-            int(raw)
-            if raw.isdigit() and len(raw) < 10
-            else _delay_ms(raw, "Upstash-Timeout") / 1000
-        )
+        seconds = ascii_int(raw) if len(raw) < 10 else None
+        timeout_s = seconds if seconds is not None else _delay_ms(raw, "Upstash-Timeout") / 1000
     dedup = header.get("upstash-deduplication-id")
-    if dedup is None and header.get("upstash-content-based-deduplication", "").lower() == "true":
+    by_content = header.get("upstash-content-based-deduplication", "false").strip().lower()
+    if by_content not in ("true", "false"):
+        raise Refused(
+            400,
+            "invalid Upstash-Content-Based-Deduplication "
+            f"{header['upstash-content-based-deduplication']!r}: want true or false",
+        )
+    if dedup is None and by_content == "true":
         import hashlib
 
         hashed = hashlib.sha256(destination.encode() + b"\0" + body)
@@ -290,12 +312,11 @@ def _destination_urls(
 ) -> tuple[tuple[tuple[str, str | None], ...], str | None]:
     """The URLs a destination stands for, and the URL group's name if it is one."""
     if "://" in destination or destination.startswith(("http:", "https:")):
-        if not _is_http_url(destination):
-            raise Refused(
-                400,
-                f"invalid destination {destination!r}: want an http:// or https:// URL "
-                "with a host, or a URL group's name",
-            )
+        problem = _url_problem(destination)
+        if problem == _WANT_URL:  # no scheme or host: it may be meant as a group's name
+            problem += ", or a URL group's name"
+        if problem is not None:
+            raise Refused(400, f"invalid destination {destination!r}: {problem}")
         return ((destination, None),), None
     group = outbox.url_groups.get(destination)
     if group is None:
@@ -309,12 +330,40 @@ def _destination_urls(
     return tuple(group.endpoints), group.name
 
 
+_WANT_URL = "want an http:// or https:// URL with a host"
+
+
 @functools.lru_cache(maxsize=256)
-def _is_http_url(url: str) -> bool:
-    """Whether ``url`` is an http(s) URL with a host (cached: a test publishes to the same
-    few URLs again and again, and this is on every publish's path)."""
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+def _url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being an http(s) URL the fake can deliver to, or ``None``
+    (cached: a test publishes to the same few URLs again and again, and this is on every
+    publish's path)."""
+    want = _WANT_URL
+    if any(char <= " " or char == "\x7f" for char in url):
+        return f"{want}, and no blank or control character"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # read for its check: a port that is no number 0-65535
+    except ValueError as error:  # "http://[x", a host NFKC changes, port 99999
+        return f"{want}: {error}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return want
+    return None
+
+
+def _check_headers(headers: Sequence[tuple[str, str]]) -> None:
+    """Refuse a header that could not be delivered as sent: a name that is not an HTTP
+    token (a blank, a colon), a value with CR, LF or NUL."""
+    for name, value in headers:
+        if not _HEADER_NAME_RE.fullmatch(name):
+            raise Refused(400, f"invalid header name {name!r}: want an HTTP token")
+        if _HEADER_VALUE_BAD_RE.search(value):
+            raise Refused(400, f"invalid value of header {name!r}: CR, LF or NUL in {value!r}")
+
+
+def _spelled(name: str) -> str:
+    """A lowercase header name as QStash's docs spell it: ``Upstash-Failure-Callback``."""
+    return "-".join(part.capitalize() for part in name.split("-"))
 
 
 def _delay_ms(raw: str, header: str = "Upstash-Delay") -> int:
@@ -516,8 +565,9 @@ def _endpoints(request: Request, *, adding: bool) -> list[tuple[str | None, str 
             raise Refused(400, f"an endpoint's name must be a string, got {name!r}")
         if url is None and (adding or name is None):
             raise Refused(400, "each endpoint needs a url" + ("" if adding else " or a name"))
-        if url is not None and (not isinstance(url, str) or not _is_http_url(url)):
-            raise Refused(400, f"invalid endpoint url {url!r}: want an http(s) URL")
+        if url is not None and (not isinstance(url, str) or _url_problem(url) is not None):
+            problem = _url_problem(url) if isinstance(url, str) else "want an http(s) URL"
+            raise Refused(400, f"invalid endpoint url {url!r}: {problem}")
         checked.append((url, name))
     return checked
 
@@ -532,11 +582,9 @@ def _allow(request: Request, *methods: str) -> None:
 
 def _json_body(request: Request) -> Any:
     try:
-        return json.loads(request.body)
-    except ValueError:
-        raise Refused(400, "the body is not valid JSON") from None
-    except RecursionError:  # json's C decoder recurses once per nested array or object
-        raise Refused(400, "the body's JSON is nested too deeply") from None
+        return parse_json(request.body)
+    except ValueError as error:
+        raise Refused(400, f"the body is not valid JSON: {error}") from None
 
 
 def _refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointResponse:

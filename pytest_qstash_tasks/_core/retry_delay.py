@@ -33,7 +33,7 @@ _FUNCTIONS: dict[str, tuple[Callable[..., float], int | None]] = {
     "min": (lambda *values: min(values), None),  # Python's min(x) wants an iterable
     "max": (lambda *values: max(values), None),
 }
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|([A-Za-z_][A-Za-z_0-9]*)|(\S))")
+_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|([A-Za-z_][A-Za-z_0-9]*)|(\S))", re.ASCII)
 _MAX_LENGTH = 1000
 _MAX_DEPTH = 50
 #: The longest delay QStash waits between attempts (a day), in ms.

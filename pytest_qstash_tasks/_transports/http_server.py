@@ -42,6 +42,7 @@ from pytest_qstash_tasks._core.exchange import (
     JSON_HEADERS,
     Reply,
     Request,
+    ascii_int,
     error_body,
     reason_phrase,
 )
@@ -543,13 +544,14 @@ class Handler(BaseHTTPRequestHandler):
         if not lengths:
             return b""
         length = lengths.pop()
-        if not length.isdigit():
+        size = ascii_int(length)
+        if size is None:
             self.send_error(400, f"invalid Content-Length {length!r}")
             return None
-        if int(length) > MAX_BODY:
+        if size > MAX_BODY:
             self.send_error(413, f"request body over {MAX_BODY} bytes")
             return None
-        return self._read_exactly(int(length))
+        return self._read_exactly(size)
 
     def _read_chunked(self) -> bytes | None:
         chunks: list[bytes] = []
