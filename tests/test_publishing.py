@@ -671,6 +671,29 @@ def test_wrong_paths_and_methods_of_the_message_api(any_fake: QStashTasksFake) -
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/v2/batch", "POST"),
+        ("GET", f"/v2/publish/{HOOK}", "POST"),
+        ("PUT", "/v2/enqueue/q/" + HOOK, "POST"),
+        ("POST", "/v2/messages", "DELETE"),
+        ("POST", "/v2/messages/msg_1", "GET, DELETE"),
+        ("PUT", "/v2/topics", "GET"),
+        ("POST", "/v2/topics/g", "GET, DELETE"),
+        ("GET", "/v2/topics/g/endpoints", "POST, DELETE"),
+    ],
+)
+def test_a_405_says_which_methods_the_path_allows(
+    any_fake: QStashTasksFake, method: str, path: str, allow: str
+) -> None:
+    any_fake.expect_unserved("method_not_allowed")
+    auth = {"Authorization": f"Bearer {any_fake.token}"}
+    answer = httpx.request(method, any_fake.base_url + path, headers=auth)
+    assert (answer.status_code, answer.headers.get("allow")) == (405, allow)
+    assert answer.json() == {"error": f"method {method} not allowed"}
+
+
+@pytest.mark.parametrize(
     ("token", "error"),
     [
         ("wrong", "invalid token"),

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from .calls import UnservedReason
 from .endpoint import EndpointConfig, EndpointResponse, bearer_token, served_text
-from .exchange import Request, ascii_int, error_body, parse_json
+from .exchange import JSON_HEADERS, Request, ascii_int, error_body, parse_json
 from .filters import FilterError, read_selection
 from .outbox import Message, Outbox, PublishedDelivery, PublishedMessage, UrlGroup
 from .retry_delay import RetryDelay
@@ -48,11 +48,18 @@ class PublishConfig:
 
 
 class Refused(Exception):
-    """A request QStash would refuse: its status, the error text and why."""
+    """A request QStash would refuse: its status, the error text and why; for a 405, the
+    methods the path allows (its ``Allow`` header, which RFC 9110 requires)."""
 
-    def __init__(self, status: int, text: str, reason: UnservedReason = "bad_request") -> None:
+    def __init__(
+        self,
+        status: int,
+        text: str,
+        reason: UnservedReason = "bad_request",
+        allow: Sequence[str] = (),
+    ) -> None:
         super().__init__(text)
-        self.status, self.text, self.reason = status, text, reason
+        self.status, self.text, self.reason, self.allow = status, text, reason, allow
 
 
 def serves_v2_path(raw_path: str, base_path: str) -> bool:
@@ -577,7 +584,9 @@ def _endpoints(request: Request, *, adding: bool) -> list[tuple[str | None, str 
 
 def _allow(request: Request, *methods: str) -> None:
     if request.method not in methods:
-        raise Refused(405, f"method {request.method} not allowed", "method_not_allowed")
+        raise Refused(
+            405, f"method {request.method} not allowed", "method_not_allowed", allow=methods
+        )
 
 
 def _json_body(request: Request) -> Any:
@@ -588,9 +597,13 @@ def _json_body(request: Request) -> Any:
 
 
 def _refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointResponse:
+    headers = JSON_HEADERS
+    if refused.allow:
+        headers = (*JSON_HEADERS, ("allow", ", ".join(refused.allow)))
     return EndpointResponse(
         refused.status,
         error_body(refused.text),  # JSON, as every answer with a body
+        headers,
         token=token,
         unserved_reason=refused.reason,
         detail=detail or refused.text,
