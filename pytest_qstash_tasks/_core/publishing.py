@@ -597,7 +597,7 @@ def _json_body(request: Request) -> Any:
 
 
 def _refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointResponse:
-    headers = JSON_HEADERS
+    headers: tuple[tuple[str, str], ...] = JSON_HEADERS
     if refused.allow:
         headers = (*JSON_HEADERS, ("allow", ", ".join(refused.allow)))
     return EndpointResponse(
