@@ -144,6 +144,7 @@ def test_faults_calls_problems_and_reset(fake: QStashTasksServer, http: Any) -> 
     [
         ("POST", "messages", b"{not json", 400, "the body is not JSON: Expecting property name"),
         ("POST", "messages", b"[1]", 400, "POST /_fake/messages takes a JSON object, got [1]"),
+        ("POST", "clock", b"[" * 100_000, 400, "the body is not JSON: nested too deeply"),
         ("POST", "messages", b'{"count": 1}', 400, "body.messageId: Field required"),
         (
             "POST",

@@ -27,7 +27,7 @@ import urllib3
 from qstash import AsyncQStash, QStash
 
 from pytest_qstash_tasks import QStashTasksServer
-from pytest_qstash_tasks._transports.http_server import LoopbackServer
+from pytest_qstash_tasks._transports.http_server import MAX_BODY, LoopbackServer
 from tests.helpers import forget_stops, tasks_of, walk_pages
 
 TASKS = "/v1/messages/msg_1/tasks"
@@ -1281,3 +1281,139 @@ def test_a_bug_in_answering_is_a_500_and_reported(monkeypatch: pytest.MonkeyPatc
         ]
         monkeypatch.undo()
         fake._server.internal_errors.clear()
+
+
+# -- framing the server refuses (RFC 9112), at once ---------------------------------------
+
+#: The start of a TLS 1.2 ClientHello: what `curl -k https://...` sends first.
+CLIENT_HELLO = bytes.fromhex("16030100c4010000c00303") + os.urandom(32)
+
+
+def first_answer(fake: QStashTasksServer, data: bytes) -> tuple[bytes, float]:
+    """Send ``data`` and keep the connection open: the first answer, and how long it took."""
+    with socket.create_connection((fake._server.host, fake._server.port), timeout=5) as conn:
+        started = time.perf_counter()
+        conn.sendall(data)
+        answer = conn.recv(65536)
+        return answer, time.perf_counter() - started
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (CLIENT_HELLO, "not an HTTP/1.1 request (https:// to an http:// server?)"),
+        (b"\x00\x01\x02\xff garbage", "not an HTTP/1.1 request (https:// to an http:// server?)"),
+        (b"GET\r\n", "Bad request syntax ('GET')"),
+        (b"GET /x HTTP/1.1 extra\r\n", "Bad request syntax ('GET /x HTTP/1.1 extra')"),
+    ],
+    ids=["tls", "binary", "bare-get", "four-words"],
+)
+def test_what_is_no_http_request_is_refused_at_once(
+    fake: QStashTasksServer, data: bytes, error: str
+) -> None:
+    answer, took = first_answer(fake, data)  # no blank line, no close: nothing to wait for
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:200]
+    assert json.loads(body) == {"error": error}
+    assert took < 2  # the idle timeout is 30 s
+    assert fake.calls == []
+
+
+def test_a_head_sent_a_byte_at_a_time_is_cut_off_at_its_deadline() -> None:
+    server = LoopbackServer(head_timeout=0.5).start()
+    try:
+        with (
+            QStashTasksServer(server=server) as fake,
+            socket.create_connection((server.host, server.port), timeout=5) as conn,
+        ):
+            started = time.perf_counter()
+            conn.sendall(b"GET " + TASKS.encode() + b" HTTP/1.1\r\n")
+            with contextlib.suppress(OSError):  # the server may close before the last byte
+                for byte in b"Authorization: Bearer t\r\n":
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.1)  # each byte well within the 30 s idle timeout
+            answer = conn.recv(65536)
+            assert 0.45 <= time.perf_counter() - started < 3
+            assert fake.calls == []
+    finally:
+        server.stop()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer[:200]
+    assert json.loads(body) == {"error": "the request head did not arrive within 0.5 s"}
+
+
+def test_clients_sending_half_a_request_hold_no_room_from_a_new_one() -> None:
+    server = LoopbackServer(max_connections=8).start()
+    slow = []
+    try:
+        with QStashTasksServer(server=server) as fake:
+            fake.add("msg_1", count=1)
+            for _ in range(12):  # more than the server serves at once
+                conn = socket.create_connection((server.host, server.port), timeout=5)
+                conn.sendall(b"GET /v1/messages/msg_1/tas")
+                slow.append(conn)
+            started = time.perf_counter()
+            with httpx.Client(timeout=10) as client:
+                answer = client.get(fake.base_url + TASKS, headers={"Authorization": "Bearer t"})
+            assert answer.status_code == 200
+            assert time.perf_counter() - started < 2  # not the head deadline, nor idle
+    finally:
+        for conn in slow:
+            conn.close()
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        (
+            ["Content-Length : 6"],
+            "invalid header line 'Content-Length : 6': want a name, a colon right after it, "
+            "a value",
+        ),
+        (
+            ["X-A: 1", " folded"],
+            "a folded header line (obs-fold) is not accepted: ' folded'",
+        ),
+        (
+            ["X-A: 1\rX-B: 2"],
+            "invalid header line 'X-A: 1': want a name, a colon right after it, a value",
+        ),
+        (["Host: y"], "more than one Host header"),
+        (["Content-Length: \u00b2"], "invalid Content-Length '\u00b2'"),
+    ],
+    ids=["blank-before-colon", "obs-fold", "bare-cr", "two-hosts", "superscript-length"],
+)
+def test_a_header_block_http_1_1_refuses_is_refused(
+    fake: QStashTasksServer, lines: list[str], error: str
+) -> None:
+    # A smuggler's request after it: never read, the connection closes.
+    data = "\r\n".join([f"POST {TASKS} HTTP/1.1", "Host: x", *lines, "", "abcdef"])
+    answer = raw_exchange(fake, data.encode("latin-1") + tasks_request(TASKS))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:200]
+    assert b"connection: close" in head
+    assert json.loads(body) == {"error": error}
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("size", [b"0x5", b"+5", b"5_0", b"-1", b" 5", b"5 5"])
+def test_a_chunk_size_is_hex_digits_only(fake: QStashTasksServer, size: bytes) -> None:
+    answer = raw_exchange(fake, chunked(TASKS, size + b"\r\nhello\r\n0\r\n\r\n"))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:200]
+    assert json.loads(body) == {"error": "invalid chunked body"}
+    assert fake.calls == []
+
+
+def test_a_refused_request_s_answer_reaches_a_client_still_sending(
+    fake: QStashTasksServer,
+) -> None:
+    # Refused before its body is read: closed at once, the socket would reset while the
+    # client still sends (a broken pipe), and it would never read the answer. (urllib3,
+    # httpx and aiohttp read an answer after a broken pipe; a plain client does not.)
+    for head in (b"Content-Length: nope", b"Content-Length: %d" % (MAX_BODY + 1)):
+        with socket.create_connection((fake._server.host, fake._server.port), timeout=5) as conn:
+            conn.sendall(b"POST /x HTTP/1.1\r\n" + head + b"\r\n\r\n" + b"a" * (4 << 20))
+            answer = conn.recv(65536)
+        assert answer.startswith((b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 413 ")), answer[:99]

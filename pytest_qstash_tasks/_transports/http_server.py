@@ -26,6 +26,7 @@ import http
 import io
 import ipaddress
 import os
+import re
 import select
 import selectors
 import socket
@@ -78,6 +79,15 @@ class _OneConnectionPerRequest:
 
 #: Seconds a keep-alive connection may wait for its next request before it is closed.
 IDLE_TIMEOUT = 30.0
+#: Seconds a client has, from the first byte of a request, to send its whole head (the
+#: request line and headers): a client that sends a byte now and then holds a thread no
+#: longer than this (408 then).
+HEAD_TIMEOUT = 10.0
+#: How long a refused connection's unread input is drained before it is closed: closed
+#: with input unread, the socket would reset, and the client might see the reset
+#: instead of the answer (RFC 9112, 9.6).
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 1 << 26
 #: Connections served at once, one thread each; past it the connection idle the longest
 #: is closed to make room, or the newcomer waits in the listen backlog until one ends.
 #: Far above what a test's clients hold at once (httpx and aiohttp pool 100 each): a
@@ -110,6 +120,7 @@ class LoopbackServer(ThreadingHTTPServer):
         access_log: AccessLog | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        head_timeout: float = HEAD_TIMEOUT,
     ) -> None:
         try:
             family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
@@ -126,6 +137,7 @@ class LoopbackServer(ThreadingHTTPServer):
         self.max_hold_seconds = max_hold_seconds
         self.access_log = access_log
         self.idle_timeout = idle_timeout
+        self.head_timeout = head_timeout
         self.max_connections = max_connections
         self.stray: list[str] = []
         self.internal_errors: list[str] = []
@@ -141,6 +153,8 @@ class LoopbackServer(ThreadingHTTPServer):
         #: answered: the client may hold them open while it opens its next. (Weak: a
         #: closed connection leaves it.)
         self._answered_once: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        #: Connections refused: their unread input is drained before they are closed.
+        self._refused: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._shared = _OneConnectionPerRequest()
         #: The connection of the shared client's last request.
         self._shared_last: socket.socket | None = None
@@ -335,6 +349,18 @@ class LoopbackServer(ThreadingHTTPServer):
                 self._waiting.pop(request, None)
                 self._room.notify_all()
 
+    def refused(self, connection: socket.socket) -> None:
+        """Called by a handler that refused a request: drain before closing."""
+        with self._lock:
+            self._refused.add(connection)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            refused = request in self._refused
+        if refused:
+            _linger(request)
+        super().shutdown_request(request)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that went away mid-answer is not the server's error, and a bug
         # in answering was already turned into a 500 and recorded by the handler.
@@ -408,6 +434,22 @@ class LoopbackServer(ThreadingHTTPServer):
                 self._stopping.wait(min(left, _HOLD_POLL))
 
 
+def _head_problem(head: bytes) -> str | None:
+    """What is wrong with a header block, or ``None``: each line a name, a colon right
+    after it and a value (RFC 9112, 5.1 and 5.2: no blank before the colon, no folded
+    line). A block over the limits is left for the header parser to refuse (431)."""
+    lines = head.splitlines(keepends=True)
+    if len(lines) > _MAX_HEADERS or lines[-1] not in (b"\r\n", b"\n"):
+        return None
+    for line in lines[:-1]:
+        if not _HEADER_LINE.fullmatch(line):
+            shown = line.rstrip(b"\r\n")[:100].decode("latin-1")
+            if line[:1] in (b" ", b"\t"):
+                return f"a folded header line (obs-fold) is not accepted: {shown!r}"
+            return f"invalid header line {shown!r}: want a name, a colon right after it, a value"
+    return None
+
+
 def _peer_closed(connection: socket.socket) -> bool:
     """Whether the client has closed its end (without reading from the connection).
 
@@ -423,6 +465,21 @@ def _peer_closed(connection: socket.socket) -> bool:
         return False  # open, and idle
     except (OSError, ValueError):  # ValueError: closed here already (fileno -1)
         return True
+
+
+def _linger(connection: socket.socket) -> None:
+    """Close the sending side, then read and drop what the client still sends, until it
+    closes its side or a bound: the answer reaches it before the connection ends."""
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + _LINGER_SECONDS
+        drained = 0
+        while drained < _LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+            connection.settimeout(left)
+            chunk = connection.recv(65536)
+            if not chunk:
+                return
+            drained += len(chunk)
 
 
 def _shutdown(connection: socket.socket) -> None:
@@ -455,6 +512,42 @@ def _origin_form(target: str) -> str:
 MAX_BODY = 1 << 25
 #: Header lines read before the header parser refuses them (http.client's own limit).
 _MAX_HEADERS = 100
+#: The characters of a method or a header name (RFC 9110's ``tchar``).
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+#: A header line: a name, a colon right after it (RFC 9112, 5.1: no blank before it), a
+#: value with no CR (but the line's end), LF or NUL.
+_HEADER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*\r?\n")
+#: A chunk's size: hex digits only (no sign, no 0x, no underscore), then its extensions.
+_CHUNK_SIZE = re.compile(rb"0*([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")
+
+
+class _Receiving(socket.SocketIO):
+    """A connection's reads, each bounded by what is left of ``deadline`` while one is
+    set (a request head being received), else by the idle timeout the socket has.
+
+    A head that came whole with its first read (the common case) is read from the buffer
+    after that: no read, so no timeout to set (each costs system calls)."""
+
+    def __init__(self, sock: socket.socket, idle_timeout: float) -> None:
+        super().__init__(sock, "rb")
+        self.sock, self.idle_timeout = sock, idle_timeout
+        self.deadline: float | None = None
+        self._shortened = False
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request head took too long")
+            self.sock.settimeout(min(left, self.idle_timeout))
+            self._shortened = True
+        return super().readinto(buffer)
+
+    def end_deadline(self) -> None:
+        self.deadline = None
+        if self._shortened:
+            self.sock.settimeout(self.idle_timeout)
+            self._shortened = False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -473,29 +566,22 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # A client silent this long (between requests, or in the middle of one) is gone.
         self.connection.settimeout(self.server.idle_timeout)
+        self.rfile.close()  # the reader socketserver made: reads get a deadline instead
+        self.receiving = _Receiving(self.connection, self.server.idle_timeout)
+        self.reader = self.rfile = io.BufferedReader(self.receiving)
 
     def handle_one_request(self) -> None:
         self.command = None  # type: ignore[assignment]  # no request line read yet
         try:
+            # Until its head is whole, the connection is one an idle one may be closed
+            # for: a client sending half a request holds no room from a new one.
             self.server.waiting(self.connection, True)
             try:
-                self.raw_requestline = self.rfile.readline(65537)
+                head = self._receive_head()
             finally:
                 self.server.waiting(self.connection, False)
-            if len(self.raw_requestline) > 65536:
-                self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
-                return
-            words = self.raw_requestline.split()
-            if not self.raw_requestline.endswith(b"\n") or not words:
-                # Nothing, or a request line cut off by the client going away.
-                self.close_connection = True
-                return
-            if len(words) == 2:  # "GET /path": HTTP/0.9, which has no headers to wait for
-                self.send_error(400, "HTTP/0.9 is not supported: send an HTTP/1.1 request")
-                return
-            head = self._read_head()
-            if head is None:  # the client went away before the end of its headers
-                self.close_connection = True
+                self.receiving.end_deadline()
+            if head is None:
                 return
             # parse_request reads the headers from rfile: hand it the ones read above.
             connection_file, self.rfile = self.rfile, io.BytesIO(head)
@@ -503,11 +589,60 @@ class Handler(BaseHTTPRequestHandler):
                 parsed = self.parse_request()  # else it answered 400, 431, ... itself
             finally:
                 self.rfile = connection_file
+            if parsed and len(self.headers.get_all("host") or ()) > 1:
+                self.send_error(400, "more than one Host header")
+                parsed = False
             body = self._read_body() if parsed else None
             if body is not None:
                 self.server.serve(self, body)
         except OSError:  # the client went away, or stayed silent past the idle timeout
             self.close_connection = True
+
+    def _receive_head(self) -> bytes | None:
+        """The request line and the header lines, read by the head's deadline; ``None``
+        when there is none to serve (refused here, or the client went away)."""
+        first = self.reader.peek(1)  # waits up to the idle timeout, with no deadline yet
+        if not first:
+            self.close_connection = True
+            return None
+        # Not HTTP (a TLS ClientHello, binary): refused at once, not after a timeout.
+        method = first.split(b" ", 1)[0].split(b"\n", 1)[0].removesuffix(b"\r")
+        if not set(method) <= _TCHAR or not method:
+            self.send_error(400, "not an HTTP/1.1 request (https:// to an http:// server?)")
+            return None
+        self.receiving.deadline = time.monotonic() + self.server.head_timeout
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
+                return None
+            words = self.raw_requestline.split()
+            if not self.raw_requestline.endswith(b"\n"):
+                # A request line cut off by the client going away.
+                self.close_connection = True
+                return None
+            if len(words) == 2:  # "GET /path": HTTP/0.9, which has no headers to wait for
+                self.send_error(400, "HTTP/0.9 is not supported: send an HTTP/1.1 request")
+                return None
+            if len(words) != 3:
+                line = self.raw_requestline.rstrip(b"\r\n").decode("latin-1")
+                self.send_error(400, f"Bad request syntax ({line!r})")
+                return None
+            head = self._read_head()
+        except TimeoutError:
+            self.receiving.end_deadline()  # to write the answer with the socket's timeout
+            self.send_error(
+                408, f"the request head did not arrive within {self.server.head_timeout:g} s"
+            )
+            return None
+        if head is None:  # the client went away before the end of its headers
+            self.close_connection = True
+            return None
+        problem = _head_problem(head)
+        if problem is not None:
+            self.send_error(400, problem)
+            return None
+        return head
 
     def _read_head(self) -> bytes | None:
         """The header lines up to the blank line that ends them, or ``None`` when the
@@ -560,11 +695,11 @@ class Handler(BaseHTTPRequestHandler):
             line = self.rfile.readline(1026)
             if not line.endswith(b"\n"):
                 return self._gone()
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
+            match = _CHUNK_SIZE.fullmatch(line)
+            if match is None:
                 self.send_error(400, "invalid chunked body")
                 return None
+            size = int(match[1], 16)
             total += size
             if total > MAX_BODY:
                 self.send_error(413, f"request body over {MAX_BODY} bytes")
@@ -600,8 +735,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload if self.command == "HEAD" else payload + body)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Errors of the HTTP layer (a bad request line, huge headers): JSON, as QStash."""
+        """Errors of the HTTP layer (a bad request line, huge headers): JSON, as QStash.
+        The connection then closes, its unread input drained first."""
         self.close_connection = True
+        self.server.refused(self.connection)
         text = reason_phrase(code, f"HTTP status {code}") if message is None else message
         with contextlib.suppress(OSError):  # the client went away
             self.write_answer(code, JSON_HEADERS, error_body(text))
