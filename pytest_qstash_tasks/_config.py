@@ -1,4 +1,5 @@
-"""The fixture's settings: marker, then ini option, then ``QSTASH_URL``, then default."""
+"""The fixture's settings: marker, then ini option, then the environment (``QSTASH_URL``
+and the signing keys, as the SDK reads them), then default."""
 
 from __future__ import annotations
 
@@ -65,11 +66,12 @@ INI_OPTIONS: dict[str, tuple[str, str]] = {  # "bool" defaults to true, "off" is
         "string",
     ),
     "qstash_tasks_current_signing_key": (
-        "The key deliveries are signed with (default: a fixed sig_... key, the same on every run).",
+        "The key deliveries are signed with (default: $QSTASH_CURRENT_SIGNING_KEY, else a "
+        "fixed sig_... key, the same on every run).",
         "string",
     ),
     "qstash_tasks_next_signing_key": (
-        "The next signing key (default: a fixed sig_... key).",
+        "The next signing key (default: $QSTASH_NEXT_SIGNING_KEY, else a fixed sig_... key).",
         "string",
     ),
     "qstash_tasks_delivery_timeout": (
@@ -140,9 +142,34 @@ def settings_for(node: pytest.Item, config: pytest.Config) -> dict[str, Any]:
     base_url = os.environ.get("QSTASH_URL")
     if base_url:
         settings["base_url"] = base_url
+    settings.update(_signing_keys_from_env())
     settings.update(_from_ini(config))
     settings.update(_from_markers(node))
     return settings
+
+
+#: The environment variables the SDK's ``Receiver`` is commonly built from.
+_KEY_VARIABLES = {
+    "current_signing_key": "QSTASH_CURRENT_SIGNING_KEY",
+    "next_signing_key": "QSTASH_NEXT_SIGNING_KEY",
+}
+
+
+def _signing_keys_from_env() -> dict[str, str]:
+    """The signing keys an app would read from the environment, checked here so that a
+    bad one is named by its variable. An app that builds its ``Receiver`` at import from
+    them verifies what the fake signs."""
+    from ._core.signing import check_key  # at fixture time only
+
+    keys = {}
+    for key, variable in _KEY_VARIABLES.items():
+        value = os.environ.get(variable)
+        if value:
+            try:
+                keys[key] = check_key(f"${variable}", value)
+            except ValueError as error:
+                raise pytest.UsageError(str(error)) from None
+    return keys
 
 
 def _from_markers(node: pytest.Item) -> dict[str, Any]:

@@ -131,6 +131,65 @@ def test_rotating_the_keys_keeps_old_receivers_verifying() -> None:
     assert (fake.current_signing_key, fake.next_signing_key) == first
 
 
+APP_KEYS = {
+    "QSTASH_CURRENT_SIGNING_KEY": "sig_" + "c" * 28,
+    "QSTASH_NEXT_SIGNING_KEY": "sig_" + "n" * 28,
+}
+
+
+@pytest.mark.parametrize("fixture", ["qstash_tasks", "qstash_tasks_server"])
+def test_the_fixtures_sign_with_the_keys_in_the_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fixture: str
+) -> None:
+    # An app that builds its Receiver at import, from the environment CI or pytest.ini set.
+    for name, value in APP_KEYS.items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile(
+        f"""
+        import os
+
+        from qstash import QStash, Receiver
+
+        RECEIVER = Receiver(
+            current_signing_key=os.environ["QSTASH_CURRENT_SIGNING_KEY"],
+            next_signing_key=os.environ["QSTASH_NEXT_SIGNING_KEY"],
+        )
+        HOOK = "https://app.example.com/hook"
+
+        def handler(delivery):
+            RECEIVER.verify(signature=delivery.header("Upstash-Signature"),
+                            body=delivery.text, url=HOOK)
+            return 200
+
+        def test_it({fixture}):
+            fake = {fixture}
+            assert fake.current_signing_key == os.environ["QSTASH_CURRENT_SIGNING_KEY"]
+            assert fake.next_signing_key == os.environ["QSTASH_NEXT_SIGNING_KEY"]
+            fake.destination(HOOK).deliver_to(handler)
+            QStash(fake.token, base_url=fake.base_url).message.publish(url=HOOK, body="x")
+            fake.clock.advance(1_000)
+            assert [a.status for a in fake.deliveries] == [200]
+        """
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_a_bad_signing_key_in_the_environment_is_named(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QSTASH_CURRENT_SIGNING_KEY", "sig_short")
+    pytester.makepyfile("def test_it(qstash_tasks):\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*$QSTASH_CURRENT_SIGNING_KEY must be at least 32 bytes long, like QStash's "
+            "(sig_ and 28 characters): the SDK's Receiver (PyJWT) refuses a shorter one; "
+            "got 'sig_short'*"
+        ]
+    )
+
+
 def test_keys_are_settable_and_checked() -> None:
     key_a, key_b = "sig_" + "a" * 28, "sig_" + "b" * 28
     fake = QStashTasksMock(current_signing_key=key_a, next_signing_key=key_b)
