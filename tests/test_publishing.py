@@ -518,6 +518,34 @@ def test_a_deduplicated_publish_is_recorded_as_sent_and_answered_202(
     )
 
 
+def test_a_deduplication_id_holds_ten_minutes_on_the_fake_s_clock(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    first = client.message.publish(url=HOOK, body="a", deduplication_id="d").message_id
+    any_fake.clock.advance(10 * 60_000 - 1)
+    again = client.message.publish(url=HOOK, body="b", deduplication_id="d")
+    assert (again.message_id, again.deduplicated) == (first, True)
+    any_fake.clock.advance(1)  # ten minutes after the first publish: a new message
+    later = client.message.publish(url=HOOK, body="c", deduplication_id="d")
+    assert (later.deduplicated, later.message_id != first) == (False, True)
+    # ...which holds the id for ten minutes of its own.
+    any_fake.clock.advance(10 * 60_000 - 1)
+    assert client.message.publish(url=HOOK, body="d", deduplication_id="d").deduplicated
+    assert any_fake.message_ids() == [first, later.message_id]
+
+
+def test_reset_forgets_deduplication_ids(any_fake: QStashTasksFake, client: QStash) -> None:
+    client.message.publish(
+        url=HOOK, body="a", deduplication_id="d", content_based_deduplication=False
+    )
+    client.message.publish(url=HOOK, body="same", content_based_deduplication=True)
+    any_fake.reset()
+    again = client.message.publish(url=HOOK, body="a", deduplication_id="d")
+    same = client.message.publish(url=HOOK, body="same", content_based_deduplication=True)
+    assert (again.deduplicated, same.deduplicated) == (False, False)
+    assert any_fake.message_ids() == [again.message_id, same.message_id]
+
+
 # -- refusals: a 4xx naming what was wrong, nothing stored -----------------------------
 
 REFUSALS: dict[str, tuple[dict[str, Any], int, str]] = {

@@ -37,6 +37,9 @@ _DELAY_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _KINDS = frozenset({"publish", "enqueue", "batch", "messages", "topics"})
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,256}")
+#: How long a deduplication id holds, from the publish that made it (QStash's docs:
+#: "published in the last 10 minutes").
+DEDUPLICATION_WINDOW_MS = 10 * 60_000
 
 
 @dataclass(frozen=True)
@@ -389,7 +392,7 @@ def _store_publish(
     202 for a duplicate, as its deduplication docs say."""
     dedup = publish.deduplication_id
     first = outbox.deduplication.get(dedup) if dedup is not None else None
-    if first is not None:
+    if first is not None and now - first.published_at < DEDUPLICATION_WINDOW_MS:
         record = PublishedMessage(
             publish.destination, publish.method, publish.headers, publish.body,
             first.message_ids, first.urls, now, publish.url_group, publish.queue,
