@@ -157,14 +157,7 @@ def pytest_runtest_makereport(
     # A failed test: say what the fake saw, instead of a second failure at teardown.
     item.stash[_CALL_FAILED_KEY] = True
     for fake in item.stash.get(_FAKES_KEY, []):
-        problems = fake.problems()
-        if problems:
-            from ._core.report import format_problems
-
-            report.sections.append(("qstash_tasks", format_problems(problems)))
-        hint = fake._unreached_hint()
-        if hint is not None:
-            report.sections.append(("qstash_tasks: no request reached the fake", hint))
+        report.sections.extend(fake._failure_report())
     seeding = sys.modules.get("pytest_qstash_tasks._core.seeding")
     if seeding is not None:
         stream = seeding.peek_stream(item.nodeid)

@@ -437,3 +437,57 @@ def test_the_standalone_fake_s_reports_name_its_options_and_endpoints() -> None:
         "not registered; registered: 'm', 'd'\n"
         "  (the standalone fake only lists this: nothing fails; POST /_fake/reset forgets it)"
     )
+
+
+def test_a_failed_test_s_report_shows_the_delivery_attempts(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+
+        HOOK = "https://app.example.com/hook"
+
+        def refuse(delivery):
+            return 401, '{"error": "invalid signature"}'
+
+        def test_it(qstash_tasks):
+            qstash_tasks.destination(HOOK).deliver_to(refuse)
+            httpx.post(
+                qstash_tasks.base_url + "/v2/publish/" + HOOK,
+                headers={"Authorization": "Bearer t", "Upstash-Retries": "1"},
+                content=b"{}",
+            )
+            qstash_tasks.clock.advance(60_000)
+            assert qstash_tasks.deliveries[-1].status == 200
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines(
+        [
+            r".*- qstash_tasks: delivery attempts -.*",
+            r"Delivery attempts \(2\):",
+            r"    1\. 2026-01-01T00:00:00\.200Z POST https://app\.example\.com/hook "
+            r"\(message msg_\w+, retried 0\) -> 401, the handler \w+\.refuse",
+            r"""       answered '\{"error": "invalid signature"\}'""",
+            r"    2\. 2026-01-01T00:00:12\.882Z POST https://app\.example\.com/hook "
+            r"\(message msg_\w+, retried 1\) -> 401, the handler \w+\.refuse",
+            r"""       answered '\{"error": "invalid signature"\}'""",
+        ]
+    )
+
+
+def test_a_long_answer_is_cut_in_the_delivery_report() -> None:
+    from pytest_qstash_tasks._core.receivers import DeliveryAttempt
+    from pytest_qstash_tasks._core.report import format_deliveries
+
+    attempt = DeliveryAttempt(
+        message_id="msg_1", url="http://127.0.0.1:9/x", method="PUT", headers=(), body=b"",
+        retried=2, at=0, status=None, answer_body="é".encode() * 150, duration_ms=1.0,
+        error="connection failed: refused", receiver="the server at http://127.0.0.1:9",
+    )  # fmt: skip
+    assert format_deliveries([attempt]) == (
+        "Delivery attempts (1):\n"
+        "    1. 1970-01-01T00:00:00.000Z PUT http://127.0.0.1:9/x (message msg_1, retried 2) "
+        "-> connection failed: refused, the server at http://127.0.0.1:9\n"
+        f"       answered {'é' * 100!r}..."
+    )

@@ -41,6 +41,7 @@ from .report import (
     all_pages_fetched_problem,
     called_problem,
     delivered_problem,
+    format_deliveries,
     format_problems,
     problems,
     published_problem,
@@ -791,6 +792,23 @@ class QStashTasksFake(abc.ABC):
     def _owner(self) -> str | None:
         """Who made the fake, for the advice of its messages (see ``_owner_name``)."""
         return self._owner_name
+
+    def _failure_report(self) -> list[tuple[str, str]]:
+        """What a failed test's report shows of this fake, as (title, text) sections: its
+        problems, why no request may have reached it, and the delivery attempts made so
+        far (none is run for the report: a receiver is the test's own code)."""
+        sections = []
+        found = self.problems()
+        if found:
+            sections.append(("qstash_tasks", format_problems(found)))
+        hint = self._unreached_hint()
+        if hint is not None:
+            sections.append(("qstash_tasks: no request reached the fake", hint))
+        with self._lock:
+            attempts = list(self._courier.attempts)
+        if attempts:
+            sections.append(("qstash_tasks: delivery attempts", format_deliveries(attempts)))
+        return sections
 
     def _unreached_hint(self) -> str | None:
         """Why a failed test may have read nothing from the fake: messages were

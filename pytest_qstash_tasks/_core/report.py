@@ -70,6 +70,23 @@ def format_calls(calls: Sequence[RecordedCall], marked: Sequence[RecordedCall] =
     return "\n".join(lines)
 
 
+#: How much of a receiver's answer a report shows.
+_ANSWER_SHOWN = 200
+
+
+def format_deliveries(attempts: Sequence[DeliveryAttempt]) -> str:
+    """The delivery attempts, numbered, one a line: when (the fake's clock), what was
+    sent, what came back, where it went; the receiver's answer on the next line."""
+    lines = [f"Delivery attempts ({len(attempts)}):"]
+    for number, attempt in enumerate(attempts, 1):
+        lines.append(f"  {number:>3}. {_iso(attempt.at)} {attempt.describe()}, {attempt.receiver}")
+        if attempt.answer_body:
+            text = attempt.answer_body[:_ANSWER_SHOWN].decode("utf-8", "replace")
+            cut = "..." if len(attempt.answer_body) > _ANSWER_SHOWN else ""
+            lines.append(f"       answered {text!r}{cut}")
+    return "\n".join(lines)
+
+
 def called_problem(
     calls: Sequence[RecordedCall],
     message_id: str | None,
