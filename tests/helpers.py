@@ -131,3 +131,13 @@ def forget_stops(fake: QStashTasksFake) -> None:
 def is_qstash_id(value: str, prefix: str) -> bool:
     """Whether ``value`` is ``prefix`` + ``_`` + 28 base58 characters, as QStash's ids are."""
     return re.fullmatch(rf"{prefix}_[{BASE58}]{{{ID_LENGTH}}}", value) is not None
+
+
+def unserved(method: str, path: str) -> str:
+    """The error a client reads for a path the fake does not serve (no base path)."""
+    return (
+        f"qstash_tasks does not serve {method} {path}: the fake serves GET "
+        "/v1/messages/{messageId}/tasks and, of the v2 message API under /v2/: publish, "
+        "enqueue, batch, messages and topics. In-process, a mock of your own (respx_mock, "
+        "a responses mock, pytest-httpx's httpx_mock) answers the paths the fake does not serve"
+    )

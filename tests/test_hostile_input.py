@@ -13,7 +13,7 @@ import pytest
 from qstash import QStash
 
 from pytest_qstash_tasks import QStashTasksFake
-from tests.helpers import client_for
+from tests.helpers import client_for, unserved
 
 HOOK = "https://app.example.com/hook"
 WANT_URL = "want an http:// or https:// URL with a host"
@@ -177,3 +177,16 @@ def test_a_callback_url_is_taken_and_recorded(
         "https://app.example.com/done",
         "http://127.0.0.1:8000/failed",
     )
+
+
+def test_a_path_the_fake_does_not_serve_is_named_to_the_sdk_with_the_way_out(
+    any_fake: QStashTasksFake, sdk: Callable[..., QStash]
+) -> None:
+    from qstash.errors import QStashError
+
+    client = sdk(any_fake.token, base_url=any_fake.base_url)
+    with pytest.raises(QStashError) as raised:
+        client.schedule.list()
+    body = json.dumps({"error": unserved("GET", "/v2/schedules")})
+    assert str(raised.value) == f"Request failed with status: 404, body: {body}"
+    any_fake.expect_unserved("unknown_path")

@@ -20,7 +20,7 @@ from qstash import AsyncQStash, QStash
 from qstash.errors import QStashError
 
 from pytest_qstash_tasks import QStashTasksFake, QStashTasksLoopError, QStashTasksMock
-from tests.helpers import client_for, in_process_only, is_qstash_id
+from tests.helpers import client_for, in_process_only, is_qstash_id, unserved
 
 HOOK = "https://app.example.com/hook"
 Sdk = Callable[..., QStash]
@@ -686,8 +686,8 @@ def test_wrong_paths_and_methods_of_the_message_api(any_fake: QStashTasksFake) -
         ]
     ]
     assert [(a.status_code, a.json()) for a in answers] == [
-        (404, {"error": "Not Found"}),
-        (404, {"error": "Not Found"}),
+        (404, {"error": unserved("POST", "/v2/publish")}),
+        (404, {"error": unserved("POST", "/v2/enqueue/emails")}),
         (405, {"error": "method GET not allowed"}),
     ]
     assert [c.unserved_reason for c in any_fake.calls] == [

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from pytest_qstash_tasks import QStashTasksLoopError, QStashTasksMock
-from tests.helpers import client_for, forget_stops
+from tests.helpers import client_for, forget_stops, unserved
 
 BASE = "https://qstash.upstash.io"
 AUTH = {"Authorization": "Bearer t"}
@@ -266,7 +266,7 @@ def test_each_refused_request_records_what_the_fake_read_of_it() -> None:
         for answer, call in zip(answers, fake.calls, strict=True)
     ]
     assert read == [
-        (404, "Not Found", None, None, None),
+        (404, unserved("GET", "/v2/elsewhere"), None, None, None),
         (405, "method POST not allowed", "m", None, None),
         (401, "invalid token", "m", "wrong", None),
         (
@@ -387,7 +387,7 @@ def test_a_path_that_only_looks_like_the_tasks_path_is_not_it(
 ) -> None:
     fake.add("m", count=1)
     answer = get(path)
-    assert (answer.status_code, answer.json()) == (404, {"error": "Not Found"})
+    assert (answer.status_code, answer.json()) == (404, {"error": unserved("GET", path)})
     assert (fake.calls[0].unserved_reason, fake.calls[0].message_id) == ("unknown_path", None)
 
 

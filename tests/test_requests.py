@@ -13,7 +13,7 @@ import responses
 from responses.registries import OrderedRegistry
 
 from pytest_qstash_tasks import QStashTasksMock, QStashTasksRealHostError
-from tests.helpers import forget_stops, walk_with_requests
+from tests.helpers import forget_stops, unserved, walk_with_requests
 
 pytest_plugins = ["pytester"]
 
@@ -162,7 +162,7 @@ def test_a_body_requests_cannot_send_is_refused_as_requests_refuses_it(
 def test_a_path_the_fake_does_not_serve_gets_its_404_when_no_mock_would_take_it() -> None:
     with QStashTasksMock(assert_all_requests_served=False) as fake:
         missed = requests.get(QSTASH + "/v2/queues", headers=AUTH)
-    assert (missed.status_code, missed.json()) == (404, {"error": "Not Found"})
+    assert (missed.status_code, missed.json()) == (404, {"error": unserved("GET", "/v2/queues")})
     assert [(call.method, call.url, call.status) for call in fake.calls] == [
         ("GET", QSTASH + "/v2/queues", 404)
     ]

@@ -26,6 +26,7 @@ __all__ = [
     "page_number",
     "served_text",
     "serves_tasks_path",
+    "unserved_path_error",
 ]
 
 _CURSOR_RE = re.compile(r"\+?[0-9]+", re.ASCII)
@@ -87,6 +88,16 @@ def served_text(base_path: str) -> str:
     )
 
 
+def unserved_path_error(method: str, raw_path: str, base_path: str) -> str:
+    """The ``error`` a client reads for a path the fake does not serve: not QStash's
+    "Not Found" (QStash may well serve it), but what the fake serves and the way out."""
+    return (
+        f"qstash_tasks does not serve {method} {raw_path}: {served_text(base_path)}. "
+        "In-process, a mock of your own (respx_mock, a responses mock, pytest-httpx's "
+        "httpx_mock) answers the paths the fake does not serve"
+    )
+
+
 def serves_tasks_path(raw_path: str, base_path: str) -> bool:
     """Whether ``raw_path`` is the endpoint's (any message id) under ``base_path``,
     whatever else is wrong."""
@@ -99,7 +110,7 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
     if message_id is None:
         return _error(
             404,
-            "Not Found",
+            unserved_path_error(request.method, request.raw_path, config.base_path),
             "unknown_path",
             f"{served_text(config.base_path)}, not {request.method} {request.raw_path}",
         )

@@ -17,7 +17,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .calls import UnservedReason
-from .endpoint import EndpointConfig, EndpointResponse, bearer_token, served_text
+from .endpoint import (
+    EndpointConfig,
+    EndpointResponse,
+    bearer_token,
+    served_text,
+    unserved_path_error,
+)
 from .exchange import JSON_HEADERS, Request, ascii_int, error_body, parse_json
 from .filters import FilterError, read_selection
 from .outbox import Message, Outbox, PublishedDelivery, PublishedMessage, UrlGroup
@@ -118,7 +124,8 @@ def handle_v2(
     )
     if not routed:
         detail = f"{served_text(config.base_path)}, not {request.method} {request.raw_path}"
-        return _refusal(Refused(404, "Not Found", "unknown_path"), None, detail)
+        text = unserved_path_error(request.method, request.raw_path, config.base_path)
+        return _refusal(Refused(404, text, "unknown_path"), None, detail)
     token, problem = bearer_token(request.header("authorization"), config.token)
     if problem is not None:
         return _refusal(Refused(401, problem, "unauthorized"), token)
