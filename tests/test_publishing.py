@@ -1033,10 +1033,34 @@ def test_a_delivered_message_is_gone_from_the_message_api_but_not_its_tasks(
     with pytest.raises(QStashError, match="404"):
         client.message.get(message_id)
     assert any_fake.calls[-1].detail == (
-        f"message {message_id!r}'s delivery is over: QStash keeps a message only until then "
-        "(its tasks stay readable)"
+        f"message {message_id!r} was delivered, and QStash keeps a message only until its "
+        "delivery is over (its tasks stay readable)"
     )
     assert one_task(client, message_id)["state"] == "delivered"
+
+
+@pytest.mark.parametrize("end", ["failed", "cancelled"])
+def test_a_failed_or_cancelled_message_is_gone_from_the_message_api_and_says_why(
+    any_fake: QStashTasksFake, client: QStash, end: str
+) -> None:
+    any_fake.destination(HOOK).answers(500, 500)
+    message_id = client.message.publish(url=HOOK, body="x", retries=1).message_id
+    other = client.message.publish(url=HOOK, body="y", delay="1d").message_id
+    if end == "cancelled":
+        client.message.cancel(message_id)
+        any_fake.assert_all_destination_answers_used = False  # no attempt met them
+    any_fake.clock.advance(60_000)  # a failure's retry ran out by then
+    any_fake.expect_unserved("unknown_message", message_id=message_id)
+    with pytest.raises(QStashError, match="404"):
+        client.message.get(message_id)
+    how = "failed: its retries ran out" if end == "failed" else "was cancelled"
+    assert any_fake.calls[-1].detail == (
+        f"message {message_id!r} {how}, and QStash keeps a message only until its delivery "
+        "is over (its tasks stay readable)"
+    )
+    assert one_task(client, message_id)["state"] == ("failed" if end == "failed" else "canceled")
+    # Over, it is not cancelled again: only the pending one counts.
+    assert client.message.cancel_many([message_id, other]) == 1
 
 
 def test_a_message_is_kept_between_attempts_and_gone_the_ms_its_last_one_ends(

@@ -456,13 +456,17 @@ def _messages(
     _allow(request, "GET", "DELETE")
     message = outbox.live(message_id, now)
     if message is None:
-        known = message_id in outbox.messages
-        detail = (
-            f"message {message_id!r}'s delivery is over: QStash keeps a message only until "
-            "then (its tasks stay readable)"
-            if known
-            else f"no message {message_id!r} was published"
-        )
+        kept = outbox.messages.get(message_id)
+        if kept is None:
+            detail = f"no message {message_id!r} was published"
+        else:
+            how = "was cancelled" if kept.delivery.canceled_at is not None else "was delivered"
+            if kept.delivery.canceled_at is None and kept.delivery.errors[-1:] != [None]:
+                how = "failed: its retries ran out"
+            detail = (
+                f"message {message_id!r} {how}, and QStash keeps a message only until its "
+                "delivery is over (its tasks stay readable)"
+            )
         return EndpointResponse(
             404, error_body("message not found"), message_id=message_id, token=token,
             unserved_reason="unknown_message", detail=detail,
