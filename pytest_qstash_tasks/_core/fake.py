@@ -75,7 +75,10 @@ _UNSET: Any = _Unset()
 
 
 class QStashTasksFake(abc.ABC):
-    """A stateful fake of QStash's ``GET /v1/messages/{messageId}/tasks``.
+    """A stateful fake of QStash: a message's delivery tasks
+    (``GET /v1/messages/{messageId}/tasks``), publishing (publish, enqueue, batch),
+    messages, URL groups, and signed deliveries to the test's own receivers, on a clock
+    the test moves.
 
     Use it through a transport: ``QStashTasksMock`` (httpx and requests, in-process) or
     ``QStashTasksServer`` (a real HTTP server on the loopback interface).
