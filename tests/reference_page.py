@@ -107,7 +107,7 @@ def _entry(name: str, obj: object) -> str:
 
 
 def _code(name: str, obj: Callable[..., Any]) -> str:
-    return f"```python\n{name}{_signature(obj)}\n```\n\n"
+    return f"```text\n{name}{_signature(obj)}\n```\n\n"
 
 
 def _class(name: str, cls: type) -> str:
