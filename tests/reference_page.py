@@ -153,6 +153,14 @@ def _member(name: str, value: Any, prefix: str) -> str:
 
 def _signature(obj: Callable[..., Any], *, bound: bool = False) -> str:
     """``(a, b=1, *, c=None)``: names and defaults, no annotations (they read as code)."""
+    fields = getattr(obj, "model_fields", None)
+    if fields is not None:  # a pydantic model: its fields, by the names the wire uses
+        # (pydantic builds __signature__ lazily, so inspect's answer depends on what ran)
+        shown = [
+            (field.alias or name) + ("" if field.is_required() else f"={field.default!r}")
+            for name, field in fields.items()
+        ]
+        return f"(*, {', '.join(shown)})"
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):  # a builtin without one
