@@ -1,5 +1,6 @@
-// The official Node SDK's message calls against the standalone fake: publish, get, and
-// every way @upstash/qstash cancels (one id, ids, a filter, all). The SDK sends a bulk
+// The official Node SDK's message calls against the standalone fake: publish, get,
+// every way @upstash/qstash cancels (one id, ids, a filter, all), URL groups and batches.
+// The SDK sends a bulk
 // cancel's ids and filters in the query string and parses every answer as JSON. Run by
 // `make examples` when Node is installed (after `npm ci` here).
 import { after, before, beforeEach, test } from "node:test";
@@ -81,4 +82,21 @@ test("cancel({all: true}) and deleteAll cancel every message", async () => {
   assert.deepEqual(await states(ids), ["canceled", "canceled", "canceled"]);
   await publish(1);
   assert.equal(await client.messages.deleteAll(), 1);
+});
+
+test("URL groups and batches, as the SDK sends and parses them", async () => {
+  await client.urlGroups.addEndpoints({ name: "orders", endpoints: [{ url: HOOK }, { url: `${HOOK}/b`, name: "b" }] });
+  const group = await client.urlGroups.get("orders");
+  assert.deepEqual(group.endpoints, [{ url: HOOK }, { url: `${HOOK}/b`, name: "b" }]);
+  assert.deepEqual((await client.urlGroups.list()).map((g) => g.name), ["orders"]);
+  const fanned = await client.publishJSON({ urlGroup: "orders", body: { n: 1 } });
+  assert.deepEqual(fanned.map((answer) => answer.url), [HOOK, `${HOOK}/b`]);
+  const batch = await client.batchJSON([{ url: HOOK, body: { i: 1 } }, { urlGroup: "orders", body: { i: 2 } }]);
+  assert.equal(batch.length, 2);
+  assert.ok(batch[0].messageId.startsWith("msg_"));
+  assert.equal(batch[1].length, 2);
+  await client.urlGroups.removeEndpoints({ name: "orders", endpoints: [{ name: "b" }] });
+  assert.deepEqual((await client.urlGroups.get("orders")).endpoints, [{ url: HOOK }]);
+  await client.urlGroups.delete("orders");
+  assert.deepEqual(await client.urlGroups.list(), []);
 });
