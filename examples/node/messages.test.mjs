@@ -1,8 +1,7 @@
 // The official Node SDK's message calls against the standalone fake: publish, get,
 // every way @upstash/qstash cancels (one id, ids, a filter, all), URL groups and batches.
-// The SDK sends a bulk
-// cancel's ids and filters in the query string and parses every answer as JSON. Run by
-// `make examples` when Node is installed (after `npm ci` here).
+// The SDK sends a bulk cancel's ids and filters in the query string and parses every
+// answer as JSON. Run by `make examples` when Node is installed (after `npm ci` here).
 import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "@upstash/qstash";
