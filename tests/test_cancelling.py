@@ -196,3 +196,35 @@ def test_a_deeply_nested_body_is_refused(any_fake: QStashTasksFake, http: httpx.
         {"error": "the body is not valid JSON: nested too deeply"},
     )
     any_fake.expect_unserved("bad_request")
+
+
+def test_a_cancelled_task_has_no_next_attempt_anywhere_it_is_read(
+    any_fake: QStashTasksFake, client: QStash, http: httpx.Client
+) -> None:
+    from pytest_qstash_tasks import TasksPage
+
+    any_fake.destination(HOOK).answers(500)
+    waiting = client.message.publish(url=HOOK, body="x").message_id
+    planned = publish(client, 1)[0]
+    any_fake.clock.advance(1_000)  # the first failed once and waits for its retry
+    assert bulk_cancel(http).json() == {"cancelled": 2}
+    for message_id in (waiting, planned):
+        page = http.get(f"/v1/messages/{message_id}/tasks").json()
+        (task,) = TasksPage.model_validate(page).tasks  # the package's own model reads it
+        assert (task.state, task.next_process_at, page["tasks"][0]["nextProcessAt"]) == (
+            "canceled",
+            0,
+            0,
+        )
+        assert any_fake.tasks(message_id)[0].next_process_at == 0
+
+
+def test_the_control_api_shows_a_cancelled_task_with_no_next_attempt() -> None:
+    from pytest_qstash_tasks import QStashTasksServer
+
+    with QStashTasksServer(control=True) as fake, httpx.Client(base_url=fake.base_url) as http:
+        http.headers["Authorization"] = "Bearer t"
+        message_id = http.post(f"/v2/publish/{HOOK}", content=b"x").json()["messageId"]
+        http.delete(f"/v2/messages/{message_id}")
+        (task,) = http.get(f"/_fake/messages/{message_id}").json()["tasks"]
+        assert (task["state"], task["nextProcessAt"]) == ("canceled", 0)

@@ -458,7 +458,7 @@ def test_cancelling_stops_attempts_and_counts(any_fake: QStashTasksFake, client:
     assert client.message.cancel_many([first, "msg_not_there"]) == 1
     task = one_task(client, first)
     assert (task["state"], task["retried"], task["error"]) == ("canceled", 1, "HTTP status 500")
-    assert "nextProcessAt" not in task or not task["nextProcessAt"]
+    assert task["nextProcessAt"] == 0  # no next attempt, as every finished state shows
     assert client.message.cancel_all() == 2
     assert [one_task(client, m)["state"] for m in (second, third)] == ["canceled"] * 2
     assert client.message.cancel_all() == 0

@@ -141,7 +141,9 @@ class Delivery:
             task = self._uncanceled_at(canceled_at)
             if task.state in (TaskState.DELIVERED, TaskState.FAILED):
                 return self._uncanceled_at(now)
-            return task.model_copy(update={"state": TaskState.CANCELED, "next_process_at": None})
+            # No next attempt: 0, as every other finished state shows it (and the model
+            # takes: model_copy does not validate).
+            return task.model_copy(update={"state": TaskState.CANCELED, "next_process_at": 0})
         return self._uncanceled_at(now)
 
     def _uncanceled_at(self, now: int) -> Task:
