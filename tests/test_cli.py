@@ -665,3 +665,52 @@ def test_deliver_sends_signed_http_to_the_destinations(monkeypatch: pytest.Monke
         "qstash-tasks-fake: delivering published messages over HTTP, signed with "
         f"QSTASH_CURRENT_SIGNING_KEY={CURRENT} QSTASH_NEXT_SIGNING_KEY={NEXT}"
     ) in err
+
+
+def test_deliver_reaches_https_destinations_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import trustme
+
+    received: list[bytes] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    authority = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # the app's CA bundle
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    hook.socket = context.wrap_socket(hook.socket, server_side=True)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+
+    def check(url: str) -> None:
+        destination = f"https://127.0.0.1:{hook.server_address[1]}/hook"
+        published = requests.post(
+            f"{url}/v2/publish/{destination}", data=b"sealed", headers=AUTH, timeout=5
+        )
+        requests.post(f"{url}/_fake/clock", json={"advanceMs": 60_000}, timeout=5)
+        deliveries = requests.get(f"{url}/_fake/deliveries", timeout=5).json()["deliveries"]
+        assert [(d["messageId"], d["status"]) for d in deliveries] == [
+            (published.json()["messageId"], 200)
+        ]
+
+    try:
+        here("--port", "0", "--quiet", "--deliver", during=check)
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    assert received == [b"sealed"]  # delivered over TLS, not met by the default answer

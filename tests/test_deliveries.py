@@ -314,12 +314,17 @@ def test_retries_run_out_to_failed(any_fake: QStashTasksFake, client: QStash) ->
 def test_scripted_answers_come_before_the_receiver(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:
-    calls: list[str] = []
-    any_fake.destination(HOOK).answers(500).deliver_to(lambda d: calls.append(d.text) or 200)
+    calls: list[tuple[str, str | None]] = []
+    any_fake.destination(HOOK).answers(500).deliver_to(
+        lambda d: calls.append((d.text, d.header("Upstash-Retried"))) or 200
+    )
     message_id = client.message.publish(url=HOOK, body="x").message_id
     any_fake.clock.advance(60_000)
-    assert calls == ["x"]  # the first attempt met the scripted 500, the second the handler
-    assert any_fake.tasks(message_id)[0].state == "delivered"
+    # The first attempt met the scripted 500, the retry the handler.
+    assert calls == [("x", "1")]
+    assert [used.outcome for used in any_fake.destination(HOOK).used] == [500]
+    (task,) = any_fake.tasks(message_id)
+    assert (task.state, task.retried) == ("delivered", 1)
 
 
 def test_a_url_group_delivers_to_each_endpoint_with_its_topic_name(
@@ -1233,3 +1238,41 @@ def test_an_asgi_app_is_delivered_to_from_a_server_thread_under_the_wall_clock(s
         assert answer.json()["tasks"][0]["state"] in ("active", "failed")
         assert [s["retried"] for s in seen] == ["0"]
     gc.collect()  # no event loop left unclosed in the server's thread (it would warn here)
+
+
+# -- what publishing and deliveries promise (each behaviour a mutant once changed unseen) --
+
+
+def test_a_delivery_is_signed_with_the_current_key_alone(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    # The SDK's Receiver falls back to the next key: a verifier that knows only the
+    # current key is what tells the two apart.
+    received: list[DeliveryRequest] = []
+    any_fake.destination(HOOK).deliver_to(lambda delivery: received.append(delivery) or 200)
+    client.message.publish(url=HOOK, body="signed")
+    any_fake.clock.advance(1_000)
+    (delivery,) = received
+    signature = delivery.header("Upstash-Signature")
+    assert signature is not None
+    verify_with_key(any_fake.current_signing_key, signature=signature, body="signed", url=HOOK)
+    with pytest.raises(SignatureError):
+        verify_with_key(any_fake.next_signing_key, signature=signature, body="signed", url=HOOK)
+
+
+def test_a_cancelled_message_s_due_attempts_never_run(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[DeliveryRequest] = []
+    any_fake.destination(HOOK).answers(500).deliver_to(
+        lambda delivery: received.append(delivery) or 200
+    )
+    scripted = client.message.publish(url=HOOK, body="first", delay="1m").message_id
+    to_app = client.message.publish(url=HOOK, body="second", delay="1m").message_id
+    client.message.cancel(scripted)
+    client.message.cancel(to_app)
+    any_fake.clock.advance(10 * 60_000)
+    assert received == []  # the receiver never called
+    assert any_fake.destination(HOOK).remaining == [500]  # the scripted answer not used
+    any_fake.assert_all_destination_answers_used = False
+    assert [any_fake.tasks(m)[0].state for m in (scripted, to_app)] == ["canceled"] * 2

@@ -187,3 +187,13 @@ def test_query_parameter_names_are_case_sensitive(store: TaskStore) -> None:
     assert answer.cursor is None  # neither is a cursor: the first page
     assert len(body(answer)["tasks"]) == 2
     assert body(answer)["cursor"] == 98
+
+
+def test_cursor_0_is_no_cursor_a_scripted_message_hands_out() -> None:
+    store = TaskStore()
+    store.add_pages("msg_s", [{"cursor": 7, "tasks": []}, {"tasks": []}])
+    stray = get(store, "/v1/messages/msg_s/tasks", "cursor=0")  # not the first page again
+    assert (stray.status, stray.unserved_reason) == (400, "unknown_cursor")
+    assert stray.detail == (
+        "cursor 0 is not one the scripted pages of 'msg_s' hand out (they hand out: 7)"
+    )

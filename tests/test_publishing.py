@@ -746,6 +746,39 @@ def test_the_message_api_checks_the_token_as_the_tasks_endpoint_does(
         assert len(fake.published) == 1
 
 
+def test_with_no_token_set_a_request_without_authorization_is_refused_everywhere(
+    any_fake: QStashTasksFake,
+) -> None:
+    # Any non-empty token passes when none is set; no token at all never does.
+    any_fake.add("msg_1", count=1)
+    any_fake.expect_unserved("unauthorized")
+    answers = [
+        httpx.request(method, any_fake.base_url + path, content=b"x")
+        for method, path in [
+            ("GET", "/v1/messages/msg_1/tasks"),
+            ("POST", f"/v2/publish/{HOOK}"),
+            ("POST", "/v2/batch"),
+            ("DELETE", "/v2/messages"),
+            ("GET", "/v2/topics"),
+        ]
+    ]
+    assert [a.status_code for a in answers] == [401] * 5
+    assert len({a.json()["error"] for a in answers}) == 1  # in the same words
+    assert (any_fake.published, any_fake.message_ids()) == ([], ["msg_1"])
+
+
+def test_a_delay_in_milliseconds_is_milliseconds(any_fake: QStashTasksFake, client: QStash) -> None:
+    seen: list[int] = []
+    any_fake.destination(HOOK).deliver_to(lambda delivery: seen.append(any_fake.clock.now) or 200)
+    start = any_fake.clock.start
+    short = client.message.publish(url=HOOK, body="x", delay="500ms").message_id
+    assert client.message.get(short).not_before == start + 500
+    any_fake.clock.advance(10_000)
+    assert [d.at for d in any_fake.deliveries] == [start + 500]
+    mixed = client.message.publish(url=HOOK, body="y", delay="1s250ms").message_id
+    assert client.message.get(mixed).not_before == any_fake.clock.now + 1_250
+
+
 def test_an_unknown_url_group_is_named_beside_the_known_ones(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:
@@ -1370,6 +1403,9 @@ def test_the_marker_and_ini_options_configure_publishing(pytester: pytest.Pytest
         ("1e3", None),
         ("86400000 * 2", [86_400_000] * 3),
         ("1000 - retried", [1000, 999, 998]),
+        ("10000 - 2000 - 3000", [5000] * 3),  # from the left, not 10000 - (2000 - 3000)
+        ("8000 / 4 / 2", [1000] * 3),
+        ("9000 % 5000 % 3000", [1000] * 3),
         ("-retried * 10 + 100", [100, 90, 80]),
         ("+5000", [5000] * 3),
         ("1000 ", [1000] * 3),  # blanks at the end
@@ -1509,4 +1545,17 @@ def test_a_thousand_random_retry_delays_are_refused_at_publish_or_run_through_ev
     for text, retries, message_id in accepted:
         (task,) = any_fake.tasks(message_id)
         assert (task.state, task.retried) == ("failed", retries), text
+    any_fake.expect_unserved("bad_request")
+
+
+def test_a_function_given_the_wrong_number_of_arguments_is_a_400_through_the_sdk(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    # In-process it must not raise TypeError in the client, nor be a 500 over a socket.
+    with pytest.raises(QStashError) as raised:
+        client.message.publish(url=HOOK, body="x", retry_delay="pow(2, 3, 4)")
+    error = {"error": "invalid Upstash-Retry-Delay: pow() takes 2 argument(s), got 3 in "
+             "'pow(2, 3, 4)'"}  # fmt: skip
+    assert str(raised.value) == f"Request failed with status: 400, body: {json.dumps(error)}"
+    assert any_fake.published == []
     any_fake.expect_unserved("bad_request")

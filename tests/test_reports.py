@@ -140,13 +140,16 @@ def test_a_fault_answer_is_recorded_as_the_fault_not_as_the_page() -> None:
 def test_a_served_page_says_how_many_tasks_it_held() -> None:
     fake = QStashTasksMock(page_size=2).start()
     fake.add("m", count=3)
+    fake.add_message("empty")
     first = get("/v1/messages/m/tasks").json()
     get("/v1/messages/m/tasks", cursor=first["cursor"])
+    get("/v1/messages/empty/tasks")
     described = [call.describe() for call in fake.calls]
     assert described == [
         f"GET {BASE}/v1/messages/m/tasks -> 200 (2 tasks, next cursor {first['cursor']})",
         f"GET {BASE}/v1/messages/m/tasks?cursor={first['cursor']} (cursor={first['cursor']}) "
         "-> 200 (1 task, end)",
+        f"GET {BASE}/v1/messages/empty/tasks -> 200 (0 tasks, end)",
     ]
     fake.stop()
 

@@ -1417,3 +1417,19 @@ def test_a_refused_request_s_answer_reaches_a_client_still_sending(
             conn.sendall(b"POST /x HTTP/1.1\r\n" + head + b"\r\n\r\n" + b"a" * (4 << 20))
             answer = conn.recv(65536)
         assert answer.startswith((b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 413 ")), answer[:99]
+
+
+def test_a_fake_on_a_shared_server_reports_only_the_internal_errors_it_met(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = LoopbackServer().start()
+    try:
+        first = QStashTasksServer(server=server).start()  # stopped without verify()
+        monkeypatch.setattr(first, "_dispatch", lambda request: 1 / 0)  # a bug
+        httpx.get(first.base_url + TASKS)
+        assert "ZeroDivisionError: division by zero" in first.problems()[0]
+        first.stop()
+        with QStashTasksServer(server=server) as second:
+            assert second.problems() == []  # the first fake's, not this one's
+    finally:
+        server.stop()
