@@ -86,10 +86,10 @@ package: venv
 # `$(BIN)/mutmut show <name>` shows one. mutmut is pinned: .ci/mutation_scores.py reads
 # its results' format.
 MUTMUT = "mutmut==3.8.1"
-MUTATION_SAMPLE = "pytest_qstash_tasks._core.pagination.*" \
-	"pytest_qstash_tasks._core.lifecycle.x_error_text__*" \
-	"pytest_qstash_tasks._core.faults.x_fail__*" \
-	"pytest_qstash_tasks._core.loop_guard.x*LoopGuard*count__*"
+MUTATION_SAMPLE = "pytest_qstash_tasks._core.state.pagination.*" \
+	"pytest_qstash_tasks._core.state.lifecycle.x_error_text__*" \
+	"pytest_qstash_tasks._core.state.faults.x_fail__*" \
+	"pytest_qstash_tasks._core.state.loop_guard.x*LoopGuard*count__*"
 MUTATION_SAMPLE_TESTS = tests/test_endpoint.py tests/test_faults.py tests/test_lifecycle.py \
 	tests/test_bad_arguments.py tests/test_deliveries.py tests/test_store.py tests/test_properties.py \
 	tests/test_loop_guard.py

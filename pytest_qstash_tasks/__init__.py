@@ -19,44 +19,44 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._core.api.hosts import DEFAULT_BASE_URL
     from ._core.args import ANY
-    from ._core.calls import RecordedCall
-    from ._core.clock import DEFAULT_START_MS, Clock
-    from ._core.destinations import Destination
+    from ._core.engine.clock import DEFAULT_START_MS, Clock
+    from ._core.engine.destinations import Destination
+    from ._core.engine.receivers import DeliveryAttempt, DeliveryRequest
     from ._core.errors import QStashTasksLoopError, QStashTasksRealHostError
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
-    from ._core.faults import Fault
-    from ._core.hosts import DEFAULT_BASE_URL
-    from ._core.lifecycle import backoff_ms
     from ._core.models import Task, TasksPage, TaskState
-    from ._core.outbox import PublishedMessage
-    from ._core.receivers import DeliveryAttempt, DeliveryRequest
+    from ._core.state.calls import RecordedCall
+    from ._core.state.faults import Fault
+    from ._core.state.lifecycle import backoff_ms
+    from ._core.state.outbox import PublishedMessage
     from ._transports.in_process import QStashTasksMock
     from ._transports.server import QStashTasksServer
 
 #: Each public name and the module it lives in: the one table ``__all__`` comes from.
 _LAZY = {
     "ANY": "._core.args",
-    "DEFAULT_BASE_URL": "._core.hosts",
-    "RecordedCall": "._core.calls",
-    "Clock": "._core.clock",
-    "Destination": "._core.destinations",
-    "DeliveryAttempt": "._core.receivers",
-    "DeliveryRequest": "._core.receivers",
-    "PublishedMessage": "._core.outbox",
+    "DEFAULT_BASE_URL": "._core.api.hosts",
+    "RecordedCall": "._core.state.calls",
+    "Clock": "._core.engine.clock",
+    "Destination": "._core.engine.destinations",
+    "DeliveryAttempt": "._core.engine.receivers",
+    "DeliveryRequest": "._core.engine.receivers",
+    "PublishedMessage": "._core.state.outbox",
     "QStashTasksLoopError": "._core.errors",
     "QStashTasksRealHostError": "._core.errors",
     "make_pages": "._core.factories",
     "make_task": "._core.factories",
     "make_tasks": "._core.factories",
-    "Fault": "._core.faults",
+    "Fault": "._core.state.faults",
     "QStashTasksFake": "._core.fake",
     "Task": "._core.models",
     "TaskState": "._core.models",
     "TasksPage": "._core.models",
-    "DEFAULT_START_MS": "._core.clock",
-    "backoff_ms": "._core.lifecycle",
+    "DEFAULT_START_MS": "._core.engine.clock",
+    "backoff_ms": "._core.state.lifecycle",
     "QStashTasksMock": "._transports.in_process",
     "QStashTasksServer": "._transports.server",
 }

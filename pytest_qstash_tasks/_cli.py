@@ -202,7 +202,7 @@ def _with_option(text: str, settings: dict[str, Any]) -> str:
 
 
 def _load(fake: QStashTasksServer, path: Path) -> None:
-    from ._core.control_schema import DataFile, SpecError, apply_message, parse
+    from ._core.control.data_file import DataFile, SpecError, apply_message, parse
     from ._core.exchange import parse_json
 
     try:

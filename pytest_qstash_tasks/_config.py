@@ -159,7 +159,7 @@ def _signing_keys_from_env() -> dict[str, str]:
     """The signing keys an app would read from the environment, checked here so that a
     bad one is named by its variable. An app that builds its ``Receiver`` at import from
     them verifies what the fake signs."""
-    from ._core.signing import check_key  # at fixture time only
+    from ._core.engine.signing import check_key  # at fixture time only
 
     keys = {}
     for key, variable in _KEY_VARIABLES.items():
@@ -230,7 +230,7 @@ def _parse_ini_value(key: str, text: str) -> Any:
         raise ValueError("want 0 or omit")
     if key == "start":
         # At fixture time only: keep plugin start-up light.
-        from ._core.clock import to_ms
+        from ._core.engine.clock import to_ms
         from ._core.exchange import ascii_int
 
         number = ascii_int(text)

@@ -29,7 +29,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         'pip install "pytest-qstash-tasks[hypothesis]"'
     ) from error
 
-from ._core.clock import DEFAULT_START_MS
+from ._core.engine.clock import DEFAULT_START_MS
 from ._core.factories import make_pages, make_task, make_tasks
 from ._core.ids import BASE58, ID_LENGTH
 from ._core.models import Task, TasksPage, TaskState

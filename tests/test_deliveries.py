@@ -35,7 +35,7 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake, QStashTasksMock
-from pytest_qstash_tasks._core.signing import (
+from pytest_qstash_tasks._core.engine.signing import (
     DEFAULT_CURRENT_SIGNING_KEY,
     DEFAULT_NEXT_SIGNING_KEY,
     derived_key,

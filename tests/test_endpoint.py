@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pytest_qstash_tasks import QStashTasksFake, make_tasks
-from pytest_qstash_tasks._core.endpoint import EndpointConfig, EndpointRequest, handle
-from pytest_qstash_tasks._core.store import TaskStore
+from pytest_qstash_tasks._core.api.tasks import EndpointConfig, EndpointRequest, handle
+from pytest_qstash_tasks._core.state.store import TaskStore
 from tests.helpers import client_for
 
 AUTH = "Bearer t0ken"

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from pytest_qstash_tasks import QStashTasksMock, Task, TasksPage, TaskState, backoff_ms, make_pages
 from pytest_qstash_tasks import strategies as qst
-from pytest_qstash_tasks._core.endpoint import EndpointConfig, EndpointRequest, handle
-from pytest_qstash_tasks._core.store import TaskStore
+from pytest_qstash_tasks._core.api.tasks import EndpointConfig, EndpointRequest, handle
+from pytest_qstash_tasks._core.state.store import TaskStore
 from tests.helpers import is_qstash_id, tasks_path, walk_pages
 
 SLOW = settings(

@@ -1418,7 +1418,7 @@ def test_the_marker_and_ini_options_configure_publishing(pytester: pytest.Pytest
     ],
 )
 def test_retry_delay_expressions(text: str, delays: list[int] | None) -> None:
-    from pytest_qstash_tasks._core.retry_delay import RetryDelay
+    from pytest_qstash_tasks._core.engine.retry_delay import RetryDelay
 
     if delays is None:
         with pytest.raises(ValueError, match=r"unexpected 'e3' at position 1"):
@@ -1454,7 +1454,7 @@ def test_retry_delay_expressions(text: str, delays: list[int] | None) -> None:
     ],
 )
 def test_retry_delay_refuses_what_it_cannot_read(text: str, error: str) -> None:
-    from pytest_qstash_tasks._core.retry_delay import RetryDelay
+    from pytest_qstash_tasks._core.engine.retry_delay import RetryDelay
 
     with pytest.raises(ValueError, match=re.escape(error)):
         RetryDelay.parse(text)

@@ -480,7 +480,7 @@ def test_a_failed_test_s_report_shows_the_delivery_attempts(pytester: pytest.Pyt
 
 
 def test_a_long_answer_is_cut_in_the_delivery_report() -> None:
-    from pytest_qstash_tasks._core.receivers import DeliveryAttempt
+    from pytest_qstash_tasks._core.engine.receivers import DeliveryAttempt
     from pytest_qstash_tasks._core.report import format_deliveries
 
     attempt = DeliveryAttempt(

@@ -13,7 +13,7 @@ from pytest_qstash_tasks import (
     make_task,
     make_tasks,
 )
-from pytest_qstash_tasks._core.store import TaskStore
+from pytest_qstash_tasks._core.state.store import TaskStore
 from tests.helpers import client_for
 
 

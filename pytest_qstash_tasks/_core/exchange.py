@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 __all__ = [
     "JSON_HEADERS",
+    "EndpointResponse",
+    "UnservedReason",
     "ascii_int",
     "parse_json",
     "Reply",
@@ -76,6 +78,39 @@ class Request:
             if key == name:
                 return value
         return None
+
+
+#: Why a request was not served with tasks. ``None`` on a served request.
+UnservedReason = Literal[
+    "unknown_path",
+    "method_not_allowed",
+    "unauthorized",
+    "bad_cursor",
+    "unknown_message",
+    "unknown_cursor",
+    "bad_request",
+    "unknown_url_group",
+]
+
+
+@dataclass(frozen=True)
+class EndpointResponse:
+    """The *response* an endpoint computed, and what it understood of the request."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
+    message_id: str | None = None
+    cursor: int | None = None
+    token: str | None = None
+    unserved_reason: UnservedReason | None = None
+    detail: str = ""
+    #: Which scripted page was served (1 is the first), if one was.
+    scripted_page: int | None = None
+    #: The cursor a served page hands out, ``None`` at the end of the list.
+    next_cursor: int | None = None
+    #: How many tasks a served page holds; ``None`` when no page is served.
+    task_count: int | None = None
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from .args import check_end_cursor, check_int
-from .clock import DEFAULT_START_MS
+from .engine.clock import DEFAULT_START_MS
 from .ids import new_ids
-from .lifecycle import BACKOFF_TABLE_MS, backoff_ms
 from .models import Task, TasksPage, TaskState
-from .pagination import page_bounds
 from .seeding import Stream, current_stream, running_clock
-from .store import newest_first, with_timeline
+from .state.lifecycle import BACKOFF_TABLE_MS, backoff_ms
+from .state.pagination import page_bounds
+from .state.store import newest_first, with_timeline
 
 __all__ = ["generate", "make_pages", "make_task", "make_tasks", "tasks_to_add"]
 

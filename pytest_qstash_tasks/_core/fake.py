@@ -14,7 +14,10 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from . import faults as _faults
+from .api.dispatch import Dispatcher
+from .api.hosts import DEFAULT_BASE_URL, BaseURL, GuardedFake, RealHostGuard
+from .api.messages import PublishConfig
+from .api.tasks import EndpointConfig
 from .args import (
     ANY,
     AnyCursor,
@@ -24,18 +27,12 @@ from .args import (
     check_seconds,
     check_token,
 )
-from .calls import CallLog, ExpectedMiss, RecordedCall, UnservedReason, filter_calls
-from .clock import DEFAULT_START_MS, Clock, ClockMode
-from .courier import Courier
-from .destinations import Destination, Destinations
-from .dispatch import Dispatcher
-from .endpoint import EndpointConfig
-from .exchange import Reply, Request
-from .faults import Fault, FaultQueue, FaultTarget
-from .hosts import DEFAULT_BASE_URL, BaseURL, RealHostGuard
-from .lifecycle import Outcome, SimulatedDelivery
-from .outbox import Outbox, PublishedMessage
-from .publishing import PublishConfig
+from .engine.clock import DEFAULT_START_MS, Clock, ClockMode
+from .engine.courier import Courier
+from .engine.destinations import Destination, Destinations
+from .engine.signing import SigningKeys, sign
+from .engine.sleep_patch import SleepPatch
+from .exchange import Reply, Request, UnservedReason
 from .report import (
     CHECKS,
     all_pages_fetched_problem,
@@ -48,15 +45,18 @@ from .report import (
     unreached_message,
 )
 from .seeding import Stream, current_stream
-from .signing import SigningKeys, sign
-from .sleep_patch import SleepPatch
-from .store import TaskStore
+from .state import faults as _faults
+from .state.calls import CallLog, ExpectedMiss, RecordedCall, filter_calls
+from .state.faults import Fault, FaultQueue, FaultTarget
+from .state.lifecycle import Outcome, SimulatedDelivery
+from .state.outbox import Outbox, PublishedMessage
+from .state.store import TaskStore
 
 if TYPE_CHECKING:
     import re
 
+    from .engine.receivers import DeliveryAttempt
     from .models import Task, TasksPage
-    from .receivers import DeliveryAttempt
 
 __all__ = ["DEFAULT_TOKEN", "QStashTasksFake"]
 
@@ -204,7 +204,18 @@ class QStashTasksFake(abc.ABC):
         self.clock._on_move.append(self._courier.run_due)
         self._faults = FaultQueue()
         self._calls = CallLog()
-        self._guard = RealHostGuard(self, self._url, calls=self._calls, lock=self._lock)
+        self._guard = RealHostGuard(
+            self._url,
+            GuardedFake(
+                name=lambda: repr(self),
+                enabled=lambda: self.guard_real_qstash,
+                owner=self._owner,
+                clients_served=self._clients_served,
+            ),
+            answers_in_process=self._answers_in_process,
+            calls=self._calls,
+            lock=self._lock,
+        )
         self._dispatcher = Dispatcher(
             self._store, self._outbox, self._courier, self._faults, self._calls,
             self.clock, self._config, self._publish_config, self._lock,

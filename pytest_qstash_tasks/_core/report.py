@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .args import ANY, AnyCursor
-from .calls import CallLog, RecordedCall, filter_calls
-from .destinations import same_url
-from .faults import Fault
+from .engine.destinations import same_url
+from .state.calls import CallLog, RecordedCall, filter_calls
+from .state.faults import Fault
 
 if TYPE_CHECKING:
-    from .outbox import PublishedMessage
-    from .receivers import DeliveryAttempt
-    from .store import ScriptedPages
+    from .engine.receivers import DeliveryAttempt
+    from .state.outbox import PublishedMessage
+    from .state.store import ScriptedPages
 
 __all__ = [
     "CHECKS",

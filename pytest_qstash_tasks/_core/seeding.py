@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .ids import new_ids
 
 if TYPE_CHECKING:
-    from .clock import Clock
+    from .engine.clock import Clock
 
 __all__ = [
     "Stream",

@@ -18,11 +18,11 @@ import respx
 from respx.mocks import Mocker
 from respx.models import AllMockedAssertionError, PassThrough
 
+from pytest_qstash_tasks._core.engine.sleep_patch import real_async_sleep, real_sleep
 from pytest_qstash_tasks._core.exchange import Reply, Request
-from pytest_qstash_tasks._core.sleep_patch import real_async_sleep, real_sleep
 
 if TYPE_CHECKING:
-    from .in_process import InProcess
+    from .interception import Interception
 
 __all__ = ["HttpxInterceptor", "InterceptAt"]
 
@@ -40,7 +40,7 @@ class HttpxInterceptor:
     next; ``PassThrough`` sends the request on (to the network, or the transport below).
     """
 
-    def __init__(self, in_process: InProcess, at: InterceptAt = "transport") -> None:
+    def __init__(self, in_process: Interception, at: InterceptAt = "transport") -> None:
         self.in_process = in_process
         self.mocker: type[Mocker] = Mocker.registry[_MOCKERS[at]]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pytest_qstash_tasks._core.dispatch import serves_path
+from pytest_qstash_tasks._core.api.dispatch import serves_path
 from pytest_qstash_tasks._core.exchange import Reply, Request
 from pytest_qstash_tasks._core.fake import QStashTasksFake
 
@@ -77,6 +77,11 @@ class InProcess:
         """Take the fake out of line, the last started first."""
         while self._running:
             self._running.pop().stop()
+
+    @property
+    def base_url(self) -> str:
+        """The base URL the fake answers on."""
+        return self.fake.base_url
 
     def intercept(
         self, request: Request, scheme: str, host: str, port: int | None, *, own_paths_only: bool

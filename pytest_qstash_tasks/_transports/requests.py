@@ -24,12 +24,12 @@ import responses
 from requests.adapters import HTTPAdapter
 from urllib3.response import HTTPResponse
 
+from pytest_qstash_tasks._core.engine.sleep_patch import real_sleep
 from pytest_qstash_tasks._core.exchange import Reply, Request, reason_phrase
-from pytest_qstash_tasks._core.lifecycle import is_timeout
-from pytest_qstash_tasks._core.sleep_patch import real_sleep
+from pytest_qstash_tasks._core.state.lifecycle import is_timeout
 
 if TYPE_CHECKING:
-    from .in_process import InProcess
+    from .interception import Interception
 
 __all__ = ["RequestsInterceptor"]
 
@@ -40,7 +40,7 @@ _FAKES_MOCKS: weakref.WeakSet[responses.RequestsMock] = weakref.WeakSet()
 class RequestsInterceptor:
     """Answers the fake's requests from ``requests`` code, and lets the rest through."""
 
-    def __init__(self, in_process: InProcess) -> None:
+    def __init__(self, in_process: Interception) -> None:
         self.in_process = in_process
         self._mock: responses.RequestsMock | None = None
         #: The fake's own mock and the send below it, kept while that send stays the same:
@@ -120,8 +120,8 @@ def _set_start_stop(methods: tuple[Any, Any]) -> None:
 class _FakeRoute(responses.BaseResponse):
     """One route for the fake's origin and the real QStash's hosts."""
 
-    def __init__(self, in_process: InProcess, *, own_paths_only: bool) -> None:
-        super().__init__("GET", re.compile(re.escape(in_process.fake.base_url) + r"/.*"))
+    def __init__(self, in_process: Interception, *, own_paths_only: bool) -> None:
+        super().__init__("GET", re.compile(re.escape(in_process.base_url) + r"/.*"))
         self.in_process = in_process
         self.own_paths_only = own_paths_only
 

@@ -14,7 +14,7 @@ from pytest_qstash_tasks._core.report import server_problems
 from .http_server import MAX_HOLD_SECONDS, AccessLog, LoopbackServer
 
 if TYPE_CHECKING:
-    from pytest_qstash_tasks._core.control import ControlPlane
+    from pytest_qstash_tasks._core.control.endpoints import ControlPlane
 
 __all__ = ["QStashTasksServer", "no_proxy_with"]
 
@@ -92,7 +92,7 @@ class QStashTasksServer(QStashTasksFake):
         self._stray_before: list[str] = []
         self._control: ControlPlane | None = None
         if control:
-            from pytest_qstash_tasks._core.control import ControlPlane
+            from pytest_qstash_tasks._core.control.endpoints import ControlPlane
 
             self._control = ControlPlane(self, self._config.token)
 

@@ -17,19 +17,18 @@ from __future__ import annotations
 import functools
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .calls import CallLog, RecordedCall
-from .errors import QStashTasksRealHostError
-from .report import real_host_message, switch_text
-
-if TYPE_CHECKING:
-    from .fake import QStashTasksFake
+from pytest_qstash_tasks._core.errors import QStashTasksRealHostError
+from pytest_qstash_tasks._core.report import real_host_message, switch_text
+from pytest_qstash_tasks._core.state.calls import CallLog, RecordedCall
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "GuardedFake",
     "DEFAULT_PORTS",
     "BaseURL",
     "RealHostGuard",
@@ -132,6 +131,19 @@ def _guard_for(name: str) -> RealHostGuard | None:
     return guards[0] if guards else None
 
 
+@dataclass(frozen=True)
+class GuardedFake:
+    """What a guard asks of the fake it guards for, each asked when needed (the fake's
+    settings may change while it runs): how messages name it, whether it stops requests
+    to the real QStash (``guard_real_qstash``), who made it (for the switch its advice
+    names: ``report.switch_text``), and the sentence that says which clients it serves."""
+
+    name: Callable[[], str]
+    enabled: Callable[[], bool]
+    owner: Callable[[], str | None]
+    clients_served: Callable[[], str]
+
+
 class RealHostGuard:
     """One fake's place among the fakes active in this process: which requests of the
     process are its to answer (``answers_in_process``: the in-process transports; a
@@ -140,18 +152,24 @@ class RealHostGuard:
     (under the fake's lock)."""
 
     def __init__(
-        self, fake: QStashTasksFake, url: BaseURL, *, calls: CallLog, lock: threading.Lock
+        self,
+        url: BaseURL,
+        fake: GuardedFake,
+        *,
+        answers_in_process: bool,
+        calls: CallLog,
+        lock: threading.Lock,
     ) -> None:
-        self.fake = fake
         self.url = url
-        self.answers_in_process = fake._answers_in_process
+        self.fake = fake
+        self.answers_in_process = answers_in_process
         self._calls = calls
         self._lock = lock
 
     @property
     def enabled(self) -> bool:
         """Whether the fake stops requests to the real QStash (``guard_real_qstash``)."""
-        return self.fake.guard_real_qstash
+        return self.fake.enabled()
 
     def enter(self) -> None:
         """Join the active fakes; refuses a second fake answering the same origin in
@@ -161,7 +179,7 @@ class RealHostGuard:
             for other in _ACTIVE:
                 if self.answers_in_process and other.answers_in_process and other.url.owns(*mine):
                     raise RuntimeError(
-                        f"{self.fake!r} cannot start: {other.fake!r} already answers "
+                        f"{self.fake.name()} cannot start: {other.fake.name()} already answers "
                         f"{other.url} in this process, and only one fake can. Stop it first, "
                         "or give one of them another base_url."
                     )
@@ -195,11 +213,11 @@ class RealHostGuard:
 
     def stop(self, what: str, method: str, url: str, host: str) -> QStashTasksRealHostError:
         """Record a request (or connection) to the real QStash; the error it gets."""
-        switch_off = switch_text("guard_real_qstash", "False", self.fake._owner())
+        switch_off = switch_text("guard_real_qstash", "False", self.fake.owner())
         # A connection to the very host the fake answers in-process comes from a client
         # the fake cannot see: saying "point it at the fake" would contradict itself.
         unseen = self.answers_in_process and host.lower().rstrip(".") == self.url.host
-        clients = self.fake._clients_served() if unseen else None
+        clients = self.fake.clients_served() if unseen else None
         text = real_host_message(what, host, str(self.url), switch_off, unseen_by=clients)
         error = QStashTasksRealHostError(text)
         # Reported by method and URL (the teardown's list of stops): nothing more is kept.

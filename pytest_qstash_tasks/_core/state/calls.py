@@ -6,19 +6,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, get_args
 
-from .args import ANY, AnyCursor, check_message_id
+from pytest_qstash_tasks._core.args import ANY, AnyCursor, check_message_id
+from pytest_qstash_tasks._core.exchange import UnservedReason
 
 if TYPE_CHECKING:
     import httpx
 
-    from .endpoint import EndpointResponse
-    from .exchange import Reply, ReplyAction, Request
+    from pytest_qstash_tasks._core.exchange import EndpointResponse, Reply, ReplyAction, Request
+
     from .faults import Fault
 
 __all__ = [
-    "UnservedReason",
     "CallList",
     "CallLog",
     "ExpectedMiss",
@@ -26,18 +26,6 @@ __all__ = [
     "check_reason",
     "filter_calls",
     "record_call",
-]
-
-#: Why a request was not served with tasks. ``None`` on a served request.
-UnservedReason = Literal[
-    "unknown_path",
-    "method_not_allowed",
-    "unauthorized",
-    "bad_cursor",
-    "unknown_message",
-    "unknown_cursor",
-    "bad_request",
-    "unknown_url_group",
 ]
 
 _NO_ANSWER = {

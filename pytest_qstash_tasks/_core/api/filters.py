@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .exchange import ascii_int
+from pytest_qstash_tasks._core.exchange import ascii_int
 
 __all__ = ["FilterError", "Filters", "Selection", "read_selection"]
 

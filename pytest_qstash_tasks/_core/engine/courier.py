@@ -17,10 +17,16 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from pytest_qstash_tasks._core.state.lifecycle import error_text
+from pytest_qstash_tasks._core.state.outbox import (
+    Message,
+    Outbox,
+    PublishedDelivery,
+    forwarded_headers,
+)
+
 from .clock import Clock
 from .destinations import Destinations
-from .lifecycle import error_text
-from .outbox import Message, Outbox, PublishedDelivery, forwarded_headers
 from .signing import SigningKeys, sign
 
 if TYPE_CHECKING:

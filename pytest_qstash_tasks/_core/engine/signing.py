@@ -18,7 +18,7 @@ import itertools
 import json
 import time
 
-from .ids import BASE58
+from pytest_qstash_tasks._core.ids import BASE58
 
 __all__ = ["DEFAULT_CURRENT_SIGNING_KEY", "DEFAULT_NEXT_SIGNING_KEY", "SigningKeys", "sign"]
 

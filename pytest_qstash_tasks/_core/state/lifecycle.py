@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .args import check_int
+from pytest_qstash_tasks._core.args import check_int
 
 if TYPE_CHECKING:
-    from .models import Task
+    from pytest_qstash_tasks._core.models import Task
 
 __all__ = [
     "BACKOFF_TABLE_MS",
@@ -136,7 +136,7 @@ class Delivery:
         """The task as QStash shows it at ``now`` (unix ms; before creation: created)."""
         canceled_at = self.canceled_at
         if canceled_at is not None and now >= canceled_at:
-            from .models import TaskState
+            from pytest_qstash_tasks._core.models import TaskState
 
             task = self._uncanceled_at(canceled_at)
             if task.state in (TaskState.DELIVERED, TaskState.FAILED):
@@ -148,7 +148,7 @@ class Delivery:
 
     def _uncanceled_at(self, now: int) -> Task:
         # pydantic's models load on first use: the standalone command serves without them.
-        from .models import Task, TaskState
+        from pytest_qstash_tasks._core.models import Task, TaskState
 
         fields: dict[str, Any] = {
             "task_id": self.task_id,

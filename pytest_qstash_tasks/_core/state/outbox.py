@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .lifecycle import STEP_MS, Delivery
-from .retry_delay import RetryDelay
 from .store import TaskStore
 
 __all__ = [
@@ -124,7 +123,7 @@ class PublishedDelivery(Delivery):
         max_retry: int,
         created_at: int,
         first_attempt_at: int,
-        retry_delay: RetryDelay | None,
+        retry_delay: str | None,
         retry_delays: Sequence[int] | None,
     ) -> None:
         self.task_id = task_id
@@ -133,6 +132,7 @@ class PublishedDelivery(Delivery):
         self.max_retry = max_retry
         self.created_at = created_at
         self.active_ms = ACTIVE_MS
+        #: The ``Upstash-Retry-Delay`` expression, as sent, if there was one.
         self.retry_delay = retry_delay
         #: ``retry_delay`` computed at publish for each retry (``retry_delays[n - 1]``
         #: before retry ``n``): an attempt computes nothing that can fail.
@@ -238,9 +238,7 @@ class Message:
             "topicName": self.url_group,
             "endpointName": self.endpoint_name,
             "queueName": self.queue,
-            "retryDelayExpression": (
-                None if self.delivery.retry_delay is None else self.delivery.retry_delay.text
-            ),
+            "retryDelayExpression": self.delivery.retry_delay,
             "label": _header(self.headers, "upstash-label"),
             "callback": _header(self.headers, "upstash-callback"),
             "failureCallback": _header(self.headers, "upstash-failure-callback"),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .args import (
+from pytest_qstash_tasks._core.args import (
     ANY,
     AnyCursor,
     as_seconds,
@@ -24,7 +24,7 @@ from .args import (
     check_optional_str,
     check_seconds,
 )
-from .exchange import JSON_HEADERS, error_body, reason_phrase
+from pytest_qstash_tasks._core.exchange import JSON_HEADERS, error_body, reason_phrase
 
 __all__ = ["Fault", "FaultKind", "FaultQueue", "FaultTarget", "check_exception", "reset_at"]
 

@@ -16,18 +16,31 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .calls import UnservedReason
-from .endpoint import (
-    EndpointConfig,
+from pytest_qstash_tasks._core.engine.retry_delay import RetryDelay
+from pytest_qstash_tasks._core.exchange import (
+    JSON_HEADERS,
     EndpointResponse,
+    Request,
+    UnservedReason,
+    ascii_int,
+    error_body,
+    parse_json,
+)
+from pytest_qstash_tasks._core.state.outbox import (
+    Message,
+    Outbox,
+    PublishedDelivery,
+    PublishedMessage,
+    UrlGroup,
+)
+
+from .filters import FilterError, read_selection
+from .tasks import (
+    EndpointConfig,
     bearer_token,
     served_text,
     unserved_path_error,
 )
-from .exchange import JSON_HEADERS, Request, ascii_int, error_body, parse_json
-from .filters import FilterError, read_selection
-from .outbox import Message, Outbox, PublishedDelivery, PublishedMessage, UrlGroup
-from .retry_delay import RetryDelay
 
 __all__ = ["PublishConfig", "handle_v2", "serves_v2_path"]
 
@@ -412,7 +425,9 @@ def _store_publish(
         message_id = new_id("msg")
         delivery = PublishedDelivery(
             new_id("tsk"), message_id, url, publish.retries, now,
-            publish.first_attempt_at, publish.retry_delay, publish.retry_delays,
+            publish.first_attempt_at,
+            None if publish.retry_delay is None else publish.retry_delay.text,
+            publish.retry_delays,
         )  # fmt: skip
         message = Message(
             message_id, url, publish.method, publish.headers, publish.body, now,

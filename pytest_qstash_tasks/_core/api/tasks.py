@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, unquote
 
-from .calls import UnservedReason
-from .exchange import JSON_HEADERS, error_body
-from .store import ScriptedPages, TaskStore
+from pytest_qstash_tasks._core.exchange import (
+    JSON_HEADERS,
+    EndpointResponse,
+    UnservedReason,
+    error_body,
+)
+from pytest_qstash_tasks._core.state.store import ScriptedPages, TaskStore
 
 __all__ = [
     "EndpointConfig",
     "EndpointRequest",
-    "EndpointResponse",
-    "UnservedReason",
     "bearer_token",
     "handle",
     "page_number",
@@ -58,26 +60,6 @@ class EndpointRequest:
     query: str = ""
     authorization: str | None = None
     now: int = 0
-
-
-@dataclass(frozen=True)
-class EndpointResponse:
-    """The answer, and what the endpoint understood of the request."""
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = JSON_HEADERS
-    message_id: str | None = None
-    cursor: int | None = None
-    token: str | None = None
-    unserved_reason: UnservedReason | None = None
-    detail: str = ""
-    #: Which scripted page was served (1 is the first), if one was.
-    scripted_page: int | None = None
-    #: The cursor a served page hands out, ``None`` at the end of the list.
-    next_cursor: int | None = None
-    #: How many tasks a served page holds; ``None`` when no page is served.
-    task_count: int | None = None
 
 
 def served_text(base_path: str) -> str:

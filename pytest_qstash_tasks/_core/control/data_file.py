@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from .models import _FIELD_BY_ALIAS, Task
+from pytest_qstash_tasks._core.models import _FIELD_BY_ALIAS, Task
 
 if TYPE_CHECKING:
-    from .fake import QStashTasksFake
+    from pytest_qstash_tasks._core.fake import QStashTasksFake
 
 __all__ = [
     "DataFile",

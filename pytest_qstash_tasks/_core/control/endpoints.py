@@ -13,16 +13,17 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .destinations import Destination
-from .exchange import JSON_HEADERS, Reply, Request, error_body, parse_json
+from pytest_qstash_tasks._core.engine.destinations import Destination
+from pytest_qstash_tasks._core.exchange import JSON_HEADERS, Reply, Request, error_body, parse_json
 
 if TYPE_CHECKING:
-    from .calls import RecordedCall
-    from .control_schema import MessageSpec
-    from .fake import QStashTasksFake
-    from .faults import Fault
-    from .outbox import PublishedMessage
-    from .receivers import DeliveryAttempt
+    from pytest_qstash_tasks._core.engine.receivers import DeliveryAttempt
+    from pytest_qstash_tasks._core.fake import QStashTasksFake
+    from pytest_qstash_tasks._core.state.calls import RecordedCall
+    from pytest_qstash_tasks._core.state.faults import Fault
+    from pytest_qstash_tasks._core.state.outbox import PublishedMessage
+
+    from .data_file import MessageSpec
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -189,7 +190,7 @@ def _reset(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, obje
     for again in plane.after_reset:
         again()
     if not options.get("empty", False):
-        from .control_schema import apply_message
+        from .data_file import apply_message
 
         for message in plane.data:  # loaded once already: they apply again
             apply_message(plane.fake, message)
@@ -203,7 +204,7 @@ def _messages(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, obj
 
 @_route("POST", "/messages")
 def _add_message(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
-    from .control_schema import MessageSpec, apply_message, parse
+    from .data_file import MessageSpec, apply_message, parse
 
     spec = _refused(lambda: parse(MessageSpec, _object(body, "POST /_fake/messages"), "body"))
     assert isinstance(spec, MessageSpec)
@@ -223,7 +224,7 @@ def _message_tasks(plane: ControlPlane, args: dict[str, str], _: Any) -> tuple[i
 
 @_route("POST", "/messages/{messageId}/deliveries")
 def _delivery(plane: ControlPlane, args: dict[str, str], body: Any) -> tuple[int, object]:
-    from .control_schema import DeliverySpec, MessageSpec, apply_message, parse
+    from .data_file import DeliverySpec, MessageSpec, apply_message, parse
 
     spec = _refused(lambda: parse(DeliverySpec, _object(body, "a delivery"), "body"))
     assert isinstance(spec, DeliverySpec)
@@ -279,7 +280,7 @@ def _destinations(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int,
 
 def _script_json(script: Destination) -> dict[str, Any]:
     """A destination script as JSON: an outcome that is an exception as its error text."""
-    from .lifecycle import error_text
+    from pytest_qstash_tasks._core.state.lifecycle import error_text
 
     target = script.target if isinstance(script.target, str) else script.target.pattern
     remaining = [a if isinstance(a, (int, str)) else error_text(a) for a in script.remaining]

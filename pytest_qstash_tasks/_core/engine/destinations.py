@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from .lifecycle import Outcome, error_text
+from pytest_qstash_tasks._core.state.lifecycle import Outcome, error_text
 
 if TYPE_CHECKING:
     from .receivers import Receiver

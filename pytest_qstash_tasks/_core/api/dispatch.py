@@ -16,26 +16,33 @@ import threading
 from collections.abc import Callable
 from typing import Literal
 
-from .calls import CallLog, record_call
-from .clock import Clock
-from .courier import Courier
-from .endpoint import (
+from pytest_qstash_tasks._core.engine.clock import Clock
+from pytest_qstash_tasks._core.engine.courier import Courier
+from pytest_qstash_tasks._core.errors import QStashTasksLoopError
+from pytest_qstash_tasks._core.exchange import (
+    JSON_HEADERS,
+    EndpointResponse,
+    Reply,
+    Request,
+    error_body,
+    past_read_timeout,
+)
+from pytest_qstash_tasks._core.report import Waiting, loop_message
+from pytest_qstash_tasks._core.state.calls import CallLog, record_call
+from pytest_qstash_tasks._core.state.faults import Fault, FaultQueue
+from pytest_qstash_tasks._core.state.lifecycle import is_timeout
+from pytest_qstash_tasks._core.state.loop_guard import LoopGuard, current_actor
+from pytest_qstash_tasks._core.state.outbox import Outbox
+from pytest_qstash_tasks._core.state.store import TaskStore
+
+from .messages import PublishConfig, handle_v2, serves_v2_path
+from .tasks import (
     EndpointConfig,
     EndpointRequest,
-    EndpointResponse,
     handle,
     page_number,
     serves_tasks_path,
 )
-from .errors import QStashTasksLoopError
-from .exchange import JSON_HEADERS, Reply, Request, error_body, past_read_timeout
-from .faults import Fault, FaultQueue
-from .lifecycle import is_timeout
-from .loop_guard import LoopGuard, current_actor
-from .outbox import Outbox
-from .publishing import PublishConfig, handle_v2, serves_v2_path
-from .report import Waiting, loop_message
-from .store import TaskStore
 
 __all__ = ["LOOP_STATUS", "Dispatcher", "serves_path"]
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from .args import check_message_id
+from pytest_qstash_tasks._core.args import check_message_id
+
 from .lifecycle import Delivery
 from .pagination import page_bounds
 
 if TYPE_CHECKING:
-    from .models import Task, TasksPage
+    from pytest_qstash_tasks._core.models import Task, TasksPage
 
 __all__ = ["MessageTasks", "ScriptedPages", "TaskStore", "newest_first", "with_timeline"]
 
@@ -32,7 +33,9 @@ def with_timeline(tasks: Iterable[Task], now: int) -> list[Task]:
     A task that has none is stamped by its place in the list, taken as newest first:
     the i-th gets ``now - i``. A list parsed from a QStash answer keeps its order.
     """
-    from .models import Task  # loaded on first use, as everywhere in the store
+    from pytest_qstash_tasks._core.models import (
+        Task,  # loaded on first use, as everywhere in the store
+    )
 
     stamped = []
     for index, task in enumerate(tasks):
@@ -164,7 +167,7 @@ class ScriptedPages:
     def build(
         cls, message_id: str, pages: Iterable[TasksPage | Mapping[str, Any]]
     ) -> ScriptedPages:
-        from .models import TasksPage
+        from pytest_qstash_tasks._core.models import TasksPage
 
         # A TasksPage comes back as it is (pydantic does not revalidate instances).
         validated = [TasksPage.model_validate(page) for page in pages]
