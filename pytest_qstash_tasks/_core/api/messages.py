@@ -1,6 +1,7 @@
 """QStash's v2 message API, as far as a message's life goes: publish (to a URL or a URL
-group), enqueue, batch, get and cancel messages, and URL groups. One request in, one
-response out; no HTTP library, no I/O. The state lives in the ``Outbox``.
+group), enqueue, batch, get and cancel messages; ``handle_v2`` routes a v2 request to
+its resource (URL groups are ``url_groups``'). One request in, one response out; no
+HTTP library, no I/O. The state lives in the ``Outbox``.
 
 Every refusal is a 4xx ``{"error": ...}`` that names what was wrong, decided before
 anything is stored: a batch with one bad entry publishes none of it.
@@ -8,7 +9,6 @@ anything is stored: a batch with one bad entry publishes none of it.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -18,23 +18,21 @@ from urllib.parse import unquote, urlsplit
 
 from pytest_qstash_tasks._core.engine.retry_delay import RetryDelay
 from pytest_qstash_tasks._core.exchange import (
-    JSON_HEADERS,
     EndpointResponse,
     Request,
-    UnservedReason,
     ascii_int,
     error_body,
-    parse_json,
 )
 from pytest_qstash_tasks._core.state.outbox import (
     Message,
     Outbox,
     PublishedDelivery,
     PublishedMessage,
-    UrlGroup,
 )
 
+from . import url_groups
 from .filters import FilterError, read_selection
+from .refusals import NAME_RE, WANT_URL, Refused, allow, json_body, refusal, url_problem
 from .tasks import (
     EndpointConfig,
     bearer_token,
@@ -55,7 +53,6 @@ _DELAY_RE = re.compile(r"(?:[0-9]{1,9}(?:ms|s|m|h|d))+")
 _DELAY_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _KINDS = frozenset({"publish", "enqueue", "batch", "messages", "topics"})
-_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,256}")
 #: How long a deduplication id holds, from the publish that made it (QStash's docs:
 #: "published in the last 10 minutes").
 DEDUPLICATION_WINDOW_MS = 10 * 60_000
@@ -67,21 +64,6 @@ class PublishConfig:
 
     default_retries: int = 3
     max_message_size: int = 1_048_576
-
-
-class Refused(Exception):
-    """A request QStash would refuse: its status, the error text and why; for a 405, the
-    methods the path allows (its ``Allow`` header, which RFC 9110 requires)."""
-
-    def __init__(
-        self,
-        status: int,
-        text: str,
-        reason: UnservedReason = "bad_request",
-        allow: Sequence[str] = (),
-    ) -> None:
-        super().__init__(text)
-        self.status, self.text, self.reason, self.allow = status, text, reason, allow
 
 
 def serves_v2_path(raw_path: str, base_path: str) -> bool:
@@ -138,22 +120,22 @@ def handle_v2(
     if not routed:
         detail = f"{served_text(config.base_path)}, not {request.method} {request.raw_path}"
         text = unserved_path_error(request.method, request.raw_path, config.base_path)
-        return _refusal(Refused(404, text, "unknown_path"), None, detail)
+        return refusal(Refused(404, text, "unknown_path"), None, detail)
     token, problem = bearer_token(request.header("authorization"), config.token)
     if problem is not None:
-        return _refusal(Refused(401, problem, "unauthorized"), token)
+        return refusal(Refused(401, problem, "unauthorized"), token)
     try:
         if kind in ("publish", "enqueue"):
             return _publish(request, now, outbox, publish_config, new_id, token, rest)
         if kind == "batch":
-            _allow(request, "POST")
+            allow(request, "POST")
             return _batch(request, now, outbox, publish_config, new_id, token)
         if kind == "messages":
             message_id = unquote(parts[3]) if len(parts) == 4 else None
             return _messages(request, now, outbox, token, message_id)
-        return _topics(request, now, outbox, token, parts[3:])
+        return url_groups.handle(request, now, outbox, token, parts[3:])
     except Refused as refused:
-        return _refusal(refused, token)
+        return refusal(refused, token)
 
 
 # -- publishing ---------------------------------------------------------------------
@@ -168,12 +150,12 @@ def _publish(
     token: str | None,
     rest: str,
 ) -> EndpointResponse:
-    _allow(request, "POST")
+    allow(request, "POST")
     queue = None
     if rest.startswith("/v2/enqueue/"):
         queue, _, destination = rest[len("/v2/enqueue/") :].partition("/")
         queue = unquote(queue)
-        if not _NAME_RE.fullmatch(queue):
+        if not NAME_RE.fullmatch(queue):
             raise Refused(400, f"invalid queue name {queue!r}: use letters, digits, '.', '_', '-'")
     else:
         destination = rest[len("/v2/publish/") :]
@@ -199,7 +181,7 @@ def _batch(
     new_id: Callable[[str], str],
     token: str | None,
 ) -> EndpointResponse:
-    entries = _json_body(request)
+    entries = json_body(request)
     if not isinstance(entries, list) or not entries:
         raise Refused(400, "a batch is a non-empty JSON array of messages")
     checked = []
@@ -235,7 +217,7 @@ def _batch_entry(
     if body is not None and not isinstance(body, str):
         raise Refused(400, "body must be a string")
     queue = entry.get("queue")
-    if queue is not None and (not isinstance(queue, str) or not _NAME_RE.fullmatch(queue)):
+    if queue is not None and (not isinstance(queue, str) or not NAME_RE.fullmatch(queue)):
         raise Refused(400, f"invalid queue name {queue!r}")
     lowered = tuple((key.lower(), value) for key, value in headers.items())
     raw = (body or "").encode()
@@ -269,9 +251,9 @@ def _check_publish(
             f"want one of {', '.join(sorted(_METHODS))}",
         )
     for name in _CALLBACKS:
-        if name in header and _url_problem(header[name]) is not None:
+        if name in header and url_problem(header[name]) is not None:
             raise Refused(
-                400, f"invalid {_spelled(name)} {header[name]!r}: {_url_problem(header[name])}"
+                400, f"invalid {_spelled(name)} {header[name]!r}: {url_problem(header[name])}"
             )
     retries = publish_config.default_retries
     if "upstash-retries" in header:
@@ -342,8 +324,8 @@ def _destination_urls(
 ) -> tuple[tuple[tuple[str, str | None], ...], str | None]:
     """The URLs a destination stands for, and the URL group's name if it is one."""
     if "://" in destination or destination.startswith(("http:", "https:")):
-        problem = _url_problem(destination)
-        if problem == _WANT_URL:  # no scheme or host: it may be meant as a group's name
+        problem = url_problem(destination)
+        if problem == WANT_URL:  # no scheme or host: it may be meant as a group's name
             problem += ", or a URL group's name"
         if problem is not None:
             raise Refused(400, f"invalid destination {destination!r}: {problem}")
@@ -358,27 +340,6 @@ def _destination_urls(
             "unknown_url_group",
         )
     return tuple(group.endpoints), group.name
-
-
-_WANT_URL = "want an http:// or https:// URL with a host"
-
-
-@functools.lru_cache(maxsize=256)
-def _url_problem(url: str) -> str | None:
-    """What keeps ``url`` from being an http(s) URL the fake can deliver to, or ``None``
-    (cached: a test publishes to the same few URLs again and again, and this is on every
-    publish's path)."""
-    want = _WANT_URL
-    if any(char <= " " or char == "\x7f" for char in url):
-        return f"{want}, and no blank or control character"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  # read for its check: a port that is no number 0-65535
-    except ValueError as error:  # "http://[x", a host NFKC changes, port 99999
-        return f"{want}: {error}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return want
-    return None
 
 
 def _check_headers(headers: Sequence[tuple[str, str]]) -> None:
@@ -463,12 +424,12 @@ def _messages(
     request: Request, now: int, outbox: Outbox, token: str | None, message_id: str | None
 ) -> EndpointResponse:
     if message_id is None:
-        _allow(request, "DELETE")
+        allow(request, "DELETE")
         cancelled = outbox.cancel(_bulk_cancel_ids(request, outbox), now)
         return EndpointResponse(
             200, json.dumps({"cancelled": len(cancelled)}).encode(), token=token
         )
-    _allow(request, "GET", "DELETE")
+    allow(request, "GET", "DELETE")
     message = outbox.live(message_id, now)
     if message is None:
         kept = outbox.messages.get(message_id)
@@ -506,7 +467,7 @@ def _bulk_cancel_ids(request: Request, outbox: Outbox) -> list[str] | None:
     """The ids a bulk cancel names, from the query (what the Node SDK sends) and the
     JSON body (qstash-py): ids outright, else the messages its filters match, else
     (nothing named at all) ``None``, every message. Anything it cannot read is refused."""
-    body = _json_body(request) if request.body.strip() else None
+    body = json_body(request) if request.body.strip() else None
     try:
         selection = read_selection(
             request.query, body, id_key="messageIds", keys=_CANCEL_FILTERS,
@@ -541,99 +502,3 @@ def _filter_fields(message: Message) -> dict[str, str | None]:
         "host": parts.hostname,
         "path": parts.path,
     }
-
-
-# -- URL groups ---------------------------------------------------------------------
-
-
-def _topics(
-    request: Request, now: int, outbox: Outbox, token: str | None, parts: list[str]
-) -> EndpointResponse:
-    if not parts or parts == [""]:
-        _allow(request, "GET")
-        groups = [group.to_json() for group in outbox.url_groups.values()]
-        return EndpointResponse(200, json.dumps(groups).encode(), token=token)
-    name = unquote(parts[0])
-    if not _NAME_RE.fullmatch(name):
-        raise Refused(400, f"invalid URL group name {name!r}: use letters, digits, '.', '_', '-'")
-    if len(parts) == 2 and parts[1] == "endpoints":
-        _allow(request, "POST", "DELETE")
-        endpoints = _endpoints(request, adding=request.method == "POST")
-        group = outbox.url_groups.get(name)
-        if request.method == "POST":
-            if group is None:
-                group = outbox.url_groups[name] = UrlGroup(name, now, now)
-            for url, endpoint_name in endpoints:
-                assert url is not None  # _endpoints refuses an endpoint to add without one
-                group.upsert(url, endpoint_name, now)
-        else:
-            group = _group(outbox, name)
-            for url, endpoint_name in endpoints:
-                group.remove(url, endpoint_name, now)
-            if not group.endpoints:  # QStash deletes a group left with no endpoint
-                del outbox.url_groups[name]
-        return EndpointResponse(200, b"", (), token=token)
-    _allow(request, "GET", "DELETE")
-    group = _group(outbox, name)
-    if request.method == "GET":
-        return EndpointResponse(200, json.dumps(group.to_json()).encode(), token=token)
-    del outbox.url_groups[name]
-    return EndpointResponse(200, b"", (), token=token)
-
-
-def _group(outbox: Outbox, name: str) -> UrlGroup:
-    group = outbox.url_groups.get(name)
-    if group is None:
-        raise Refused(404, f"URL group {name!r} not found", "unknown_url_group")
-    return group
-
-
-def _endpoints(request: Request, *, adding: bool) -> list[tuple[str | None, str | None]]:
-    body = _json_body(request)
-    endpoints = body.get("endpoints") if isinstance(body, dict) else None
-    if not isinstance(endpoints, list) or not endpoints:
-        raise Refused(400, 'want {"endpoints": [{"url": ..., "name": ...}, ...]}')
-    checked = []
-    for endpoint in endpoints:
-        url = endpoint.get("url") if isinstance(endpoint, dict) else None
-        name = endpoint.get("name") if isinstance(endpoint, dict) else None
-        if name is not None and not isinstance(name, str):
-            raise Refused(400, f"an endpoint's name must be a string, got {name!r}")
-        if url is None and (adding or name is None):
-            raise Refused(400, "each endpoint needs a url" + ("" if adding else " or a name"))
-        if url is not None and (not isinstance(url, str) or _url_problem(url) is not None):
-            problem = _url_problem(url) if isinstance(url, str) else "want an http(s) URL"
-            raise Refused(400, f"invalid endpoint url {url!r}: {problem}")
-        checked.append((url, name))
-    return checked
-
-
-# -- shared -------------------------------------------------------------------------
-
-
-def _allow(request: Request, *methods: str) -> None:
-    if request.method not in methods:
-        raise Refused(
-            405, f"method {request.method} not allowed", "method_not_allowed", allow=methods
-        )
-
-
-def _json_body(request: Request) -> Any:
-    try:
-        return parse_json(request.body)
-    except ValueError as error:
-        raise Refused(400, f"the body is not valid JSON: {error}") from None
-
-
-def _refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointResponse:
-    headers: tuple[tuple[str, str], ...] = JSON_HEADERS
-    if refused.allow:
-        headers = (*JSON_HEADERS, ("allow", ", ".join(refused.allow)))
-    return EndpointResponse(
-        refused.status,
-        error_body(refused.text),  # JSON, as every answer with a body
-        headers,
-        token=token,
-        unserved_reason=refused.reason,
-        detail=detail or refused.text,
-    )
