@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
     from ._core.models import Task, TasksPage, TaskState
+    from ._core.parts.url_groups import UrlGroup, UrlGroupEndpoint, UrlGroups
     from ._core.state.calls import RecordedCall
     from ._core.state.faults import Fault
     from ._core.state.lifecycle import backoff_ms
@@ -59,6 +60,9 @@ _LAZY = {
     "backoff_ms": "._core.state.lifecycle",
     "QStashTasksMock": "._transports.in_process",
     "QStashTasksServer": "._transports.server",
+    "UrlGroup": "._core.parts.url_groups",
+    "UrlGroupEndpoint": "._core.parts.url_groups",
+    "UrlGroups": "._core.parts.url_groups",
 }
 
 # A test checks that __all__ lists exactly the names of _LAZY and __version__.
@@ -81,6 +85,9 @@ __all__ = [
     "Task",
     "TaskState",
     "TasksPage",
+    "UrlGroup",
+    "UrlGroupEndpoint",
+    "UrlGroups",
     "__version__",
     "backoff_ms",
     "make_pages",

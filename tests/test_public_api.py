@@ -32,6 +32,9 @@ PACKAGE_NAMES = [
     "Task",
     "TaskState",
     "TasksPage",
+    "UrlGroup",
+    "UrlGroupEndpoint",
+    "UrlGroups",
     "__version__",
     "backoff_ms",
     "make_pages",
@@ -87,6 +90,7 @@ FAKE_NAMES = [
     "stop",
     "tasks",
     "token",
+    "url_groups",
     "verify",
 ]
 

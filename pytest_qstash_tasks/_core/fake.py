@@ -33,6 +33,7 @@ from .engine.destinations import Destination, Destinations
 from .engine.signing import SigningKeys, sign
 from .engine.sleep_patch import SleepPatch
 from .exchange import Reply, Request, UnservedReason
+from .parts.url_groups import UrlGroups
 from .report import (
     CHECKS,
     all_pages_fetched_problem,
@@ -202,6 +203,8 @@ class QStashTasksFake(abc.ABC):
             timeout=check_seconds("delivery_timeout", delivery_timeout),
         )  # fmt: skip
         self.clock._on_move.append(self._courier.run_due)
+        self.url_groups = UrlGroups(self._outbox, self.clock, self._lock)
+        """The URL groups the fake holds, as the SDK's ``client.url_group`` sees them."""
         self._faults = FaultQueue()
         self._calls = CallLog()
         self._guard = RealHostGuard(

@@ -8,7 +8,7 @@ import json
 from urllib.parse import unquote
 
 from pytest_qstash_tasks._core.exchange import EndpointResponse, Request
-from pytest_qstash_tasks._core.state.outbox import Outbox, UrlGroup
+from pytest_qstash_tasks._core.state.outbox import Outbox, UrlGroupState
 
 from .refusals import NAME_RE, Refused, allow, json_body, url_problem
 
@@ -32,7 +32,7 @@ def handle(
         group = outbox.url_groups.get(name)
         if request.method == "POST":
             if group is None:
-                group = outbox.url_groups[name] = UrlGroup(name, now, now)
+                group = outbox.url_groups[name] = UrlGroupState(name, now, now)
             for url, endpoint_name in endpoints:
                 assert url is not None  # _endpoints refuses an endpoint to add without one
                 group.upsert(url, endpoint_name, now)
@@ -51,7 +51,7 @@ def handle(
     return EndpointResponse(200, b"", (), token=token)
 
 
-def _group(outbox: Outbox, name: str) -> UrlGroup:
+def _group(outbox: Outbox, name: str) -> UrlGroupState:
     group = outbox.url_groups.get(name)
     if group is None:
         raise Refused(404, f"URL group {name!r} not found", "unknown_url_group")

@@ -27,7 +27,7 @@ __all__ = [
     "Outbox",
     "PublishedDelivery",
     "PublishedMessage",
-    "UrlGroup",
+    "UrlGroupState",
     "v2_backoff_ms",
 ]
 
@@ -252,8 +252,8 @@ def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
 
 
 @dataclass
-class UrlGroup:
-    """A URL group (formerly "topic"): a name and its endpoints."""
+class UrlGroupState:
+    """A URL group (formerly "topic") as the fake keeps it: a name and its endpoints."""
 
     name: str
     created_at: int
@@ -304,7 +304,7 @@ class Outbox:
         self._store = store
         self.published: list[PublishedMessage] = []
         self.messages: dict[str, Message] = {}
-        self.url_groups: dict[str, UrlGroup] = {}
+        self.url_groups: dict[str, UrlGroupState] = {}
         #: Deduplication id -> the publish it made first.
         self.deduplication: dict[str, PublishedMessage] = {}
         # The schedule: a heap of the distinct due times, and the attempts due at each in
