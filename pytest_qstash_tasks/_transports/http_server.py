@@ -3,7 +3,9 @@
 
 ``LoopbackServer`` accepts connections and hands each parsed request to the fake that
 holds it (``serve``); ``Handler`` is one connection: HTTP/1.1 parsing, bodies, and the
-answer written in one piece.
+answer written in one piece. ``connections.py`` keeps what the server knows of each
+connection (room, lingering, whom the loop guard counts it for), ``framing.py`` the
+rules of RFC 9112 the handler reads by.
 
 Tuning, each for a stall or a leak a test would otherwise meet (docs/benchmarks.md):
 HTTP/1.1 keep-alive; ``TCP_NODELAY`` and each answer written in one call (no Nagle
@@ -25,19 +27,15 @@ import contextlib
 import http
 import io
 import ipaddress
-import os
-import re
 import select
 import selectors
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
 
 from pytest_qstash_tasks._core.exchange import (
     JSON_HEADERS,
@@ -46,6 +44,15 @@ from pytest_qstash_tasks._core.exchange import (
     ascii_int,
     error_body,
     reason_phrase,
+)
+from pytest_qstash_tasks._transports.connections import Connections, peer_closed, shutdown
+from pytest_qstash_tasks._transports.framing import (
+    CHUNK_SIZE,
+    MAX_HEADERS,
+    TCHAR,
+    DeadlineReader,
+    head_problem,
+    origin_form,
 )
 
 if TYPE_CHECKING:
@@ -68,26 +75,12 @@ DRAIN_SECONDS = 10.0
 #: How long a request held for a planned timeout waits for its client to give up.
 MAX_HOLD_SECONDS = 10.0
 _HOLD_POLL = 0.05
-#: More live connections than this are concurrent clients, not one looping client.
-_MAX_PEEKS = 8
-
-
-class _OneConnectionPerRequest:
-    """The loop guard's one client for connections that each carry a single request; a
-    new one once the last one's connections turned out to be clients of their own."""
-
-
 #: Seconds a keep-alive connection may wait for its next request before it is closed.
 IDLE_TIMEOUT = 30.0
 #: Seconds a client has, from the first byte of a request, to send its whole head (the
 #: request line and headers): a client that sends a byte now and then holds a thread no
 #: longer than this (408 then).
 HEAD_TIMEOUT = 10.0
-#: How long a refused connection's unread input is drained before it is closed: closed
-#: with input unread, the socket would reset, and the client might see the reset
-#: instead of the answer (RFC 9112, 9.6).
-_LINGER_SECONDS = 2.0
-_LINGER_BYTES = 1 << 26
 #: Connections served at once, one thread each; past it the connection idle the longest
 #: is closed to make room, or the newcomer waits in the listen backlog until one ends.
 #: Far above what a test's clients hold at once (httpx and aiohttp pool 100 each): a
@@ -145,20 +138,7 @@ class LoopbackServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
-        self._connections: set[socket.socket] = set()
-        #: Connections waiting for their next request, and since when (monotonic): the
-        #: one idle the longest is closed to make room.
-        self._waiting: dict[socket.socket, float] = {}
-        #: Connections whose one request so far counted for the shared client and was
-        #: answered: the client may hold them open while it opens its next. (Weak: a
-        #: closed connection leaves it.)
-        self._answered_once: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-        #: Connections refused: their unread input is drained before they are closed.
-        self._refused: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-        self._shared = _OneConnectionPerRequest()
-        #: The connection of the shared client's last request.
-        self._shared_last: socket.socket | None = None
-        self._room = threading.Condition(self._lock)
+        self.connections = Connections(self._lock)
         self._workers: set[threading.Thread] = set()
         self._stopping = threading.Event()
         self._wake_read, self._wake_write = socket.socketpair()
@@ -195,15 +175,15 @@ class LoopbackServer(ThreadingHTTPServer):
         thread, self._accept_thread = self._accept_thread, None
         self._stopping.set()
         with self._lock:
-            self._room.notify_all()
+            self.connections.room.notify_all()
         if thread is not None:
             self._wake_write.send(b"x")
             thread.join()
         self.server_close()
         with self._lock:
-            connections, threads = list(self._connections), list(self._workers)
-        for connection in connections:
-            _shutdown(connection)
+            threads = list(self._workers)
+        for connection in self.connections.snapshot():
+            shutdown(connection)
         for worker in threads:
             worker.join(DRAIN_SECONDS)
 
@@ -222,31 +202,10 @@ class LoopbackServer(ThreadingHTTPServer):
             ready.set()
             while not self._stopping.is_set():
                 for key, _ in selector.select():
-                    if key.fileobj is self._wake_read or not self._make_room():
+                    stopped = not self.connections.make_room(self.max_connections, self._stopping)
+                    if key.fileobj is self._wake_read or stopped:
                         return
                     self.handle_request()  # ready: accepts without waiting
-
-    def _make_room(self) -> bool:
-        """Wait until one more connection may be served, closing idle ones meanwhile;
-        ``False`` when the server stops first."""
-        with self._lock:
-            while len(self._connections) >= self.max_connections:
-                if self._stopping.is_set():
-                    return False
-                if self._waiting:
-                    oldest = min(self._waiting, key=self._waiting.__getitem__)
-                    del self._waiting[oldest]
-                    _shutdown(oldest)  # its thread sees the end and leaves
-                self._room.wait(_HOLD_POLL)
-            return not self._stopping.is_set()
-
-    def waiting(self, connection: socket.socket, idle: bool) -> None:
-        """Called by a connection's handler around its wait for the next request."""
-        with self._lock:
-            if idle:
-                self._waiting[connection] = time.monotonic()
-            else:
-                self._waiting.pop(connection, None)
 
     # -- fakes ----------------------------------------------------------------------
 
@@ -285,49 +244,6 @@ class LoopbackServer(ThreadingHTTPServer):
                 self._in_flight -= 1
                 self._idle.notify_all()
 
-    def _client(self, handler: Handler) -> Hashable:
-        """Whom the loop guard counts a request for.
-
-        Requests on one connection count for one client (threads and tasks each hold
-        their own). A connection whose first request finds no other client at work
-        counts for one shared client: that is a client that never reuses its connection
-        (``requests.get`` or curl in a loop), not a burst of concurrent clients. Other
-        clients at work are the live connections but those whose client has closed them
-        and those that carried one request of the shared client's, answered: ``r =
-        requests.get(...)`` keeps its connection open while ``r`` lives (urllib3 2
-        closes a pool when it is collected). A connection of the shared client that
-        carries another request stays with it while nobody else used it since;
-        otherwise it was a client of its own, and so were the others: each counts for
-        itself from then on, and the shared client starts again.
-        """
-        connection = handler.connection
-        handler.carried += 1
-        with self._lock:
-            client = handler.client
-            if client is not None:  # a later request on the connection
-                self._answered_once.discard(connection)
-                if client is self._shared and self._shared_last is connection:
-                    return client  # nobody else used the shared client since
-                if client is self._shared:  # it was several clients: start again
-                    self._shared = _OneConnectionPerRequest()
-                handler.client = handler.client_address
-                return handler.client
-            others = [
-                conn
-                for conn in self._connections
-                if conn is not connection and conn not in self._answered_once
-            ]
-        # The previous connection of a looping client is closed by the client, though
-        # its thread here may not have seen it yet: ask the kernel.
-        alone = len(others) <= _MAX_PEEKS and all(map(_peer_closed, others))
-        with self._lock:
-            if alone:
-                handler.client = self._shared
-                self._shared_last = connection
-            else:
-                handler.client = handler.client_address
-        return handler.client
-
     # -- socketserver hooks ---------------------------------------------------------
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -336,7 +252,7 @@ class LoopbackServer(ThreadingHTTPServer):
         )
         with self._lock:
             self._workers.add(thread)
-            self._connections.add(request)
+            self.connections.opened(request)
         thread.start()
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
@@ -345,20 +261,10 @@ class LoopbackServer(ThreadingHTTPServer):
         finally:
             with self._lock:
                 self._workers.discard(threading.current_thread())
-                self._connections.discard(request)
-                self._waiting.pop(request, None)
-                self._room.notify_all()
-
-    def refused(self, connection: socket.socket) -> None:
-        """Called by a handler that refused a request: drain before closing."""
-        with self._lock:
-            self._refused.add(connection)
+            self.connections.closed(request)
 
     def shutdown_request(self, request: Any) -> None:
-        with self._lock:
-            refused = request in self._refused
-        if refused:
-            _linger(request)
+        self.connections.close(request)  # a refused one lingers first
         super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -371,9 +277,9 @@ class LoopbackServer(ThreadingHTTPServer):
     def serve(self, handler: Handler, body: bytes) -> None:
         """Hand one parsed request to the fake and carry out its reply."""
         started = time.perf_counter()
-        target = _origin_form(handler.path)
+        target = origin_form(handler.path)
         raw_path, _, query = target.partition("?")
-        client = self._client(handler)
+        client = self.connections.client_for(handler)
         with self._holding() as fake:
             request = Request(
                 method=handler.command,
@@ -407,10 +313,7 @@ class LoopbackServer(ThreadingHTTPServer):
         if reply.delay and self._stopping.wait(reply.delay):
             reply = Reply("close")
         if reply.action == "answer":
-            if handler.carried == 1 and isinstance(handler.client, _OneConnectionPerRequest):
-                # Before the client can read it and open its next connection.
-                with self._lock:
-                    self._answered_once.add(handler.connection)
+            self.connections.answering(handler)
             handler.write_answer(reply.status, reply.headers, reply.body)
         elif reply.action == "hold":
             self._hold(handler.connection)
@@ -426,7 +329,7 @@ class LoopbackServer(ThreadingHTTPServer):
             if left <= 0:
                 return
             readable, _, _ = select.select([connection], [], [], min(left, _HOLD_POLL))
-            if readable and _peer_closed(connection):
+            if readable and peer_closed(connection):
                 return  # the client gave up
             if readable:
                 # Data the client sent on (a pipelined request): it stays unread, so the
@@ -434,120 +337,10 @@ class LoopbackServer(ThreadingHTTPServer):
                 self._stopping.wait(min(left, _HOLD_POLL))
 
 
-def _head_problem(head: bytes) -> str | None:
-    """What is wrong with a header block, or ``None``: each line a name, a colon right
-    after it and a value (RFC 9112, 5.1 and 5.2: no blank before the colon, no folded
-    line). A block over the limits is left for the header parser to refuse (431)."""
-    lines = head.splitlines(keepends=True)
-    if len(lines) > _MAX_HEADERS or lines[-1] not in (b"\r\n", b"\n"):
-        return None
-    for line in lines[:-1]:
-        if not _HEADER_LINE.fullmatch(line):
-            shown = line.rstrip(b"\r\n")[:100].decode("latin-1")
-            if line[:1] in (b" ", b"\t"):
-                return f"a folded header line (obs-fold) is not accepted: {shown!r}"
-            return f"invalid header line {shown!r}: want a name, a colon right after it, a value"
-    return None
-
-
-def _peer_closed(connection: socket.socket) -> bool:
-    """Whether the client has closed its end (without reading from the connection).
-
-    Peeks through a non-blocking duplicate: a socket with a timeout (every connection
-    here has one, the idle timeout) waits for data before any receive, MSG_DONTWAIT or
-    not, and this must answer at once.
-    """
-    try:
-        with socket.socket(fileno=os.dup(connection.fileno())) as peek:
-            peek.setblocking(False)
-            return peek.recv(1, socket.MSG_PEEK) == b""
-    except (BlockingIOError, InterruptedError):
-        return False  # open, and idle
-    except (OSError, ValueError):  # ValueError: closed here already (fileno -1)
-        return True
-
-
-def _linger(connection: socket.socket) -> None:
-    """Close the sending side, then read and drop what the client still sends, until it
-    closes its side or a bound: the answer reaches it before the connection ends."""
-    with contextlib.suppress(OSError):
-        connection.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + _LINGER_SECONDS
-        drained = 0
-        while drained < _LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
-            connection.settimeout(left)
-            chunk = connection.recv(65536)
-            if not chunk:
-                return
-            drained += len(chunk)
-
-
-def _shutdown(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed by the client
-        connection.shutdown(socket.SHUT_RDWR)
-
-
-#: Printable ASCII: what a request target keeps as it is (``%`` escapes included).
-_TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
-
-
-def _origin_form(target: str) -> str:
-    """The request target as a path and query: an absolute-form target (what an HTTP
-    proxy sends, which RFC 9112 says a server must accept) loses its scheme and host,
-    and bytes outside ASCII (a raw UTF-8 id) are percent-encoded, as a client that
-    encodes them sends them."""
-    # http.server decodes the request line as Latin-1: these are the bytes as sent.
-    raw = target.encode("latin-1")
-    if not raw.isascii():
-        target = quote(raw, safe=_TARGET_SAFE)
-    if target[:7].lower() == "http://" or target[:8].lower() == "https://":
-        parts = urlsplit(target)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return target
-
-
 #: The largest request body read; a larger one is refused with 413. Well above QStash's
 #: message limit (1 MB on the free plan, the fake's ``max_message_size``) and a batch of
 #: such messages, so that an oversized message gets the fake's answer, as from QStash.
 MAX_BODY = 1 << 25
-#: Header lines read before the header parser refuses them (http.client's own limit).
-_MAX_HEADERS = 100
-#: The characters of a method or a header name (RFC 9110's ``tchar``).
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-#: A header line: a name, a colon right after it (RFC 9112, 5.1: no blank before it), a
-#: value with no CR (but the line's end), LF or NUL.
-_HEADER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*\r?\n")
-#: A chunk's size: hex digits only (no sign, no 0x, no underscore), then its extensions.
-_CHUNK_SIZE = re.compile(rb"0*([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")
-
-
-class _Receiving(socket.SocketIO):
-    """A connection's reads, each bounded by what is left of ``deadline`` while one is
-    set (a request head being received), else by the idle timeout the socket has.
-
-    A head that came whole with its first read (the common case) is read from the buffer
-    after that: no read, so no timeout to set (each costs system calls)."""
-
-    def __init__(self, sock: socket.socket, idle_timeout: float) -> None:
-        super().__init__(sock, "rb")
-        self.sock, self.idle_timeout = sock, idle_timeout
-        self.deadline: float | None = None
-        self._shortened = False
-
-    def readinto(self, buffer: Any) -> int | None:
-        if self.deadline is not None:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the request head took too long")
-            self.sock.settimeout(min(left, self.idle_timeout))
-            self._shortened = True
-        return super().readinto(buffer)
-
-    def end_deadline(self) -> None:
-        self.deadline = None
-        if self._shortened:
-            self.sock.settimeout(self.idle_timeout)
-            self._shortened = False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -567,7 +360,7 @@ class Handler(BaseHTTPRequestHandler):
         # A client silent this long (between requests, or in the middle of one) is gone.
         self.connection.settimeout(self.server.idle_timeout)
         self.rfile.close()  # the reader socketserver made: reads get a deadline instead
-        self.receiving = _Receiving(self.connection, self.server.idle_timeout)
+        self.receiving = DeadlineReader(self.connection, self.server.idle_timeout)
         self.reader = self.rfile = io.BufferedReader(self.receiving)
 
     def handle_one_request(self) -> None:
@@ -575,11 +368,11 @@ class Handler(BaseHTTPRequestHandler):
         try:
             # Until its head is whole, the connection is one an idle one may be closed
             # for: a client sending half a request holds no room from a new one.
-            self.server.waiting(self.connection, True)
+            self.server.connections.waiting(self.connection, True)
             try:
                 head = self._receive_head()
             finally:
-                self.server.waiting(self.connection, False)
+                self.server.connections.waiting(self.connection, False)
                 self.receiving.end_deadline()
             if head is None:
                 return
@@ -607,7 +400,7 @@ class Handler(BaseHTTPRequestHandler):
             return None
         # Not HTTP (a TLS ClientHello, binary): refused at once, not after a timeout.
         method = first.split(b" ", 1)[0].split(b"\n", 1)[0].removesuffix(b"\r")
-        if not set(method) <= _TCHAR or not method:
+        if not set(method) <= TCHAR or not method:
             self.send_error(400, "not an HTTP/1.1 request (https:// to an http:// server?)")
             return None
         self.receiving.deadline = time.monotonic() + self.server.head_timeout
@@ -638,7 +431,7 @@ class Handler(BaseHTTPRequestHandler):
         if head is None:  # the client went away before the end of its headers
             self.close_connection = True
             return None
-        problem = _head_problem(head)
+        problem = head_problem(head)
         if problem is not None:
             self.send_error(400, problem)
             return None
@@ -649,7 +442,7 @@ class Handler(BaseHTTPRequestHandler):
         client goes away first. Past 100 lines, or in a line too long, it stops: the
         header parser then refuses them with 431."""
         lines: list[bytes] = []
-        while len(lines) <= _MAX_HEADERS:
+        while len(lines) <= MAX_HEADERS:
             line = self.rfile.readline(65537)
             lines.append(line)
             if len(line) > 65536 or line in (b"\r\n", b"\n"):
@@ -695,7 +488,7 @@ class Handler(BaseHTTPRequestHandler):
             line = self.rfile.readline(1026)
             if not line.endswith(b"\n"):
                 return self._gone()
-            match = _CHUNK_SIZE.fullmatch(line)
+            match = CHUNK_SIZE.fullmatch(line)
             if match is None:
                 self.send_error(400, "invalid chunked body")
                 return None
@@ -738,7 +531,7 @@ class Handler(BaseHTTPRequestHandler):
         """Errors of the HTTP layer (a bad request line, huge headers): JSON, as QStash.
         The connection then closes, its unread input drained first."""
         self.close_connection = True
-        self.server.refused(self.connection)
+        self.server.connections.refused(self.connection)
         text = reason_phrase(code, f"HTTP status {code}") if message is None else message
         with contextlib.suppress(OSError):  # the client went away
             self.write_answer(code, JSON_HEADERS, error_body(text))
