@@ -44,6 +44,9 @@ def test_the_core_imports_no_http_library_and_no_pytest(module: str) -> None:
         ("in_process", set()),
         ("server", set()),
         ("http_server", set()),
+        ("connections", set()),
+        ("framing", set()),
+        ("interception", set()),
     ],
 )
 def test_a_transport_imports_only_its_own_library(module: str, allowed: set[str]) -> None:
