@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         "message API around it (publish, enqueue, batch, messages, URL groups).",
     )
     commands = parser.add_subparsers(dest="command", metavar="command")
+    _add_serve(commands)
+    return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``serve``: where it listens, how the fake behaves, how it delivers, in the order
+    its help lists them."""
     serve = commands.add_parser(
         "serve",
         help="serve the fake over HTTP until stopped",
@@ -65,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
         help="the only bearer token accepted, by the API and the control endpoints "
         "(default: any non-empty token, and open control endpoints)",
     )
+    _add_fake_options(serve)
+    _add_delivery_options(serve)
+    serve.add_argument("--data", type=Path, help="a JSON file of messages to load at start")
+    serve.add_argument("--quiet", action="store_true", help="no line per request")
+    serve.add_argument(
+        "--stdin-eof", action="store_true", help="also stop when standard input closes"
+    )
+
+
+def _add_fake_options(serve: argparse.ArgumentParser) -> None:
+    """The fake's settings: its data, pages, clock, loop guard and publishing."""
     serve.add_argument("--seed", type=int, default=0, help="seed of generated tasks (default: 0)")
     serve.add_argument("--page-size", type=int, default=100, help="tasks per page (default: 100)")
     serve.add_argument(
@@ -108,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
         default=1_048_576,
         help="the largest body a publish may send, in bytes (default: 1048576)",
     )
+
+
+def _add_delivery_options(serve: argparse.ArgumentParser) -> None:
+    """How published messages reach their destinations: over HTTP, signed, in time."""
     serve.add_argument(
         "--deliver",
         action="store_true",
@@ -131,12 +153,6 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds a destination may take to answer a delivery (default: 10)",
     )
-    serve.add_argument("--data", type=Path, help="a JSON file of messages to load at start")
-    serve.add_argument("--quiet", action="store_true", help="no line per request")
-    serve.add_argument(
-        "--stdin-eof", action="store_true", help="also stop when standard input closes"
-    )
-    return parser
 
 
 def _build(args: argparse.Namespace) -> QStashTasksServer:
