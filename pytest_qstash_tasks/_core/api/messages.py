@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -243,6 +243,35 @@ def _check_publish(
         )
     _check_headers(headers)
     header = dict(headers)
+    retries = _retries(header, publish_config.default_retries)
+    retry_delay = retry_delays = None
+    if "upstash-retry-delay" in header:
+        try:
+            retry_delay = RetryDelay.parse(header["upstash-retry-delay"])
+            retry_delays = retry_delay.delays(retries)
+        except ValueError as error:
+            raise Refused(400, f"invalid Upstash-Retry-Delay: {error}") from None
+    not_before = _not_before(header, now)
+    return _Publish(
+        destination=destination,
+        urls=urls,
+        url_group=url_group,
+        queue=queue,
+        method=_method(header),
+        headers=tuple(headers),
+        body=body,
+        retries=retries,
+        retry_delay=retry_delay,
+        retry_delays=retry_delays,
+        first_attempt_at=not_before,
+        not_before=not_before,
+        deduplication_id=_deduplication_id(header, headers, destination, body),
+        timeout_s=_timeout_s(header),
+    )
+
+
+def _method(header: Mapping[str, str]) -> str:
+    """The delivery method (``Upstash-Method``, any case); the callbacks' URLs checked."""
     method = header.get("upstash-method", "POST").upper()
     if method not in _METHODS:
         raise Refused(
@@ -255,36 +284,49 @@ def _check_publish(
             raise Refused(
                 400, f"invalid {_spelled(name)} {header[name]!r}: {url_problem(header[name])}"
             )
-    retries = publish_config.default_retries
-    if "upstash-retries" in header:
-        raw = header["upstash-retries"].strip()
-        number = ascii_int(raw)
-        if number is None or number > 100:
-            raise Refused(400, f"invalid Upstash-Retries {raw!r}: want an integer 0-100")
-        retries = number
-    retry_delay = retry_delays = None
-    if "upstash-retry-delay" in header:
-        try:
-            retry_delay = RetryDelay.parse(header["upstash-retry-delay"])
-            retry_delays = retry_delay.delays(retries)
-        except ValueError as error:
-            raise Refused(400, f"invalid Upstash-Retry-Delay: {error}") from None
-    first_attempt_at = now
-    not_before = now
-    if "upstash-delay" in header:
-        first_attempt_at = now + _delay_ms(header["upstash-delay"])
-        not_before = first_attempt_at
+    return method
+
+
+def _retries(header: Mapping[str, str], default: int) -> int:
+    if "upstash-retries" not in header:
+        return default
+    raw = header["upstash-retries"].strip()
+    number = ascii_int(raw)
+    if number is None or number > 100:
+        raise Refused(400, f"invalid Upstash-Retries {raw!r}: want an integer 0-100")
+    return number
+
+
+def _not_before(header: Mapping[str, str], now: int) -> int:
+    """When the first attempt may be made: ``Upstash-Not-Before`` (unix seconds) wins
+    over ``Upstash-Delay``; never before now."""
     if "upstash-not-before" in header:
         raw = header["upstash-not-before"].strip()
         seconds = ascii_int(raw) if len(raw) <= 12 else None
         if seconds is None:
             raise Refused(400, f"invalid Upstash-Not-Before {raw!r}: want unix seconds")
-        not_before = first_attempt_at = max(now, seconds * 1000)
-    timeout_s = None
-    if "upstash-timeout" in header:
-        raw = header["upstash-timeout"].strip()
-        seconds = ascii_int(raw) if len(raw) < 10 else None
-        timeout_s = seconds if seconds is not None else _delay_ms(raw, "Upstash-Timeout") / 1000
+        if "upstash-delay" in header:
+            _delay_ms(header["upstash-delay"])  # checked all the same
+        return max(now, seconds * 1000)
+    if "upstash-delay" in header:
+        return now + _delay_ms(header["upstash-delay"])
+    return now
+
+
+def _timeout_s(header: Mapping[str, str]) -> float | None:
+    """``Upstash-Timeout``: bare seconds, or a number and a unit."""
+    if "upstash-timeout" not in header:
+        return None
+    raw = header["upstash-timeout"].strip()
+    seconds = ascii_int(raw) if len(raw) < 10 else None
+    return seconds if seconds is not None else _delay_ms(raw, "Upstash-Timeout") / 1000
+
+
+def _deduplication_id(
+    header: Mapping[str, str], headers: Sequence[tuple[str, str]], destination: str, body: bytes
+) -> str | None:
+    """``Upstash-Deduplication-Id``, or with content-based deduplication a hash of what
+    is delivered: the destination, the body and the forwarded headers."""
     dedup = header.get("upstash-deduplication-id")
     by_content = header.get("upstash-content-based-deduplication", "false").strip().lower()
     if by_content not in ("true", "false"):
@@ -293,30 +335,15 @@ def _check_publish(
             "invalid Upstash-Content-Based-Deduplication "
             f"{header['upstash-content-based-deduplication']!r}: want true or false",
         )
-    if dedup is None and by_content == "true":
-        import hashlib
+    if dedup is not None or by_content == "false":
+        return dedup
+    import hashlib
 
-        hashed = hashlib.sha256(destination.encode() + b"\0" + body)
-        for name, value in sorted(headers):
-            if name.startswith("upstash-forward-") or name == "content-type":
-                hashed.update(f"\0{name}:{value}".encode())
-        dedup = "content:" + hashed.hexdigest()
-    return _Publish(
-        destination=destination,
-        urls=urls,
-        url_group=url_group,
-        queue=queue,
-        method=method,
-        headers=tuple(headers),
-        body=body,
-        retries=retries,
-        retry_delay=retry_delay,
-        retry_delays=retry_delays,
-        first_attempt_at=first_attempt_at,
-        not_before=not_before,
-        deduplication_id=dedup,
-        timeout_s=timeout_s,
-    )
+    hashed = hashlib.sha256(destination.encode() + b"\0" + body)
+    for name, value in sorted(headers):
+        if name.startswith("upstash-forward-") or name == "content-type":
+            hashed.update(f"\0{name}:{value}".encode())
+    return "content:" + hashed.hexdigest()
 
 
 def _destination_urls(
