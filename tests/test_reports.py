@@ -494,3 +494,16 @@ def test_a_long_answer_is_cut_in_the_delivery_report() -> None:
         "-> connection failed: refused, the server at http://127.0.0.1:9\n"
         f"       answered {'é' * 100!r}..."
     )
+
+
+def test_many_unused_destination_answers_are_listed_twenty_then_counted() -> None:
+    fake = QStashTasksMock().start()
+    fake.destination("https://a.example.com/hook").answers(*range(500, 525))
+    fake.destination("https://b.example.com/hook").answers(*range(500, 520))
+    fake.stop()
+    (problem,) = fake.problems()
+    twenty = ", ".join(str(status) for status in range(500, 520))
+    assert problem.splitlines()[1:3] == [
+        f"  - destination('https://a.example.com/hook'): [{twenty}, ... and 5 more] left",
+        f"  - destination('https://b.example.com/hook'): [{twenty}] left",
+    ]

@@ -267,20 +267,36 @@ def problems(
     """What ``verify()`` reports, one paragraph each, from a snapshot of the call log;
     ``checks`` holds the switches and ``owner`` says how the fake was configured (see
     ``switch_text``)."""
-    found: list[str] = []
-    real_host, loops, calls = log.real_host, log.loops, log.calls
-    if real_host:
-        first = real_host[0].exception
+    found = _log_problems(log, base_url, checks, owner)
+    found += _plan_problems(log.calls, scripted, faults, checks, owner)
+    found.extend(receiver_errors)  # a bug in the test's own receiver: always reported
+    if unused_answers and checks["assert_all_destination_answers_used"]:
         found.append(
-            f"stopped {len(real_host)} request(s) to the real QStash "
+            f"{len(unused_answers)} destination(s) kept scripted answers no delivery "
+            "attempt met:\n"
+            + _bullets(f"{target}: {_few(answers)} left" for target, answers in unused_answers)
+            + _switch("assert_all_destination_answers_used", owner)
+        )
+    return found
+
+
+def _log_problems(
+    log: CallLog, base_url: str, checks: dict[str, bool], owner: str | None
+) -> list[str]:
+    """What the call log shows: stops at the real host, loops, misses, unmet expectations."""
+    found: list[str] = []
+    if log.real_host:
+        first = log.real_host[0].exception
+        found.append(
+            f"stopped {len(log.real_host)} request(s) to the real QStash "
             "(QStashTasksRealHostError):\n"
-            + _bullets(f"{call.method} {call.url}" for call in real_host)
+            + _bullets(f"{call.method} {call.url}" for call in log.real_host)
             + f"\n  {first}"
         )
-    if loops:
+    if log.loops:
         found.append(
             "stopped a likely infinite loop: the same request kept getting the same "
-            "answer (QStashTasksLoopError):\n" + _bullets(c.describe() for c in loops)
+            "answer (QStashTasksLoopError):\n" + _bullets(c.describe() for c in log.loops)
         )
     unserved = log.unexpected_misses()
     if unserved and checks["assert_all_requests_served"]:
@@ -301,6 +317,18 @@ def problems(
             f"{len(unmet)} expected unserved request(s) never came:\n"
             + _bullets(expectation.describe() for expectation in unmet)
         )
+    return found
+
+
+def _plan_problems(
+    calls: Sequence[RecordedCall],
+    scripted: Sequence[ScriptedPages],
+    faults: Sequence[Fault],
+    checks: dict[str, bool],
+    owner: str | None,
+) -> list[str]:
+    """What the test planned and nothing met: scripted pages, faults."""
+    found: list[str] = []
     unrequested = _unrequested_pages(calls, scripted)
     if unrequested and checks["assert_all_scripted_pages_requested"]:
         found.append(
@@ -315,15 +343,19 @@ def problems(
             + _bullets(fault.describe() for fault in unfired)
             + _switch("assert_all_faults_triggered", owner)
         )
-    found.extend(receiver_errors)  # a bug in the test's own receiver: always reported
-    if unused_answers and checks["assert_all_destination_answers_used"]:
-        found.append(
-            f"{len(unused_answers)} destination(s) kept scripted answers no delivery "
-            "attempt met:\n"
-            + _bullets(f"{target}: {answers!r} left" for target, answers in unused_answers)
-            + _switch("assert_all_destination_answers_used", owner)
-        )
     return found
+
+
+#: How many of a destination's unused answers a report lists before it counts the rest.
+_ANSWERS_SHOWN = 20
+
+
+def _few(answers: Sequence[object]) -> str:
+    """The answers, the first twenty of them and a count of the rest when there are more."""
+    if len(answers) <= _ANSWERS_SHOWN:
+        return repr(list(answers))
+    shown = ", ".join(repr(answer) for answer in answers[:_ANSWERS_SHOWN])
+    return f"[{shown}, ... and {len(answers) - _ANSWERS_SHOWN} more]"
 
 
 def delivered_problem(
