@@ -228,3 +228,64 @@ def test_the_control_api_shows_a_cancelled_task_with_no_next_attempt() -> None:
         http.delete(f"/v2/messages/{message_id}")
         (task,) = http.get(f"/_fake/messages/{message_id}").json()["tasks"]
         assert (task["state"], task["nextProcessAt"]) == ("canceled", 0)
+
+
+def test_dates_bound_both_ends_inclusive(
+    any_fake: QStashTasksFake, client: QStash, http: httpx.Client
+) -> None:
+    start = any_fake.clock.start
+    ids = []
+    for _ in range(3):  # created at start, +1000, +2000
+        ids += publish(client, 1)
+        any_fake.clock.advance(1_000)
+    middle = f"?fromDate={start + 1_000}&toDate={start + 1_000}"
+    assert bulk_cancel(http, middle).json() == {"cancelled": 1}
+    assert states(any_fake, ids) == ["planned", "canceled", "planned"]
+    assert bulk_cancel(http, body={"fromDate": start + 1_001}).json() == {"cancelled": 1}
+    assert bulk_cancel(http, body={"toDate": 0}).json() == {"cancelled": 0}  # 0: a date too
+    assert states(any_fake, ids) == ["planned", "canceled", "canceled"]
+
+
+def test_every_documented_filter_matches_what_a_message_was_given(
+    any_fake: QStashTasksFake, client: QStash, http: httpx.Client
+) -> None:
+    any_fake.url_groups.upsert_endpoints("orders", [OTHER])
+    grouped: Any = client.message.publish(url_group="orders", body="g", delay="1d")
+    keyed = publish(client, 1, flow_control=_flow_control("tenant-1"))
+    plain = publish(client, 1)
+    assert bulk_cancel(http, "?scheduleId=scd_1").json() == {"cancelled": 0}  # none has one
+    assert bulk_cancel(http, "?topicName=orders").json() == {"cancelled": 1}
+    assert bulk_cancel(http, "?flowControlKey=tenant-1").json() == {"cancelled": 1}
+    assert states(any_fake, [grouped[0].message_id, *keyed, *plain]) == [
+        "canceled", "canceled", "created",
+    ]  # fmt: skip
+    assert bulk_cancel(http, "?callerIp=10.0.0.1").json() == {"cancelled": 0}
+    assert bulk_cancel(http, "?callerIP=127.0.0.1").json() == {"cancelled": 1}  # the old name
+
+
+def _flow_control(key: str) -> Any:
+    from qstash.message import FlowControl
+
+    return FlowControl(key=key, parallelism=1)
+
+
+def test_ids_and_filters_are_read_past_a_count_before_them(
+    any_fake: QStashTasksFake, client: QStash, http: httpx.Client
+) -> None:
+    ids = publish(client, 2)
+    assert bulk_cancel(http, f"?count=10&messageIds={ids[0]}").json() == {"cancelled": 1}
+    assert states(any_fake, ids) == ["canceled", "created"]
+
+
+def test_the_words_of_a_bulk_cancel_s_refusals(
+    any_fake: QStashTasksFake, http: httpx.Client
+) -> None:
+    any_fake.expect_unserved("bad_request")
+    assert bulk_cancel(http, "?nope=1").json() == {
+        "error": "unknown filter 'nope': this endpoint takes callerIp, flowControlKey, "
+        "fromDate, host, label, messageIds, path, queueName, scheduleId, toDate, "
+        "topicName, url"
+    }
+    assert bulk_cancel(http, body={"fromDate": ["1", "2"]}).json() == {
+        "error": "fromDate must be one unix time in milliseconds, got ['1', '2']"
+    }

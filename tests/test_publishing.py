@@ -1096,6 +1096,18 @@ def test_a_failed_or_cancelled_message_is_gone_from_the_message_api_and_says_why
     assert client.message.cancel_many([message_id, other]) == 1
 
 
+def test_a_message_delivered_after_a_retry_is_said_to_be_delivered(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination(HOOK).answers(500, 200)
+    message_id = client.message.publish(url=HOOK, body="x").message_id
+    any_fake.clock.advance(60_000)
+    any_fake.expect_unserved("unknown_message", message_id=message_id)
+    with pytest.raises(QStashError, match="404"):
+        client.message.get(message_id)
+    assert any_fake.calls[-1].detail.startswith(f"message {message_id!r} was delivered, ")
+
+
 def test_a_message_is_kept_between_attempts_and_gone_the_ms_its_last_one_ends(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:
