@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
     from ._core.models import Task, TasksPage, TaskState
+    from ._core.parts.messages import Messages
+    from ._core.parts.signing_keys import SigningKeys
     from ._core.parts.url_groups import UrlGroup, UrlGroupEndpoint, UrlGroups
     from ._core.state.calls import RecordedCall
     from ._core.state.faults import Fault
@@ -60,6 +62,8 @@ _LAZY = {
     "backoff_ms": "._core.state.lifecycle",
     "QStashTasksMock": "._transports.in_process",
     "QStashTasksServer": "._transports.server",
+    "Messages": "._core.parts.messages",
+    "SigningKeys": "._core.parts.signing_keys",
     "UrlGroup": "._core.parts.url_groups",
     "UrlGroupEndpoint": "._core.parts.url_groups",
     "UrlGroups": "._core.parts.url_groups",
@@ -75,6 +79,7 @@ __all__ = [
     "DeliveryRequest",
     "Destination",
     "Fault",
+    "Messages",
     "PublishedMessage",
     "QStashTasksFake",
     "QStashTasksLoopError",
@@ -82,6 +87,7 @@ __all__ = [
     "QStashTasksMock",
     "QStashTasksServer",
     "RecordedCall",
+    "SigningKeys",
     "Task",
     "TaskState",
     "TasksPage",

@@ -33,6 +33,8 @@ SECTIONS: list[tuple[str, list[str]]] = [
             "DeliveryRequest",
             "DeliveryAttempt",
             "Clock",
+            "Messages",
+            "SigningKeys",
             "UrlGroups",
             "UrlGroup",
             "UrlGroupEndpoint",
@@ -113,8 +115,14 @@ def _code(name: str, obj: Callable[..., Any]) -> str:
     return f"```text\n{name}{_signature(obj)}\n```\n\n"
 
 
+#: The parts a test reaches on the fake: no one builds them, so no constructor is shown.
+PARTS = {"Messages": "messages", "SigningKeys": "signing_keys", "UrlGroups": "url_groups"}
+
+
 def _class(name: str, cls: type) -> str:
     signature = "" if issubclass(cls, (enum.Enum, BaseException)) else _code(name, cls)
+    if name in PARTS:
+        signature = f"Reached as `qstash_tasks.{PARTS[name]}` (any fake's `.{PARTS[name]}`).\n\n"
     lines = [f"### `{name}`\n", signature + _markdown(inspect.getdoc(cls) or "")]
     if issubclass(cls, enum.Enum):
         values = ", ".join(f"`{member.value}`" for member in cls)

@@ -1,27 +1,20 @@
-"""The fake: one class with the API a test uses (flat methods, as in pytest-httpx and
-respx), its state in parts it owns: ``TaskStore``, ``Outbox`` (published messages and
-URL groups), ``Destinations`` (what destinations answer), ``Courier`` (runs due
-attempts, signed with the ``SigningKeys``), ``FaultQueue``, ``CallLog``, ``Clock``,
-``Dispatcher`` (with the ``LoopGuard``) and ``RealHostGuard``. A transport is
-a subclass: see docs/architecture.md.
-"""
+"""The fake: one class with the API a test uses most, flat (as in pytest-httpx and
+respx), composed of the state it keeps, the engine that moves it and the parts a test
+reaches (``parts/``). A transport is a subclass: see docs/architecture.md."""
 
 from __future__ import annotations
 
 import abc
 import datetime as _dt
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Literal, ParamSpec, TypeVar
 
 from .api.dispatch import Dispatcher
 from .api.hosts import DEFAULT_BASE_URL, BaseURL, GuardedFake, RealHostGuard
 from .api.messages import PublishConfig
 from .api.tasks import EndpointConfig
 from .args import (
-    ANY,
-    AnyCursor,
-    check_cursor_filter,
     check_end_cursor,
     check_int,
     check_seconds,
@@ -29,33 +22,30 @@ from .args import (
 )
 from .engine.clock import DEFAULT_START_MS, Clock, ClockMode
 from .engine.courier import Courier
-from .engine.destinations import Destination, Destinations
-from .engine.signing import SigningKeys, sign
+from .engine.destinations import Destinations
+from .engine.signing import KeyRing
 from .engine.sleep_patch import SleepPatch
-from .exchange import Reply, Request, UnservedReason
+from .exchange import Reply, Request
+from .parts.calls import Calls
+from .parts.faults import Faults
+from .parts.messages import Messages
+from .parts.signing_keys import SigningKeys
 from .parts.url_groups import UrlGroups
 from .report import (
     CHECKS,
-    all_pages_fetched_problem,
-    called_problem,
-    delivered_problem,
-    format_deliveries,
+    failure_sections,
     format_problems,
     problems,
-    published_problem,
     unreached_message,
 )
 from .seeding import Stream, current_stream
-from .state import faults as _faults
-from .state.calls import CallLog, ExpectedMiss, RecordedCall, filter_calls
-from .state.faults import Fault, FaultQueue, FaultTarget
+from .state.calls import CallLog, RecordedCall
+from .state.faults import Fault, FaultQueue
 from .state.lifecycle import Outcome, SimulatedDelivery
 from .state.outbox import Outbox, PublishedMessage
 from .state.store import TaskStore
 
 if TYPE_CHECKING:
-    import re
-
     from .engine.receivers import DeliveryAttempt
     from .models import Task, TasksPage
 
@@ -67,12 +57,24 @@ DEFAULT_TOKEN = "qstash-tasks-test-token"
 _Self = TypeVar("_Self", bound="QStashTasksFake")
 
 
-class _Unset:
-    def __repr__(self) -> str:
-        return "<unset>"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_T = TypeVar("_T")
 
 
-_UNSET: Any = _Unset()
+def _forward(
+    part: str, method: Callable[Concatenate[_T, _P], _R]
+) -> Callable[Concatenate[Any, _P], _R]:
+    """A method of the fake that is ``method`` of its part ``part``: the same signature
+    and docstring, so that the fake keeps its flat names while the parts own the code."""
+
+    def forward(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        __tracebackhide__ = True  # show the user's line, not this one
+        return method(getattr(self, part), *args, **kwargs)
+
+    forward.__name__, forward.__qualname__ = method.__name__, method.__qualname__
+    forward.__doc__, forward.__wrapped__ = method.__doc__, method  # type: ignore[attr-defined]
+    return forward
 
 
 class QStashTasksFake(abc.ABC):
@@ -82,7 +84,8 @@ class QStashTasksFake(abc.ABC):
     the test moves.
 
     Use it through a transport: ``QStashTasksMock`` (httpx and requests, in-process) or
-    ``QStashTasksServer`` (a real HTTP server on the loopback interface).
+    ``QStashTasksServer`` (a real HTTP server on the loopback interface). Its parts, one
+    per SDK resource: ``url_groups``, ``messages``, ``signing_keys``.
 
     Args:
         base_url: Where the fake listens: scheme, host, optional port and path prefix.
@@ -131,6 +134,10 @@ class QStashTasksFake(abc.ABC):
     #: Whether the transport answers requests of this process to the fake's origin
     #: (in-process), rather than letting them go to a real socket (a server).
     _answers_in_process: ClassVar[bool] = False
+    #: Who made the fake, for the advice its messages give: ``None`` a fixture (the
+    #: marker and ini options), ``report.COMMAND`` the standalone command (its options
+    #: and control endpoints), else the class (constructor arguments).
+    _owner_name: str | None
 
     def __init__(
         self,
@@ -187,38 +194,48 @@ class QStashTasksFake(abc.ABC):
         """Whether the process's sleeps move the clock while the fake is started."""
         self._sleep_patch: SleepPatch | None = None
         self._started = False
-        #: Who made the fake, for the advice its messages give: ``None`` a fixture (the
-        #: marker and ini options), ``report.COMMAND`` the standalone command (its
-        #: options and control endpoints), else the class (constructor arguments).
-        self._owner_name: str | None = type(self).__name__
-        # The one lock: transports call _dispatch from any thread. It guards the store, the
-        # fault queue, the call log and the loop guard, which take no lock of their own.
+        self._owner_name = type(self).__name__
+        keys = (current_signing_key, next_signing_key)
+        self._assemble(default_answer, keys, delivery_timeout, limit)
+
+    def _assemble(
+        self,
+        default_answer: Outcome,
+        keys: tuple[str | None, str | None],
+        timeout: float,
+        limit: int,
+    ) -> None:
+        """The state, the engine and the parts, each given what it needs of the others.
+        The one lock: transports call _dispatch from any thread. It guards the state,
+        which takes no lock of its own; the parts and the engine take it."""
         self._lock = threading.Lock()
         self._store = TaskStore()
         self._outbox = Outbox(self._store)
         self._destinations = Destinations(default_answer, self._lock)
-        self._keys = SigningKeys(current_signing_key, next_signing_key)
+        self._keys = KeyRing(*keys)
         self._courier = Courier(
             self._outbox, self._destinations, self._keys, self.clock, self._lock,
-            timeout=check_seconds("delivery_timeout", delivery_timeout),
+            timeout=check_seconds("delivery_timeout", timeout),
         )  # fmt: skip
         self.clock._on_move.append(self._courier.run_due)
         self.url_groups = UrlGroups(self._outbox, self.clock, self._lock)
         """The URL groups the fake holds, as the SDK's ``client.url_group`` sees them."""
+        self.messages = Messages(self._outbox, self._destinations, self._courier, self._lock)
+        """What the code published and what each delivery met (``client.message``)."""
+        self.signing_keys = SigningKeys(self._keys, self._lock)
+        """The keys deliveries are signed with (``client.signing_key``)."""
         self._faults = FaultQueue()
+        self._fault_plans = Faults(self._faults, self._lock)
         self._calls = CallLog()
+        self._recorded = Calls(self._calls, self._store, self._lock)
+        guarded = GuardedFake(
+            name=lambda: repr(self), enabled=lambda: self.guard_real_qstash,
+            owner=self._owner, clients_served=self._clients_served,
+        )  # fmt: skip
         self._guard = RealHostGuard(
-            self._url,
-            GuardedFake(
-                name=lambda: repr(self),
-                enabled=lambda: self.guard_real_qstash,
-                owner=self._owner,
-                clients_served=self._clients_served,
-            ),
-            answers_in_process=self._answers_in_process,
-            calls=self._calls,
-            lock=self._lock,
-        )
+            self._url, guarded, answers_in_process=self._answers_in_process,
+            calls=self._calls, lock=self._lock,
+        )  # fmt: skip
         self._dispatcher = Dispatcher(
             self._store, self._outbox, self._courier, self._faults, self._calls,
             self.clock, self._config, self._publish_config, self._lock,
@@ -262,16 +279,6 @@ class QStashTasksFake(abc.ABC):
     def max_message_size(self) -> int:
         """The largest body a publish may send, in bytes."""
         return self._publish_config.max_message_size
-
-    @property
-    def current_signing_key(self) -> str:
-        """The key deliveries are signed with now (``QSTASH_CURRENT_SIGNING_KEY``)."""
-        return self._keys.current
-
-    @property
-    def next_signing_key(self) -> str:
-        """The key that becomes current at the next rotation (``QSTASH_NEXT_SIGNING_KEY``)."""
-        return self._keys.next
 
     @property
     def env(self) -> dict[str, str]:
@@ -459,293 +466,55 @@ class QStashTasksFake(abc.ABC):
         """Where generated data comes from: this fake's seed, else the running test's."""
         return self._stream or current_stream()
 
-    # -- publishing -----------------------------------------------------------------
+    # -- the parts' flat names: what a test does most, and today's names ------------
+    # Each is its part's method (its signature and docstring): see parts/.
 
-    def destination(self, target: str | re.Pattern[str]) -> Destination:
-        """The script of what ``target`` answers to delivery attempts of published
-        messages: ``fake.destination("https://app.example.com/hook").answers(500, 200)``.
-
-        ``target`` is a URL (exact), a prefix ending in ``*``
-        (``"https://app.example.com/*"``) or a compiled pattern (``re.search``). An
-        attempt meets the next answer of the first script for its exact URL, else of
-        the first prefix or pattern that matches, else ``default_answer``. The same
-        ``target`` gives the same script back. A URL or prefix matches as written or
-        percent-decoded (``café`` is the ``caf%C3%A9`` a client sends); a pattern
-        searches the URL as sent.
-        """
-        with self._lock:
-            return self._destinations.script(target)
-
-    def _destinations_scripted(self) -> list[Destination]:
-        """Every destination script, in the order made (for the control plane)."""
-        with self._lock:
-            return self._destinations.scripts()
+    destination = _forward("messages", Messages.destination)
+    assert_published = _forward("messages", Messages.assert_published)
+    assert_delivered = _forward("messages", Messages.assert_delivered)
+    sign = _forward("signing_keys", SigningKeys.sign)
+    rotate_signing_keys = _forward("signing_keys", SigningKeys.rotate)
+    fail_next = _forward("_fault_plans", Faults.fail_next)
+    rate_limit_next = _forward("_fault_plans", Faults.rate_limit_next)
+    raise_next = _forward("_fault_plans", Faults.raise_next)
+    delay_next = _forward("_fault_plans", Faults.delay_next)
+    get_calls = _forward("_recorded", Calls.get_calls)
+    expect_unserved = _forward("_recorded", Calls.expect_unserved)
+    assert_called = _forward("_recorded", Calls.assert_called)
+    assert_not_called = _forward("_recorded", Calls.assert_not_called)
+    assert_all_pages_fetched = _forward("_recorded", Calls.assert_all_pages_fetched)
 
     @property
     def published(self) -> list[PublishedMessage]:
         """Every publish the code sent (``/v2/publish``, ``/v2/enqueue``, each entry of
         ``/v2/batch``), in order: a copy."""
-        with self._lock:
-            return list(self._outbox.published)
-
-    def assert_published(
-        self,
-        destination: str | None = None,
-        *,
-        times: int | None = None,
-        json: Any = _UNSET,
-        body: bytes | str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> list[PublishedMessage]:
-        """Assert that matching publishes reached the fake: at least one, or exactly
-        ``times``; returns them.
-
-        ``destination`` is the URL or URL group's name as published; ``json`` the body
-        parsed as JSON, ``body`` the raw body; ``headers`` a subset of the publish's
-        headers (any case, e.g. ``{"Upstash-Delay": "10s"}``). The failure lists every
-        publish the fake received.
-        """
-        __tracebackhide__ = True  # show the user's line, not ours
-        if times is not None:
-            check_int("times", times)
-        found, problem = published_problem(
-            self.published, destination, times, json, body, headers, json_given=json is not _UNSET
-        )
-        if problem is not None:
-            raise AssertionError(problem)
-        return found
-
-    # -- deliveries -----------------------------------------------------------------
-
-    def sign(self, body: bytes | str, url: str) -> str:
-        """A valid ``Upstash-Signature`` for a delivery of ``body`` to ``url``, signed
-        with the current key: for a request to a receiver that the test builds itself.
-        Its times come from ``time.time()``, as a verifier expects."""
-        if isinstance(body, str):
-            body = body.encode()
-        if not isinstance(body, bytes):
-            raise TypeError(f"sign() takes the body as bytes or str, got {type(body).__name__}")
-        if not isinstance(url, str) or not url:
-            raise ValueError(f"sign() takes the destination URL, got {url!r}")
-        return sign(self._keys.current, body, url)
-
-    def rotate_signing_keys(self) -> None:
-        """Rotate the keys as Upstash's console does: the next key becomes the current
-        one and a new next key is made. Receivers that know the old next key still
-        verify (they try the next key when the current one fails)."""
-        with self._lock:
-            self._keys.rotate()
+        return self.messages.published
 
     @property
     def deliveries(self) -> list[DeliveryAttempt]:
         """Every attempt that reached a receiver (``deliver_to``), in order: a copy."""
-        self._courier.run_due()
-        with self._lock:
-            return list(self._courier.attempts)
-
-    def assert_delivered(
-        self,
-        url: str | None = None,
-        *,
-        message_id: str | None = None,
-        status: int | None = None,
-        times: int | None = None,
-    ) -> list[DeliveryAttempt]:
-        """Assert that matching attempts reached a receiver: at least one, or exactly
-        ``times``; returns them. ``status`` is what the receiver answered. The failure
-        lists every attempt made."""
-        __tracebackhide__ = True  # show the user's line, not ours
-        if times is not None:
-            check_int("times", times)
-        found, problem = delivered_problem(self.deliveries, url, message_id, status, times)
-        if problem is not None:
-            raise AssertionError(problem)
-        return found
-
-    # -- faults ---------------------------------------------------------------------
-
-    def fail_next(
-        self,
-        status: int = 500,
-        *,
-        times: int = 1,
-        error: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        message_id: str | None = None,
-        cursor: int | AnyCursor | None = ANY,
-        page: int | None = None,
-        delay: float = 0,
-    ) -> Fault:
-        """Answer the next ``times`` matching requests with ``status``.
-
-        The body is QStash-shaped: ``{"error": error}`` (by default the status's
-        reason phrase); ``headers`` are added to the answer. Target one message with
-        ``message_id``, one request with ``cursor`` (``None``: the first page's, which
-        has none) or the ``page``-th page of a walk (1 is the first). Faults planned one
-        after another form a sequence; used up, the endpoint serves normally again.
-        ``delay`` (seconds) holds the answer back first. Returns the planned fault.
-        """
-        target = FaultTarget.checked(message_id, cursor, page)
-        return self._plan(_faults.fail(status, times, error, headers, target, delay))
-
-    def rate_limit_next(
-        self,
-        *,
-        times: int = 1,
-        daily: bool = False,
-        limit: int | None = None,
-        remaining: int = 0,
-        reset: int | None = None,
-        message_id: str | None = None,
-        cursor: int | AnyCursor | None = ANY,
-        page: int | None = None,
-        delay: float = 0,
-    ) -> Fault:
-        """Answer the next ``times`` matching requests with ``429``, as QStash does.
-
-        The burst limit (default) sends ``Burst-RateLimit-Limit``, ``-Remaining`` and
-        ``-Reset``; ``daily=True`` sends ``RateLimit-Limit``, ``-Remaining`` and
-        ``-Reset``, from which the official SDK raises ``RateLimitExceededError`` or
-        ``DailyMessageLimitExceededError`` carrying these values. ``reset`` is a unix
-        timestamp in seconds: by default the fake clock's next second (burst) or next
-        UTC midnight (daily). ``limit`` defaults to 100 (burst, per second) or 1000
-        (daily). Targets and ``delay`` as in ``fail_next``.
-        """
-        target = FaultTarget.checked(message_id, cursor, page)
-        return self._plan(_faults.rate_limit(times, daily, limit, remaining, reset, target, delay))
-
-    def raise_next(
-        self,
-        exception: BaseException | type[BaseException],
-        *,
-        times: int = 1,
-        message_id: str | None = None,
-        cursor: int | AnyCursor | None = ANY,
-        page: int | None = None,
-        delay: float = 0,
-    ) -> Fault:
-        """Make the next ``times`` matching requests fail in transport, with no answer.
-
-        In-process (``qstash_tasks``) the client raises ``exception``: a transport
-        error such as ``httpx.ConnectError``, ``httpx.ConnectTimeout``,
-        ``httpx.ReadTimeout`` or ``httpx.RemoteProtocolError``, as a class (built with
-        a message and the request) or an instance (copied for each raise). Over a
-        socket (``qstash_tasks_server``) the server closes the connection without an
-        answer, or, for a timeout, holds the answer until the client gives up. Targets
-        and ``delay`` as in ``fail_next``.
-        """
-        target = FaultTarget.checked(message_id, cursor, page)
-        return self._plan(_faults.raise_(exception, times, target, delay))
-
-    def delay_next(
-        self,
-        seconds: float,
-        *,
-        times: int = 1,
-        message_id: str | None = None,
-        cursor: int | AnyCursor | None = ANY,
-        page: int | None = None,
-    ) -> Fault:
-        """Hold back the normal answer to the next ``times`` matching requests.
-
-        Async clients await the delay (the event loop keeps running); sync clients
-        sleep. The fake's clock does not move. Targets as in ``fail_next``.
-        """
-        target = FaultTarget.checked(message_id, cursor, page)
-        return self._plan(_faults.delay(seconds, times, target))
+        return self.messages.deliveries
 
     @property
     def faults(self) -> list[Fault]:
         """Every fault planned, in order, used up or not (a copy)."""
-        with self._lock:
-            return self._faults.planned()
-
-    def _plan(self, fault: Fault) -> Fault:
-        with self._lock:
-            return self._faults.plan(fault)
-
-    # -- what reached the fake ------------------------------------------------------
+        return self._fault_plans.planned()
 
     @property
     def calls(self) -> list[RecordedCall]:
         """Every request the fake answered, in order: a read-only copy (``reset()``
         forgets them)."""
-        with self._lock:
-            return self._calls.copy()
+        return self._recorded.copy()
 
-    def get_calls(
-        self,
-        message_id: str | None = None,
-        *,
-        cursor: int | AnyCursor | None = ANY,
-        status: int | None = None,
-        served: bool | None = None,
-    ) -> list[RecordedCall]:
-        """The recorded calls that match every filter given.
+    @property
+    def current_signing_key(self) -> str:
+        """The key deliveries are signed with now (``QSTASH_CURRENT_SIGNING_KEY``)."""
+        return self._keys.current
 
-        ``cursor=None`` picks requests without a cursor (first pages); by default any
-        cursor matches. ``served=True`` picks requests answered with a page of tasks.
-        """
-        check_cursor_filter(cursor)
-        with self._lock:
-            return filter_calls(
-                self._calls.calls, message_id, cursor=cursor, status=status, served=served
-            )
-
-    def expect_unserved(
-        self, reason: UnservedReason, *, message_id: str | None = None
-    ) -> ExpectedMiss:
-        """Say that requests the fake cannot serve for ``reason`` (and ``message_id``,
-        if given) are what the test wants, so teardown does not report them; teardown
-        reports the expectation instead if no such request came.
-
-        ``reason`` is one of ``unknown_message``, ``unauthorized`` (a 401: give the fake
-        a ``token``, since by default any non-empty token is accepted), ``bad_cursor``,
-        ``unknown_cursor``, ``method_not_allowed`` and ``unknown_path``. Other misses
-        are still reported.
-        """
-        expectation = ExpectedMiss.checked(reason, message_id)
-        with self._lock:
-            self._calls.expect(expectation)
-        return expectation
-
-    def assert_called(
-        self,
-        message_id: str | None = None,
-        *,
-        times: int | None = None,
-        cursor: int | AnyCursor | None = ANY,
-    ) -> None:
-        """Assert that matching requests reached the fake: at least one, or exactly ``times``."""
-        __tracebackhide__ = True  # show the user's line, not ours
-        if times is not None:
-            check_int("times", times)
-        check_cursor_filter(cursor)
-        problem = called_problem(self.calls, message_id, times, cursor)
-        if problem is not None:
-            raise AssertionError(problem)
-
-    def assert_not_called(self, message_id: str | None = None) -> None:
-        """Assert that no request (for ``message_id``, if given) reached the fake."""
-        __tracebackhide__ = True  # show the user's line, not ours
-        problem = called_problem(self.calls, message_id, None, ANY, none_wanted=True)
-        if problem is not None:
-            raise AssertionError(problem)
-
-    def assert_all_pages_fetched(self, message_id: str) -> None:
-        """Assert that the client walked ``message_id`` to the end.
-
-        A page without a cursor was served, and for every page served with a cursor
-        to follow, a request with that cursor was served too, up to a page that ended
-        the list.
-        """
-        __tracebackhide__ = True  # show the user's line, not ours
-        with self._lock:
-            calls = list(self._calls.calls)
-            known = self._store.known_ids()
-        problem = all_pages_fetched_problem(calls, message_id, known)
-        if problem is not None:
-            raise AssertionError(problem)
+    @property
+    def next_signing_key(self) -> str:
+        """The key that becomes current at the next rotation (``QSTASH_NEXT_SIGNING_KEY``)."""
+        return self._keys.next
 
     # -- teardown checks ------------------------------------------------------------
 
@@ -814,18 +583,9 @@ class QStashTasksFake(abc.ABC):
         """What a failed test's report shows of this fake, as (title, text) sections: its
         problems, why no request may have reached it, and the delivery attempts made so
         far (none is run for the report: a receiver is the test's own code)."""
-        sections = []
-        found = self.problems()
-        if found:
-            sections.append(("qstash_tasks", format_problems(found)))
-        hint = self._unreached_hint()
-        if hint is not None:
-            sections.append(("qstash_tasks: no request reached the fake", hint))
         with self._lock:
             attempts = list(self._courier.attempts)
-        if attempts:
-            sections.append(("qstash_tasks: delivery attempts", format_deliveries(attempts)))
-        return sections
+        return failure_sections(self.problems(), self._unreached_hint(), attempts)
 
     def _unreached_hint(self) -> str | None:
         """Why a failed test may have read nothing from the fake: messages were

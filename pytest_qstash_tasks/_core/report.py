@@ -74,6 +74,21 @@ def format_calls(calls: Sequence[RecordedCall], marked: Sequence[RecordedCall] =
 _ANSWER_SHOWN = 200
 
 
+def failure_sections(
+    found: Sequence[str], unreached: str | None, attempts: Sequence[DeliveryAttempt]
+) -> list[tuple[str, str]]:
+    """What a failed test's report shows of a fake, as (title, text) sections: its
+    problems, why no request may have reached it, and the delivery attempts made."""
+    sections = []
+    if found:
+        sections.append(("qstash_tasks", format_problems(found)))
+    if unreached is not None:
+        sections.append(("qstash_tasks: no request reached the fake", unreached))
+    if attempts:
+        sections.append(("qstash_tasks: delivery attempts", format_deliveries(attempts)))
+    return sections
+
+
 def format_deliveries(attempts: Sequence[DeliveryAttempt]) -> str:
     """The delivery attempts, numbered, one a line: when (the fake's clock), what was
     sent, what came back, where it went; the receiver's answer on the next line."""

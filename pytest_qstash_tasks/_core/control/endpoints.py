@@ -275,7 +275,7 @@ def _published(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, ob
 
 @_route("GET", "/destinations")
 def _destinations(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
-    return 200, {"destinations": [_script_json(s) for s in plane.fake._destinations_scripted()]}
+    return 200, {"destinations": [_script_json(s) for s in plane.fake.messages.scripts()]}
 
 
 def _script_json(script: Destination) -> dict[str, Any]:

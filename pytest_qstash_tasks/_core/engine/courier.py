@@ -27,7 +27,7 @@ from pytest_qstash_tasks._core.state.outbox import (
 
 from .clock import Clock
 from .destinations import Destinations
-from .signing import SigningKeys, sign
+from .signing import KeyRing, sign
 
 if TYPE_CHECKING:
     # Loaded with the first receiver (deliver_to): the standalone command starts without.
@@ -67,7 +67,7 @@ class Courier:
         self,
         outbox: Outbox,
         destinations: Destinations,
-        keys: SigningKeys,
+        keys: KeyRing,
         clock: Clock,
         lock: threading.Lock,
         *,

@@ -20,7 +20,7 @@ import time
 
 from pytest_qstash_tasks._core.ids import BASE58
 
-__all__ = ["DEFAULT_CURRENT_SIGNING_KEY", "DEFAULT_NEXT_SIGNING_KEY", "SigningKeys", "sign"]
+__all__ = ["DEFAULT_CURRENT_SIGNING_KEY", "DEFAULT_NEXT_SIGNING_KEY", "KeyRing", "sign"]
 
 #: How long a signature stays valid (s), as QStash signs.
 _VALID_S = 300
@@ -58,7 +58,7 @@ def check_key(name: str, key: object) -> str:
     return key
 
 
-class SigningKeys:
+class KeyRing:
     """The current and next signing keys. ``rotate()`` does what rotating the keys in
     Upstash's console does: the next key becomes the current one, and a new next key
     is made (derived from the old one, so the same on every run)."""
