@@ -94,6 +94,10 @@ BAD = {
         "batch entry 0: invalid header name 'upstash-forward-x\\ny': want an HTTP token "
         "(no entry of the batch was published)",
     ),
+    "a bad delay beside a not-before": (
+        publish({"Upstash-Not-Before": b"1893456000", "Upstash-Delay": b"soon"}),
+        "invalid Upstash-Delay 'soon': want a number and a unit, e.g. 10s, 5m, 2h, 1d",
+    ),
     "a HEAD delivery": (
         publish({"Upstash-Method": b"HEAD"}),
         "invalid Upstash-Method 'HEAD': want one of DELETE, GET, PATCH, POST, PUT",

@@ -1057,6 +1057,14 @@ def test_bad_message_api_requests_get_a_4xx_naming_what_is_wrong(
     assert call.token == any_fake.token
 
 
+def test_a_timeout_with_a_unit_is_that_long(any_fake: QStashTasksFake, client: QStash) -> None:
+    any_fake.destination(HOOK).deliver_to(lambda delivery: time.sleep(0.3) or 200)
+    message_id = client.message.publish(url=HOOK, body="x", timeout="250ms", retries=0).message_id
+    any_fake.clock.advance(1_000)
+    error = one_task(client, message_id)["error"]  # the time taken is the machine's
+    assert re.fullmatch(r"request timed out: the receiver took 0\.3\d* s, past 0\.25 s", error)
+
+
 def test_a_delivered_message_is_gone_from_the_message_api_but_not_its_tasks(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:

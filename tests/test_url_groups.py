@@ -149,3 +149,19 @@ def test_bad_input_is_refused_in_words_and_changes_nothing(
         call(any_fake.url_groups)
     assert raised.value.args[0] == text
     assert [(g.name, g.urls) for g in any_fake.url_groups.list()] == [("orders", [A])]
+
+
+def test_repr_and_missing_groups_name_every_group(any_fake: QStashTasksFake) -> None:
+    assert repr(any_fake.url_groups) == "<UrlGroups none>"
+    with pytest.raises(KeyError) as raised:
+        any_fake.url_groups.get("orders")
+    assert raised.value.args[0] == "no URL group 'orders' (URL groups: none)"
+    any_fake.url_groups.upsert_endpoints("a", [A])
+    any_fake.url_groups.upsert_endpoints("b", [B])
+    assert repr(any_fake.url_groups) == "<UrlGroups 'a', 'b'>"
+    with pytest.raises(KeyError) as raised:
+        any_fake.url_groups.get("orders")
+    assert raised.value.args[0] == "no URL group 'orders' (URL groups: 'a', 'b')"
+    with pytest.raises(ValueError) as refused:
+        any_fake.url_groups.upsert_endpoints("a", [{"url": 5}])  # type: ignore[list-item]
+    assert refused.value.args[0] == "invalid endpoint url 5: want a str"
