@@ -162,5 +162,5 @@ def test_repr_and_missing_groups_name_every_group(any_fake: QStashTasksFake) -> 
     with pytest.raises(KeyError) as raised:
         any_fake.url_groups.get("orders")
     assert raised.value.args[0] == "no URL group 'orders' (URL groups: 'a', 'b')"
-    with pytest.raises(ValueError, match="^invalid endpoint url 5: want a str$"):
+    with pytest.raises(ValueError, match=r"^invalid endpoint url 5: want a str$"):
         any_fake.url_groups.upsert_endpoints("a", [{"url": 5}])  # type: ignore[list-item]
