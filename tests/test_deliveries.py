@@ -40,6 +40,7 @@ from pytest_qstash_tasks._core.engine.signing import (
     DEFAULT_NEXT_SIGNING_KEY,
     derived_key,
 )
+from tests.helpers import client_for
 
 HOOK = "https://app.example.com/hook"
 Sdk = Callable[..., QStash]
@@ -1276,3 +1277,19 @@ def test_a_cancelled_message_s_due_attempts_never_run(
     assert any_fake.destination(HOOK).remaining == [500]  # the scripted answer not used
     any_fake.assert_all_destination_answers_used = False
     assert [any_fake.tasks(m)[0].state for m in (scripted, to_app)] == ["canceled"] * 2
+
+
+def test_a_header_value_s_bytes_reach_a_real_receiver_as_they_were_sent(
+    any_fake: QStashTasksFake, local_server: Any
+) -> None:
+    # UTF-8 bytes in a forwarded header: every transport keeps them as they came, one
+    # character a byte (as WSGI does), so a real receiver gets the very bytes sent.
+    sent = "José".encode()
+    port = local_server.server_address[1]
+    any_fake.destination(HOOK).deliver_to(f"http://127.0.0.1:{port}")
+    with client_for(any_fake) as http:
+        http.post(f"/v2/publish/{HOOK}", content=b"x", headers={"Upstash-Forward-Name": sent})
+    assert any_fake.published[0].header("Upstash-Forward-Name") == sent.decode("latin-1")
+    any_fake.clock.advance(60_000)
+    raw = [headers for _, headers, _ in local_server.received]
+    assert raw[0]["Name"].encode("latin-1") == sent  # http.server reads Latin-1 too

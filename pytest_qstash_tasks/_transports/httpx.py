@@ -85,7 +85,12 @@ class HttpxInterceptor:
                 url=str(url),
                 raw_path=raw_path,
                 query=query,
-                headers=tuple(request.headers.multi_items()),
+                # The bytes as sent, one character a byte (Latin-1), as the server and
+                # requests' transport read them: a value is delivered as it came.
+                headers=tuple(
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in request.headers.raw
+                ),
                 body=request.content,  # respx reads a streamed body before asking
                 in_process=True,
                 native=request,
