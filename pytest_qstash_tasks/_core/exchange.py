@@ -80,6 +80,9 @@ class Request:
         return None
 
 
+#: The content type of every JSON answer.
+JSON_HEADERS = (("content-type", "application/json"),)
+
 #: Why a request was not served with tasks. ``None`` on a served request.
 UnservedReason = Literal[
     "unknown_path",
@@ -99,7 +102,7 @@ class EndpointResponse:
 
     status: int
     body: bytes
-    headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
+    headers: tuple[tuple[str, str], ...] = JSON_HEADERS
     message_id: str | None = None
     cursor: int | None = None
     token: str | None = None
@@ -123,10 +126,6 @@ class Reply:
     body: bytes = b""
     delay: float = 0.0
     exception: BaseException | None = None
-
-
-#: The content type of every JSON answer.
-JSON_HEADERS = (("content-type", "application/json"),)
 
 
 def ascii_int(raw: str) -> int | None:
