@@ -511,3 +511,16 @@ def test_a_delay_past_the_read_timeout_records_a_timeout(any_fake: QStashTasksFa
         "qstash_tasks: the answer was held back 5 s (a planned delay), past the client's "
         "read timeout of 0.05 s"
     )
+
+
+def test_a_delay_for_one_message_holds_that_message_s_answers_only(
+    fake: QStashTasksFake,
+) -> None:
+    fake.add("msg_other", count=1)
+    planned = fake.delay_next(0.2, message_id="msg_slow")
+    fake.add("msg_slow", count=1)
+    with client_for(fake) as client:
+        client.get("/v1/messages/msg_other/tasks")  # not this message's: not held
+        client.get("/v1/messages/msg_slow/tasks")
+    assert [call.fault for call in fake.calls] == [None, "delay_next(0.2, message_id='msg_slow')"]
+    assert planned.fired == 1
