@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from ._core.engine.clock import DEFAULT_START_MS, Clock
     from ._core.engine.destinations import Destination
     from ._core.engine.receivers import DeliveryAttempt, DeliveryRequest
-    from ._core.errors import QStashTasksLoopError, QStashTasksRealHostError
+    from ._core.errors import (
+        QStashTasksLoopError,
+        QStashTasksRealHostError,
+        QStashTasksRunawayError,
+    )
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
     from ._core.models import Task, TasksPage, TaskState
@@ -50,6 +54,7 @@ _LAZY = {
     "PublishedMessage": "._core.state.outbox",
     "QStashTasksLoopError": "._core.errors",
     "QStashTasksRealHostError": "._core.errors",
+    "QStashTasksRunawayError": "._core.errors",
     "make_pages": "._core.factories",
     "make_task": "._core.factories",
     "make_tasks": "._core.factories",
@@ -84,6 +89,7 @@ __all__ = [
     "QStashTasksFake",
     "QStashTasksLoopError",
     "QStashTasksRealHostError",
+    "QStashTasksRunawayError",
     "QStashTasksMock",
     "QStashTasksServer",
     "RecordedCall",

@@ -108,6 +108,13 @@ def _add_fake_options(serve: argparse.ArgumentParser) -> None:
         help="identical requests in a row before the answer is 508 (default: 100)",
     )
     serve.add_argument(
+        "--max-chained-events",
+        type=int,
+        default=5000,
+        help="events scheduled during one move of the clock that the move may run "
+        "before it stops as a runaway chain (default: 5000)",
+    )
+    serve.add_argument(
         "--default-retries",
         type=int,
         default=3,
@@ -166,6 +173,7 @@ def _build(args: argparse.Namespace) -> QStashTasksServer:
         "page_size": args.page_size,
         "end_cursor": 0 if args.end_cursor == "0" else None,
         "max_identical_requests": args.max_identical_requests,
+        "max_chained_events": args.max_chained_events,
         "default_retries": args.default_retries,
         "default_answer": args.default_answer,
         "max_message_size": args.max_message_size,

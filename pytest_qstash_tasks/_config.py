@@ -34,6 +34,11 @@ INI_OPTIONS: dict[str, tuple[str, str]] = {  # "bool" defaults to true, "off" is
         "stops the client as a likely infinite loop (default: 100).",
         "string",
     ),
+    "qstash_tasks_max_chained_events": (
+        "Events scheduled during one move of the clock that the move may run before it "
+        "stops as a runaway chain (default: 5000).",
+        "string",
+    ),
     "qstash_tasks_assert_all_requests_served": (
         "Fail at teardown when the fake could not serve a request (default: true).",
         "bool",
@@ -111,6 +116,7 @@ MARKER_KEYS = {
     "page_size": "int",
     "end_cursor": "0 | None",
     "max_identical_requests": "int",
+    "max_chained_events": "int",
     "assert_all_requests_served": "bool",
     "assert_all_scripted_pages_requested": "bool",
     "assert_all_faults_triggered": "bool",
@@ -215,6 +221,7 @@ def _parse_ini_value(key: str, text: str) -> Any:
     if key in (
         "page_size",
         "max_identical_requests",
+        "max_chained_events",
         "default_retries",
         "default_answer",
         "max_message_size",

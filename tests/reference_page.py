@@ -41,7 +41,10 @@ SECTIONS: list[tuple[str, list[str]]] = [
             "ANY",
         ],
     ),
-    ("Errors raised in the code under test", ["QStashTasksLoopError", "QStashTasksRealHostError"]),
+    (
+        "Errors raised in the code under test",
+        ["QStashTasksLoopError", "QStashTasksRealHostError", "QStashTasksRunawayError"],
+    ),
     ("Models", ["Task", "TaskState", "TasksPage"]),
     ("Factories", ["make_task", "make_tasks", "make_pages", "backoff_ms"]),
     ("Constants", ["DEFAULT_BASE_URL", "DEFAULT_START_MS"]),

@@ -356,7 +356,8 @@ def test_the_clock_takes_one_move_at_a_time(fake: QStashTasksServer, http: Any) 
     moved = http.post("clock", json={"advanceMs": 1, "set": 1893456000000})
     assert moved.status_code == 400
     assert moved.json() == {
-        "error": 'POST /_fake/clock takes {"advanceMs": <int>} or {"set": <unix ms or ISO 8601>}'
+        "error": 'POST /_fake/clock takes {"advanceMs": <int>}, {"set": <unix ms or ISO 8601>} '
+        'or {"runAll": true | <horizon ms>}'
     }
     assert fake.clock.now == fake.clock.start
 

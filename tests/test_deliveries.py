@@ -295,11 +295,17 @@ def test_an_attempt_interrupted_in_the_receiver_is_due_again(
 
     any_fake.destination(HOOK).deliver_to(handler)
     message_id = client.message.publish(url=HOOK, body="x").message_id
+    start = any_fake.clock.now
     with pytest.raises(KeyboardInterrupt):
         any_fake.clock.advance(1_000)
     assert calls == ["0"]
+    assert any_fake.clock.now == start + 200  # the move stopped at the attempt's instant
     (task,) = any_fake.tasks(message_id)  # the next look at the fake makes it again
     assert calls == ["0", "0"]  # the same attempt
+    assert (task.state, task.retried) == ("active", 0)
+    any_fake.clock.advance(1_000)
+    assert [d.at for d in any_fake.deliveries] == [start + 200]  # recorded once
+    (task,) = any_fake.tasks(message_id)
     assert (task.state, task.retried) == ("delivered", 0)
 
 

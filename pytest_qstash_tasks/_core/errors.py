@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["QStashTasksLoopError", "QStashTasksRealHostError"]
+__all__ = ["QStashTasksLoopError", "QStashTasksRealHostError", "QStashTasksRunawayError"]
 
 
 class QStashTasksLoopError(BaseException):
@@ -21,6 +21,20 @@ class QStashTasksRealHostError(BaseException):
     Raised in the client at once, before anything reaches the network. A
     ``BaseException`` for the same reason as ``QStashTasksLoopError``: the official SDK
     retries any ``Exception`` for about 30 seconds.
+    """
+
+    __module__ = "pytest_qstash_tasks"
+
+
+class QStashTasksRunawayError(BaseException):
+    """One move of the clock ran more events that were scheduled during that same move
+    than ``max_chained_events`` allows: a chain of messages that never ends (a receiver
+    that publishes again on every delivery).
+
+    Raised by the move (``clock.advance``, ``sleep``, ``set``, ``run_all``, or a sleep
+    under ``patch_sleep``), with the clock left at the last event run and the rest of
+    the chain still due; ``verify()`` reports it at teardown too. A ``BaseException`` for
+    the same reason as ``QStashTasksLoopError``.
     """
 
     __module__ = "pytest_qstash_tasks"

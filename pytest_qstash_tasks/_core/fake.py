@@ -25,6 +25,7 @@ from .engine.courier import Courier
 from .engine.destinations import Destinations
 from .engine.signing import KeyRing
 from .engine.sleep_patch import SleepPatch
+from .engine.timeline import DEFAULT_MAX_CHAINED_EVENTS, PlannedAttempts, Timeline
 from .exchange import Reply, Request
 from .parts.calls import Calls
 from .parts.faults import Faults
@@ -36,13 +37,15 @@ from .report import (
     failure_sections,
     format_problems,
     problems,
+    runaway_message,
     unreached_message,
 )
 from .seeding import Stream, current_stream
+from .state.agenda import Agenda
 from .state.calls import CallLog, RecordedCall
 from .state.faults import Fault, FaultQueue
 from .state.lifecycle import Outcome, SimulatedDelivery
-from .state.outbox import Outbox, PublishedMessage
+from .state.outbox import Outbox, PublishedDelivery, PublishedMessage
 from .state.store import TaskStore
 
 if TYPE_CHECKING:
@@ -95,6 +98,9 @@ class QStashTasksFake(abc.ABC):
         max_identical_requests: How many identical requests, with identical answers
             and nothing changed in between, pass before the next one is stopped as a
             likely infinite loop (``QStashTasksLoopError``).
+        max_chained_events: How many events one move of the clock may run that were
+            scheduled during that same move (a chain of receivers publishing) before
+            the move stops as a runaway chain (``QStashTasksRunawayError``).
         assert_all_requests_served: Whether ``verify()`` fails on requests the fake
             could not serve (other paths, unknown messages, bad auth, ...).
         assert_all_scripted_pages_requested: Whether ``verify()`` fails on pages of
@@ -147,6 +153,7 @@ class QStashTasksFake(abc.ABC):
         page_size: int = 100,
         end_cursor: Literal[0] | None = 0,
         max_identical_requests: int = 100,
+        max_chained_events: int = DEFAULT_MAX_CHAINED_EVENTS,
         assert_all_requests_served: bool = True,
         assert_all_scripted_pages_requested: bool = True,
         assert_all_faults_triggered: bool = True,
@@ -196,31 +203,42 @@ class QStashTasksFake(abc.ABC):
         self._started = False
         self._owner_name = type(self).__name__
         keys = (current_signing_key, next_signing_key)
-        self._assemble(default_answer, keys, delivery_timeout, limit)
+        chained = check_int("max_chained_events", max_chained_events, 1)
+        self._assemble(default_answer, keys, delivery_timeout, (limit, chained))
 
     def _assemble(
         self,
         default_answer: Outcome,
         keys: tuple[str | None, str | None],
         timeout: float,
-        limit: int,
+        limits: tuple[int, int],
     ) -> None:
         """The state, the engine and the parts, each given what it needs of the others.
         The one lock: transports call _dispatch from any thread. It guards the state,
         which takes no lock of its own; the parts and the engine take it."""
         self._lock = threading.Lock()
         self._store = TaskStore()
-        self._outbox = Outbox(self._store)
+        self._agenda = Agenda()
+        self._timeline = Timeline(
+            self._agenda, self.clock, self._lock, max_chained_events=limits[1],
+            runaway_message=lambda chain, bound, at: runaway_message(
+                chain, bound, at, self._owner()
+            ),
+        )  # fmt: skip
+        self._outbox = Outbox(self._store, self._agenda)
         self._destinations = Destinations(default_answer, self._lock)
         self._keys = KeyRing(*keys)
         self._courier = Courier(
-            self._outbox, self._destinations, self._keys, self.clock, self._lock,
+            self._outbox, self._destinations, self._keys,
             timeout=check_seconds("delivery_timeout", timeout),
         )  # fmt: skip
-        self.clock._on_move.append(self._courier.run_due)
+        self._timeline.kinds.update({PublishedDelivery: self._courier})
+        self._timeline.kinds.update({SimulatedDelivery: PlannedAttempts()})
         self.url_groups = UrlGroups(self._outbox, self.clock, self._lock)
         """The URL groups the fake holds, as the SDK's ``client.url_group`` sees them."""
-        self.messages = Messages(self._outbox, self._destinations, self._courier, self._lock)
+        self.messages = Messages(
+            self._outbox, self._destinations, self._courier, self._timeline, self._lock
+        )
         """What the code published and what each delivery met (``client.message``)."""
         self.signing_keys = SigningKeys(self._keys, self._lock)
         """The keys deliveries are signed with (``client.signing_key``)."""
@@ -237,9 +255,9 @@ class QStashTasksFake(abc.ABC):
             calls=self._calls, lock=self._lock,
         )  # fmt: skip
         self._dispatcher = Dispatcher(
-            self._store, self._outbox, self._courier, self._faults, self._calls,
+            self._store, self._outbox, self._timeline, self._faults, self._calls,
             self.clock, self._config, self._publish_config, self._lock,
-            max_identical_requests=limit, owner=self._owner,
+            max_identical_requests=limits[0], owner=self._owner,
             new_id=lambda prefix: self._stream_now().new_id(prefix),
         )  # fmt: skip
 
@@ -301,6 +319,15 @@ class QStashTasksFake(abc.ABC):
     def max_identical_requests(self, value: int) -> None:
         self._dispatcher.loop_guard.limit = check_int("max_identical_requests", value, 1)
 
+    @property
+    def max_chained_events(self) -> int:
+        """Events scheduled during one move that the move may run (a runaway's bound)."""
+        return self._timeline.max_chained_events
+
+    @max_chained_events.setter
+    def max_chained_events(self, value: int) -> None:
+        self._timeline.max_chained_events = check_int("max_chained_events", value, 1)
+
     # -- start, stop ----------------------------------------------------------------
 
     def start(self: _Self) -> _Self:
@@ -310,6 +337,7 @@ class QStashTasksFake(abc.ABC):
         self._guard.enter()
         try:
             self._open()
+            self._timeline.start_wall_thread()
             if self.patch_sleep:
                 self._sleep_patch = SleepPatch(self.clock)
                 self._sleep_patch.start()
@@ -325,6 +353,7 @@ class QStashTasksFake(abc.ABC):
         patch, self._sleep_patch = self._sleep_patch, None
         if patch is not None:
             patch.stop()
+        self._timeline.stop_wall_thread(self._courier.timeout)
         try:
             self._close()
         finally:
@@ -429,6 +458,8 @@ class QStashTasksFake(abc.ABC):
                 task_id, message_id, url, outcomes, max_retry, now, active_ms
             )
             self._store.add_simulated(plan)
+            for start in plan.attempt_starts():
+                self._agenda.push(start, plan)
         return task_id
 
     def message_ids(self) -> list[str]:
@@ -438,7 +469,7 @@ class QStashTasksFake(abc.ABC):
 
     def tasks(self, message_id: str) -> list[Task]:
         """The tasks stored for ``message_id``, in serving order (newest first)."""
-        self._courier.run_due()
+        self._timeline.run_due()
         with self._lock:
             return self._store.tasks_at(message_id, self.clock.now)
 
@@ -452,6 +483,7 @@ class QStashTasksFake(abc.ABC):
         with self._lock:
             self._store.clear()
             self._outbox.clear()
+            self._timeline.clear()
             self._destinations.clear()
             self._courier.clear()
             self._keys.restart()
@@ -541,6 +573,7 @@ class QStashTasksFake(abc.ABC):
             scripted, planned = list(self._store.scripted.values()), self._faults.planned()
             unused = [(d.describe(), list(d._answers)) for d in self._destinations.unused()]
             receiver_errors = list(self._courier.receiver_errors)
+            runaways = list(self._timeline.runaways)
         return problems(
             base_url=self.base_url,
             log=log,
@@ -548,6 +581,7 @@ class QStashTasksFake(abc.ABC):
             faults=planned,
             unused_answers=unused,
             receiver_errors=receiver_errors,
+            runaways=runaways,
             owner=self._owner(),
             checks={check: getattr(self, check) for check in CHECKS},
         )

@@ -7,6 +7,7 @@ what it holds, under its lock, and raises what they return.
 from __future__ import annotations
 
 import datetime as _dt
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ __all__ = [
     "problems",
     "published_problem",
     "real_host_message",
+    "runaway_message",
     "server_problems",
     "switch_text",
     "times_text",
@@ -278,6 +280,7 @@ def problems(
     owner: str | None = None,
     unused_answers: Sequence[tuple[str, Sequence[object]]] = (),
     receiver_errors: Sequence[str] = (),
+    runaways: Sequence[str] = (),
 ) -> list[str]:
     """What ``verify()`` reports, one paragraph each, from a snapshot of the call log;
     ``checks`` holds the switches and ``owner`` says how the fake was configured (see
@@ -285,6 +288,7 @@ def problems(
     found = _log_problems(log, base_url, checks, owner)
     found += _plan_problems(log.calls, scripted, faults, checks, owner)
     found.extend(receiver_errors)  # a bug in the test's own receiver: always reported
+    found.extend(runaways)  # a chain that never ends: always reported
     if unused_answers and checks["assert_all_destination_answers_used"]:
         found.append(
             f"{len(unused_answers)} destination(s) kept scripted answers no delivery "
@@ -557,6 +561,31 @@ def _switch(option: str, owner: str | None) -> str:
 #: The ``owner`` of a fake the standalone command runs: its advice names command-line
 #: options and control endpoints, never Python.
 COMMAND = "qstash-tasks-fake"
+
+
+def runaway_message(
+    chain: Sequence[tuple[str, str]], bound: int, stopped_at: int, owner: str | None
+) -> str:
+    """A runaway chain's report: the events a move ran that it had scheduled itself, as
+    (destination, message id), their destinations and ids, and how to allow more."""
+    destinations = Counter(destination for destination, _ in chain)
+    ids = list(dict.fromkeys(message_id for _, message_id in chain))
+    shown = ", ".join(ids[:3]) + (f", ... {ids[-1]}" if len(ids) > 3 else "")
+    lines = [
+        f"A runaway chain: one move of the clock ran {bound} events that were scheduled "
+        f"during that same move, and stopped at {_iso(stopped_at)} with the rest still "
+        "due. A receiver that publishes again on every delivery never lets time rest. "
+        "The chain went to:"
+    ]
+    lines += [f"  {url}: {count} attempt(s)" for url, count in destinations.most_common(5)]
+    if len(destinations) > 5:
+        lines.append(f"  ... and {len(destinations) - 5} other destination(s)")
+    lines.append(f"Its {len(ids)} message(s): {shown}.")
+    lines.append(
+        "(A chain meant to be this long: raise the bound with "
+        f"{switch_text('max_chained_events', '<n>' if owner == COMMAND else '...', owner)}.)"
+    )
+    return "\n".join(lines)
 
 
 def switch_text(option: str, value: str, owner: str | None) -> str:

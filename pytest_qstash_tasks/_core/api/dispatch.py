@@ -1,8 +1,8 @@
 """The request pipeline: one neutral request in, one reply out.
 
 A transport turns its library's request into a ``Request`` and hands it to the fake,
-whose ``Dispatcher`` answers it. First the attempts of published messages due by the
-clock's time run (the ``Courier``, outside the lock: a receiver is the test's code).
+whose ``Dispatcher`` answers it. First the events due by the clock's time run (the
+``Timeline``: under ``clock="wall"`` a jump of time-machine or freezegun makes some due).
 A request to the v2 message API (publish, batch, messages, URL groups) is answered by
 ``publishing``; one to the tasks endpoint by ``endpoint``, then the planned fault it
 meets, if any, then the loop guard. The call is recorded, and the ``Reply`` goes back to
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from pytest_qstash_tasks._core.engine.clock import Clock
-from pytest_qstash_tasks._core.engine.courier import Courier
+from pytest_qstash_tasks._core.engine.timeline import Timeline
 from pytest_qstash_tasks._core.errors import QStashTasksLoopError
 from pytest_qstash_tasks._core.exchange import (
     JSON_HEADERS,
@@ -58,7 +58,7 @@ def serves_path(raw_path: str, base_path: str) -> bool:
 
 
 class Dispatcher:
-    """Answers requests from the fake's parts: its store, outbox, courier, fault queue,
+    """Answers requests from the fake's parts: its store, outbox, timeline, fault queue,
     call log and clock (shared with the fake, which changes them for the
     test), and the loop guard (its own). ``owner`` tells messages how the fake was
     configured (see ``report.switch_text``); ``new_id`` makes the ids of published
@@ -68,7 +68,7 @@ class Dispatcher:
         self,
         store: TaskStore,
         outbox: Outbox,
-        courier: Courier,
+        timeline: Timeline,
         faults: FaultQueue,
         calls: CallLog,
         clock: Clock,
@@ -82,7 +82,7 @@ class Dispatcher:
     ) -> None:
         self.store = store
         self.outbox = outbox
-        self.courier = courier
+        self.timeline = timeline
         self.faults = faults
         self.calls = calls
         self.clock = clock
@@ -96,7 +96,7 @@ class Dispatcher:
     def dispatch(self, request: Request) -> Reply:
         """Answer one request: the message API's, or the tasks endpoint's with the
         planned faults and the loop guard; the call is recorded."""
-        self.courier.run_due()
+        self.timeline.run_due()
         if request.raw_path.startswith(self.config.base_path + "/v2/"):
             return self._v2_reply(request)
         endpoint_request = EndpointRequest(

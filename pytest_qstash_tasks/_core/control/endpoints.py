@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pytest_qstash_tasks._core.engine.destinations import Destination
+from pytest_qstash_tasks._core.errors import QStashTasksRunawayError
 from pytest_qstash_tasks._core.exchange import JSON_HEADERS, Reply, Request, error_body, parse_json
 
 if TYPE_CHECKING:
@@ -241,15 +242,26 @@ def _clock(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object
 def _move_clock(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
     moves = _object(body, "POST /_fake/clock")
     clock = plane.fake.clock
-    if set(moves) == {"advanceMs"}:
-        _refused(lambda: clock.advance(moves["advanceMs"]))
-    elif set(moves) == {"set"}:
-        _refused(lambda: clock.set(moves["set"]))
-    else:
-        raise ControlError(
-            400, 'POST /_fake/clock takes {"advanceMs": <int>} or {"set": <unix ms or ISO 8601>}'
-        )
-    return 200, {"now": clock.now, "start": clock.start}
+    before = clock.now
+    try:
+        if set(moves) == {"advanceMs"}:
+            _refused(lambda: clock.advance(moves["advanceMs"]))
+        elif set(moves) == {"set"}:
+            _refused(lambda: clock.set(moves["set"]))
+        elif set(moves) == {"runAll"} and moves["runAll"] is True:
+            clock.run_all()
+        elif set(moves) == {"runAll"} and not isinstance(moves["runAll"], bool):
+            _refused(lambda: clock.run_all(moves["runAll"]))
+        else:
+            raise ControlError(
+                400,
+                'POST /_fake/clock takes {"advanceMs": <int>}, {"set": <unix ms or ISO 8601>} '
+                'or {"runAll": true | <horizon ms>}',
+            )
+    except QStashTasksRunawayError as runaway:
+        # The move stopped where the chain was cut; GET /_fake/problems lists it too.
+        raise ControlError(409, str(runaway)) from None
+    return 200, {"now": clock.now, "start": clock.start, "movedMs": clock.now - before}
 
 
 @_route("GET", "/faults")

@@ -6,8 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import time
-from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 __all__ = ["DEFAULT_START_MS", "Clock", "ClockMode", "to_ms"]
 
@@ -21,6 +20,14 @@ run."""
 ClockMode = Literal["fake", "wall"]
 
 
+class _Runner(Protocol):
+    """What runs the events a move reaches: the fake's timeline."""
+
+    def move_to(self, target: int) -> None: ...
+
+    def run_all(self, horizon: int) -> int: ...
+
+
 class Clock:
     """The fake's clock, in unix milliseconds.
 
@@ -28,8 +35,13 @@ class Clock:
     still until ``advance``, ``sleep`` or ``set`` moves it. With ``mode="wall"`` it reads
     ``time.time()`` on every request, so real time, time-machine and freezegun move it;
     ``advance``, ``sleep`` and ``set`` move it further on. Tasks the fake generates or
-    stamps take their time from it, and the deliveries of published messages that a
-    move makes due run before the move returns.
+    stamps take their time from it.
+
+    A move runs what falls due on the way, event by event in the order due, and while
+    an event runs (a delivery attempt reaching a receiver) the clock reads that event's
+    own instant: what a receiver publishes is due from there, and runs in the same move
+    if it falls due by its end. With ``mode="wall"`` a background thread runs events on
+    time, with no move or request needed.
     """
 
     def __init__(
@@ -41,8 +53,8 @@ class Clock:
         #: In wall mode, how far the clock was moved on from ``time.time()``.
         self._offset = 0
         self._start = self._now = _wall_ms() if mode == "wall" else to_ms(start)
-        #: Called after every move (the fake runs the deliveries that came due).
-        self._on_move: list[Callable[[], None]] = []
+        #: What runs the events a move reaches (the fake's; a lone clock has none).
+        self._timeline: _Runner | None = None
 
     @property
     def now(self) -> int:
@@ -59,17 +71,7 @@ class Clock:
     def advance(self, delta: float | _dt.timedelta) -> int:
         """Move forward by ``delta`` (ms, rounded up to a whole one, or a ``timedelta``);
         returns the new time."""
-        if isinstance(delta, _dt.timedelta):
-            step = delta.total_seconds() * 1000
-        elif isinstance(delta, (int, float)) and not isinstance(delta, bool):
-            step = delta
-        else:
-            raise TypeError(f"advance() takes ms (int or float) or a timedelta, got {delta!r}")
-        if not math.isfinite(step):
-            raise ValueError(f"advance() takes a finite number of ms, got {delta!r}")
-        if step < 0:
-            raise ValueError(f"the clock only moves forward; advance({delta!r}) goes back")
-        return self._move(math.ceil(step))
+        return self._move(_ms("advance", delta))
 
     def sleep(self, seconds: float) -> int:
         """Move forward by ``seconds`` (ms resolution, rounded up): a drop-in ``sleep``
@@ -89,14 +91,39 @@ class Clock:
             )
         return self._move(target - now)
 
-    def _move(self, step: int) -> int:
+    def run_all(self, horizon: float | _dt.timedelta = _dt.timedelta(days=30)) -> int:
+        """Move from event to event until nothing more is going to happen (every
+        delivery attempt made, retries and chains included, and the last one over), or
+        until ``horizon`` (ms or a ``timedelta``) from now has passed, whichever comes
+        first. Returns how far the clock moved, in ms.
+
+        The horizon keeps it finite when something never ends (a chain of receivers
+        that keeps publishing stops at ``max_chained_events`` before it)."""
+        limit = self.now + _ms("run_all", horizon)
+        if self._timeline is None:
+            return 0
+        return self._timeline.run_all(limit)
+
+    def _exact_now(self) -> float:
+        """The current time, unix ms, not rounded (what the wall clock's thread waits on)."""
         if self.mode == "wall":
-            self._offset += step
+            return time.time() * 1000 + self._offset
+        return float(self._now)
+
+    def _move(self, step: int) -> int:
+        target = self.now + step
+        if self._timeline is None:
+            self._reach(target)
         else:
-            self._now += step
-        for listener in self._on_move:
-            listener()
+            self._timeline.move_to(target)
         return self.now
+
+    def _reach(self, instant: int) -> None:
+        """Read ``instant`` from now on, unless the clock is past it already (never back)."""
+        if self.mode == "wall":
+            self._offset = max(self._offset, instant - _wall_ms())
+        elif instant > self._now:
+            self._now = instant
 
     def restart(self) -> None:
         """Go back to where the clock started, as the fake's ``reset()`` does (with every
@@ -108,6 +135,21 @@ class Clock:
         when = _dt.datetime.fromtimestamp(now / 1000, tz=_dt.timezone.utc)
         wall = ", following the wall" if self.mode == "wall" else ""
         return f"<Clock {now} ({when.isoformat(timespec='milliseconds')}){wall}>"
+
+
+def _ms(name: str, delta: float | _dt.timedelta) -> int:
+    """A span forward in whole ms (rounded up), from ms or a ``timedelta``."""
+    if isinstance(delta, _dt.timedelta):
+        step = delta.total_seconds() * 1000
+    elif isinstance(delta, (int, float)) and not isinstance(delta, bool):
+        step = delta
+    else:
+        raise TypeError(f"{name}() takes ms (int or float) or a timedelta, got {delta!r}")
+    if not math.isfinite(step):
+        raise ValueError(f"{name}() takes a finite number of ms, got {delta!r}")
+    if step < 0:
+        raise ValueError(f"the clock only moves forward; {name}({delta!r}) goes back")
+    return math.ceil(step)
 
 
 def _wall_ms() -> int:

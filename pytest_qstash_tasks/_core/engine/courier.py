@@ -1,31 +1,26 @@
-"""The courier: runs the attempts of published messages that are due, in order.
+"""The courier: makes the attempts of published messages, as the timeline reaches them.
 
 An attempt meets a scripted answer (``destination(...).answers(...)``), or goes to the
 destination's receiver (``deliver_to``) as a signed ``DeliveryRequest``, or meets the
-fake's ``default_answer``. Attempts run when the clock reaches them: the thread that
-moves the clock runs them (``advance``, ``sleep``, ``set``, the process's sleeps under
-``patch_sleep``), and with ``clock="wall"`` the next request or read does.
-
-A receiver is the test's own code, and it may call the fake (read tasks, publish): so
-the courier never holds the fake's lock while a receiver runs, and one run at a time
-delivers (a run started meanwhile, from the receiver itself or another thread, leaves
-the due attempts to the run under way).
+fake's ``default_answer``. The courier is the timeline's kind of event for a published
+message's delivery: a scripted or default answer is recorded at once, under the fake's
+lock; a receiver is the test's own code, which may call the fake (read tasks, publish),
+so it is handed over to run without the lock (``_Attempt``).
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 from pytest_qstash_tasks._core.state.lifecycle import error_text
 from pytest_qstash_tasks._core.state.outbox import (
+    ACTIVE_MS,
     Message,
     Outbox,
     PublishedDelivery,
     forwarded_headers,
 )
 
-from .clock import Clock
 from .destinations import Destinations
 from .signing import KeyRing, sign
 
@@ -59,63 +54,43 @@ def answer_error(answer: Answer) -> str | None:
 
 
 class Courier:
-    """Runs due attempts; keeps what reached receivers (``attempts``) and the bugs the
-    test's own receivers raised (``receiver_errors``). Its state is guarded by the
-    fake's lock, which it takes itself."""
+    """Makes due attempts (the timeline's kind of event for ``PublishedDelivery``); keeps
+    what reached receivers (``attempts``) and the bugs the test's own receivers raised
+    (``receiver_errors``). Called with the fake's lock held, but for ``_Attempt.run``."""
 
     def __init__(
-        self,
-        outbox: Outbox,
-        destinations: Destinations,
-        keys: KeyRing,
-        clock: Clock,
-        lock: threading.Lock,
-        *,
-        timeout: float,
+        self, outbox: Outbox, destinations: Destinations, keys: KeyRing, *, timeout: float
     ) -> None:
         self.outbox = outbox
         self.destinations = destinations
         self.keys = keys
-        self.clock = clock
-        self.lock = lock
         self.timeout = timeout
         self.attempts: list[DeliveryAttempt] = []
         self.receiver_errors: list[str] = []
-        self._running = False
 
-    def run_due(self) -> None:
-        """Run every attempt due by the clock's time (takes the lock itself)."""
-        while True:
-            with self.lock:
-                if self._running or not self.outbox.pending():
-                    return
-                now = self.clock.now
-                # Attempts no receiver takes run here, under one hold of the lock.
-                while True:
-                    popped = self.outbox.pop_due(now)
-                    if popped is None:
-                        return
-                    due, delivery = popped
-                    outcome, receiver = self.destinations.route(
-                        delivery.url, delivery.message_id, due
-                    )
-                    if receiver is not None:
-                        break
-                    assert outcome is not None  # route() gives one or the other
-                    self.outbox.attempted(delivery, error_text(outcome))
-                message = self.outbox.messages[delivery.message_id]
-                request = self.request_for(message, delivery)
-                self._running = True
-            answer: Answer | None = None
-            try:
-                answer = receiver.deliver(request, self._timeout_for(message))
-            finally:
-                with self.lock:
-                    self._running = False
-                    if answer is None:  # interrupted: the attempt is due again
-                        self.outbox.reschedule(due, delivery)
-                    else:
-                        self._record(due, delivery, request, receiver, answer)
+    def pending(self, delivery: PublishedDelivery) -> bool:
+        """Whether the attempt is still to be made (not once the message is cancelled)."""
+        return delivery.canceled_at is None
+
+    def lasts_ms(self, delivery: PublishedDelivery) -> int:
+        """How long an attempt shows ``active``."""
+        return ACTIVE_MS
+
+    def chain_entry(self, delivery: PublishedDelivery) -> tuple[str, str]:
+        """The attempt's destination and message id."""
+        return delivery.url, delivery.message_id
+
+    def begin(self, due: int, delivery: PublishedDelivery) -> _Attempt | None:
+        """Make the attempt due at ``due``: at once when a script or the default answers
+        it, else the receiver's call, to run without the lock."""
+        outcome, receiver = self.destinations.route(delivery.url, delivery.message_id, due)
+        if receiver is None:
+            assert outcome is not None  # route() gives one or the other
+            self.outbox.attempted(delivery, error_text(outcome))
+            return None
+        message = self.outbox.messages[delivery.message_id]
+        request = self.request_for(message, delivery)
+        return _Attempt(self, due, delivery, request, receiver, self._timeout_for(message))
 
     def request_for(self, message: Message, delivery: PublishedDelivery) -> DeliveryRequest:
         """The signed request of the next attempt, with QStash's headers."""
@@ -147,7 +122,7 @@ class Courier:
             return min(message.timeout_s, self.timeout)
         return self.timeout
 
-    def _record(
+    def record(
         self,
         due: int,
         delivery: PublishedDelivery,
@@ -182,3 +157,33 @@ class Courier:
                 f"failed attempt (HTTP status 500):\n{answer.receiver_traceback.rstrip()}"
             )
         self.outbox.attempted(delivery, error)
+
+
+class _Attempt:
+    """An attempt that goes to a receiver: its call runs without the fake's lock."""
+
+    __slots__ = ("answer", "courier", "delivery", "due", "receiver", "request", "timeout")
+
+    def __init__(
+        self,
+        courier: Courier,
+        due: int,
+        delivery: PublishedDelivery,
+        request: DeliveryRequest,
+        receiver: Receiver,
+        timeout: float,
+    ) -> None:
+        self.courier = courier
+        self.due = due
+        self.delivery = delivery
+        self.request = request
+        self.receiver = receiver
+        self.timeout = timeout
+        self.answer: Answer | None = None
+
+    def run(self) -> None:
+        self.answer = self.receiver.deliver(self.request, self.timeout)
+
+    def finish(self) -> None:
+        assert self.answer is not None  # run() gave one, or raised (nothing to finish)
+        self.courier.record(self.due, self.delivery, self.request, self.receiver, self.answer)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_qstash_tasks._core.args import check_int
 from pytest_qstash_tasks._core.engine.courier import Courier
 from pytest_qstash_tasks._core.engine.destinations import Destination, Destinations
+from pytest_qstash_tasks._core.engine.timeline import Timeline
 from pytest_qstash_tasks._core.report import delivered_problem, published_problem
 from pytest_qstash_tasks._core.state.outbox import Outbox, PublishedMessage
 
@@ -35,11 +36,17 @@ class Messages:
     """The published messages and their deliveries: ``qstash_tasks.messages``."""
 
     def __init__(
-        self, outbox: Outbox, destinations: Destinations, courier: Courier, lock: threading.Lock
+        self,
+        outbox: Outbox,
+        destinations: Destinations,
+        courier: Courier,
+        timeline: Timeline,
+        lock: threading.Lock,
     ) -> None:
         self._outbox = outbox
         self._destinations = destinations
         self._courier = courier
+        self._timeline = timeline
         self._lock = lock
 
     def destination(self, target: str | re.Pattern[str]) -> Destination:
@@ -99,7 +106,7 @@ class Messages:
     @property
     def deliveries(self) -> list[DeliveryAttempt]:
         """Every attempt that reached a receiver (``deliver_to``), in order: a copy."""
-        self._courier.run_due()
+        self._timeline.run_due()
         with self._lock:
             return list(self._courier.attempts)
 

@@ -2,22 +2,20 @@
 
 A publish makes one message per destination (a URL, or each endpoint of a URL group),
 and each message one delivery: a task in the ``TaskStore`` whose state follows the
-clock (``lifecycle.Delivery``). Attempts wait in a schedule ordered by when they are
-due; the ``Courier`` pops the due ones in order (``pop_due``) and records what each
-met (``attempted``), so a jump over many pending messages costs what is due, not a
-scan of every message.
+clock (``lifecycle.Delivery``). Each delivery's next attempt waits on the fake's
+``Agenda``; the engine runs it when the clock reaches it and records here what it met
+(``attempted``), which schedules the next attempt, if any.
 """
 
 from __future__ import annotations
 
-import collections
-import heapq
 import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .agenda import Agenda
 from .lifecycle import STEP_MS, Delivery
 from .store import TaskStore
 
@@ -294,62 +292,33 @@ class UrlGroupState:
 
 
 class Outbox:
-    """The published messages, the schedule of their attempts, the URL groups and the
-    deduplication ids. Deliveries' tasks go into the fake's ``TaskStore``.
+    """The published messages, the URL groups and the deduplication ids. Deliveries'
+    tasks go into the fake's ``TaskStore``, their attempts onto its ``Agenda``.
 
     It takes no lock of its own: the fake holds its lock around every use.
     """
 
-    def __init__(self, store: TaskStore) -> None:
+    def __init__(self, store: TaskStore, agenda: Agenda) -> None:
         self._store = store
+        self._agenda = agenda
         self.published: list[PublishedMessage] = []
         self.messages: dict[str, Message] = {}
         self.url_groups: dict[str, UrlGroupState] = {}
         #: Deduplication id -> the publish it made first.
         self.deduplication: dict[str, PublishedMessage] = {}
-        # The schedule: a heap of the distinct due times, and the attempts due at each in
-        # the order scheduled. A burst published at one instant is due at one instant, so
-        # pushing and popping it costs a deque's append and popleft, not a heap's log n.
-        self._due_times: list[int] = []
-        self._due_at: dict[int, collections.deque[PublishedDelivery]] = {}
 
     def add(self, message: Message) -> None:
         """Keep a new message and schedule its first attempt."""
         self.messages[message.message_id] = message
         self._store.add_simulated(message.delivery)
-        self._push(message.delivery.starts[0], message.delivery)
-
-    def pop_due(self, now: int) -> tuple[int, PublishedDelivery] | None:
-        """The attempt due first, if it is due by ``now`` (cancelled ones are dropped)."""
-        due_times = self._due_times
-        while due_times and due_times[0] <= now:
-            due = due_times[0]
-            waiting = self._due_at[due]
-            while waiting:
-                delivery = waiting.popleft()
-                if delivery.canceled_at is None:
-                    if not waiting:
-                        heapq.heappop(due_times)
-                        del self._due_at[due]
-                    return due, delivery
-            heapq.heappop(due_times)
-            del self._due_at[due]
-        return None
+        self._agenda.push(message.delivery.starts[0], message.delivery)
 
     def attempted(self, delivery: PublishedDelivery, error: str | None) -> None:
-        """Record what the attempt just popped met, and schedule the next, if any."""
+        """Record what the attempt just made met, and schedule the next, if any."""
         next_due = delivery.attempt(error)
         if next_due is not None:
-            self._push(next_due, delivery)
+            self._agenda.push(next_due, delivery)
         self._store.version = object()
-
-    def reschedule(self, due: int, delivery: PublishedDelivery) -> None:
-        """Put back an attempt that was popped but never made (interrupted)."""
-        self._push(due, delivery)
-
-    def pending(self) -> bool:
-        """Whether any attempt waits in the schedule (a cancelled one until it is due)."""
-        return bool(self._due_times)
 
     def live(self, message_id: str, now: int) -> Message | None:
         """The message, while QStash still keeps it (its delivery not over at ``now``)."""
@@ -373,20 +342,11 @@ class Outbox:
         return cancelled
 
     def clear(self) -> None:
-        """Forget every message, group and schedule entry."""
+        """Forget every message and group (the fake clears its agenda itself)."""
         self.published.clear()
         self.messages.clear()
         self.url_groups.clear()
         self.deduplication.clear()
-        self._due_times.clear()
-        self._due_at.clear()
-
-    def _push(self, due: int, delivery: PublishedDelivery) -> None:
-        waiting = self._due_at.get(due)
-        if waiting is None:
-            waiting = self._due_at[due] = collections.deque()
-            heapq.heappush(self._due_times, due)
-        waiting.append(delivery)
 
 
 #: Makes a fresh QStash-shaped id with a prefix (``msg``, ``tsk``).
