@@ -37,6 +37,7 @@ from bench_server import (
     standalone_start_vs_pydantic,
     start_and_stop,
 )
+from bench_timeline import chain_vs_published, idle_wakeups, wall_lateness
 
 URL = "https://qstash.upstash.io/v1/messages/msg_1/tasks"
 AUTH = {"Authorization": "Bearer t"}
@@ -332,6 +333,22 @@ def groups(quick: bool) -> list[Callable[[], Results]]:
         ratio = read_among_many(5 if quick else 9)
         return {"7. read one message among 100k / among 10": (ratio, 1.5, "<=")}
 
+    def timeline() -> Results:
+        late = wall_lateness(6 if quick else 12)
+        wakeups = idle_wakeups(1.0)
+        chain = chain_vs_published(3 if quick else 7)
+        return {
+            "9. wall clock lateness / threading.Timer (median)": (late["ratio"], 2.0, "<="),
+            "9. wall clock lateness, ms (information)": (late["ours_ms"], 0, ""),
+            "9. threading.Timer lateness, ms (information)": (late["timer_ms"], 0, ""),
+            "9. wall clock wake-ups in 2 s idle (no polling)": (
+                wakeups["idle"] + wakeups["waiting"],
+                1,
+                "<=",
+            ),
+            "9. chain of 10k / 10k published by the test": (chain, 1.5, "<="),
+        }
+
     def deliveries() -> Results:
         result = delivery_vs_transport(7 if quick else 15)
         return {
@@ -355,6 +372,7 @@ def groups(quick: bool) -> list[Callable[[], Results]]:
         clock,
         read,
         deliveries,
+        timeline,
     ]
 
 
