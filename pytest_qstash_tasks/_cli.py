@@ -99,7 +99,7 @@ def _add_fake_options(serve: argparse.ArgumentParser) -> None:
         choices=["fake", "wall"],
         default="fake",
         help="fake (default): time moves through POST /_fake/clock only; wall: it "
-        "follows the system clock, so simulated deliveries progress in real time",
+        "follows the system clock, and deliveries are made when due, with no request",
     )
     serve.add_argument(
         "--max-identical-requests",

@@ -504,3 +504,26 @@ def _no_clock_thread_left() -> Iterator[None]:
     while any(t.name == "qstash-tasks-clock" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "a wall clock's thread outlived its fake"
         threading.Event().wait(0.01)
+
+
+def test_a_restarted_wall_fake_runs_one_thread_that_delivers(sdk: Sdk) -> None:
+    calls, arrived, receiver = _receiver_log()
+    fake = QStashTasksMock(clock="wall")
+    for _ in range(2):
+        fake.start()
+        fake.stop()
+    with fake:
+        assert [t.name for t in threading.enumerate()].count("qstash-tasks-clock") == 1
+        fake.destination(f"{APP}/x").deliver_to(receiver)
+        sdk(fake.token, base_url=fake.base_url).message.publish(url=f"{APP}/x", body="x")
+        assert arrived.wait(5)
+    assert [thread for _, thread, _ in calls] == ["qstash-tasks-clock"]
+
+
+def test_a_clock_of_its_own_moves_with_nothing_to_run() -> None:
+    from pytest_qstash_tasks import DEFAULT_START_MS, Clock
+
+    clock = Clock()
+    assert clock.advance(1_000) == DEFAULT_START_MS + 1_000
+    assert clock.run_all() == 0
+    assert clock.now == DEFAULT_START_MS + 1_000

@@ -122,7 +122,9 @@ class Timeline:
         #: When the last event run so far stops showing under way.
         self._quiet_at = 0
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        #: Counts the wall clock's threads: one ends when it is no longer the latest (a
+        #: stop, even one that left it finishing a receiver, then a start again).
+        self._generation = 0
         clock._timeline = self
 
     # -- moves ------------------------------------------------------------------------
@@ -223,9 +225,11 @@ class Timeline:
         if self.clock.mode != "wall" or self._thread is not None:
             return
         with self._lock:
-            self._stopping = False
+            self._generation += 1
             self.agenda.on_earlier = self._wake.notify_all
-        self._thread = threading.Thread(target=self._wall_loop, name=WALL_THREAD_NAME, daemon=True)
+        self._thread = threading.Thread(
+            target=self._wall_loop, args=(self._generation,), name=WALL_THREAD_NAME, daemon=True
+        )
         self._thread.start()
 
     def stop_wall_thread(self, timeout: float) -> None:
@@ -235,18 +239,18 @@ class Timeline:
         if thread is None:
             return
         with self._lock:
-            self._stopping = True
+            self._generation += 1
             self.agenda.on_earlier = None
             self._wake.notify_all()
         if thread is not threading.current_thread():
             thread.join(timeout + _STOP_GRACE_S)
 
-    def _wall_loop(self) -> None:
+    def _wall_loop(self, generation: int) -> None:
         wake = self._wake
         while True:
             with wake:
                 while True:
-                    if self._stopping:
+                    if self._generation != generation:
                         return
                     due = None if self._running else self._first_pending_due()
                     if due is None:  # a run under way, or nothing to run
