@@ -527,3 +527,32 @@ def test_a_clock_of_its_own_moves_with_nothing_to_run() -> None:
     assert clock.advance(1_000) == DEFAULT_START_MS + 1_000
     assert clock.run_all() == 0
     assert clock.now == DEFAULT_START_MS + 1_000
+
+
+def test_an_error_on_the_wall_clocks_thread_is_reported_and_the_thread_goes_on(
+    sdk: Sdk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_qstash_tasks._core.engine.courier import Courier
+
+    calls, arrived, receiver = _receiver_log()
+    begin = Courier.begin
+    broken = [True]
+
+    def begin_once_broken(self: Courier, due: int, delivery: Any) -> Any:
+        if broken.pop() if broken else False:
+            raise RuntimeError("a bug of the fake's")
+        return begin(self, due, delivery)
+
+    monkeypatch.setattr(Courier, "begin", begin_once_broken)
+    fake = QStashTasksMock(clock="wall").start()
+    fake.destination(f"{APP}/x").deliver_to(receiver)
+    client = sdk(fake.token, base_url=fake.base_url)
+    client.message.publish(url=f"{APP}/x", body="lost")
+    client.message.publish(url=f"{APP}/x", body="second", delay="1s")
+    assert arrived.wait(5)
+    fake.stop()
+    with pytest.raises(AssertionError, match="RuntimeError: a bug of the fake's"):
+        fake.verify()
+    assert [text for _, _, text in calls] == ["second"]
+    (problem,) = fake.problems()
+    assert problem.startswith("An event raised on the wall clock's thread (a bug of the fake's")

@@ -573,7 +573,7 @@ class QStashTasksFake(abc.ABC):
             scripted, planned = list(self._store.scripted.values()), self._faults.planned()
             unused = [(d.describe(), list(d._answers)) for d in self._destinations.unused()]
             receiver_errors = list(self._courier.receiver_errors)
-            runaways = list(self._timeline.runaways)
+            timeline_problems = list(self._timeline.problems)
         return problems(
             base_url=self.base_url,
             log=log,
@@ -581,7 +581,7 @@ class QStashTasksFake(abc.ABC):
             faults=planned,
             unused_answers=unused,
             receiver_errors=receiver_errors,
-            runaways=runaways,
+            timeline_problems=timeline_problems,
             owner=self._owner(),
             checks={check: getattr(self, check) for check in CHECKS},
         )

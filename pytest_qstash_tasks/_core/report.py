@@ -280,7 +280,7 @@ def problems(
     owner: str | None = None,
     unused_answers: Sequence[tuple[str, Sequence[object]]] = (),
     receiver_errors: Sequence[str] = (),
-    runaways: Sequence[str] = (),
+    timeline_problems: Sequence[str] = (),
 ) -> list[str]:
     """What ``verify()`` reports, one paragraph each, from a snapshot of the call log;
     ``checks`` holds the switches and ``owner`` says how the fake was configured (see
@@ -288,7 +288,7 @@ def problems(
     found = _log_problems(log, base_url, checks, owner)
     found += _plan_problems(log.calls, scripted, faults, checks, owner)
     found.extend(receiver_errors)  # a bug in the test's own receiver: always reported
-    found.extend(runaways)  # a chain that never ends: always reported
+    found.extend(timeline_problems)  # a chain that never ends, ...: always reported
     if unused_answers and checks["assert_all_destination_answers_used"]:
         found.append(
             f"{len(unused_answers)} destination(s) kept scripted answers no delivery "

@@ -114,8 +114,9 @@ class Timeline:
         self.kinds: dict[type, EventKind] = {}
         #: The words of a runaway's report: (chain, bound, where it stopped) -> text.
         self._runaway_message = runaway_message
-        #: The runaway chains stopped so far, one report each (``verify()`` lists them).
-        self.runaways: list[str] = []
+        #: What went wrong running events, one report each (``verify()`` lists them): the
+        #: runaway chains stopped, and errors the wall clock's thread met.
+        self.problems: list[str] = []
         self._lock = lock
         self._wake = threading.Condition(lock)
         self._running = False
@@ -157,7 +158,7 @@ class Timeline:
 
     def _run(self, target: int | None, *, until_quiet: bool = False, strict: bool = True) -> None:
         """Run events up to ``target`` (``None``: the clock's time, as it goes on); a
-        runaway chain is kept in ``runaways``, and raised when ``strict``."""
+        runaway chain is kept in ``problems``, and raised when ``strict``."""
         clock, agenda, lock = self.clock, self.agenda, self._lock
         with lock:
             if self._running:
@@ -214,7 +215,7 @@ class Timeline:
         if stopped_at is not None:
             report = self._runaway_message(chain, self.max_chained_events, clock.now)
             with lock:
-                self.runaways.append(report)
+                self.problems.append(report)
             if strict:
                 raise QStashTasksRunawayError(report)
 
@@ -259,8 +260,19 @@ class Timeline:
                     wait_ms = due - self.clock._exact_now()
                     if wait_ms <= 0:
                         break
-                    wake.wait(wait_ms / 1000)
-            self.run_due()
+                    # At most a day at a time: a wait past threading.TIMEOUT_MAX would raise.
+                    wake.wait(min(wait_ms / 1000, 86_400.0))
+            try:
+                self.run_due()
+            except Exception:  # the thread must go on: say what happened at verify()
+                import traceback
+
+                with self._lock:
+                    self.problems.append(
+                        "An event raised on the wall clock's thread (a bug of the fake's: "
+                        "please report it), which went on with the next:\n"
+                        + traceback.format_exc().rstrip()
+                    )
 
     def _first_pending_due(self) -> int | None:
         """When the first event still to run is due (events that will not run, such as a
@@ -275,8 +287,8 @@ class Timeline:
             self.agenda.pop(due)
 
     def clear(self) -> None:
-        """Forget every event and runaway report (the fake's ``reset()``)."""
+        """Forget every event and problem (the fake's ``reset()``)."""
         self.agenda.clear()
-        self.runaways.clear()
+        self.problems.clear()
         self._quiet_at = 0
         self._wake.notify_all()
