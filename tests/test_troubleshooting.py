@@ -10,7 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_qstash_tasks import QStashTasksLoopError, QStashTasksMock, QStashTasksRealHostError
+from pytest_qstash_tasks import (
+    DeliveryRequest,
+    QStashTasksLoopError,
+    QStashTasksMock,
+    QStashTasksRealHostError,
+    QStashTasksRunawayError,
+)
 from pytest_qstash_tasks._core.report import format_problems
 
 AUTH = {"Authorization": "Bearer t"}
@@ -69,6 +75,24 @@ def clock_stood_still() -> str:
     return raised(fake, QStashTasksLoopError, poll)
 
 
+def runaway_chain() -> str:
+    fake = fixture_fake(max_chained_events=3)
+    hook = "https://app.example.com/again"
+    publish = f"{fake.base_url}/v2/publish/{hook}"
+
+    def again(delivery: DeliveryRequest) -> int:
+        httpx.post(publish, headers=AUTH, content=b"x")  # publishes again, every time
+        return 200
+
+    fake.destination(hook).deliver_to(again)
+
+    def chain() -> None:
+        httpx.post(publish, headers=AUTH, content=b"x")
+        fake.clock.advance(60_000)
+
+    return raised(fake, QStashTasksRunawayError, chain)
+
+
 def teardown_problems() -> str:
     fake = fixture_fake()
     fake.add("msg_1", count=3)
@@ -109,6 +133,7 @@ MESSAGES = {
     "unseen-client": unseen_client,
     "endless-paging": endless_paging,
     "clock-stood-still": clock_stood_still,
+    "runaway-chain": runaway_chain,
     "teardown": teardown_problems,
     "second-fake": second_fake,
     "state-typo": state_typo,
