@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -556,3 +557,146 @@ def test_an_error_on_the_wall_clocks_thread_is_reported_and_the_thread_goes_on(
     assert [text for _, _, text in calls] == ["second"]
     (problem,) = fake.problems()
     assert problem.startswith("An event raised on the wall clock's thread (a bug of the fake's")
+
+
+# -- what the agenda keeps, and the wall clock's thread at rest -----------------------
+
+
+def test_a_cancelled_message_leaves_the_others_of_the_move_to_run(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    first = client.message.publish(url=f"{APP}/a", body="a").message_id
+    client.message.publish(url=f"{APP}/b", body="b", delay="1s")
+    client.message.cancel(first)
+    any_fake.destination(f"{APP}/*").deliver_to(lambda delivery: 200)
+    any_fake.clock.advance(2_000)
+    assert [attempt.url for attempt in any_fake.deliveries] == [f"{APP}/b"]
+
+
+def test_a_stopped_chain_goes_on_from_where_it_stopped(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.max_chained_events = 3
+
+    def again(delivery: DeliveryRequest) -> int:
+        if int(delivery.text) < 6:
+            client.message.publish(url=f"{APP}/again", body=str(int(delivery.text) + 1))
+        return 200
+
+    any_fake.destination(f"{APP}/again").deliver_to(again)
+    client.message.publish(url=f"{APP}/again", body="0")
+    start = any_fake.clock.now
+    with pytest.raises(QStashTasksRunawayError):
+        any_fake.clock.advance(60_000)
+    assert [a.body for a in any_fake.deliveries] == [b"0", b"1", b"2", b"3"]
+    any_fake.max_chained_events = 100
+    any_fake.clock.advance(60_000)  # the rest, each at its own instant
+    assert [a.at - start for a in any_fake.deliveries] == [200 * n for n in range(1, 8)]
+    any_fake.reset()
+
+
+def test_an_interrupted_attempt_keeps_its_place_among_those_due_with_it(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    seen: list[str] = []
+
+    def receiver(delivery: DeliveryRequest) -> int:
+        seen.append(delivery.text)
+        if seen == ["first"]:
+            raise KeyboardInterrupt
+        return 200
+
+    any_fake.destination(f"{APP}/x").deliver_to(receiver)
+    client.message.publish(url=f"{APP}/x", body="first")
+    client.message.publish(url=f"{APP}/x", body="second")  # due at the same instant
+    with pytest.raises(KeyboardInterrupt):
+        any_fake.clock.advance(1_000)
+    any_fake.clock.advance(1_000)
+    assert seen == ["first", "first", "second"]
+
+
+def test_run_all_on_a_clock_from_zero_with_nothing_to_do_moves_nowhere() -> None:
+    fake = QStashTasksMock(start=0)
+    assert fake.clock.run_all() == 0
+    fake.simulate_delivery("m", url=f"{APP}/x", outcomes=[200])
+    fake.reset()
+    assert fake.clock.run_all() == 0
+    assert fake.clock.now == 0
+
+
+def _thread_cpu_ticks(thread: threading.Thread) -> int:
+    stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_wall_clocks_thread_spends_no_cpu_while_it_waits(sdk: Sdk) -> None:
+    release = threading.Event()
+
+    def slow(delivery: DeliveryRequest) -> int:
+        release.wait(5)  # another run holds the timeline meanwhile
+        return 200
+
+    with QStashTasksMock(clock="wall") as fake:
+        (thread,) = [t for t in threading.enumerate() if t.name == "qstash-tasks-clock"]
+        client = sdk(fake.token, base_url=fake.base_url)
+        before = _thread_cpu_ticks(thread)
+        time.sleep(0.3)  # nothing on the agenda
+        client.message.publish(url=f"{APP}/later", body="x", delay="1h")
+        time.sleep(0.3)  # one event, an hour away
+        fake.destination(f"{APP}/slow").deliver_to(slow)
+        client.message.publish(url=f"{APP}/slow", body="x")
+        client.message.publish(url=f"{APP}/due", body="x", delay="300ms")
+        mover = threading.Thread(target=fake.clock.advance, args=(200,))
+        mover.start()  # runs /slow; /due falls due while it waits
+        time.sleep(0.6)
+        ticks = _thread_cpu_ticks(thread) - before
+        release.set()
+        mover.join(5)
+    assert ticks <= 2, f"the thread spent {ticks} ticks of CPU waiting"
+
+
+def test_stop_waits_for_the_receiver_under_way_but_not_past_the_timeout(sdk: Sdk) -> None:
+    arrived = threading.Event()
+    finished: list[str] = []
+
+    def receiver(delivery: DeliveryRequest) -> int:
+        arrived.set()
+        threading.Event().wait(float(delivery.text))  # real time, whatever patches sleep
+        finished.append(delivery.text)
+        return 200
+
+    fake = QStashTasksMock(clock="wall", delivery_timeout=0.1, assert_all_requests_served=False)
+    fake.start()
+    fake.destination(f"{APP}/x").deliver_to(receiver)
+    client = sdk(fake.token, base_url=fake.base_url)
+    client.message.publish(url=f"{APP}/x", body="0.4")
+    assert arrived.wait(5)
+    fake.stop()  # waits for it: 0.4 s, within the timeout and the grace
+    assert finished == ["0.4"]
+    arrived.clear()
+    fake.start()
+    client.message.publish(url=f"{APP}/x", body="1.8")
+    assert arrived.wait(5)
+    started = time.perf_counter()
+    fake.stop()  # gives up after the timeout and a second's grace
+    assert 1.0 < time.perf_counter() - started < 1.7
+    assert finished == ["0.4"]
+    fake.start()  # a new thread; the old one ends once its receiver returns
+    deadline = time.monotonic() + 3
+    while len(finished) < 2 and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.1)
+    assert [t.name for t in threading.enumerate()].count("qstash-tasks-clock") == 1
+    fake.stop()
+
+
+def test_a_process_that_never_stops_its_wall_fake_still_exits() -> None:
+    code = (
+        "from pytest_qstash_tasks import QStashTasksMock\n"
+        "fake = QStashTasksMock(clock='wall').start()\n"
+        "fake.simulate_delivery('m', url='https://app.example.com/x', outcomes=[200])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=30, check=False)
+    assert done.returncode == 0

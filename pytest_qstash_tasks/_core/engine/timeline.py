@@ -151,11 +151,6 @@ class Timeline:
         self._run(horizon, until_quiet=True)
         return self.clock.now - start
 
-    def pending(self) -> int:
-        """How many events wait on the agenda (a cancelled message's attempt until due)."""
-        with self._lock:
-            return len(self.agenda)
-
     def _run(self, target: int | None, *, until_quiet: bool = False, strict: bool = True) -> None:
         """Run events up to ``target`` (``None``: the clock's time, as it goes on); a
         runaway chain is kept in ``problems``, and raised when ``strict``."""

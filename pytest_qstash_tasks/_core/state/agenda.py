@@ -29,7 +29,6 @@ class Agenda:
         self._due_at: dict[int, collections.deque[tuple[int, object]]] = {}
         #: How many events were ever scheduled: the next event's place in the order.
         self.scheduled = 0
-        self._count = 0
         #: Called (with the fake's lock held) when an event is scheduled before every
         #: other: the wall clock's thread sleeps until the first one and must wake.
         self.on_earlier: Callable[[], None] | None = None
@@ -54,7 +53,6 @@ class Agenda:
         if not waiting:
             heapq.heappop(due_times)
             del self._due_at[due]
-        self._count -= 1
         return due, order, event
 
     def first(self) -> tuple[int, object] | None:
@@ -68,14 +66,10 @@ class Agenda:
         """When the first event is due, if any."""
         return self._due_times[0] if self._due_times else None
 
-    def __len__(self) -> int:
-        return self._count
-
     def clear(self) -> None:
         """Forget every event (the order keeps counting)."""
         self._due_times.clear()
         self._due_at.clear()
-        self._count = 0
 
     def _insert(self, due: int, order: int, event: object, *, at_end: bool) -> None:
         waiting = self._due_at.get(due)
@@ -89,4 +83,3 @@ class Agenda:
             waiting.append((order, event))
         else:
             waiting.appendleft((order, event))
-        self._count += 1
