@@ -969,7 +969,7 @@ def test_patch_sleep_and_the_wall_clock_run_deliveries(sdk: Sdk) -> None:
         fake.destination(HOOK).deliver_to(lambda d: received.append("wall") or 200)
         client = sdk(fake.token, base_url=fake.base_url)
         message_id = client.message.publish(url=HOOK, body="x").message_id
-        time.sleep(0.25)  # real time: the next request or read runs the attempt
+        time.sleep(0.25)  # real time: the wall clock's thread makes the attempt
         assert fake.tasks(message_id)[0].state in ("active", "delivered")
         assert received == ["sleep", "wall"]
 
@@ -1227,7 +1227,7 @@ def test_a_django_app_receives_in_process(pytester: pytest.Pytester) -> None:
     pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
 
 
-def test_an_asgi_app_is_delivered_to_from_a_server_thread_under_the_wall_clock(sdk: Sdk) -> None:
+def test_an_asgi_app_is_delivered_to_from_the_clocks_thread_under_the_wall_clock(sdk: Sdk) -> None:
     import gc
 
     import requests
@@ -1239,7 +1239,7 @@ def test_an_asgi_app_is_delivered_to_from_a_server_thread_under_the_wall_clock(s
         fake.destination(HOOK).deliver_to(fastapi_app(fake, seen))
         client = sdk(fake.token, base_url=fake.base_url)
         message_id = client.message.publish(url=HOOK, body="x", retries=0).message_id
-        time.sleep(0.3)  # real time: the next request runs the attempt, in a server thread
+        time.sleep(0.3)  # real time: the attempt is made in the wall clock's thread
         url = f"{fake.base_url}/v1/messages/{message_id}/tasks"
         answer = requests.get(url, headers={"Authorization": f"Bearer {fake.token}"}, timeout=5)
         assert answer.json()["tasks"][0]["state"] in ("active", "failed")

@@ -128,7 +128,8 @@ class QStashTasksFake(abc.ABC):
         start: Where the clock starts: unix ms, an aware datetime or an ISO 8601 str.
         clock: ``"fake"`` (default): the clock moves only when the test moves it;
             ``"wall"``: it follows ``time.time()``, so real time, time-machine and
-            freezegun move simulated deliveries.
+            freezegun move it, and a thread of the fake's makes each delivery attempt
+            when it is due.
         patch_sleep: While the fake is started, ``time.sleep``, ``asyncio.sleep``,
             ``anyio.sleep`` and ``trio.sleep`` move the fake's clock instead of waiting.
         seed: Seed of the tasks ``add(count=...)`` generates: ``0`` by default, so a
