@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._core.factories import make_pages, make_task, make_tasks
     from ._core.fake import QStashTasksFake
     from ._core.models import Task, TasksPage, TaskState
+    from ._core.parts.dlq import Dlq, DlqEntry
     from ._core.parts.messages import Messages
     from ._core.parts.signing_keys import SigningKeys
     from ._core.parts.url_groups import UrlGroup, UrlGroupEndpoint, UrlGroups
@@ -69,6 +70,8 @@ _LAZY = {
     "QStashTasksServer": "._transports.server",
     "Messages": "._core.parts.messages",
     "SigningKeys": "._core.parts.signing_keys",
+    "Dlq": "._core.parts.dlq",
+    "DlqEntry": "._core.parts.dlq",
     "UrlGroup": "._core.parts.url_groups",
     "UrlGroupEndpoint": "._core.parts.url_groups",
     "UrlGroups": "._core.parts.url_groups",
@@ -83,6 +86,8 @@ __all__ = [
     "DeliveryAttempt",
     "DeliveryRequest",
     "Destination",
+    "Dlq",
+    "DlqEntry",
     "Fault",
     "Messages",
     "PublishedMessage",

@@ -35,6 +35,8 @@ SECTIONS: list[tuple[str, list[str]]] = [
             "Clock",
             "Messages",
             "SigningKeys",
+            "Dlq",
+            "DlqEntry",
             "UrlGroups",
             "UrlGroup",
             "UrlGroupEndpoint",
@@ -119,7 +121,12 @@ def _code(name: str, obj: Callable[..., Any]) -> str:
 
 
 #: The parts a test reaches on the fake: no one builds them, so no constructor is shown.
-PARTS = {"Messages": "messages", "SigningKeys": "signing_keys", "UrlGroups": "url_groups"}
+PARTS = {
+    "Dlq": "dlq",
+    "Messages": "messages",
+    "SigningKeys": "signing_keys",
+    "UrlGroups": "url_groups",
+}
 
 
 def _class(name: str, cls: type) -> str:

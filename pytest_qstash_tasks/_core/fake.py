@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Literal, ParamSpec, TypeVar
 
+from .api.callbacks import AfterAttempt
 from .api.dispatch import Dispatcher
 from .api.hosts import DEFAULT_BASE_URL, BaseURL, GuardedFake, RealHostGuard
 from .api.messages import PublishConfig
@@ -28,6 +29,7 @@ from .engine.sleep_patch import SleepPatch
 from .engine.timeline import DEFAULT_MAX_CHAINED_EVENTS, PlannedAttempts, Timeline
 from .exchange import Reply, Request
 from .parts.calls import Calls
+from .parts.dlq import Dlq
 from .parts.faults import Faults
 from .parts.messages import Messages
 from .parts.signing_keys import SigningKeys
@@ -43,6 +45,7 @@ from .report import (
 from .seeding import Stream, current_stream
 from .state.agenda import Agenda
 from .state.calls import CallLog, RecordedCall
+from .state.dlq import DeadLetterQueue
 from .state.faults import Fault, FaultQueue
 from .state.lifecycle import Outcome, SimulatedDelivery
 from .state.outbox import Outbox, PublishedDelivery, PublishedMessage
@@ -233,6 +236,11 @@ class QStashTasksFake(abc.ABC):
             self._outbox, self._destinations, self._keys,
             timeout=check_seconds("delivery_timeout", timeout),
         )  # fmt: skip
+        self._dlq = DeadLetterQueue()
+        new_id = self._new_id
+        self._courier.after_attempt = AfterAttempt(
+            self._outbox, self._dlq, self._publish_config, new_id
+        )
         self._timeline.kinds.update({PublishedDelivery: self._courier})
         self._timeline.kinds.update({SimulatedDelivery: PlannedAttempts()})
         self.url_groups = UrlGroups(self._outbox, self.clock, self._lock)
@@ -243,6 +251,8 @@ class QStashTasksFake(abc.ABC):
         """What the code published and what each delivery met (``client.message``)."""
         self.signing_keys = SigningKeys(self._keys, self._lock)
         """The keys deliveries are signed with (``client.signing_key``)."""
+        self.dlq = Dlq(self._dlq, self._lock)
+        """The messages whose retries ran out (``client.dlq``)."""
         self._faults = FaultQueue()
         self._fault_plans = Faults(self._faults, self._lock)
         self._calls = CallLog()
@@ -258,8 +268,8 @@ class QStashTasksFake(abc.ABC):
         self._dispatcher = Dispatcher(
             self._store, self._outbox, self._timeline, self._faults, self._calls,
             self.clock, self._config, self._publish_config, self._lock,
-            max_identical_requests=limits[0], owner=self._owner,
-            new_id=lambda prefix: self._stream_now().new_id(prefix),
+            dlq=self._dlq, max_identical_requests=limits[0], owner=self._owner,
+            new_id=new_id,
         )  # fmt: skip
 
     # -- settings -------------------------------------------------------------------
@@ -485,6 +495,7 @@ class QStashTasksFake(abc.ABC):
             self._store.clear()
             self._outbox.clear()
             self._timeline.clear()
+            self._dlq.clear()
             self._destinations.clear()
             self._courier.clear()
             self._keys.restart()
@@ -494,6 +505,10 @@ class QStashTasksFake(abc.ABC):
             self.clock.restart()
             if self._seed is not None:
                 self._stream = Stream(None, self._seed)
+
+    def _new_id(self, prefix: str) -> str:
+        """A fresh id (``msg_...``, ``tsk_...``) from the fake's stream."""
+        return self._stream_now().new_id(prefix)
 
     def _stream_now(self) -> Stream:
         """Where generated data comes from: this fake's seed, else the running test's."""

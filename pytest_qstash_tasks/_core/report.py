@@ -10,7 +10,7 @@ import datetime as _dt
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .args import ANY, AnyCursor
 from .engine.destinations import same_url
@@ -29,6 +29,7 @@ __all__ = [
     "Waiting",
     "all_pages_fetched_problem",
     "called_problem",
+    "dead_lettered_problem",
     "delivered_problem",
     "describe_filter",
     "format_calls",
@@ -453,6 +454,48 @@ def published_problem(
         + _bullets(record.describe() for record in published)
     )
     return found, _count_problem("publish", parts, times, len(found), seen)
+
+
+class _Entry(Protocol):
+    """What an assertion's failure lists of a record: where it went, its message, a line."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    def describe(self) -> str: ...
+
+
+_E = TypeVar("_E", bound=_Entry)
+
+
+def dead_lettered_problem(
+    entries: Sequence[_E], url: str | None, message_id: str | None, times: int | None
+) -> tuple[list[_E], str | None]:
+    """The DLQ entries that match, and what ``assert_dead_lettered`` reports."""
+    found = [
+        entry
+        for entry in entries
+        if (url is None or same_url(entry.url, url))
+        and (message_id is None or entry.message_id == message_id)
+    ]
+    if (times is None and found) or len(found) == times:
+        return found, None
+    parts = [
+        f"{name}={value!r}"
+        for name, value in (("url", url), ("message_id", message_id))
+        if value is not None
+    ]
+    seen = (
+        "the DLQ is empty (a message lands there once its retries run out, when the clock "
+        "reaches its last attempt)"
+        if not entries
+        else f"the DLQ holds {len(entries)} message(s):\n"
+        + _bullets(entry.describe() for entry in entries)
+    )
+    return found, _count_problem("dead-lettered message", parts, times, len(found), seen)
 
 
 def _count_problem(

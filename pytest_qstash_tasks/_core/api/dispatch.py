@@ -29,12 +29,15 @@ from pytest_qstash_tasks._core.exchange import (
 )
 from pytest_qstash_tasks._core.report import Waiting, loop_message
 from pytest_qstash_tasks._core.state.calls import CallLog, record_call
+from pytest_qstash_tasks._core.state.dlq import DeadLetterQueue
 from pytest_qstash_tasks._core.state.faults import Fault, FaultQueue
 from pytest_qstash_tasks._core.state.lifecycle import is_timeout
 from pytest_qstash_tasks._core.state.loop_guard import LoopGuard, current_actor
 from pytest_qstash_tasks._core.state.outbox import Outbox
 from pytest_qstash_tasks._core.state.store import TaskStore
 
+from . import dlq as dlq_api
+from .dlq import is_dlq_path
 from .messages import PublishConfig, handle_v2, serves_v2_path
 from .tasks import (
     EndpointConfig,
@@ -76,6 +79,7 @@ class Dispatcher:
         publish_config: PublishConfig,
         lock: threading.Lock,
         *,
+        dlq: DeadLetterQueue,
         max_identical_requests: int,
         owner: Callable[[], str | None],
         new_id: Callable[[str], str],
@@ -83,6 +87,7 @@ class Dispatcher:
         self.store = store
         self.outbox = outbox
         self.timeline = timeline
+        self.dlq = dlq
         self.faults = faults
         self.calls = calls
         self.clock = clock
@@ -123,9 +128,15 @@ class Dispatcher:
         """The message API's answer (no fault or loop guard applies to it)."""
         with self.lock:
             now = self.clock.now
-            response = handle_v2(
-                request, now, self.outbox, self.config, self.publish_config, self.new_id
-            )
+            if is_dlq_path(request.raw_path, self.config.base_path):
+                response = dlq_api.handle(
+                    request, now, self.outbox, self.dlq, self.config, self.publish_config,
+                    self.new_id,
+                )  # fmt: skip
+            else:
+                response = handle_v2(
+                    request, now, self.outbox, self.config, self.publish_config, self.new_id
+                )
             reply = Reply("answer", response.status, response.headers, response.body)
             self.calls.record(record_call(request, response, reply, None, None))
             return reply

@@ -40,7 +40,14 @@ from .tasks import (
     unserved_path_error,
 )
 
-__all__ = ["PublishConfig", "handle_v2", "serves_v2_path"]
+__all__ = [
+    "PublishConfig",
+    "callback_headers",
+    "check_publish",
+    "handle_v2",
+    "serves_v2_path",
+    "store_messages",
+]
 
 #: The delivery methods QStash's OpenAPI lists for ``Upstash-Method``.
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -52,7 +59,7 @@ _CALLBACKS = ("upstash-callback", "upstash-failure-callback")
 _DELAY_RE = re.compile(r"(?:[0-9]{1,9}(?:ms|s|m|h|d))+")
 _DELAY_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_KINDS = frozenset({"publish", "enqueue", "batch", "messages", "topics"})
+_KINDS = frozenset({"publish", "enqueue", "batch", "messages", "topics", "dlq"})
 #: How long a deduplication id holds, from the publish that made it (QStash's docs:
 #: "published in the last 10 minutes").
 DEDUPLICATION_WINDOW_MS = 10 * 60_000
@@ -69,8 +76,8 @@ class PublishConfig:
 def serves_v2_path(raw_path: str, base_path: str) -> bool:
     """Whether ``raw_path`` is one the message API here serves (any method, whatever
     else is wrong): ``/v2/publish/...``, ``/v2/enqueue/...``, ``/v2/batch``,
-    ``/v2/messages...`` and ``/v2/topics...`` under ``base_path``. Other v2 paths
-    (schedules, queues, the DLQ...) are left to other mocks in-process."""
+    ``/v2/messages...``, ``/v2/topics...`` and ``/v2/dlq...`` under ``base_path``.
+    Other v2 paths (schedules, queues...) are left to other mocks in-process."""
     if not raw_path.startswith(base_path + "/v2/"):
         return False
     kind = raw_path[len(base_path) + 4 :].partition("/")[0]
@@ -224,6 +231,36 @@ def _batch_entry(
     return _check_publish(destination, queue, lowered, raw, now, outbox, publish_config)
 
 
+def check_publish(
+    destination: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+) -> _Publish:
+    """A publish QStash makes itself (a callback) to one URL, checked."""
+    return _check_publish(destination, None, headers, body, now, outbox, publish_config)
+
+
+def callback_headers(
+    headers: Sequence[tuple[str, str]], prefix: str, retries: int
+) -> tuple[tuple[str, str], ...]:
+    """The publish headers of a message's callback (``prefix``: ``upstash-callback`` or
+    ``upstash-failure-callback``): every ``<prefix>-<h>`` as ``upstash-<h>`` would be
+    (``-Method``, ``-Retries``, ``-Forward-X``, ...), the JSON body's content type, and
+    the message's own retries unless the callback names its own."""
+    start = prefix + "-"
+    derived = [
+        ("upstash-" + name[len(start) :], value)
+        for name, value in headers
+        if name.startswith(start) and len(name) > len(start)
+    ]
+    if not any(name == "upstash-retries" for name, _ in derived):
+        derived.append(("upstash-retries", str(retries)))
+    return (("content-type", "application/json"), *derived)
+
+
 def _check_publish(
     destination: str,
     queue: str | None,
@@ -252,12 +289,22 @@ def _check_publish(
         except ValueError as error:
             raise Refused(400, f"invalid Upstash-Retry-Delay: {error}") from None
     not_before = _not_before(header, now)
+    method = _method(header)  # the callbacks' URLs checked too, before their settings
+    for prefix in _CALLBACKS:
+        if prefix in header:
+            try:  # what the callback message will be given is checked now, not at its turn
+                check_publish(
+                    header[prefix], callback_headers(headers, prefix, retries), b"", now,
+                    outbox, publish_config,
+                )  # fmt: skip
+            except Refused as refused:
+                raise Refused(400, f"{_spelled(prefix)}: {refused.text}") from None
     return _Publish(
         destination=destination,
         urls=urls,
         url_group=url_group,
         queue=queue,
-        method=_method(header),
+        method=method,
         headers=tuple(headers),
         body=body,
         retries=retries,
@@ -408,6 +455,22 @@ def _store_publish(
         )  # fmt: skip
         outbox.published.append(record)
         return _publish_answer(record), 202
+    ids = store_messages(publish, now, outbox, new_id)
+    record = PublishedMessage(
+        publish.destination, publish.method, publish.headers, publish.body, tuple(ids),
+        tuple(url for url, _ in publish.urls), now, publish.url_group, publish.queue,
+    )  # fmt: skip
+    outbox.published.append(record)
+    if dedup is not None:
+        outbox.deduplication[dedup] = record
+    return _publish_answer(record), 200
+
+
+def store_messages(
+    publish: _Publish, now: int, outbox: Outbox, new_id: Callable[[str], str]
+) -> list[str]:
+    """Make and keep one message per destination URL of a checked publish; their ids.
+    (What QStash publishes itself, a callback, is stored so: no publish is recorded.)"""
     ids = []
     for url, endpoint_name in publish.urls:
         message_id = new_id("msg")
@@ -424,14 +487,7 @@ def _store_publish(
         )  # fmt: skip
         outbox.add(message)
         ids.append(message_id)
-    record = PublishedMessage(
-        publish.destination, publish.method, publish.headers, publish.body, tuple(ids),
-        tuple(url for url, _ in publish.urls), now, publish.url_group, publish.queue,
-    )  # fmt: skip
-    outbox.published.append(record)
-    if dedup is not None:
-        outbox.deduplication[dedup] = record
-    return _publish_answer(record), 200
+    return ids
 
 
 def _publish_answer(record: PublishedMessage) -> Any:

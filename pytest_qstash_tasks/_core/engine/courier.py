@@ -10,6 +10,7 @@ so it is handed over to run without the lock (``_Attempt``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytest_qstash_tasks._core.state.lifecycle import error_text
@@ -67,6 +68,10 @@ class Courier:
         self.timeout = timeout
         self.attempts: list[DeliveryAttempt] = []
         self.receiver_errors: list[str] = []
+        #: Called once each attempt's outcome is recorded, with the delivery, the status
+        #: it met (0: no answer), the answer's body and the attempt's instant: the fake's
+        #: callbacks and DLQ (``api/callbacks.py``), which the engine does not know.
+        self.after_attempt: Callable[[PublishedDelivery, int, bytes, int], None] | None = None
 
     def pending(self, delivery: PublishedDelivery) -> bool:
         """Whether the attempt is still to be made (not once the message is cancelled)."""
@@ -87,6 +92,9 @@ class Courier:
         if receiver is None:
             assert outcome is not None  # route() gives one or the other
             self.outbox.attempted(delivery, error_text(outcome))
+            if self.after_attempt is not None:
+                status = outcome if isinstance(outcome, int) else 0  # error_text: no bool
+                self.after_attempt(delivery, status, b"", due)
             return None
         message = self.outbox.messages[delivery.message_id]
         request = self.request_for(message, delivery)
@@ -157,6 +165,11 @@ class Courier:
                 f"failed attempt (HTTP status 500):\n{answer.receiver_traceback.rstrip()}"
             )
         self.outbox.attempted(delivery, error)
+        if self.after_attempt is not None:
+            status = answer.status
+            if status is None:  # a bug in the receiver answers 500, as a server would
+                status = 500 if answer.receiver_traceback is not None else 0
+            self.after_attempt(delivery, status, answer.body, due)
 
 
 class _Attempt:

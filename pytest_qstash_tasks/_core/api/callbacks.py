@@ -1,0 +1,93 @@
+"""What QStash publishes itself after an attempt: the callback, called after every
+attempt of a message that names ``Upstash-Callback``; and once a message's retries run
+out, its entry in the DLQ and the failure callback (``Upstash-Failure-Callback``), which
+carries the entry's ``dlqId``. Each callback is a message of its own, configured by the
+prefix rule (``Upstash-Callback-Retries`` as ``Upstash-Retries`` would), delivered,
+signed and retried like any other.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pytest_qstash_tasks._core.state.dlq import DeadLetterQueue
+from pytest_qstash_tasks._core.state.outbox import (
+    Message,
+    Outbox,
+    PublishedDelivery,
+    forwarded_headers,
+)
+
+from .messages import PublishConfig, callback_headers, check_publish, store_messages
+
+__all__ = ["AfterAttempt"]
+
+
+class AfterAttempt:
+    """Called (with the fake's lock held, at the attempt's instant) once an attempt's
+    outcome is recorded: publishes the callbacks and fills the DLQ."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        dlq: DeadLetterQueue,
+        publish_config: PublishConfig,
+        new_id: Callable[[str], str],
+    ) -> None:
+        self.outbox = outbox
+        self.dlq = dlq
+        self.publish_config = publish_config
+        self.new_id = new_id
+
+    def __call__(self, delivery: PublishedDelivery, status: int, body: bytes, now: int) -> None:
+        """``status`` is what the attempt met (0: no answer), ``body`` the answer's body."""
+        message = self.outbox.messages[delivery.message_id]
+        header = dict(message.headers)
+        if "upstash-callback" in header:
+            self._publish(message, "upstash-callback", _callback_body(message, status, body), now)
+        if delivery.errors[-1] is not None and len(delivery.errors) == delivery.max_retry + 1:
+            entry = self.dlq.add(message, now, status, (), body)
+            if "upstash-failure-callback" in header:
+                failure = _callback_body(message, status, body) | {"dlqId": entry.dlq_id}
+                self._publish(message, "upstash-failure-callback", failure, now)
+
+    def _publish(self, message: Message, prefix: str, body: dict[str, Any], now: int) -> None:
+        headers = callback_headers(message.headers, prefix, message.delivery.max_retry)
+        raw = json.dumps(body).encode()
+        # Checked at the message's publish already (api/messages.py): this cannot refuse.
+        publish = check_publish(
+            dict(message.headers)[prefix], headers, raw, now, self.outbox, self.publish_config
+        )
+        store_messages(publish, now, self.outbox, self.new_id)
+
+
+def _callback_body(message: Message, status: int, body: bytes) -> dict[str, Any]:
+    """The JSON a callback receives about one attempt of ``message`` (QStash's callback
+    docs: times as strings, bodies in base64)."""
+    delivery = message.delivery
+    source_header: dict[str, list[str]] = {}
+    for name, value in forwarded_headers(message.headers).items():
+        source_header.setdefault(name, []).append(value)
+    answer: dict[str, Any] = {
+        "status": status,
+        "header": {},
+        "body": base64.b64encode(body).decode("ascii"),
+        "retried": len(delivery.errors) - 1,
+        "maxRetries": delivery.max_retry,
+        "sourceMessageId": message.message_id,
+        "url": message.url,
+        "method": message.method,
+        "sourceHeader": source_header,
+        "sourceBody": base64.b64encode(message.body).decode("ascii"),
+        "notBefore": str(message.not_before),
+        "createdAt": str(message.created_at),
+        "callerIP": "127.0.0.1",
+    }
+    if message.url_group is not None:
+        answer["topicName"] = message.url_group
+    if message.endpoint_name is not None:
+        answer["endpointName"] = message.endpoint_name
+    return answer

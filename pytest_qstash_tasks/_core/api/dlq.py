@@ -1,0 +1,201 @@
+"""``/v2/dlq``: list, get, delete and retry the messages whose retries ran out.
+
+``GET /v2/dlq`` pages the entries (oldest first, ``count`` 1-100, ``cursor`` from the
+last page) with QStash's filters; ``GET``/``DELETE /v2/dlq/{dlqId}`` one entry;
+``DELETE /v2/dlq`` many, named by ``dlqIds`` or filters in the query (the Node SDK) or a
+JSON body ``{"dlqIds": [...]}`` (qstash-py); ``POST /v2/dlq/retry[/{dlqId}]`` publishes
+each again as a new message and takes it out of the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from pytest_qstash_tasks._core.exchange import EndpointResponse, Request, ascii_int
+from pytest_qstash_tasks._core.state.dlq import DeadLetter, DeadLetterQueue
+from pytest_qstash_tasks._core.state.outbox import Outbox
+
+from .filters import FilterError, Filters, read_selection
+from .messages import PublishConfig, check_publish, store_messages
+from .refusals import Refused, allow, json_body, refusal
+from .tasks import EndpointConfig, bearer_token
+
+__all__ = ["handle", "is_dlq_path"]
+
+#: The filters of the DLQ's list, bulk delete and bulk retry (QStash's OpenAPI).
+_FILTERS = (
+    "messageId", "url", "topicName", "scheduleId", "queueName", "responseStatus",
+    "callerIp", "label", "flowControlKey",
+)  # fmt: skip
+_MAX_COUNT = 100
+
+
+def is_dlq_path(raw_path: str, base_path: str) -> bool:
+    """Whether ``raw_path`` is ``/v2/dlq`` or under it."""
+    rest = raw_path[len(base_path) :]
+    return rest == "/v2/dlq" or rest.startswith("/v2/dlq/")
+
+
+def handle(
+    request: Request,
+    now: int,
+    outbox: Outbox,
+    dlq: DeadLetterQueue,
+    config: EndpointConfig,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+) -> EndpointResponse:
+    """Answer one request under ``/v2/dlq``."""
+    token, problem = bearer_token(request.header("authorization"), config.token)
+    if problem is not None:
+        return refusal(Refused(401, problem, "unauthorized"), token)
+    rest = request.raw_path[len(config.base_path) + len("/v2/dlq") :].split("/")[1:]
+    try:
+        return _handle(request, now, outbox, dlq, publish_config, new_id, token, rest)
+    except Refused as refused:
+        return refusal(refused, token)
+
+
+def _handle(
+    request: Request,
+    now: int,
+    outbox: Outbox,
+    dlq: DeadLetterQueue,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+    token: str | None,
+    rest: Sequence[str],
+) -> EndpointResponse:
+    if not rest:
+        allow(request, "GET", "DELETE")
+        if request.method == "GET":
+            return _list(request, dlq, token)
+        return _bulk(request, dlq, token, lambda entries: {"deleted": len(entries)})
+    if rest[0] == "retry":
+        allow(request, "POST")
+
+        def retry(entries: list[DeadLetter]) -> dict[str, Any]:
+            ids = [_retry(entry, now, outbox, publish_config, new_id) for entry in entries]
+            return {"responses": [{"messageId": message_id} for message_id in ids]}
+
+        if len(rest) == 1:
+            return _bulk(request, dlq, token, retry)
+        entry = _entry(dlq, unquote(rest[1]))
+        dlq.remove([entry.dlq_id])
+        message_id = _retry(entry, now, outbox, publish_config, new_id)
+        return EndpointResponse(200, json.dumps({"messageId": message_id}).encode(), token=token)
+    if len(rest) != 1:
+        raise Refused(404, f"no DLQ endpoint at /v2/dlq/{'/'.join(rest)}", "unknown_path")
+    allow(request, "GET", "DELETE")
+    entry = _entry(dlq, unquote(rest[0]))
+    if request.method == "GET":
+        return EndpointResponse(200, json.dumps(entry.to_json()).encode(), token=token)
+    dlq.remove([entry.dlq_id])
+    return EndpointResponse(200, b'{"deleted":1}', token=token)
+
+
+def _entry(dlq: DeadLetterQueue, dlq_id: str) -> DeadLetter:
+    entry = dlq.get(dlq_id)
+    if entry is None:
+        raise Refused(404, f"no DLQ entry {dlq_id!r}", "unknown_message")
+    return entry
+
+
+def _list(request: Request, dlq: DeadLetterQueue, token: str | None) -> EndpointResponse:
+    cursor, count = _paging(request.query, default=_MAX_COUNT)
+    selection = _selection(request.query, None)
+    keep = _keeper(selection.ids, selection.filters)
+    entries, next_cursor = dlq.page(cursor, count, keep)
+    answer: dict[str, Any] = {"messages": [entry.to_json() for entry in entries]}
+    if next_cursor is not None:
+        answer["cursor"] = str(next_cursor)
+    return EndpointResponse(200, json.dumps(answer).encode(), token=token)
+
+
+def _bulk(
+    request: Request,
+    dlq: DeadLetterQueue,
+    token: str | None,
+    act: Callable[[list[DeadLetter]], dict[str, Any]],
+) -> EndpointResponse:
+    """Delete or retry the entries named (ids, else filters, else every one), up to
+    ``count`` (100 by default) a call; the ``cursor`` says where the next call goes on."""
+    body = json_body(request) if request.body.strip() else None
+    cursor, count = _paging(request.query, default=_MAX_COUNT)
+    selection = _selection(request.query, body)
+    entries, next_cursor = dlq.page(cursor, count, _keeper(selection.ids, selection.filters))
+    dlq.remove([entry.dlq_id for entry in entries])
+    answer = act(entries)
+    if next_cursor is not None:
+        answer["cursor"] = str(next_cursor)
+    return EndpointResponse(200, json.dumps(answer).encode(), token=token)
+
+
+def _retry(
+    entry: DeadLetter,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+) -> str:
+    """Publish the entry's message again, as new (its settings as first sent)."""
+    message = entry.message
+    publish = check_publish(message.url, message.headers, message.body, now, outbox, publish_config)
+    (message_id,) = store_messages(publish, now, outbox, new_id)
+    return message_id
+
+
+def _paging(query: str, *, default: int) -> tuple[int | None, int]:
+    """The ``cursor`` (the sequence of the last entry of the page before) and ``count``."""
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    cursor = None
+    if "cursor" in params and params["cursor"] != "":
+        cursor = ascii_int(params["cursor"])
+        if cursor is None:
+            raise Refused(400, f"invalid cursor {params['cursor']!r}: use the cursor of a page")
+    count = default
+    if "count" in params:
+        number = ascii_int(params["count"])
+        if number is None or not 1 <= number <= _MAX_COUNT:
+            raise Refused(400, f"invalid count {params['count']!r}: want 1-{_MAX_COUNT}")
+        count = number
+    return cursor, count
+
+
+def _selection(query: str, body: object) -> Any:
+    try:
+        return read_selection(
+            query, body, id_key="dlqIds", keys=_FILTERS, aliases={"callerIP": "callerIp"}
+        )
+    except FilterError as error:
+        raise Refused(400, str(error)) from None
+
+
+def _keeper(ids: tuple[str, ...] | None, filters: Filters) -> Callable[[DeadLetter], bool] | None:
+    """What a page keeps: the entries named, else those the filters match, else all."""
+    if ids is not None:
+        named = frozenset(ids)
+        return lambda entry: entry.dlq_id in named
+    if not filters:
+        return None
+    return lambda entry: filters.matches(_fields(entry), entry.failed_at)
+
+
+def _fields(entry: DeadLetter) -> dict[str, str | None]:
+    message = entry.message
+    header = dict(message.headers)
+    return {
+        "messageId": message.message_id,
+        "url": message.url,
+        "topicName": message.url_group,
+        "queueName": message.queue,
+        "scheduleId": None,  # no message comes from a schedule yet
+        "responseStatus": str(entry.response_status),
+        "callerIp": "127.0.0.1",
+        "label": header.get("upstash-label"),
+        "flowControlKey": header.get("upstash-flow-control-key"),
+        "host": urlsplit(message.url).hostname,
+    }

@@ -1,0 +1,261 @@
+"""When a message fails: its callbacks, its failure callback, and the DLQ, read through
+the official SDK and over HTTP, and from the test's side (``qstash_tasks.dlq``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from qstash import AsyncQStash, QStash
+
+from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake, QStashTasksMock
+
+APP = "https://app.example.com"
+Sdk = Callable[..., QStash]
+
+
+@pytest.fixture
+def client(any_fake: QStashTasksFake, sdk: Sdk) -> QStash:
+    return sdk(any_fake.token, base_url=any_fake.base_url)
+
+
+def http(
+    fake: QStashTasksFake, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any
+) -> requests.Response:
+    headers = {"Authorization": f"Bearer {fake.token}", **(headers or {})}
+    return requests.request(method, f"{fake.base_url}{path}", headers=headers, timeout=5, **kw)
+
+
+def recorder(into: list[dict[str, Any]]) -> Callable[[DeliveryRequest], int]:
+    def receive(delivery: DeliveryRequest) -> int:
+        into.append({"at": delivery, **delivery.json()})
+        return 200
+
+    return receive
+
+
+def test_a_failing_message_calls_back_after_each_attempt_then_fails_into_the_dlq(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    called: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    any_fake.destination(f"{APP}/hook").deliver_to(lambda d: (500, "database down"))
+    any_fake.destination(f"{APP}/callback").deliver_to(recorder(called))
+    any_fake.destination(f"{APP}/failed").deliver_to(recorder(failed))
+    message_id = client.message.publish(
+        url=f"{APP}/hook",
+        body='{"order": 7}',
+        content_type="application/json",
+        retries=2,
+        callback=f"{APP}/callback",
+        failure_callback=f"{APP}/failed",
+    ).message_id
+    start = any_fake.clock.now
+    any_fake.clock.run_all()
+
+    assert [c["retried"] for c in called] == [0, 1, 2]
+    first = called[0]
+    assert {key: value for key, value in first.items() if key != "at"} == {
+        "status": 500,
+        "header": {},
+        "body": base64.b64encode(b"database down").decode(),
+        "retried": 0,
+        "maxRetries": 2,
+        "sourceMessageId": message_id,
+        "url": f"{APP}/hook",
+        "method": "POST",
+        "sourceHeader": {"Content-Type": ["application/json"]},
+        "sourceBody": base64.b64encode(b'{"order": 7}').decode(),
+        "notBefore": str(start),
+        "createdAt": str(start),
+        "callerIP": "127.0.0.1",
+    }
+    # Each callback is a signed delivery of its own, published at its attempt's instant.
+    assert first["at"].header("Upstash-Signature")
+    assert first["at"].header("Content-Type") == "application/json"
+    (entry,) = client.dlq.list().messages
+    assert (entry.message_id, entry.url, entry.response_status) == (message_id, f"{APP}/hook", 500)
+    assert entry.response_body == "database down"
+    (failure,) = failed
+    assert failure["dlqId"] == entry.dlq_id
+    assert (failure["retried"], failure["sourceMessageId"]) == (2, message_id)
+    assert client.dlq.get(entry.dlq_id).max_retries == 2
+    (dead,) = any_fake.dlq.assert_dead_lettered(f"{APP}/hook", times=1)
+    assert (dead.dlq_id, dead.response_body) == (entry.dlq_id, b"database down")
+
+
+def test_callbacks_take_their_settings_by_the_prefix_rule(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination(f"{APP}/hook").answers(200)
+    any_fake.destination(f"{APP}/callback").answers(503, 503)
+    seen: list[DeliveryRequest] = []
+    any_fake.destination(f"{APP}/callback").deliver_to(lambda d: seen.append(d) or 200)
+    client.message.publish(
+        url=f"{APP}/hook",
+        body="x",
+        retries=0,
+        callback=f"{APP}/callback",
+        # qstash-py sends each as Upstash-Callback-<name>.
+        callback_headers={"Retries": "2", "Method": "PUT", "Forward-Tenant": "acme"},
+    )
+    any_fake.clock.run_all()
+    # The callback failed twice and was retried by its own policy (2), not the message's (0).
+    (delivery,) = seen
+    assert (delivery.method, delivery.header("Tenant")) == ("PUT", "acme")
+    assert delivery.header("Upstash-Retried") == "2"
+    assert delivery.json()["status"] == 200
+    assert any_fake.dlq.list() == []
+
+
+@pytest.mark.qstash_tasks(assert_all_requests_served=False)  # the refusal is what it wants
+def test_a_callbacks_bad_setting_is_refused_at_publish(
+    any_fake: QStashTasksFake,
+) -> None:
+    answer = http(
+        any_fake,
+        "POST",
+        f"/v2/publish/{APP}/hook",
+        data="x",
+        headers={
+            "Upstash-Callback": f"{APP}/callback",
+            "Upstash-Callback-Retries": "lots",
+        },
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "Upstash-Callback: invalid Upstash-Retries 'lots': want an integer 0-100"
+    }
+    assert any_fake.published == []
+
+
+def _fail_many(fake: QStashTasksFake, client: QStash, count: int) -> list[str]:
+    fake.destination(f"{APP}/*").answers(*[500] * count)
+    ids = []
+    for number in range(count):
+        url = f"{APP}/{'even' if number % 2 == 0 else 'odd'}"
+        ids.append(client.message.publish(url=url, body=str(number), retries=0).message_id)
+    fake.clock.advance(1_000)
+    return ids
+
+
+def test_the_dlq_pages_250_entries_by_cursor_and_filters_them(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    ids = _fail_many(any_fake, client, 250)
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = client.dlq.list(cursor=cursor)
+        seen += [entry.message_id for entry in page.messages]
+        pages += 1
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert (seen, pages) == (ids, 3)
+    odd = client.dlq.list(filter={"url": f"{APP}/odd"}, count=100)
+    assert [e.message_id for e in odd.messages] == ids[1::2][:100]
+    both = http(any_fake, "GET", f"/v2/dlq?url={APP}/odd&url={APP}/even&count=5").json()
+    assert [e["messageId"] for e in both["messages"]] == ids[:5]
+    one = client.dlq.list(filter={"message_id": ids[7]})
+    assert [e.message_id for e in one.messages] == [ids[7]]
+
+
+def test_bulk_delete_in_both_forms(any_fake: QStashTasksFake, client: QStash) -> None:
+    _fail_many(any_fake, client, 6)
+    entries = [entry.dlq_id for entry in any_fake.dlq.list()]
+    assert client.dlq.delete_many(entries[:2]) == 2  # qstash-py: a JSON body
+    query = "&".join(f"dlqIds={dlq_id}" for dlq_id in entries[2:4])
+    answer = http(any_fake, "DELETE", f"/v2/dlq?{query}")  # the Node SDK: the query
+    assert answer.json() == {"deleted": 2}
+    filtered = http(any_fake, "DELETE", f"/v2/dlq?url={APP}/odd")
+    assert filtered.json() == {"deleted": 1}
+    client.dlq.delete(entries[4])
+    assert any_fake.dlq.list() == []
+
+
+def test_a_retry_from_the_dlq_is_a_new_message_delivered_once_the_receiver_recovers(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    healthy = [False]
+    received: list[str] = []
+
+    def hook(delivery: DeliveryRequest) -> int:
+        received.append(delivery.header("Upstash-Message-Id") or "")
+        return 200 if healthy[0] else 500
+
+    any_fake.destination(f"{APP}/hook").deliver_to(hook)
+    first = client.message.publish(url=f"{APP}/hook", body="x", retries=0).message_id
+    any_fake.clock.advance(1_000)
+    (entry,) = any_fake.dlq.list()
+    healthy[0] = True
+    answer = http(any_fake, "POST", f"/v2/dlq/retry/{entry.dlq_id}")  # qstash-py has none
+    again = answer.json()["messageId"]
+    assert again != first
+    assert any_fake.dlq.list() == []
+    any_fake.clock.advance(1_000)
+    assert received == [first, again]
+    assert any_fake.tasks(again)[0].state == "delivered"
+
+
+@pytest.mark.qstash_tasks(assert_all_requests_served=False)  # refusals are what it wants
+def test_bad_dlq_requests_are_refused_with_nothing_changed(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    _fail_many(any_fake, client, 2)
+    for method, path, status, error in [
+        ("GET", "/v2/dlq/nope", 404, "no DLQ entry 'nope'"),
+        ("DELETE", "/v2/dlq/nope", 404, "no DLQ entry 'nope'"),
+        ("POST", "/v2/dlq/retry/nope", 404, "no DLQ entry 'nope'"),
+        ("GET", "/v2/dlq?cursor=abc", 400, "invalid cursor 'abc': use the cursor of a page"),
+        ("GET", "/v2/dlq?count=0", 400, "invalid count '0': want 1-100"),
+        ("GET", "/v2/dlq?count=101", 400, "invalid count '101': want 1-100"),
+        ("DELETE", "/v2/dlq?colour=red", 400, "unknown filter 'colour'"),
+    ]:
+        answer = http(any_fake, method, path)
+        assert answer.status_code == status, path
+        assert answer.json()["error"].startswith(error), answer.json()
+    assert len(any_fake.dlq.list()) == 2
+
+
+def test_assert_dead_lettered_lists_what_is_there(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    with pytest.raises(AssertionError, match="the DLQ is empty"):
+        any_fake.dlq.assert_dead_lettered(f"{APP}/even")
+    _fail_many(any_fake, client, 1)
+    (entry,) = any_fake.dlq.list()
+    with pytest.raises(AssertionError) as failed:
+        any_fake.dlq.assert_dead_lettered(f"{APP}/odd")
+    assert str(failed.value) == (
+        f"expected a dead-lettered message with url='{APP}/odd' at least once, got 0 times; "
+        f"the DLQ holds 1 message(s):\n  - {entry.dlq_id}: POST {APP}/even "
+        f"(message {entry.message_id}) -> status 500"
+    )
+    any_fake.dlq.delete(entry.dlq_id)
+    with pytest.raises(KeyError, match="no DLQ entry"):
+        any_fake.dlq.get(entry.dlq_id)
+
+
+@pytest.mark.asyncio
+async def test_the_async_sdk_reads_the_dlq() -> None:
+    async with QStashTasksMock(default_answer=503) as fake:
+        client = AsyncQStash(fake.token, base_url=fake.base_url)
+        message_id = (await client.message.publish(url=f"{APP}/x", body="x", retries=0)).message_id
+        fake.clock.advance(1_000)
+        (entry,) = (await client.dlq.list()).messages
+        assert (entry.message_id, entry.response_status) == (message_id, 503)
+        await client.dlq.delete(entry.dlq_id)
+        assert (await client.dlq.list()).messages == []
+
+
+def test_reset_empties_the_dlq(any_fake: QStashTasksFake, client: QStash) -> None:
+    _fail_many(any_fake, client, 1)
+    any_fake.reset()
+    assert any_fake.dlq.list() == []
+    assert json.loads(http(any_fake, "GET", "/v2/dlq").text) == {"messages": []}
