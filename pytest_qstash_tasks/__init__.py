@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._core.fake import QStashTasksFake
     from ._core.models import Task, TasksPage, TaskState
     from ._core.parts.dlq import Dlq, DlqEntry
+    from ._core.parts.logs import Log, Logs
     from ._core.parts.messages import Messages
     from ._core.parts.signing_keys import SigningKeys
     from ._core.parts.url_groups import UrlGroup, UrlGroupEndpoint, UrlGroups
@@ -72,6 +73,8 @@ _LAZY = {
     "SigningKeys": "._core.parts.signing_keys",
     "Dlq": "._core.parts.dlq",
     "DlqEntry": "._core.parts.dlq",
+    "Log": "._core.parts.logs",
+    "Logs": "._core.parts.logs",
     "UrlGroup": "._core.parts.url_groups",
     "UrlGroupEndpoint": "._core.parts.url_groups",
     "UrlGroups": "._core.parts.url_groups",
@@ -89,6 +92,8 @@ __all__ = [
     "Dlq",
     "DlqEntry",
     "Fault",
+    "Log",
+    "Logs",
     "Messages",
     "PublishedMessage",
     "QStashTasksFake",

@@ -37,6 +37,8 @@ SECTIONS: list[tuple[str, list[str]]] = [
             "SigningKeys",
             "Dlq",
             "DlqEntry",
+            "Logs",
+            "Log",
             "UrlGroups",
             "UrlGroup",
             "UrlGroupEndpoint",
@@ -123,6 +125,7 @@ def _code(name: str, obj: Callable[..., Any]) -> str:
 #: The parts a test reaches on the fake: no one builds them, so no constructor is shown.
 PARTS = {
     "Dlq": "dlq",
+    "Logs": "logs",
     "Messages": "messages",
     "SigningKeys": "signing_keys",
     "UrlGroups": "url_groups",

@@ -30,6 +30,7 @@ from .engine.timeline import DEFAULT_MAX_CHAINED_EVENTS, PlannedAttempts, Timeli
 from .exchange import Reply, Request
 from .parts.calls import Calls
 from .parts.dlq import Dlq
+from .parts.logs import Logs
 from .parts.faults import Faults
 from .parts.messages import Messages
 from .parts.signing_keys import SigningKeys
@@ -46,6 +47,7 @@ from .seeding import Stream, current_stream
 from .state.agenda import Agenda
 from .state.calls import CallLog, RecordedCall
 from .state.dlq import DeadLetterQueue
+from .state.logs import MessageLog
 from .state.faults import Fault, FaultQueue
 from .state.lifecycle import Outcome, SimulatedDelivery
 from .state.outbox import Outbox, PublishedDelivery, PublishedMessage
@@ -229,7 +231,7 @@ class QStashTasksFake(abc.ABC):
                 chain, bound, at, self._owner()
             ),
         )  # fmt: skip
-        self._outbox = Outbox(self._store, self._agenda)
+        self._outbox = Outbox(self._store, self._agenda, MessageLog())
         self._destinations = Destinations(default_answer, self._lock)
         self._keys = KeyRing(*keys)
         self._courier = Courier(
@@ -253,6 +255,8 @@ class QStashTasksFake(abc.ABC):
         """The keys deliveries are signed with (``client.signing_key``)."""
         self.dlq = Dlq(self._dlq, self._lock)
         """The messages whose retries ran out (``client.dlq``)."""
+        self.logs = Logs(self._outbox.log, self.clock, self._timeline, self._lock)
+        """Every state change of every published message (``client.log``)."""
         self._faults = FaultQueue()
         self._fault_plans = Faults(self._faults, self._lock)
         self._calls = CallLog()
@@ -496,6 +500,7 @@ class QStashTasksFake(abc.ABC):
             self._outbox.clear()
             self._timeline.clear()
             self._dlq.clear()
+            self._outbox.log.clear()
             self._destinations.clear()
             self._courier.clear()
             self._keys.restart()

@@ -38,6 +38,8 @@ from pytest_qstash_tasks._core.state.store import TaskStore
 
 from . import dlq as dlq_api
 from .dlq import is_dlq_path
+from .logs import handle as handle_logs
+from .logs import is_logs_path
 from .messages import PublishConfig, handle_v2, serves_v2_path
 from .tasks import (
     EndpointConfig,
@@ -128,7 +130,9 @@ class Dispatcher:
         """The message API's answer (no fault or loop guard applies to it)."""
         with self.lock:
             now = self.clock.now
-            if is_dlq_path(request.raw_path, self.config.base_path):
+            if is_logs_path(request.raw_path, self.config.base_path):
+                response = handle_logs(request, now, self.outbox.log, self.config)
+            elif is_dlq_path(request.raw_path, self.config.base_path):
                 response = dlq_api.handle(
                     request, now, self.outbox, self.dlq, self.config, self.publish_config,
                     self.new_id,

@@ -59,7 +59,7 @@ _CALLBACKS = ("upstash-callback", "upstash-failure-callback")
 _DELAY_RE = re.compile(r"(?:[0-9]{1,9}(?:ms|s|m|h|d))+")
 _DELAY_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_KINDS = frozenset({"publish", "enqueue", "batch", "messages", "topics", "dlq"})
+_KINDS = frozenset({"publish", "enqueue", "batch", "messages", "topics", "dlq", "logs", "events"})
 #: How long a deduplication id holds, from the publish that made it (QStash's docs:
 #: "published in the last 10 minutes").
 DEDUPLICATION_WINDOW_MS = 10 * 60_000
@@ -76,7 +76,8 @@ class PublishConfig:
 def serves_v2_path(raw_path: str, base_path: str) -> bool:
     """Whether ``raw_path`` is one the message API here serves (any method, whatever
     else is wrong): ``/v2/publish/...``, ``/v2/enqueue/...``, ``/v2/batch``,
-    ``/v2/messages...``, ``/v2/topics...`` and ``/v2/dlq...`` under ``base_path``.
+    ``/v2/messages...``, ``/v2/topics...``, ``/v2/dlq...``, ``/v2/logs`` and
+    ``/v2/events`` under ``base_path``.
     Other v2 paths (schedules, queues...) are left to other mocks in-process."""
     if not raw_path.startswith(base_path + "/v2/"):
         return False

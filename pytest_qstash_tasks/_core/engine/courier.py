@@ -88,6 +88,7 @@ class Courier:
     def begin(self, due: int, delivery: PublishedDelivery) -> _Attempt | None:
         """Make the attempt due at ``due``: at once when a script or the default answers
         it, else the receiver's call, to run without the lock."""
+        self.outbox.starting(delivery)
         outcome, receiver = self.destinations.route(delivery.url, delivery.message_id, due)
         if receiver is None:
             assert outcome is not None  # route() gives one or the other

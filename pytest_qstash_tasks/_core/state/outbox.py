@@ -17,6 +17,7 @@ from typing import Any
 
 from .agenda import Agenda
 from .lifecycle import STEP_MS, Delivery
+from .logs import MessageLog
 from .store import TaskStore
 
 __all__ = [
@@ -211,6 +212,18 @@ class Message:
     #: ``Upstash-Timeout``: how long a receiver may take, in seconds, if the publish said.
     timeout_s: float | None = None
 
+    def log_fields(self) -> dict[str, Any]:
+        """What each of the message's log entries carries besides its state."""
+        fields: dict[str, Any] = {"method": self.method, "maxRetries": self.delivery.max_retry}
+        optional = {
+            "topicName": self.url_group,
+            "endpointName": self.endpoint_name,
+            "queueName": self.queue,
+            "label": _header(self.headers, "upstash-label"),
+        }
+        fields.update({key: value for key, value in optional.items() if value})
+        return fields
+
     def to_json(self) -> dict[str, Any]:
         """The message as ``GET /v2/messages/{messageId}`` answers it."""
         header: dict[str, list[str]] = {}
@@ -298,9 +311,10 @@ class Outbox:
     It takes no lock of its own: the fake holds its lock around every use.
     """
 
-    def __init__(self, store: TaskStore, agenda: Agenda) -> None:
+    def __init__(self, store: TaskStore, agenda: Agenda, log: MessageLog) -> None:
         self._store = store
         self._agenda = agenda
+        self.log = log
         self.published: list[PublishedMessage] = []
         self.messages: dict[str, Message] = {}
         self.url_groups: dict[str, UrlGroupState] = {}
@@ -312,13 +326,33 @@ class Outbox:
         self.messages[message.message_id] = message
         self._store.add_simulated(message.delivery)
         self._agenda.push(message.delivery.starts[0], message.delivery)
+        self._write(message, message.created_at, "CREATED")
+
+    def starting(self, delivery: PublishedDelivery) -> None:
+        """The attempt due now starts (its log entry: ``ACTIVE``)."""
+        self._write(self.messages[delivery.message_id], delivery.starts[-1], "ACTIVE")
 
     def attempted(self, delivery: PublishedDelivery, error: str | None) -> None:
-        """Record what the attempt just made met, and schedule the next, if any."""
+        """Record what the attempt just made met, and schedule the next, if any. Its log
+        entries are timed when the attempt ends, as the task shows it."""
+        ends = delivery.starts[-1] + delivery.active_ms
         next_due = delivery.attempt(error)
+        message = self.messages[delivery.message_id]
+        if error is None:
+            self._write(message, ends, "DELIVERED")
+        elif next_due is None:
+            self._write(message, ends, "FAILED", error=error)
+        else:
+            self._write(message, ends, "ERROR", error=error)
+            self._write(message, ends, "RETRY", error=error, nextDeliveryTime=next_due)
         if next_due is not None:
             self._agenda.push(next_due, delivery)
         self._store.version = object()
+
+    def _write(self, message: Message, time: int, state: str, **fields: Any) -> None:
+        self.log.write(
+            time, message.message_id, state, message.url, **message.log_fields(), **fields
+        )
 
     def live(self, message_id: str, now: int) -> Message | None:
         """The message, while QStash still keeps it (its delivery not over at ``now``)."""
@@ -337,6 +371,9 @@ class Outbox:
             if message is not None:
                 message.delivery._canceled_at = now
                 cancelled.append(message_id)
+                self.log.drop_after(message_id, now)  # an outcome the cancel overtook
+                self._write(message, now, "CANCEL_REQUESTED")
+                self._write(message, now, "CANCELED")
         if cancelled:
             self._store.version = object()
         return cancelled
