@@ -30,8 +30,8 @@ from .engine.timeline import DEFAULT_MAX_CHAINED_EVENTS, PlannedAttempts, Timeli
 from .exchange import Reply, Request
 from .parts.calls import Calls
 from .parts.dlq import Dlq
-from .parts.logs import Logs
 from .parts.faults import Faults
+from .parts.logs import Logs
 from .parts.messages import Messages
 from .parts.signing_keys import SigningKeys
 from .parts.url_groups import UrlGroups
@@ -47,9 +47,9 @@ from .seeding import Stream, current_stream
 from .state.agenda import Agenda
 from .state.calls import CallLog, RecordedCall
 from .state.dlq import DeadLetterQueue
-from .state.logs import MessageLog
 from .state.faults import Fault, FaultQueue
 from .state.lifecycle import Outcome, SimulatedDelivery
+from .state.logs import MessageLog
 from .state.outbox import Outbox, PublishedDelivery, PublishedMessage
 from .state.store import TaskStore
 
