@@ -93,7 +93,7 @@ class QStashTasksFake(abc.ABC):
 
     Use it through a transport: ``QStashTasksMock`` (httpx and requests, in-process) or
     ``QStashTasksServer`` (a real HTTP server on the loopback interface). Its parts, one
-    per SDK resource: ``url_groups``, ``messages``, ``signing_keys``.
+    per SDK resource: ``url_groups``, ``messages``, ``signing_keys``, ``dlq``, ``logs``.
 
     Args:
         base_url: Where the fake listens: scheme, host, optional port and path prefix.
