@@ -21,7 +21,7 @@ from pytest_qstash_tasks._core.state.outbox import (
     forwarded_headers,
 )
 
-from .messages import PublishConfig, callback_headers, check_publish, store_messages
+from .messages import PublishConfig, callback_publish, store_messages
 
 __all__ = ["AfterAttempt"]
 
@@ -45,22 +45,18 @@ class AfterAttempt:
     def __call__(self, delivery: PublishedDelivery, status: int, body: bytes, now: int) -> None:
         """``status`` is what the attempt met (0: no answer), ``body`` the answer's body."""
         message = self.outbox.messages[delivery.message_id]
-        header = dict(message.headers)
-        if "upstash-callback" in header:
-            self._publish(message, "upstash-callback", _callback_body(message, status, body), now)
+        plans = message.callbacks
+        if "upstash-callback" in plans:
+            self._publish(plans["upstash-callback"], _callback_body(message, status, body), now)
         if delivery.errors[-1] is not None and len(delivery.errors) == delivery.max_retry + 1:
             entry = self.dlq.add(message, now, status, (), body)
-            if "upstash-failure-callback" in header:
+            if "upstash-failure-callback" in plans:
                 failure = _callback_body(message, status, body) | {"dlqId": entry.dlq_id}
-                self._publish(message, "upstash-failure-callback", failure, now)
+                self._publish(plans["upstash-failure-callback"], failure, now)
 
-    def _publish(self, message: Message, prefix: str, body: dict[str, Any], now: int) -> None:
-        headers = callback_headers(message.headers, prefix, message.delivery.max_retry)
-        raw = json.dumps(body).encode()
-        # Checked at the message's publish already (api/messages.py): this cannot refuse.
-        publish = check_publish(
-            dict(message.headers)[prefix], headers, raw, now, self.outbox, self.publish_config
-        )
+    def _publish(self, plan: object, body: dict[str, Any], now: int) -> None:
+        # Checked at the message's publish (api/messages.py): only the body and time are new.
+        publish = callback_publish(plan, json.dumps(body).encode(), now)
         store_messages(publish, now, self.outbox, self.new_id)
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -43,6 +44,7 @@ from .tasks import (
 __all__ = [
     "PublishConfig",
     "callback_headers",
+    "callback_publish",
     "check_publish",
     "handle_v2",
     "serves_v2_path",
@@ -104,6 +106,9 @@ class _Publish:
     not_before: int
     deduplication_id: str | None
     timeout_s: float | None
+    #: Each callback's publish (``upstash-callback``, ``upstash-failure-callback``), checked
+    #: with an empty body at this publish: an attempt only fills in its body and time.
+    callbacks: dict[str, _Publish] = field(default_factory=dict)
 
 
 def handle_v2(
@@ -240,8 +245,19 @@ def check_publish(
     outbox: Outbox,
     publish_config: PublishConfig,
 ) -> _Publish:
-    """A publish QStash makes itself (a callback) to one URL, checked."""
+    """A publish QStash makes itself to one URL (a retry from the DLQ), checked."""
     return _check_publish(destination, None, headers, body, now, outbox, publish_config)
+
+
+def callback_publish(plan: object, body: bytes, now: int) -> _Publish:
+    """A callback's publish (``plan``: checked with no body at time 0, at its message's
+    publish) with its ``body``, made at ``now``."""
+    assert isinstance(plan, _Publish)
+    publish = copy.copy(plan)  # dataclasses.replace runs __init__ again: 6x slower
+    publish.body = body
+    publish.first_attempt_at = plan.first_attempt_at + now
+    publish.not_before = plan.not_before + now
+    return publish
 
 
 def callback_headers(
@@ -291,11 +307,12 @@ def _check_publish(
             raise Refused(400, f"invalid Upstash-Retry-Delay: {error}") from None
     not_before = _not_before(header, now)
     method = _method(header)  # the callbacks' URLs checked too, before their settings
+    callbacks = {}
     for prefix in _CALLBACKS:
         if prefix in header:
             try:  # what the callback message will be given is checked now, not at its turn
-                check_publish(
-                    header[prefix], callback_headers(headers, prefix, retries), b"", now,
+                callbacks[prefix] = check_publish(
+                    header[prefix], callback_headers(headers, prefix, retries), b"", 0,
                     outbox, publish_config,
                 )  # fmt: skip
             except Refused as refused:
@@ -315,6 +332,7 @@ def _check_publish(
         not_before=not_before,
         deduplication_id=_deduplication_id(header, headers, destination, body),
         timeout_s=_timeout_s(header),
+        callbacks=callbacks,
     )
 
 
@@ -484,7 +502,7 @@ def store_messages(
         message = Message(
             message_id, url, publish.method, publish.headers, publish.body, now,
             publish.not_before, delivery, publish.url_group, endpoint_name, publish.queue,
-            publish.timeout_s,
+            publish.timeout_s, dict(publish.callbacks),
         )  # fmt: skip
         outbox.add(message)
         ids.append(message_id)

@@ -24,7 +24,7 @@ STATES = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogEntry:
     """One state change of one message."""
 
@@ -59,10 +59,15 @@ class MessageLog:
     def write(self, time: int, message_id: str, state: str, url: str, **fields: Any) -> LogEntry:
         """Add an entry (``time`` may be in the clock's future: an attempt's end)."""
         entry = LogEntry(time, message_id, state, url, fields, self._next)
+        key = (time, self._next)
         self._next += 1
-        index = bisect.bisect_right(self._keys, (time, entry.order))
-        self._keys.insert(index, (time, entry.order))
-        self._entries.insert(index, entry)
+        if not self._keys or key > self._keys[-1]:  # the common case: in time order
+            self._keys.append(key)
+            self._entries.append(entry)
+        else:
+            index = bisect.bisect_right(self._keys, key)
+            self._keys.insert(index, key)
+            self._entries.insert(index, entry)
         self._by_message.setdefault(message_id, []).append(entry)
         return entry
 

@@ -211,17 +211,26 @@ class Message:
     queue: str | None = None
     #: ``Upstash-Timeout``: how long a receiver may take, in seconds, if the publish said.
     timeout_s: float | None = None
+    #: Its callbacks' publishes, checked at its own (``upstash-callback`` and
+    #: ``upstash-failure-callback``; the message API's type, opaque here).
+    callbacks: dict[str, object] = field(default_factory=dict, repr=False)
+    _log_fields: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def log_fields(self) -> dict[str, Any]:
-        """What each of the message's log entries carries besides its state."""
+        """What each of the message's log entries carries besides its state (made once:
+        a message's entries all carry the same)."""
+        if self._log_fields is not None:
+            return self._log_fields
         fields: dict[str, Any] = {"method": self.method, "maxRetries": self.delivery.max_retry}
-        optional = {
-            "topicName": self.url_group,
-            "endpointName": self.endpoint_name,
-            "queueName": self.queue,
-            "label": _header(self.headers, "upstash-label"),
-        }
-        fields.update({key: value for key, value in optional.items() if value})
+        for key, value in (
+            ("topicName", self.url_group),
+            ("endpointName", self.endpoint_name),
+            ("queueName", self.queue),
+            ("label", _header(self.headers, "upstash-label")),
+        ):
+            if value:
+                fields[key] = value
+        self._log_fields = fields
         return fields
 
     def to_json(self) -> dict[str, Any]:
@@ -350,9 +359,8 @@ class Outbox:
         self._store.version = object()
 
     def _write(self, message: Message, time: int, state: str, **fields: Any) -> None:
-        self.log.write(
-            time, message.message_id, state, message.url, **message.log_fields(), **fields
-        )
+        fields.update(message.log_fields())
+        self.log.write(time, message.message_id, state, message.url, **fields)
 
     def live(self, message_id: str, now: int) -> Message | None:
         """The message, while QStash still keeps it (its delivery not over at ``now``)."""
