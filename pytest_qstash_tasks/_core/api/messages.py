@@ -9,10 +9,10 @@ anything is stored: a batch with one bad entry publishes none of it.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
