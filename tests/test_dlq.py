@@ -259,3 +259,27 @@ def test_reset_empties_the_dlq(any_fake: QStashTasksFake, client: QStash) -> Non
     any_fake.reset()
     assert any_fake.dlq.list() == []
     assert json.loads(http(any_fake, "GET", "/v2/dlq").text) == {"messages": []}
+
+
+def test_a_message_carries_what_it_was_given(any_fake: QStashTasksFake, client: QStash) -> None:
+    from qstash.message import FlowControl
+
+    message_id = client.message.publish(
+        url=f"{APP}/hook",
+        body="x",
+        callback=f"{APP}/callback",
+        callback_headers={"Forward-Tenant": "acme"},
+        label="billing",
+        flow_control=FlowControl(key="tenant-1", parallelism=2, rate=10, period="1m"),
+    ).message_id
+    message = client.message.get(message_id)
+    assert message.callback_headers == {"Tenant": ["acme"]}
+    assert message.label == "billing"
+    assert message.flow_control is not None
+    flow = message.flow_control
+    assert (flow.key, flow.parallelism, flow.rate, flow.period) == ("tenant-1", 2, 10, 60)
+    raw = http(any_fake, "GET", f"/v2/messages/{message_id}").json()
+    assert raw["labels"] == ["billing"]
+    any_fake.clock.run_all()
+    (entry,) = [e for e in any_fake.logs.list(message_id) if e.state == "DELIVERED"]
+    assert entry.url == f"{APP}/hook"

@@ -214,6 +214,7 @@ def test_get_message_answers_every_field_qstash_shows(any_fake: QStashTasksFake)
         "endpointName": "shop",
         "retryDelayExpression": "1000 * retried",
         "label": "billing",
+        "labels": ["billing"],
         "callback": "https://app.example.com/cb",
         "failureCallback": "https://app.example.com/failed",
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,7 +265,47 @@ class Message:
             "failureCallback": _header(self.headers, "upstash-failure-callback"),
         }
         answer.update({key: value for key, value in optional.items() if value})
+        label = _header(self.headers, "upstash-label")
+        if label:
+            answer["labels"] = [part.strip() for part in label.split(",") if part.strip()]
+        for key, prefix in (
+            ("callbackHeader", "upstash-callback-forward-"),
+            ("failureCallbackHeader", "upstash-failure-callback-forward-"),
+        ):
+            given = _prefixed(self.headers, prefix)
+            if given:
+                answer[key] = given
+        answer.update(_flow_control(self.headers))
         return answer
+
+
+def _prefixed(headers: Sequence[tuple[str, str]], prefix: str) -> dict[str, list[str]]:
+    """The headers under ``prefix``, as ``{Name: [values]}`` (the name capitalised)."""
+    found: dict[str, list[str]] = {}
+    for name, value in headers:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            plain = "-".join(part.capitalize() for part in name[len(prefix) :].split("-"))
+            found.setdefault(plain, []).append(value)
+    return found
+
+
+_FLOW_PART = re.compile(r"\s*(parallelism|rate|period)\s*=\s*([0-9]+)([smhd]?)\s*")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _flow_control(headers: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``flowControlKey`` and the parts of ``Upstash-Flow-Control-Value`` (``period`` in
+    seconds), as QStash's message JSON carries them; what it cannot read is left out."""
+    key = _header(headers, "upstash-flow-control-key")
+    if not key:
+        return {}
+    fields: dict[str, Any] = {"flowControlKey": key}
+    for part in (_header(headers, "upstash-flow-control-value") or "").split(","):
+        match = _FLOW_PART.fullmatch(part)
+        if match:
+            name, number, unit = match.groups()
+            fields[name] = int(number) * (_SECONDS[unit] if name == "period" else 1)
+    return fields
 
 
 def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
