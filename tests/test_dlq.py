@@ -283,3 +283,90 @@ def test_a_message_carries_what_it_was_given(any_fake: QStashTasksFake, client: 
     any_fake.clock.run_all()
     (entry,) = [e for e in any_fake.logs.list(message_id) if e.state == "DELIVERED"]
     assert entry.url == f"{APP}/hook"
+
+
+# -- the DLQ's API, every part of it a client can see -----------------------------------
+
+
+@pytest.mark.qstash_tasks(token="secret", assert_all_requests_served=False)
+def test_every_dlq_answer_is_as_documented_and_recorded_with_its_token(
+    any_fake: QStashTasksFake, sdk: Sdk
+) -> None:
+    client = sdk("secret", base_url=any_fake.base_url)
+    any_fake.destination(f"{APP}/*").answers(*[502] * 4)
+    client.message.publish(url=f"{APP}/a", body="a", retries=0)
+    client.message.publish(url=f"{APP}/b", body="b", retries=0)
+    client.message.publish(url=f"{APP}/c", body="c", retries=0)
+    client.message.publish(url=f"{APP}/d", body="d", retries=0)
+    any_fake.clock.advance(1_000)
+    ids = [entry.dlq_id for entry in any_fake.dlq.list()]
+    wrong = http(any_fake, "GET", "/v2/dlq", headers={"Authorization": "Bearer nope"})
+    assert (wrong.status_code, any_fake.calls[-1].token) == (401, "nope")
+    assert any_fake.calls[-1].unserved_reason == "unauthorized"
+    answers = [
+        ("GET", "/v2/dlq?count=1&cursor=", 200),
+        ("GET", f"/v2/dlq/{ids[0]}", 200),
+        ("DELETE", f"/v2/dlq/{ids[0]}", 200),
+        ("DELETE", f"/v2/dlq?dlqIds={ids[1]}", 200),
+        ("POST", f"/v2/dlq/retry/{ids[2]}", 200),
+        ("POST", "/v2/dlq/retry?count=100", 200),
+        ("GET", "/v2/dlq/a/b", 404),
+        ("GET", "/v2/dlq/nope", 404),
+    ]
+    bodies = []
+    for method, path, status in answers:
+        answer = http(any_fake, method, path)
+        assert answer.status_code == status, path
+        assert any_fake.calls[-1].token == "secret", path
+        bodies.append(answer.json())
+    assert bodies[0]["cursor"] == "0"
+    assert len(bodies[0]["messages"]) == 1
+    assert bodies[1]["dlqId"] == ids[0]
+    assert bodies[2] == {"deleted": 1}
+    assert bodies[3] == {"deleted": 1}
+    assert set(bodies[4]) == {"messageId"}
+    assert [set(r) for r in bodies[5]["responses"]] == [{"messageId"}]
+    assert bodies[6] == {"error": "no DLQ endpoint at /v2/dlq/a/b"}
+    assert any_fake.calls[-2].unserved_reason == "unknown_path"
+    assert any_fake.calls[-1].unserved_reason == "unknown_message"
+    assert any_fake.dlq.list() == []
+
+
+def test_a_bulk_call_goes_on_from_its_cursor(any_fake: QStashTasksFake, client: QStash) -> None:
+    _fail_many(any_fake, client, 5)
+    first = http(any_fake, "DELETE", "/v2/dlq?count=2").json()
+    assert first == {"deleted": 2, "cursor": "1"}
+    second = http(any_fake, "DELETE", f"/v2/dlq?count=2&cursor={first['cursor']}").json()
+    assert second == {"deleted": 2, "cursor": "3"}
+    assert http(any_fake, "DELETE", "/v2/dlq?count=2&cursor=3").json() == {"deleted": 1}
+
+
+def test_every_dlq_filter_reads_its_own_field(any_fake: QStashTasksFake, client: QStash) -> None:
+    from qstash.message import FlowControl
+
+    any_fake.destination(f"{APP}/*").answers(500, 503, 504)
+    client.url_group.upsert_endpoints(url_group="team", endpoints=[{"url": f"{APP}/group"}])
+    client.message.publish(url_group="team", body="x", retries=0, label="billing")
+    client.message.enqueue(queue="jobs", url=f"{APP}/queued", body="x", retries=0)
+    client.message.publish(
+        url=f"{APP}/flow", body="x", retries=0, flow_control=FlowControl(key="tenant", rate=1)
+    )
+    any_fake.clock.advance(1_000)
+    group, queued, flow = (entry.message_id for entry in any_fake.dlq.list())
+    entry_time = any_fake.dlq.list()[0].failed_at
+
+    def listed(query: str) -> list[str]:
+        return [
+            e["messageId"] for e in http(any_fake, "GET", f"/v2/dlq?{query}").json()["messages"]
+        ]
+
+    assert listed("topicName=team") == [group]
+    assert listed("label=billing") == [group]
+    assert listed("responseStatus=503") == [queued]
+    assert listed("queueName=jobs") == [queued]
+    assert listed("flowControlKey=tenant") == [flow]
+    assert listed(f"url={APP}/flow&url={APP}/queued") == [queued, flow]
+    assert listed("callerIP=127.0.0.1") == [group, queued, flow]
+    assert listed("scheduleId=scd_1") == []
+    assert listed(f"fromDate={entry_time + 1}") == []
+    assert listed(f"toDate={entry_time}") == [group, queued, flow]

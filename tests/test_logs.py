@@ -118,3 +118,57 @@ def test_bad_log_requests_are_refused(any_fake: QStashTasksFake) -> None:
         answer = http(any_fake, path)
         assert answer.status_code == 400, path
         assert answer.json()["error"].startswith(error), answer.json()
+
+
+@pytest.mark.qstash_tasks(token="secret", assert_all_requests_served=False)
+def test_every_log_answer_is_recorded_with_its_token(any_fake: QStashTasksFake) -> None:
+    wrong = requests.get(
+        f"{any_fake.base_url}/v2/logs", headers={"Authorization": "Bearer nope"}, timeout=5
+    )
+    assert (wrong.status_code, any_fake.calls[-1].token) == (401, "nope")
+    assert any_fake.calls[-1].unserved_reason == "unauthorized"
+    for path, status in [("/v2/logs", 200), ("/v2/events?count=0", 400)]:
+        answer = requests.get(
+            f"{any_fake.base_url}{path}", headers={"Authorization": "Bearer secret"}, timeout=5
+        )
+        assert answer.status_code == status
+        assert any_fake.calls[-1].token == "secret"
+
+
+def test_every_log_filter_reads_its_own_field(any_fake: QStashTasksFake, client: QStash) -> None:
+    client.url_group.upsert_endpoints(url_group="team", endpoints=[{"url": f"{APP}/group"}])
+    (grouped,) = client.message.publish(url_group="team", body="x", label="billing")
+    queued = client.message.enqueue(queue="jobs", url=f"{APP}/deep/queued", body="x").message_id
+    start = any_fake.clock.now
+    any_fake.clock.advance(1_000)
+
+    def listed(query: str) -> set[str]:
+        answer = http(any_fake, f"/v2/logs?{query}").json()["logs"]
+        return {f"{e['messageId']}:{e['state']}" for e in answer}
+
+    group_id = grouped.message_id
+    assert listed("topicName=team&state=CREATED") == {f"{group_id}:CREATED"}
+    assert listed("label=billing&state=ACTIVE") == {f"{group_id}:ACTIVE"}
+    assert listed("queueName=jobs&state=DELIVERED") == {f"{queued}:DELIVERED"}
+    assert listed("path=/deep/queued&state=DELIVERED") == {f"{queued}:DELIVERED"}
+    assert listed("host=elsewhere.example.com") == set()
+    assert listed(f"callerIP=127.0.0.1&messageId={queued}&state=CREATED") == {f"{queued}:CREATED"}
+    assert listed("scheduleId=scd_1") == set()
+    # IN_PROGRESS: ACTIVE, RETRY or ERROR, within the dates given.
+    assert listed(f"state=IN_PROGRESS&fromDate={start + 200}&toDate={start + 200}") == {
+        f"{group_id}:ACTIVE",
+        f"{queued}:ACTIVE",
+    }
+    assert listed(f"state=IN_PROGRESS&fromDate={start + 201}") == set()
+    assert listed(f"state=IN_PROGRESS&toDate={start + 199}") == set()
+    assert len(http(any_fake, "/v2/logs?count=1000").json()["logs"]) == 6
+    one = http(any_fake, "/v2/logs?count=1").json()
+    rest = http(any_fake, f"/v2/logs?count=5&cursor={one['cursor']}").json()
+    assert len(one["logs"]) + len(rest["logs"]) == 6
+    assert "cursor" not in rest
+    filtered = http(any_fake, f"/v2/logs?count=1&url={APP}/group").json()
+    more = http(any_fake, f"/v2/logs?count=5&url={APP}/group&cursor={filtered['cursor']}").json()
+    assert [e["state"] for e in filtered["logs"] + more["logs"]] == [
+        "DELIVERED", "ACTIVE", "CREATED",
+    ]  # fmt: skip
+    assert http(any_fake, "/v2/logs?cursor=").status_code == 200

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from pytest_qstash_tasks._core.exchange import EndpointResponse, Request, ascii_int
 from pytest_qstash_tasks._core.state.dlq import DeadLetter, DeadLetterQueue
@@ -197,5 +197,4 @@ def _fields(entry: DeadLetter) -> dict[str, str | None]:
         "callerIp": "127.0.0.1",
         "label": header.get("upstash-label"),
         "flowControlKey": header.get("upstash-flow-control-key"),
-        "host": urlsplit(message.url).hostname,
     }
