@@ -150,7 +150,7 @@ def test_the_dlq_pages_250_entries_by_cursor_and_filters_them(
     seen: list[str] = []
     cursor = None
     pages = 0
-    while True:
+    for _ in range(5):  # three pages; a cursor that went nowhere would loop
         page = client.dlq.list(cursor=cursor)
         seen += [entry.message_id for entry in page.messages]
         pages += 1
@@ -370,3 +370,52 @@ def test_every_dlq_filter_reads_its_own_field(any_fake: QStashTasksFake, client:
     assert listed("scheduleId=scd_1") == []
     assert listed(f"fromDate={entry_time + 1}") == []
     assert listed(f"toDate={entry_time}") == [group, queued, flow]
+
+
+def test_what_the_dlq_keeps_of_an_answer_and_of_no_answer(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    any_fake.destination(f"{APP}/binary").deliver_to(lambda delivery: (500, b"\xff\x00"))
+    any_fake.destination(f"{APP}/gone").answers(ConnectionError("refused"))
+    binary = client.message.publish(url=f"{APP}/binary", body="x", retries=0).message_id
+    gone = client.message.publish(url=f"{APP}/gone", body="x", retries=0).message_id
+    any_fake.clock.advance(1_000)
+    first, second = any_fake.dlq.list()
+    raw = http(any_fake, "GET", f"/v2/dlq/{first.dlq_id}").json()
+    assert (raw["responseHeader"], raw["responseBodyBase64"]) == ({}, "/wA=")
+    assert "responseBody" not in raw
+    assert second.response_status == 0
+    with pytest.raises(AssertionError) as failed:
+        any_fake.dlq.assert_dead_lettered(message_id=gone, times=2)
+    assert str(failed.value) == (
+        f"expected a dead-lettered message with message_id={gone!r} 2 times, got once; "
+        f"the DLQ holds 2 message(s):\n"
+        f"  - {first.dlq_id}: POST {APP}/binary (message {binary}) -> status 500\n"
+        f"  - {second.dlq_id}: POST {APP}/gone (message {gone}) -> no answer"
+    )
+    with pytest.raises(ValueError, match="times must be"):
+        any_fake.dlq.assert_dead_lettered(times=-1)
+    with pytest.raises(KeyError) as missing:
+        any_fake.dlq.get("nope")
+    assert (
+        missing.value.args[0] == f"no DLQ entry 'nope' (there are: {first.dlq_id}, {second.dlq_id})"
+    )
+    any_fake.dlq.delete(first.dlq_id)
+    any_fake.dlq.delete(second.dlq_id)
+    with pytest.raises(KeyError) as empty:
+        any_fake.dlq.get("nope")
+    assert empty.value.args[0] == "no DLQ entry 'nope' (there are: none)"
+
+
+def test_a_callback_of_a_url_group_names_the_group_and_endpoint(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    called: list[dict[str, Any]] = []
+    any_fake.destination(f"{APP}/callback").deliver_to(recorder(called))
+    client.url_group.upsert_endpoints(
+        url_group="team", endpoints=[{"url": f"{APP}/member", "name": "member"}]
+    )
+    client.message.publish(url_group="team", body="x", callback=f"{APP}/callback")
+    any_fake.clock.run_all()
+    ((callback),) = called
+    assert (callback["topicName"], callback["endpointName"]) == ("team", "member")

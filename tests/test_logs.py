@@ -112,7 +112,11 @@ def test_bad_log_requests_are_refused(any_fake: QStashTasksFake) -> None:
         ("/v2/logs?cursor=abc", "invalid cursor 'abc': use the cursor of a page"),
         ("/v2/logs?count=0", "invalid count '0': want 1-1000"),
         ("/v2/events?count=1001", "invalid count '1001': want 1-1000"),
-        ("/v2/logs?state=LOST", "unknown state 'LOST'"),
+        (
+            "/v2/logs?state=LOST",
+            "unknown state 'LOST': want one of CREATED, ACTIVE, RETRY, ERROR, DELIVERED, "
+            "FAILED, CANCEL_REQUESTED, CANCELED, or IN_PROGRESS",
+        ),
         ("/v2/logs?colour=red", "unknown filter 'colour'"),
     ]:
         answer = http(any_fake, path)
@@ -152,6 +156,7 @@ def test_every_log_filter_reads_its_own_field(any_fake: QStashTasksFake, client:
     assert listed("queueName=jobs&state=DELIVERED") == {f"{queued}:DELIVERED"}
     assert listed("path=/deep/queued&state=DELIVERED") == {f"{queued}:DELIVERED"}
     assert listed("host=elsewhere.example.com") == set()
+    assert listed(f"host=app.example.com&messageId={queued}&state=CREATED") == {f"{queued}:CREATED"}
     assert listed(f"callerIP=127.0.0.1&messageId={queued}&state=CREATED") == {f"{queued}:CREATED"}
     assert listed("scheduleId=scd_1") == set()
     # IN_PROGRESS: ACTIVE, RETRY or ERROR, within the dates given.
