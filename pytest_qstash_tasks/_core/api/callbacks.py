@@ -44,7 +44,8 @@ class AfterAttempt:
 
     def __call__(self, delivery: PublishedDelivery, status: int, body: bytes, now: int) -> None:
         """``status`` is what the attempt met (0: no answer), ``body`` the answer's body."""
-        message = self.outbox.messages[delivery.message_id]
+        message = delivery.message
+        assert message is not None  # every published delivery has its message
         plans = message.callbacks
         if "upstash-callback" in plans:
             self._publish(plans["upstash-callback"], _callback_body(message, status, body), now)

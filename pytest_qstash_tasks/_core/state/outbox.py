@@ -142,6 +142,9 @@ class PublishedDelivery(Delivery):
         #: The ``error`` of each attempt made (``None``: delivered).
         self.errors: list[str | None] = []
         self._canceled_at: int | None = None
+        #: The message it delivers (set when the outbox keeps it): an attempt reaches it
+        #: without a lookup among every message.
+        self.message: Message | None = None
 
     def attempt_starts(self) -> list[int]:
         return self.starts
@@ -374,20 +377,23 @@ class Outbox:
     def add(self, message: Message) -> None:
         """Keep a new message and schedule its first attempt."""
         self.messages[message.message_id] = message
+        message.delivery.message = message
         self._store.add_simulated(message.delivery)
         self._agenda.push(message.delivery.starts[0], message.delivery)
         self._write(message, message.created_at, "CREATED")
 
     def starting(self, delivery: PublishedDelivery) -> None:
         """The attempt due now starts (its log entry: ``ACTIVE``)."""
-        self._write(self.messages[delivery.message_id], delivery.starts[-1], "ACTIVE")
+        assert delivery.message is not None  # kept by add()
+        self._write(delivery.message, delivery.starts[-1], "ACTIVE")
 
     def attempted(self, delivery: PublishedDelivery, error: str | None) -> None:
         """Record what the attempt just made met, and schedule the next, if any. Its log
         entries are timed when the attempt ends, as the task shows it."""
         ends = delivery.starts[-1] + delivery.active_ms
         next_due = delivery.attempt(error)
-        message = self.messages[delivery.message_id]
+        message = delivery.message
+        assert message is not None  # kept by add()
         if error is None:
             self._write(message, ends, "DELIVERED")
         elif next_due is None:
@@ -400,8 +406,9 @@ class Outbox:
         self._store.version = object()
 
     def _write(self, message: Message, time: int, state: str, **fields: Any) -> None:
-        fields.update(message.log_fields())
-        self.log.write(time, message.message_id, state, message.url, **fields)
+        shared = message.log_fields()  # one dict for the message's plain entries
+        kept = {**shared, **fields} if fields else shared
+        self.log.write(time, message.message_id, state, message.url, kept)
 
     def live(self, message_id: str, now: int) -> Message | None:
         """The message, while QStash still keeps it (its delivery not over at ``now``)."""
