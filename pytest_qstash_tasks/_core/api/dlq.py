@@ -20,7 +20,7 @@ from pytest_qstash_tasks._core.state.outbox import Outbox
 
 from .filters import FilterError, Filters, read_selection
 from .messages import PublishConfig, check_publish, store_messages
-from .refusals import Refused, allow, json_body, refusal
+from .refusals import Refused, allow, json_body, page_count, refusal
 from .tasks import EndpointConfig, bearer_token
 
 __all__ = ["handle", "is_dlq_path"]
@@ -156,12 +156,7 @@ def _paging(query: str, *, default: int) -> tuple[int | None, int]:
         cursor = ascii_int(params["cursor"])
         if cursor is None:
             raise Refused(400, f"invalid cursor {params['cursor']!r}: use the cursor of a page")
-    count = default
-    if "count" in params:
-        number = ascii_int(params["count"])
-        if number is None or not 1 <= number <= _MAX_COUNT:
-            raise Refused(400, f"invalid count {params['count']!r}: want 1-{_MAX_COUNT}")
-        count = number
+    count = page_count(params, default=default, maximum=_MAX_COUNT)
     return cursor, count
 
 

@@ -10,11 +10,11 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pytest_qstash_tasks._core.exchange import EndpointResponse, Request, ascii_int
+from pytest_qstash_tasks._core.exchange import EndpointResponse, Request
 from pytest_qstash_tasks._core.state.logs import STATES, LogEntry, MessageLog
 
 from .filters import FilterError, read_selection
-from .refusals import Refused, allow, refusal
+from .refusals import Refused, allow, page_count, refusal
 from .tasks import EndpointConfig, bearer_token
 
 __all__ = ["handle", "is_logs_path"]
@@ -60,12 +60,7 @@ def _page(query: str, now: int, log: MessageLog) -> tuple[list[LogEntry], tuple[
         if match is None:
             raise Refused(400, f"invalid cursor {params['cursor']!r}: use the cursor of a page")
         before = (int(match[1]), int(match[2]))
-    count = _DEFAULT_COUNT
-    if "count" in params:
-        number = ascii_int(params["count"])
-        if number is None or not 1 <= number <= _MAX_COUNT:
-            raise Refused(400, f"invalid count {params['count']!r}: want 1-{_MAX_COUNT}")
-        count = number
+    count = page_count(params, default=_DEFAULT_COUNT, maximum=_MAX_COUNT)
     try:
         selection = read_selection(
             query, None, id_key="messageIds", keys=_FILTERS, aliases={"callerIP": "callerIp"}

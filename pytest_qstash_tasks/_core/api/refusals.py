@@ -15,6 +15,7 @@ from pytest_qstash_tasks._core.exchange import (
     EndpointResponse,
     Request,
     UnservedReason,
+    ascii_int,
     error_body,
     parse_json,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Refused",
     "allow",
     "json_body",
+    "page_count",
     "refusal",
     "url_problem",
 ]
@@ -97,3 +99,13 @@ def refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointRe
         unserved_reason=refused.reason,
         detail=detail or refused.text,
     )
+
+
+def page_count(params: dict[str, str], *, default: int, maximum: int) -> int:
+    """A list endpoint's ``count`` (1 to ``maximum``; ``default`` when not given)."""
+    if "count" not in params:
+        return default
+    number = ascii_int(params["count"])
+    if number is None or not 1 <= number <= maximum:
+        raise Refused(400, f"invalid count {params['count']!r}: want 1-{maximum}")
+    return number
