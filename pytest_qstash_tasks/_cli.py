@@ -226,7 +226,7 @@ def _with_option(text: str, settings: dict[str, Any]) -> str:
 
 
 def _load(fake: QStashTasksServer, path: Path) -> None:
-    from ._core.control.data_file import DataFile, SpecError, apply_message, parse
+    from ._core.control.data_file import DataFile, SpecError, apply_data, parse
     from ._core.exchange import parse_json
 
     try:
@@ -239,15 +239,12 @@ def _load(fake: QStashTasksServer, path: Path) -> None:
         spec = parse(DataFile, data, "")
     except SpecError as error:
         raise _UsageError(f"--data {path}:\n{error}") from None
-    for index, message in enumerate(spec.messages):
-        try:
-            apply_message(fake, message)
-        except ValueError as error:
-            raise _UsageError(
-                f"--data {path}: messages[{index}] ({message.message_id!r}): {error}"
-            ) from None
+    try:
+        apply_data(fake, spec)
+    except SpecError as error:
+        raise _UsageError(f"--data {path}: {error}") from None
     assert fake._control is not None  # the command's fake has its control plane
-    fake._control.data = list(spec.messages)  # what POST /_fake/reset returns to
+    fake._control.data = spec  # what POST /_fake/reset returns to
 
 
 def _access_log(stream: TextIO) -> Any:
@@ -276,8 +273,10 @@ def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
     try:
         # The banner first: once the URL is out, a client's request may be logged.
         messages = len(fake.message_ids())
+        dead = len(fake.dlq.list())
+        held = f"{messages} message(s)" + (f" ({dead} in the DLQ)" if dead else "")
         sys.stderr.write(
-            f"{PROG}: serving {messages} message(s) at {fake.base_url}, control endpoints "
+            f"{PROG}: serving {held} at {fake.base_url}, control endpoints "
             f"at {fake.base_url}/_fake/ (stop with Ctrl-C)\n"
         )
         if args.deliver:

@@ -154,7 +154,8 @@ DATA = {
         {"messageId": "msg_scripted", "pages": [{"cursor": 7, "tasks": []}, {"tasks": []}]},
         {"messageId": "msg_empty"},
         {"messageId": "msg_delivery", "deliveries": [{"url": "https://x", "outcomes": [500, 200]}]},
-    ]
+    ],
+    "dlq": [{"url": "https://x/orders", "responseStatus": 503}],
 }
 
 
@@ -179,7 +180,7 @@ def test_serve_prints_its_url_first_and_serves_the_data_file(tmp_path: Path) -> 
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
     lines = served.err.splitlines()
     assert lines[0] == (
-        f"qstash-tasks-fake: serving 5 message(s) at {url}, control endpoints at "
+        f"qstash-tasks-fake: serving 6 message(s) (1 in the DLQ) at {url}, control endpoints at "
         f"{url}/_fake/ (stop with Ctrl-C)"
     )
     assert re.fullmatch(r"GET /v1/messages/msg_generated/tasks 200 \d+\.\d ms", lines[1])
@@ -232,17 +233,24 @@ def test_reset_returns_to_the_data_file_or_to_empty(tmp_path: Path) -> None:
     def check(url: str) -> None:
         generated = walk(url, "msg_generated")
         control = url + "/_fake/"
+        (dead,) = requests.get(control + "dlq", timeout=5).json()["dlq"]
         requests.post(control + "messages", json={"messageId": "extra"}, timeout=5)
+        requests.post(control + "dlq", json={"url": "https://x/more"}, timeout=5)
         requests.post(control + "clock", json={"advanceMs": 5000}, timeout=5)
         reset = requests.post(control + "reset", timeout=5).json()
         assert reset == {
             "reset": True,
             "now": 1767225600000,
-            "messages": ["msg_generated", "msg_given", "msg_scripted", "msg_empty", "msg_delivery"],
-        }
+            "messages": [
+                "msg_generated", "msg_given", "msg_scripted", "msg_empty", "msg_delivery",
+                dead["messageId"],
+            ],
+        }  # fmt: skip
         assert walk(url, "msg_generated") == generated  # the same seed, the same tasks
+        assert requests.get(control + "dlq", timeout=5).json()["dlq"] == [dead]
         emptied = requests.post(control + "reset", json={"empty": True}, timeout=5)
         assert emptied.json()["messages"] == []
+        assert requests.get(control + "dlq", timeout=5).json()["dlq"] == []
         refused = requests.post(control + "reset", json={"empty": "yes"}, timeout=5)
         assert (refused.status_code, refused.json()) == (
             400,
@@ -495,7 +503,21 @@ def test_a_port_in_use_is_a_clear_error() -> None:
             {"messages": [{"messageId": "a", "count": 2, "pages": []}]},
             "messages[0] ('a'): Value error, give one of tasks, count and pages, not count and pages",
         ),
-        ({"message": []}, ":\nmessages: Field required\nmessage: Extra inputs are not permitted"),
+        ({"message": []}, ":\nmessage: Extra inputs are not permitted"),
+        (
+            {"dlq": [{"url": "https://a.test/", "retries": -1}]},
+            ":\ndlq[0].retries: Input should be greater than or equal to 0",
+        ),
+        (
+            {"dlq": [{"url": "https://a.test/"}, {"url": "ftp://a.test/"}]},
+            "--data {path}: dlq[1] ('ftp://a.test/'): a DLQ entry's url is an http(s) URL, "
+            "got 'ftp://a.test/'",
+        ),
+        (
+            {"dlq": [{"url": "https://a.test/", "responseStatus": 204}]},
+            "--data {path}: dlq[0] ('https://a.test/'): response_status is what the last "
+            "attempt met: 0 (no answer) or a status of 100-599 that is not 2xx, got 204",
+        ),
         (
             {"messages": [{"messageId": "a", "count": 1, "overrides": {"colour": "red"}}]},
             "--data {path}: messages[0] ('a'): add() got unknown field(s) ['colour']",
@@ -554,8 +576,25 @@ def test_the_docs_data_file_loads_and_serves_what_the_page_says(
     assert {task["state"] for task in walk(served.url, "msg_failed")} == {"failed"}
     assert walk(served.url, "msg_live")[0]["state"] == "created"
     control = requests.get(f"{served.url}/_fake/messages", timeout=5).json()
+    (dead,) = requests.get(f"{served.url}/_fake/dlq", timeout=5).json()["dlq"]
     assert sorted(control["messages"]) == sorted(
-        m["messageId"] for m in json.loads(block)["messages"]
+        [m["messageId"] for m in json.loads(block)["messages"]] + [dead["messageId"]]
+    )
+    assert (dead["url"], dead["responseStatus"], dead["responseBody"]) == (
+        "https://example.com/orders",
+        503,
+        "database down",
+    )
+    tasks = walk(served.url, dead["messageId"])
+    assert [(t["state"], t["retried"], t["error"]) for t in tasks] == [
+        ("failed", 2, "HTTP status 503: database down")
+    ]
+    (listed,) = requests.get(f"{served.url}/v2/dlq", headers=AUTH, timeout=5).json()["messages"]
+    assert listed["header"] == {"Content-Type": ["application/json"]}
+    assert (listed["dlqId"], listed["body"], listed["maxRetries"]) == (
+        dead["dlqId"],
+        '{"order": 7}',
+        2,
     )
 
 

@@ -87,6 +87,39 @@ def test_scripted_pages_deliveries_and_the_clock(fake: QStashTasksServer, http: 
     assert "advanceMs" in http.post("clock", json={"advance": 1}).json()["error"]
 
 
+def test_the_dlq_is_read_and_given_entries(fake: QStashTasksServer, http: Any) -> None:
+    assert http.get("dlq").json() == {"dlq": []}
+    given = {"url": "https://app.test/orders", "body": "x", "retries": 1, "responseStatus": 0}
+    made = http.post("dlq", json=given)
+    assert made.status_code == 201
+    entry = made.json()
+    assert http.get("dlq").json() == {"dlq": [entry]}
+    assert entry["failedAt"] == fake.clock.now
+    assert entry["description"] == (
+        f"{entry['dlqId']}: POST https://app.test/orders (message {entry['messageId']}) "
+        "-> no answer"
+    )
+    assert [(t["state"], t["retried"]) for t in tasks_of(fake, entry["messageId"])] == [
+        ("failed", 1)
+    ]
+    (listed,) = fake.dlq.list()
+    assert listed.dlq_id == entry["dlqId"]
+    for body, error in [
+        (
+            {"url": "https://a.test/", "colour": "red"},
+            "body.colour: Extra inputs are not permitted",
+        ),
+        ({"body": "x"}, "body.url: Field required"),
+        ({"url": "https://a.test/", "responseStatus": 200}, "response_status is what the last"),
+        ({"url": "https://a.test/", "method": "GET /"}, "a DLQ entry's method is an HTTP method"),
+        ([], "POST /_fake/dlq takes a JSON object, got []"),
+    ]:
+        refused = http.post("dlq", json=body)
+        assert refused.status_code == 400, body
+        assert refused.json()["error"].startswith(error), refused.json()
+    assert len(fake.dlq.list()) == 1
+
+
 def test_a_delivery_s_every_field_reaches_simulate_delivery(
     fake: QStashTasksServer, http: Any
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -368,6 +369,9 @@ def test_every_dlq_filter_reads_its_own_field(any_fake: QStashTasksFake, client:
     assert listed(f"url={APP}/flow&url={APP}/queued") == [queued, flow]
     assert listed("callerIP=127.0.0.1") == [group, queued, flow]
     assert listed("scheduleId=scd_1") == []
+    dlq_ids = [entry.dlq_id for entry in any_fake.dlq.list()]
+    assert listed(f"dlqIds={dlq_ids[2]}&dlqIds={dlq_ids[0]}") == [group, flow]
+    assert listed(f"dlqIds={dlq_ids[1]}&responseStatus=500") == [queued]  # ids win
     assert listed(f"fromDate={entry_time + 1}") == []
     assert listed(f"toDate={entry_time}") == [group, queued, flow]
 
@@ -419,3 +423,62 @@ def test_a_callback_of_a_url_group_names_the_group_and_endpoint(
     any_fake.clock.run_all()
     ((callback),) = called
     assert (callback["topicName"], callback["endpointName"]) == ("team", "member")
+
+
+def test_an_entry_given_to_the_dlq_reads_as_one_earned(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[bytes] = []
+    any_fake.destination(f"{APP}/orders").deliver_to(lambda d: received.append(d.body) or 200)
+    entry = any_fake.dlq.add(
+        f"{APP}/orders", '{"order": 7}', headers={"Content-Type": "application/json"},
+        retries=2, response_status=503, response_body="database down",
+    )  # fmt: skip
+    assert entry.failed_at == any_fake.clock.now
+    (listed,) = client.dlq.list().messages
+    assert (listed.dlq_id, listed.message_id, listed.url, listed.body) == (
+        entry.dlq_id,
+        entry.message_id,
+        f"{APP}/orders",
+        '{"order": 7}',
+    )
+    assert (listed.response_status, listed.response_body, listed.max_retries) == (
+        503,
+        "database down",
+        2,
+    )
+    assert listed.headers == {"Content-Type": ["application/json"]}
+    (task,) = any_fake.tasks(entry.message_id)
+    assert (task.state, task.retried, task.error) == ("failed", 2, "HTTP status 503: database down")
+    states = any_fake.logs.states(entry.message_id)
+    assert states == ["CREATED"] + ["ACTIVE", "ERROR", "RETRY"] * 2 + ["ACTIVE", "FAILED"]
+    assert any_fake.logs.list(entry.message_id)[-1].time == entry.failed_at
+    answer = http(any_fake, "POST", f"/v2/dlq/retry/{entry.dlq_id}")
+    any_fake.clock.advance(1_000)
+    assert received == [b'{"order": 7}']
+    assert any_fake.tasks(answer.json()["messageId"])[0].state == "delivered"
+    assert any_fake.dlq.list() == []
+
+
+def test_what_the_dlq_cannot_be_given_is_refused_in_words(any_fake: QStashTasksFake) -> None:
+    for kwargs, error, text in [
+        (
+            {"url": "app/orders"},
+            ValueError,
+            "a DLQ entry's url is an http(s) URL, got 'app/orders'",
+        ),
+        ({"url": APP, "method": "PO ST"}, ValueError, "a DLQ entry's method is an HTTP method"),
+        ({"url": APP, "retries": -1}, ValueError, "retries must be an int >= 0, got -1"),
+        ({"url": APP, "response_status": 201}, ValueError, "that is not 2xx, got 201"),
+        ({"url": APP, "response_status": 600}, ValueError, "that is not 2xx, got 600"),
+        ({"url": APP, "body": 7}, TypeError, "body is bytes or str, not int"),
+        ({"url": APP, "response_body": None}, TypeError, "response_body is bytes or str"),
+        ({"url": APP, "headers": {"X": 1}}, TypeError, "map names to str values"),
+    ]:
+        with pytest.raises(error, match=re.escape(text)):
+            any_fake.dlq.add(**kwargs)
+    assert any_fake.dlq.list() == []
+    assert any_fake.message_ids() == []
+    entry = any_fake.dlq.add(APP, response_status=0, retries=0)
+    assert any_fake.dlq.get(entry.dlq_id).describe().endswith("-> no answer")
+    assert any_fake.tasks(entry.message_id)[0].error == "connection failed: no answer"

@@ -253,7 +253,7 @@ class QStashTasksFake(abc.ABC):
         """What the code published and what each delivery met (``client.message``)."""
         self.signing_keys = SigningKeys(self._keys, self._lock)
         """The keys deliveries are signed with (``client.signing_key``)."""
-        self.dlq = Dlq(self._dlq, self._lock)
+        self.dlq = Dlq(self._dlq, self._outbox, self.clock, new_id, self._lock)
         """The messages whose retries ran out (``client.dlq``)."""
         self.logs = Logs(self._outbox.log, self.clock, self._timeline, self._lock)
         """Every state change of every published message (``client.log``)."""

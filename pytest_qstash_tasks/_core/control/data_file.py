@@ -16,13 +16,18 @@ from pytest_qstash_tasks._core.models import _FIELD_BY_ALIAS, Task
 
 if TYPE_CHECKING:
     from pytest_qstash_tasks._core.fake import QStashTasksFake
+    from pytest_qstash_tasks._core.parts.dlq import DlqEntry
 
 __all__ = [
     "DataFile",
+    "DeadLetterSpec",
     "DeliverySpec",
     "MessageSpec",
     "SpecError",
+    "apply_data",
+    "apply_dead_letter",
     "apply_message",
+    "dead_letter_json",
     "describe_validation_error",
     "parse",
 ]
@@ -78,10 +83,61 @@ class MessageSpec(_Spec):
         return self
 
 
-class DataFile(_Spec):
-    """The ``--data`` file: ``{"messages": [...]}``."""
+class DeadLetterSpec(_Spec):
+    """A message already in the DLQ: ``qstash_tasks.dlq.add`` of the fake."""
 
-    messages: list[MessageSpec]
+    url: str
+    body: str = ""
+    method: str = "POST"
+    headers: dict[str, str] = {}
+    retries: _NonNegative = 3
+    response_status: Annotated[int, Field(strict=True)] = 500
+    response_body: str = ""
+
+
+class DataFile(_Spec):
+    """The ``--data`` file: ``{"messages": [...], "dlq": [...]}`` (either may be left out)."""
+
+    messages: list[MessageSpec] = []
+    dlq: list[DeadLetterSpec] = []
+
+
+def apply_data(fake: QStashTasksFake, data: DataFile) -> None:
+    """Store everything ``data`` holds; a ``SpecError`` naming the entry the fake refused."""
+    for index, message in enumerate(data.messages):
+        try:
+            apply_message(fake, message)
+        except ValueError as error:
+            raise SpecError(f"messages[{index}] ({message.message_id!r}): {error}") from None
+    for index, entry in enumerate(data.dlq):
+        try:
+            apply_dead_letter(fake, entry)
+        except (ValueError, TypeError) as error:
+            raise SpecError(f"dlq[{index}] ({entry.url!r}): {error}") from None
+
+
+def apply_dead_letter(fake: QStashTasksFake, spec: DeadLetterSpec) -> dict[str, Any]:
+    """Put ``spec`` in the fake's DLQ; the entry as ``GET /_fake/dlq`` shows it."""
+    entry = fake.dlq.add(
+        spec.url, spec.body, method=spec.method, headers=spec.headers, retries=spec.retries,
+        response_status=spec.response_status, response_body=spec.response_body,
+    )  # fmt: skip
+    return dead_letter_json(entry)
+
+
+def dead_letter_json(entry: DlqEntry) -> dict[str, Any]:
+    """One DLQ entry as the control endpoints show it (bodies as text)."""
+    return {
+        "dlqId": entry.dlq_id,
+        "messageId": entry.message_id,
+        "url": entry.url,
+        "method": entry.method,
+        "body": entry.body.decode(errors="replace"),
+        "failedAt": entry.failed_at,
+        "responseStatus": entry.response_status,
+        "responseBody": entry.response_body.decode(errors="replace"),
+        "description": entry.describe(),
+    }
 
 
 def parse(model: type[_Spec], data: object, where: str) -> Any:

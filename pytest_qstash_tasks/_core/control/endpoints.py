@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pytest_qstash_tasks._core.state.faults import Fault
     from pytest_qstash_tasks._core.state.outbox import PublishedMessage
 
-    from .data_file import MessageSpec
+    from .data_file import DataFile
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -68,8 +68,8 @@ class ControlPlane:
     def __init__(self, fake: QStashTasksFake, token: str | None) -> None:
         self.fake = fake
         self.token = token
-        #: The messages the fake was loaded with (``--data``): what a reset returns to.
-        self.data: list[MessageSpec] = []
+        #: What the fake was loaded with (``--data``): what a reset returns to.
+        self.data: DataFile | None = None
         #: What a reset does again after forgetting everything (``--deliver``'s script).
         self.after_reset: list[Callable[[], None]] = []
 
@@ -190,11 +190,10 @@ def _reset(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, obje
     plane.fake.reset()
     for again in plane.after_reset:
         again()
-    if not options.get("empty", False):
-        from .data_file import apply_message
+    if not options.get("empty", False) and plane.data is not None:
+        from .data_file import apply_data
 
-        for message in plane.data:  # loaded once already: they apply again
-            apply_message(plane.fake, message)
+        apply_data(plane.fake, plane.data)  # loaded once already: it applies again
     return 200, {"reset": True, "now": plane.fake.clock.now, "messages": plane.fake.message_ids()}
 
 
@@ -231,6 +230,22 @@ def _delivery(plane: ControlPlane, args: dict[str, str], body: Any) -> tuple[int
     assert isinstance(spec, DeliverySpec)
     message = MessageSpec(messageId=args["messageId"], deliveries=[spec])  # type: ignore[call-arg]
     return 201, _refused(lambda: apply_message(plane.fake, message))
+
+
+@_route("GET", "/dlq")
+def _dlq(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
+    from .data_file import dead_letter_json
+
+    return 200, {"dlq": [dead_letter_json(entry) for entry in plane.fake.dlq.list()]}
+
+
+@_route("POST", "/dlq")
+def _add_dead_letter(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, object]:
+    from .data_file import DeadLetterSpec, apply_dead_letter, parse
+
+    spec = _refused(lambda: parse(DeadLetterSpec, _object(body, "POST /_fake/dlq"), "body"))
+    assert isinstance(spec, DeadLetterSpec)
+    return 201, _refused(lambda: apply_dead_letter(plane.fake, spec))
 
 
 @_route("GET", "/clock")

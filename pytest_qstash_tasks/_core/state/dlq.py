@@ -119,7 +119,9 @@ class DeadLetterQueue:
         return len(self._ordered)
 
     def clear(self) -> None:
-        """Forget every entry (the ids keep counting)."""
+        """Forget every entry, and count ids from 0 again: a reset fake given the same
+        entries gives them the same ids."""
+        self._next = 0
         self._entries.clear()
         self._sequences.clear()
         self._ordered.clear()

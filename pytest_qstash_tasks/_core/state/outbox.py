@@ -382,14 +382,30 @@ class Outbox:
         self._agenda.push(message.delivery.starts[0], message.delivery)
         self._write(message, message.created_at, "CREATED")
 
+    def add_failed(self, message: Message, error: str) -> None:
+        """Keep a message whose every attempt already met ``error``: its delivery's
+        attempts are recorded as they would have run, nothing goes on the agenda (a DLQ
+        entry given to the fake, not earned: ``qstash_tasks.dlq.add``)."""
+        self.messages[message.message_id] = message
+        delivery = message.delivery
+        delivery.message = message
+        self._store.add_simulated(delivery)
+        self._write(message, message.created_at, "CREATED")
+        while not delivery.settled:
+            self.starting(delivery)
+            self.attempted(delivery, error, schedule=False)
+
     def starting(self, delivery: PublishedDelivery) -> None:
         """The attempt due now starts (its log entry: ``ACTIVE``)."""
         assert delivery.message is not None  # kept by add()
         self._write(delivery.message, delivery.starts[-1], "ACTIVE")
 
-    def attempted(self, delivery: PublishedDelivery, error: str | None) -> None:
-        """Record what the attempt just made met, and schedule the next, if any. Its log
-        entries are timed when the attempt ends, as the task shows it."""
+    def attempted(
+        self, delivery: PublishedDelivery, error: str | None, *, schedule: bool = True
+    ) -> None:
+        """Record what the attempt just made met, and schedule the next, if any (unless
+        ``schedule`` is false). Its log entries are timed when the attempt ends, as the
+        task shows it."""
         ends = delivery.starts[-1] + delivery.active_ms
         next_due = delivery.attempt(error)
         message = delivery.message
@@ -401,7 +417,7 @@ class Outbox:
         else:
             self._write(message, ends, "ERROR", error=error)
             self._write(message, ends, "RETRY", error=error, nextDeliveryTime=next_due)
-        if next_due is not None:
+        if next_due is not None and schedule:
             self._agenda.push(next_due, delivery)
         self._store.version = object()
 
