@@ -18,6 +18,7 @@ fake's lock: nothing polls), and runs it on time.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -163,7 +164,10 @@ class Timeline:
                     clock._reach(target)
                 return
             self._running = True
-            first_chained = agenda.scheduled
+        # The events the test's own code scheduled during this move (a receiver's
+        # publish): ranges of the agenda's order, one per handoff. A retry, a callback or
+        # a schedule's firing is the fake's own doing and never counts.
+        by_code: list[tuple[int, int]] = []
         chain: list[tuple[str, str]] = []
         stopped_at: int | None = None
         try:
@@ -179,7 +183,7 @@ class Timeline:
                         kind = self.kinds[type(event)]
                         if not kind.pending(event):
                             continue
-                        if order >= first_chained:
+                        if by_code and _within(by_code, order):
                             if len(chain) >= self.max_chained_events:
                                 agenda.put_back(due, order, event)
                                 stopped_at = due
@@ -195,6 +199,8 @@ class Timeline:
                                 end = min(target, max(clock.now, self._quiet_at))
                             clock._reach(end)
                         break
+                with lock:
+                    code_from = agenda.scheduled
                 try:
                     handoff.run()
                 except BaseException:
@@ -202,6 +208,8 @@ class Timeline:
                         agenda.put_back(due, order, event)
                     raise
                 with lock:
+                    if agenda.scheduled > code_from:
+                        by_code.append((code_from, agenda.scheduled))
                     handoff.finish()
         finally:
             with lock:
@@ -287,3 +295,12 @@ class Timeline:
         self.problems.clear()
         self._quiet_at = 0
         self._wake.notify_all()
+
+
+def _within(ranges: list[tuple[int, int]], order: int) -> bool:
+    """Whether ``order`` falls in one of ``ranges`` (ascending, not overlapping)."""
+    index = bisect.bisect_right(ranges, (order, _NO_END)) - 1
+    return index >= 0 and order < ranges[index][1]
+
+
+_NO_END = 1 << 62
