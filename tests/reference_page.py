@@ -39,6 +39,8 @@ SECTIONS: list[tuple[str, list[str]]] = [
             "DlqEntry",
             "Logs",
             "Log",
+            "Schedules",
+            "Schedule",
             "UrlGroups",
             "UrlGroup",
             "UrlGroupEndpoint",
@@ -127,6 +129,7 @@ PARTS = {
     "Dlq": "dlq",
     "Logs": "logs",
     "Messages": "messages",
+    "Schedules": "schedules",
     "SigningKeys": "signing_keys",
     "UrlGroups": "url_groups",
 }

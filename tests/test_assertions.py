@@ -131,7 +131,7 @@ def test_unserved_requests_record_why(any_fake: QStashTasksFake) -> None:
         client.get("/v1/messages/msg_2/tasks")
         client.get("/v1/messages/msg_1/tasks", headers={"Authorization": "Basic x"})
         client.delete("/v1/messages/msg_1/tasks")
-        client.get("/v2/schedules")
+        client.get("/v2/nowhere")
     details = [(c.status, c.unserved_reason, c.detail) for c in any_fake.calls]
     assert details == [
         (404, "unknown_message", "message 'msg_2' is not registered; registered: 'msg_1'"),
@@ -145,7 +145,7 @@ def test_unserved_requests_record_why(any_fake: QStashTasksFake) -> None:
             404,
             "unknown_path",
             "the fake serves GET /v1/messages/{messageId}/tasks and, of the v2 message API "
-            "under /v2/: publish, enqueue, batch, messages and topics, not GET /v2/schedules",
+            "under /v2/: publish, enqueue, batch, messages, topics, dlq, logs, events and schedules, not GET /v2/nowhere",
         ),
     ]
     assert not any(c.served for c in any_fake.calls)

@@ -319,7 +319,7 @@ def test_the_fake_answers_first_whatever_the_fixture_order(
         headers={"Authorization": "Bearer x"},
     )
     assert (published.status_code, len(qstash_tasks.published)) == (200, 1)
-    assert httpx.post(qstash_tasks.base_url + "/v2/schedules/x").status_code == 500
+    assert httpx.post(qstash_tasks.base_url + "/v2/nowhere/x").status_code == 500
     assert httpx.get(qstash_tasks.base_url + "/v1/messages/m").status_code == 500
     assert httpx.get(qstash_tasks.base_url + "/v2").status_code == 500
 
@@ -408,7 +408,7 @@ def test_context_manager_verifies_on_exit() -> None:
         ),
         QStashTasksMock() as fake,
     ):
-        httpx.get(fake.base_url + "/v2/schedules", headers={"Authorization": "Bearer x"})
+        httpx.get(fake.base_url + "/v2/nowhere", headers={"Authorization": "Bearer x"})
 
 
 @pytest.mark.parametrize(
@@ -438,10 +438,10 @@ def test_a_path_another_fake_does_not_serve_reaches_that_fake(first: str) -> Non
         fake.start()
     try:
         answer = httpx.get(
-            "http://localhost:8123/v2/schedules", headers={"Authorization": "Bearer t"}
+            "http://localhost:8123/v2/nowhere", headers={"Authorization": "Bearer t"}
         )
         assert answer.status_code == 404
-        assert [call.url for call in other.calls] == ["http://localhost:8123/v2/schedules"]
+        assert [call.url for call in other.calls] == ["http://localhost:8123/v2/nowhere"]
         assert this.calls == []
     finally:
         for fake in reversed(started):

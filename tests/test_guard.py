@@ -567,7 +567,7 @@ def test_under_pytest_httpx_other_qstash_paths_go_to_httpx_mock(
 ) -> None:
     import httpx
 
-    publish = qstash_tasks.base_url + "/v2/schedules/https://example.com/hook"
+    publish = qstash_tasks.base_url + "/v2/nowhere/https://example.com/hook"
     httpx_mock.add_response(url=publish, method="POST", json={"scheduleId": "scd_1"})
     qstash_tasks.add("msg_1", count=1)
     auth = {"Authorization": "Bearer t"}

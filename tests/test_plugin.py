@@ -240,7 +240,7 @@ def test_a_request_to_another_path_fails_the_test_at_teardown(pytester: pytest.P
         + """
 def test_it(qstash_tasks):
     qstash_tasks.add("msg_123", count=1)
-    assert get(qstash_tasks, "/v2/schedules").status_code == 404
+    assert get(qstash_tasks, "/v2/nowhere").status_code == 404
     assert get(qstash_tasks, "/v1/messages/msg_12/tasks").status_code == 404
 """
     )
@@ -252,9 +252,9 @@ def test_it(qstash_tasks):
             "E*AssertionError: qstash_tasks found 1 problem(s):",
             "E*",
             "E*1. 2 request(s) to https://qstash.upstash.io could not be served:",
-            "E*  - GET https://qstash.upstash.io/v2/schedules -> 404: the fake serves "
+            "E*  - GET https://qstash.upstash.io/v2/nowhere -> 404: the fake serves "
             "GET /v1/messages/{messageId}/tasks and, of the v2 message API under /v2/: "
-            "publish, enqueue, batch, messages and topics, not GET /v2/schedules",
+            "publish, enqueue, batch, messages, topics, dlq, logs, events and schedules, not GET /v2/nowhere",
             "E*  - GET https://qstash.upstash.io/v1/messages/msg_12/tasks -> 404: message 'msg_12' "
             "is not registered; registered: 'msg_123'",
             "E*  (if that is what the test wants, turn this check off with "

@@ -35,6 +35,8 @@ PACKAGE_NAMES = [
     "QStashTasksRunawayError",
     "QStashTasksServer",
     "RecordedCall",
+    "Schedule",
+    "Schedules",
     "SigningKeys",
     "Task",
     "TaskState",

@@ -199,12 +199,12 @@ def test_a_users_mock_started_earlier_answers_its_own_hosts(
     qstash_tasks.stop()  # restart the fake on top of a mock started first
     with responses.RequestsMock() as earlier:
         earlier.add(responses.GET, "https://api.example.com/users", json=["ada"])
-        earlier.add(responses.POST, "https://qstash.upstash.io/v2/schedules/x", json={"id": 1})
+        earlier.add(responses.POST, "https://qstash.upstash.io/v2/nowhere/x", json={"id": 1})
         qstash_tasks.start()
         qstash_tasks.add("msg_1", count=2)
         assert requests.get("https://api.example.com/users").json() == ["ada"]
         # The rest of QStash stays the earlier mock's: the fake takes its endpoint only.
-        assert requests.post("https://qstash.upstash.io/v2/schedules/x").json() == {"id": 1}
+        assert requests.post("https://qstash.upstash.io/v2/nowhere/x").json() == {"id": 1}
         assert len(walk(requests, "msg_1")) == 2
         assert len(earlier.calls) == 2
         qstash_tasks.stop()

@@ -14,6 +14,7 @@ from .api.callbacks import AfterAttempt
 from .api.dispatch import Dispatcher
 from .api.hosts import DEFAULT_BASE_URL, BaseURL, GuardedFake, RealHostGuard
 from .api.messages import PublishConfig
+from .api.schedules import Firings
 from .api.tasks import EndpointConfig
 from .args import (
     check_end_cursor,
@@ -33,6 +34,7 @@ from .parts.dlq import Dlq
 from .parts.faults import Faults
 from .parts.logs import Logs
 from .parts.messages import Messages
+from .parts.schedules import Schedules
 from .parts.signing_keys import SigningKeys
 from .parts.url_groups import UrlGroups
 from .report import (
@@ -51,6 +53,7 @@ from .state.faults import Fault, FaultQueue
 from .state.lifecycle import Outcome, SimulatedDelivery
 from .state.logs import MessageLog
 from .state.outbox import Outbox, PublishedDelivery, PublishedMessage
+from .state.schedules import Firing, ScheduleBook
 from .state.store import TaskStore
 
 if TYPE_CHECKING:
@@ -93,7 +96,8 @@ class QStashTasksFake(abc.ABC):
 
     Use it through a transport: ``QStashTasksMock`` (httpx and requests, in-process) or
     ``QStashTasksServer`` (a real HTTP server on the loopback interface). Its parts, one
-    per SDK resource: ``url_groups``, ``messages``, ``signing_keys``, ``dlq``, ``logs``.
+    per SDK resource: ``url_groups``, ``messages``, ``signing_keys``, ``dlq``, ``logs``,
+    ``schedules``.
 
     Args:
         base_url: Where the fake listens: scheme, host, optional port and path prefix.
@@ -245,6 +249,9 @@ class QStashTasksFake(abc.ABC):
         )
         self._timeline.kinds.update({PublishedDelivery: self._courier})
         self._timeline.kinds.update({SimulatedDelivery: PlannedAttempts()})
+        self._schedules = ScheduleBook()
+        firings = Firings(self._schedules, self._agenda, self._outbox, self._publish_config, new_id)
+        self._timeline.kinds.update({Firing: firings})
         self.url_groups = UrlGroups(self._outbox, self.clock, self._lock)
         """The URL groups the fake holds, as the SDK's ``client.url_group`` sees them."""
         self.messages = Messages(
@@ -257,6 +264,8 @@ class QStashTasksFake(abc.ABC):
         """The messages whose retries ran out (``client.dlq``)."""
         self.logs = Logs(self._outbox.log, self.clock, self._timeline, self._lock)
         """Every state change of every published message (``client.log``)."""
+        self.schedules = Schedules(self._schedules, self._timeline, self._lock)
+        """The schedules the code made, and their firings (``client.schedule``)."""
         self._faults = FaultQueue()
         self._fault_plans = Faults(self._faults, self._lock)
         self._calls = CallLog()
@@ -272,7 +281,8 @@ class QStashTasksFake(abc.ABC):
         self._dispatcher = Dispatcher(
             self._store, self._outbox, self._timeline, self._faults, self._calls,
             self.clock, self._config, self._publish_config, self._lock,
-            dlq=self._dlq, max_identical_requests=limits[0], owner=self._owner,
+            dlq=self._dlq, schedules=self._schedules, firings=firings,
+            max_identical_requests=limits[0], owner=self._owner,
             new_id=new_id,
         )  # fmt: skip
 
@@ -500,6 +510,7 @@ class QStashTasksFake(abc.ABC):
             self._outbox.clear()
             self._timeline.clear()
             self._dlq.clear()
+            self._schedules.clear()
             self._outbox.log.clear()
             self._destinations.clear()
             self._courier.clear()

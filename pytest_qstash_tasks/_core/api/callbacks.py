@@ -87,4 +87,6 @@ def _callback_body(message: Message, status: int, body: bytes) -> dict[str, Any]
         answer["topicName"] = message.url_group
     if message.endpoint_name is not None:
         answer["endpointName"] = message.endpoint_name
+    if message.schedule_id is not None:
+        answer["scheduleId"] = message.schedule_id
     return answer

@@ -34,16 +34,21 @@ from pytest_qstash_tasks._core.state.faults import Fault, FaultQueue
 from pytest_qstash_tasks._core.state.lifecycle import is_timeout
 from pytest_qstash_tasks._core.state.loop_guard import LoopGuard, current_actor
 from pytest_qstash_tasks._core.state.outbox import Outbox
+from pytest_qstash_tasks._core.state.schedules import ScheduleBook
 from pytest_qstash_tasks._core.state.store import TaskStore
 
 from . import dlq as dlq_api
+from . import logs as logs_api
+from . import schedules as schedules_api
 from .dlq import is_dlq_path
-from .logs import handle as handle_logs
 from .logs import is_logs_path
 from .messages import PublishConfig, handle_v2, serves_v2_path
+from .refusals import Refused, refusal
+from .schedules import Firings, is_schedules_path
 from .tasks import (
     EndpointConfig,
     EndpointRequest,
+    bearer_token,
     handle,
     page_number,
     serves_tasks_path,
@@ -82,6 +87,8 @@ class Dispatcher:
         lock: threading.Lock,
         *,
         dlq: DeadLetterQueue,
+        schedules: ScheduleBook,
+        firings: Firings,
         max_identical_requests: int,
         owner: Callable[[], str | None],
         new_id: Callable[[str], str],
@@ -90,6 +97,8 @@ class Dispatcher:
         self.outbox = outbox
         self.timeline = timeline
         self.dlq = dlq
+        self.schedules = schedules
+        self.firings = firings
         self.faults = faults
         self.calls = calls
         self.clock = clock
@@ -129,21 +138,50 @@ class Dispatcher:
     def _v2_reply(self, request: Request) -> Reply:
         """The message API's answer (no fault or loop guard applies to it)."""
         with self.lock:
-            now = self.clock.now
-            if is_logs_path(request.raw_path, self.config.base_path):
-                response = handle_logs(request, now, self.outbox.log, self.config)
-            elif is_dlq_path(request.raw_path, self.config.base_path):
-                response = dlq_api.handle(
-                    request, now, self.outbox, self.dlq, self.config, self.publish_config,
-                    self.new_id,
-                )  # fmt: skip
-            else:
-                response = handle_v2(
-                    request, now, self.outbox, self.config, self.publish_config, self.new_id
-                )
+            response = self._v2_response(request, self.clock.now)
             reply = Reply("answer", response.status, response.headers, response.body)
             self.calls.record(record_call(request, response, reply, None, None))
             return reply
+
+    def _v2_response(self, request: Request, now: int) -> EndpointResponse:
+        base = self.config.base_path
+        path = request.raw_path
+        if is_logs_path(path, base):
+            return self._authorized(
+                request, lambda token: logs_api.respond(request, now, self.outbox.log, token)
+            )
+        if is_dlq_path(path, base):
+            rest = path[len(base) + len("/v2/dlq") :].split("/")[1:]
+            return self._authorized(
+                request,
+                lambda token: dlq_api.respond(
+                    request, now, self.outbox, self.dlq, self.publish_config, self.new_id,
+                    token, rest,
+                ),
+            )  # fmt: skip
+        if is_schedules_path(path, base):
+            rest = path[len(base) + len("/v2/schedules") :].split("/")[1:]
+            return self._authorized(
+                request,
+                lambda token: schedules_api.answer(
+                    *schedules_api.respond(request, now, self.schedules, self.firings, rest),
+                    token,
+                ),
+            )
+        return handle_v2(request, now, self.outbox, self.config, self.publish_config, self.new_id)
+
+    def _authorized(
+        self, request: Request, serve: Callable[[str | None], EndpointResponse]
+    ) -> EndpointResponse:
+        """``serve``'s response, given the token, once the bearer token is accepted; a
+        refusal (``Refused``) as QStash words it."""
+        token, problem = bearer_token(request.header("authorization"), self.config.token)
+        if problem is not None:
+            return refusal(Refused(401, problem, "unauthorized"), token)
+        try:
+            return serve(token)
+        except Refused as refused:
+            return refusal(refused, token)
 
     def _endpoint_reply(
         self,

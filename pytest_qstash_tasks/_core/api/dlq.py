@@ -20,10 +20,9 @@ from pytest_qstash_tasks._core.state.outbox import Outbox
 
 from .filters import FilterError, Filters, read_selection
 from .messages import PublishConfig, check_publish, store_messages
-from .refusals import Refused, allow, json_body, page_count, refusal
-from .tasks import EndpointConfig, bearer_token
+from .refusals import Refused, allow, json_body, page_count
 
-__all__ = ["handle", "is_dlq_path"]
+__all__ = ["is_dlq_path", "respond"]
 
 #: The filters of the DLQ's list, bulk delete and bulk retry (QStash's OpenAPI).
 _FILTERS = (
@@ -39,27 +38,7 @@ def is_dlq_path(raw_path: str, base_path: str) -> bool:
     return rest == "/v2/dlq" or rest.startswith("/v2/dlq/")
 
 
-def handle(
-    request: Request,
-    now: int,
-    outbox: Outbox,
-    dlq: DeadLetterQueue,
-    config: EndpointConfig,
-    publish_config: PublishConfig,
-    new_id: Callable[[str], str],
-) -> EndpointResponse:
-    """Answer one request under ``/v2/dlq``."""
-    token, problem = bearer_token(request.header("authorization"), config.token)
-    if problem is not None:
-        return refusal(Refused(401, problem, "unauthorized"), token)
-    rest = request.raw_path[len(config.base_path) + len("/v2/dlq") :].split("/")[1:]
-    try:
-        return _handle(request, now, outbox, dlq, publish_config, new_id, token, rest)
-    except Refused as refused:
-        return refusal(refused, token)
-
-
-def _handle(
+def respond(
     request: Request,
     now: int,
     outbox: Outbox,
@@ -69,6 +48,8 @@ def _handle(
     token: str | None,
     rest: Sequence[str],
 ) -> EndpointResponse:
+    """Answer one request under ``/v2/dlq`` (the token accepted; ``rest``: the path after
+    ``/v2/dlq``, split at ``/``); raises ``Refused``."""
     if not rest:
         allow(request, "GET", "DELETE")
         if request.method == "GET":
@@ -187,7 +168,7 @@ def _fields(entry: DeadLetter) -> dict[str, str | None]:
         "url": message.url,
         "topicName": message.url_group,
         "queueName": message.queue,
-        "scheduleId": None,  # no message comes from a schedule yet
+        "scheduleId": message.schedule_id,
         "responseStatus": str(entry.response_status),
         "callerIp": "127.0.0.1",
         "label": header.get("upstash-label"),

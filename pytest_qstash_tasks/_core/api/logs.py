@@ -14,10 +14,9 @@ from pytest_qstash_tasks._core.exchange import EndpointResponse, Request
 from pytest_qstash_tasks._core.state.logs import STATES, LogEntry, MessageLog
 
 from .filters import FilterError, read_selection
-from .refusals import Refused, allow, page_count, refusal
-from .tasks import EndpointConfig, bearer_token
+from .refusals import Refused, allow, page_count
 
-__all__ = ["handle", "is_logs_path"]
+__all__ = ["is_logs_path", "respond"]
 
 _FILTERS = (
     "messageId", "state", "url", "topicName", "queueName", "scheduleId", "label",
@@ -35,17 +34,12 @@ def is_logs_path(raw_path: str, base_path: str) -> bool:
     return raw_path[len(base_path) :] in ("/v2/logs", "/v2/events")
 
 
-def handle(request: Request, now: int, log: MessageLog, config: EndpointConfig) -> EndpointResponse:
-    """Answer ``GET /v2/logs`` or ``GET /v2/events``."""
-    token, problem = bearer_token(request.header("authorization"), config.token)
-    if problem is not None:
-        return refusal(Refused(401, problem, "unauthorized"), token)
+def respond(request: Request, now: int, log: MessageLog, token: str | None) -> EndpointResponse:
+    """Answer ``GET /v2/logs`` or ``GET /v2/events`` (the token accepted); raises
+    ``Refused``."""
     key = "events" if request.raw_path.endswith("/events") else "logs"
-    try:
-        allow(request, "GET")
-        entries, cursor = _page(request.query, now, log)
-    except Refused as refused:
-        return refusal(refused, token)
+    allow(request, "GET")
+    entries, cursor = _page(request.query, now, log)
     answer: dict[str, Any] = {key: [entry.to_json() for entry in entries]}
     if cursor is not None:
         answer["cursor"] = f"{cursor[0]}-{cursor[1]}"
@@ -99,7 +93,7 @@ def _fields(entry: LogEntry) -> dict[str, str | None]:
         "url": entry.url,
         "topicName": entry.fields.get("topicName"),
         "queueName": entry.fields.get("queueName"),
-        "scheduleId": None,  # no message comes from a schedule yet
+        "scheduleId": entry.fields.get("scheduleId"),
         "label": entry.fields.get("label"),
         "callerIp": "127.0.0.1",
         "flowControlKey": None,

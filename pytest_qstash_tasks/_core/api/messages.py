@@ -61,7 +61,9 @@ _CALLBACKS = ("upstash-callback", "upstash-failure-callback")
 _DELAY_RE = re.compile(r"(?:[0-9]{1,9}(?:ms|s|m|h|d))+")
 _DELAY_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_KINDS = frozenset({"publish", "enqueue", "batch", "messages", "topics", "dlq", "logs", "events"})
+_KINDS = frozenset(
+    {"publish", "enqueue", "batch", "messages", "topics", "dlq", "logs", "events", "schedules"}
+)
 #: How long a deduplication id holds, from the publish that made it (QStash's docs:
 #: "published in the last 10 minutes").
 DEDUPLICATION_WINDOW_MS = 10 * 60_000
@@ -109,6 +111,8 @@ class _Publish:
     #: Each callback's publish (``upstash-callback``, ``upstash-failure-callback``), checked
     #: with an empty body at this publish: an attempt only fills in its body and time.
     callbacks: dict[str, _Publish] = field(default_factory=dict)
+    #: The schedule whose firing this is, if one.
+    schedule_id: str | None = None
 
 
 def handle_v2(
@@ -244,9 +248,11 @@ def check_publish(
     now: int,
     outbox: Outbox,
     publish_config: PublishConfig,
+    *,
+    queue: str | None = None,
 ) -> _Publish:
-    """A publish QStash makes itself to one URL (a retry from the DLQ), checked."""
-    return _check_publish(destination, None, headers, body, now, outbox, publish_config)
+    """A publish QStash makes itself (a retry from the DLQ, a schedule's firing), checked."""
+    return _check_publish(destination, queue, headers, body, now, outbox, publish_config)
 
 
 def callback_publish(plan: object, body: bytes, now: int) -> _Publish:
@@ -502,7 +508,7 @@ def store_messages(
         message = Message(
             message_id, url, publish.method, publish.headers, publish.body, now,
             publish.not_before, delivery, publish.url_group, endpoint_name, publish.queue,
-            publish.timeout_s, dict(publish.callbacks),
+            publish.timeout_s, dict(publish.callbacks), publish.schedule_id,
         )  # fmt: skip
         outbox.add(message)
         ids.append(message_id)
@@ -599,7 +605,7 @@ def _filter_fields(message: Message) -> dict[str, str | None]:
         "queueName": message.queue,
         "label": header.get("upstash-label"),
         "flowControlKey": header.get("upstash-flow-control-key"),
-        "scheduleId": None,  # no message comes from a schedule yet
+        "scheduleId": message.schedule_id,
         "callerIp": "127.0.0.1",  # as GET /v2/messages/{id} shows it
         "host": parts.hostname,
         "path": parts.path,

@@ -66,7 +66,8 @@ def served_text(base_path: str) -> str:
     """What the fake serves, for the message of a request to any other path."""
     return (
         f"the fake serves GET {base_path}/v1/messages/{{messageId}}/tasks and, of the v2 "
-        f"message API under {base_path}/v2/: publish, enqueue, batch, messages and topics"
+        f"message API under {base_path}/v2/: publish, enqueue, batch, messages, topics, dlq, "
+        "logs, events and schedules"
     )
 
 

@@ -118,6 +118,8 @@ class Courier:
         ]
         if message.url_group is not None:
             headers.append(("Upstash-Topic-Name", message.url_group))
+        if message.schedule_id is not None:
+            headers.append(("Upstash-Schedule-Id", message.schedule_id))
         headers.append(("Upstash-Signature", sign(self.keys.current, message.body, message.url)))
         return DeliveryRequest(message.method, message.url, tuple(headers), message.body)
 

@@ -218,6 +218,8 @@ class Message:
     #: Its callbacks' publishes, checked at its own (``upstash-callback`` and
     #: ``upstash-failure-callback``; the message API's type, opaque here).
     callbacks: dict[str, object] = field(default_factory=dict, repr=False)
+    #: The schedule whose firing made it, if one (``Upstash-Schedule-Id``).
+    schedule_id: str | None = None
     _log_fields: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def log_fields(self) -> dict[str, Any]:
@@ -230,6 +232,7 @@ class Message:
             ("topicName", self.url_group),
             ("endpointName", self.endpoint_name),
             ("queueName", self.queue),
+            ("scheduleId", self.schedule_id),
             ("label", _header(self.headers, "upstash-label")),
         ):
             if value:
@@ -262,24 +265,39 @@ class Message:
             "topicName": self.url_group,
             "endpointName": self.endpoint_name,
             "queueName": self.queue,
+            "scheduleId": self.schedule_id,
             "retryDelayExpression": self.delivery.retry_delay,
-            "label": _header(self.headers, "upstash-label"),
-            "callback": _header(self.headers, "upstash-callback"),
-            "failureCallback": _header(self.headers, "upstash-failure-callback"),
         }
         answer.update({key: value for key, value in optional.items() if value})
-        label = _header(self.headers, "upstash-label")
-        if label:
-            answer["labels"] = [part.strip() for part in label.split(",") if part.strip()]
-        for key, prefix in (
-            ("callbackHeader", "upstash-callback-forward-"),
-            ("failureCallbackHeader", "upstash-failure-callback-forward-"),
-        ):
-            given = _prefixed(self.headers, prefix)
-            if given:
-                answer[key] = given
-        answer.update(_flow_control(self.headers))
+        answer.update(publish_fields(self.headers))
         return answer
+
+
+def publish_fields(headers: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """What a message's (or a schedule's) JSON echoes of its publish headers: ``label``
+    and ``labels``, ``callback``, ``failureCallback``, their forwarded headers, and the
+    flow-control fields; only those sent."""
+    answer: dict[str, Any] = {}
+    for key, name in (
+        ("label", "upstash-label"),
+        ("callback", "upstash-callback"),
+        ("failureCallback", "upstash-failure-callback"),
+    ):
+        value = _header(headers, name)
+        if value:
+            answer[key] = value
+    label = _header(headers, "upstash-label")
+    if label:
+        answer["labels"] = [part.strip() for part in label.split(",") if part.strip()]
+    for key, prefix in (
+        ("callbackHeader", "upstash-callback-forward-"),
+        ("failureCallbackHeader", "upstash-failure-callback-forward-"),
+    ):
+        given = _prefixed(headers, prefix)
+        if given:
+            answer[key] = given
+    answer.update(_flow_control(headers))
+    return answer
 
 
 def _prefixed(headers: Sequence[tuple[str, str]], prefix: str) -> dict[str, list[str]]:

@@ -1,0 +1,90 @@
+"""``qstash_tasks.schedules``: the schedules the code under test made (qstash-py's
+``client.schedule``, seen from the test's side), and what each firing published."""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from dataclasses import dataclass
+
+from pytest_qstash_tasks._core.args import check_int
+from pytest_qstash_tasks._core.engine.timeline import Timeline
+from pytest_qstash_tasks._core.state.schedules import Schedule as _Stored
+from pytest_qstash_tasks._core.state.schedules import ScheduleBook
+
+__all__ = ["Schedule", "Schedules"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One schedule, as it was when read: its id, where it publishes (``destination``: a
+    URL or a URL group's name), its ``cron`` as given, whether it is ``paused``, when it
+    fires next (``next_time``, unix ms; ``None`` while paused), and each firing so far
+    (``fired_at``, unix ms, with the ids of the messages each made in ``message_ids``)."""
+
+    schedule_id: str
+    destination: str
+    cron: str
+    paused: bool
+    next_time: int | None
+    fired_at: tuple[int, ...]
+    message_ids: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def of(cls, schedule: _Stored) -> Schedule:
+        """A snapshot of a stored schedule."""
+        return cls(
+            schedule.schedule_id, schedule.destination, schedule.plan.text, schedule.paused,
+            schedule.next_time, tuple(at for at, _, _ in schedule.firings),
+            tuple(made for _, made, _ in schedule.firings),
+        )  # fmt: skip
+
+    def describe(self) -> str:
+        """One line: id, cron, destination, how often it fired, what comes next."""
+        state = "paused" if self.paused else f"next at {self.next_time}"
+        return (
+            f"{self.schedule_id}: {self.cron!r} -> {self.destination}, fired "
+            f"{len(self.fired_at)} time(s), {state}"
+        )
+
+
+class Schedules:
+    """The schedules: ``qstash_tasks.schedules``."""
+
+    def __init__(self, book: ScheduleBook, timeline: Timeline, lock: threading.Lock) -> None:
+        self._book = book
+        self._timeline = timeline
+        self._lock = lock
+
+    def list(self) -> list[Schedule]:
+        """Every schedule, in the order made (firings due by the clock's time made)."""
+        self._timeline.run_due()
+        with self._lock:
+            return [Schedule.of(schedule) for schedule in self._book]
+
+    def get(self, schedule_id: str) -> Schedule:
+        """The schedule with that id; ``KeyError`` naming the ids there are if none."""
+        for schedule in self.list():
+            if schedule.schedule_id == schedule_id:
+                return schedule
+        known = ", ".join(s.schedule_id for s in self.list()) or "none"
+        raise KeyError(f"no schedule {schedule_id!r} (there are: {known})")
+
+    def assert_fired(self, schedule_id: str, *, times: int | None = None) -> builtins.list[int]:
+        """Assert that the schedule fired: at least once, or exactly ``times``; returns
+        when it fired (unix ms). The failure lists every schedule."""
+        __tracebackhide__ = True  # show the user's line, not ours
+        if times is not None:
+            check_int("times", times)
+        schedules = self.list()
+        found = next((s for s in schedules if s.schedule_id == schedule_id), None)
+        count = 0 if found is None else len(found.fired_at)
+        if found is not None and (count == times or (times is None and count > 0)):
+            return list(found.fired_at)
+        wanted = "at least once" if times is None else f"{times} time(s)"
+        held = "\n".join(f"  - {s.describe()}" for s in schedules) or "  (no schedule)"
+        what = "does not exist" if found is None else f"fired {count} time(s)"
+        raise AssertionError(
+            f"expected schedule {schedule_id!r} to have fired {wanted}; it {what}. "
+            f"The schedules:\n{held}"
+        )
