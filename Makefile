@@ -29,7 +29,8 @@ examples: venv
 		npm ci --prefix examples/node --no-audit --no-fund --loglevel=error && \
 		PATH="$(CURDIR)/$(BIN):$$PATH" node --test examples/node/tasks.test.mjs \
 			examples/node/messages.test.mjs examples/node/receiver.test.mjs \
-			examples/node/wall.test.mjs examples/node/failures.test.mjs; \
+			examples/node/wall.test.mjs examples/node/failures.test.mjs \
+			examples/node/schedules.test.mjs; \
 	else echo "node not found: examples/node skipped"; fi
 
 lint: venv
