@@ -97,6 +97,7 @@ FAKE_NAMES = [
     "rate_limit_next",
     "reset",
     "rotate_signing_keys",
+    "schedules",
     "sign",
     "signing_keys",
     "simulate_delivery",
