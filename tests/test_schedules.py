@@ -170,7 +170,9 @@ def test_a_schedule_s_messages_carry_its_id_to_callbacks_the_dlq_and_the_logs(
     )  # fmt: skip
     schedule = client.schedule.get(schedule_id)
     assert (schedule.failure_callback, schedule.headers, schedule.label) == (
-        f"{APP}/failed", {"X-Tenant": ["acme"]}, "nightly"
+        f"{APP}/failed",
+        {"X-Tenant": ["acme"]},
+        "nightly",
     )
     any_fake.clock.advance(DAY_MS)
     (failure,) = called
