@@ -161,6 +161,9 @@ def _create(
     )  # fmt: skip
     checked = _checked(schedule, now, firings.outbox, firings.publish_config)  # or Refused
     schedule.retries = checked.retries
+    if schedule.header("upstash-delay"):
+        schedule.delay_s = (checked.not_before - now) // 1000
+    schedule.timeout_s = checked.timeout_s
     old = book.get(schedule.schedule_id)
     if old is not None:
         schedule.created_at = old.created_at
@@ -199,10 +202,11 @@ def schedule_json(schedule: Schedule, outbox: Outbox, now: int) -> dict[str, Any
         given = schedule.header(name)
         if given:
             answer[key] = given
-    for key, name in (("delay", "upstash-delay"), ("timeout", "upstash-timeout")):
-        given = schedule.header(name)
-        if given:
-            answer[key] = _seconds(given)
+    if schedule.delay_s is not None:
+        answer["delay"] = schedule.delay_s
+    if schedule.timeout_s is not None:
+        timeout = schedule.timeout_s
+        answer["timeout"] = int(timeout) if timeout.is_integer() else timeout
     answer.update(publish_fields(schedule.headers))
     if schedule.next_time is not None:
         answer["nextScheduleTime"] = schedule.next_time
@@ -224,20 +228,6 @@ def _state(outbox: Outbox, message_id: str, now: int) -> str:
     if not delivery.settled_by(now):
         return "IN_PROGRESS"
     return "SUCCESS" if delivery.errors and delivery.errors[-1] is None else "FAIL"
-
-
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _seconds(text: str) -> int | str:
-    """``Upstash-Delay``/``-Timeout`` (``50s``, ``1d10m``, a bare number of seconds) in
-    seconds, as the schedule's JSON carries them; as sent if it is none of those."""
-    if text.isdigit():
-        return int(text)
-    parts = re.fullmatch(r"(?:\d+[smhd])+", text)
-    if parts is None:
-        return text
-    return sum(int(n) * _UNIT_S[u] for n, u in re.findall(r"(\d+)([smhd])", text))
 
 
 def answer(status: int, payload: Any, token: str | None) -> EndpointResponse:

@@ -88,6 +88,9 @@ class Schedule:
     created_at: int
     retries: int
     paused: bool = False
+    #: ``Upstash-Delay`` and ``Upstash-Timeout`` as checked at its making, in seconds.
+    delay_s: int | None = None
+    timeout_s: float | None = None
     #: When it fires next (unix ms); ``None`` while paused.
     next_time: int | None = None
     #: Each firing so far: (time, the ids of the messages it made, or the error it met).
