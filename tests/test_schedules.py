@@ -167,6 +167,7 @@ def test_a_schedule_s_messages_carry_its_id_to_callbacks_the_dlq_and_the_logs(
     schedule_id = client.schedule.create(
         destination=f"{APP}/job", cron="0 12 * * *", retries=1,
         failure_callback=f"{APP}/failed", headers={"X-Tenant": "acme"}, label="nightly",
+        delay="1m", timeout=30,
     )  # fmt: skip
     schedule = client.schedule.get(schedule_id)
     assert (schedule.failure_callback, schedule.headers, schedule.label) == (
@@ -174,6 +175,7 @@ def test_a_schedule_s_messages_carry_its_id_to_callbacks_the_dlq_and_the_logs(
         {"X-Tenant": ["acme"]},
         "nightly",
     )
+    assert (schedule.delay, schedule.timeout) == (60, 30)
     any_fake.clock.advance(DAY_MS)
     (failure,) = called
     assert failure["scheduleId"] == schedule_id
