@@ -961,6 +961,27 @@ def test_the_access_log_says_a_held_request_got_no_status() -> None:
     assert line[:3] == ("GET", "/v1/messages/m/tasks", None)
 
 
+def test_a_request_is_logged_before_its_answer_reaches_the_client() -> None:
+    # A slow log (a busy terminal) must not let a client see its answer before the line
+    # is written: then one client's requests are logged in the order it made them.
+    logged: list[str] = []
+
+    def slow_log(method: str, target: str, status: int | None, seconds: float) -> None:
+        time.sleep(0.05)
+        logged.append(f"{method} {target} {status}")
+
+    with QStashTasksServer(access_log=slow_log) as fake, requests.Session() as session:
+        fake.add_message("m")
+        for number in range(3):
+            session.get(
+                fake.base_url + "/v1/messages/m/tasks", headers={"Authorization": "Bearer t"}
+            )
+            assert len(logged) == number + 1
+        session.get(fake.base_url + "/v1/nowhere", headers={"Authorization": "Bearer t"})
+        assert logged[-1] == "GET /v1/nowhere 404"
+        fake.assert_all_requests_served = False
+
+
 def test_stop_is_woken_as_soon_as_the_last_request_ends() -> None:
     fake = QStashTasksServer()
     fake.start()

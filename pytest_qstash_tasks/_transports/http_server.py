@@ -304,22 +304,31 @@ class LoopbackServer(ThreadingHTTPServer):
                     text = f"qstash_tasks_server: {type(error).__name__}: {error}"
                     self.internal_errors.append(f"{request.method} {request.url}: {text}")
                     reply = Reply("answer", 500, JSON_HEADERS, error_body(text))
-            self._carry_out(handler, reply)
-        if self.access_log is not None:
-            status = reply.status if reply.action == "answer" else None
-            self.access_log(request.method, target, status, time.perf_counter() - started)
 
-    def _carry_out(self, handler: Handler, reply: Reply) -> None:
+            def logged(status: int | None) -> None:
+                if self.access_log is not None:
+                    seconds = time.perf_counter() - started
+                    self.access_log(request.method, target, status, seconds)
+
+            self._carry_out(handler, reply, logged)
+
+    def _carry_out(
+        self, handler: Handler, reply: Reply, logged: Callable[[int | None], None]
+    ) -> None:
         if reply.delay and self._stopping.wait(reply.delay):
             reply = Reply("close")
         if reply.action == "answer":
+            # Logged before the answer goes out: a client that has its answer finds
+            # its line written, so one client's requests are logged in their order.
+            logged(reply.status)
             self.connections.answering(handler)
             handler.write_answer(reply.status, reply.headers, reply.body)
-        elif reply.action == "hold":
+            return
+        if reply.action == "hold":
             self._hold(handler.connection)
-            handler.close_connection = True
-        else:  # "close" (and "raise", which only an in-process transport can do)
-            handler.close_connection = True
+        # "close" (and "raise", which only an in-process transport can do)
+        handler.close_connection = True
+        logged(None)
 
     def _hold(self, connection: socket.socket) -> None:
         """Send nothing until the client closes its end, the server stops, or the bound."""
