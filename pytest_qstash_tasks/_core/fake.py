@@ -32,8 +32,10 @@ from .exchange import Reply, Request
 from .parts.calls import Calls
 from .parts.dlq import Dlq
 from .parts.faults import Faults
+from .parts.flow_control import FlowControl
 from .parts.logs import Logs
 from .parts.messages import Messages
+from .parts.queues import Queues
 from .parts.schedules import Schedules
 from .parts.signing_keys import SigningKeys
 from .parts.url_groups import UrlGroups
@@ -50,6 +52,7 @@ from .state.agenda import Agenda
 from .state.calls import CallLog, RecordedCall
 from .state.dlq import DeadLetterQueue
 from .state.faults import Fault, FaultQueue
+from .state.flow_control import FlowWake
 from .state.lifecycle import Outcome, SimulatedDelivery
 from .state.logs import MessageLog
 from .state.outbox import Outbox, PublishedDelivery, PublishedMessage
@@ -97,7 +100,7 @@ class QStashTasksFake(abc.ABC):
     Use it through a transport: ``QStashTasksMock`` (httpx and requests, in-process) or
     ``QStashTasksServer`` (a real HTTP server on the loopback interface). Its parts, one
     per SDK resource: ``url_groups``, ``messages``, ``signing_keys``, ``dlq``, ``logs``,
-    ``schedules``.
+    ``schedules``, ``queues``, ``flow_control``.
 
     Args:
         base_url: Where the fake listens: scheme, host, optional port and path prefix.
@@ -251,7 +254,7 @@ class QStashTasksFake(abc.ABC):
         self._timeline.kinds.update({SimulatedDelivery: PlannedAttempts()})
         self._schedules = ScheduleBook()
         firings = Firings(self._schedules, self._agenda, self._outbox, self._publish_config, new_id)
-        self._timeline.kinds.update({Firing: firings})
+        self._timeline.kinds.update({Firing: firings, FlowWake: self._outbox.flow})
         self.url_groups = UrlGroups(self._outbox, self.clock, self._lock)
         """The URL groups the fake holds, as the SDK's ``client.url_group`` sees them."""
         self.messages = Messages(
@@ -266,6 +269,10 @@ class QStashTasksFake(abc.ABC):
         """Every state change of every published message (``client.log``)."""
         self.schedules = Schedules(self._schedules, self._timeline, self._lock)
         """The schedules the code made, and their firings (``client.schedule``)."""
+        self.queues = Queues(self._outbox, self.clock, self._timeline, self._lock)
+        """The queues, and the messages each holds (``client.queue``)."""
+        self.flow_control = FlowControl(self._outbox.flow, self.clock, self._timeline, self._lock)
+        """The flow-control keys the messages used (``client.flow_control``)."""
         self._faults = FaultQueue()
         self._fault_plans = Faults(self._faults, self._lock)
         self._calls = CallLog()
@@ -281,7 +288,7 @@ class QStashTasksFake(abc.ABC):
         self._dispatcher = Dispatcher(
             self._store, self._outbox, self._timeline, self._faults, self._calls,
             self.clock, self._config, self._publish_config, self._lock,
-            dlq=self._dlq, schedules=self._schedules, firings=firings,
+            dlq=self._dlq, schedules=self._schedules, firings=firings, keys=self._keys,
             max_identical_requests=limits[0], owner=self._owner,
             new_id=new_id,
         )  # fmt: skip

@@ -48,17 +48,20 @@ class AfterAttempt:
         assert message is not None  # every published delivery has its message
         plans = message.callbacks
         if "upstash-callback" in plans:
-            self._publish(plans["upstash-callback"], _callback_body(message, status, body), now)
+            body_of = _callback_body(message, status, body)
+            self._publish(message, plans["upstash-callback"], body_of, now)
         if delivery.errors[-1] is not None and len(delivery.errors) == delivery.max_retry + 1:
             entry = self.dlq.add(message, now, status, (), body)
             if "upstash-failure-callback" in plans:
                 failure = _callback_body(message, status, body) | {"dlqId": entry.dlq_id}
-                self._publish(plans["upstash-failure-callback"], failure, now)
+                self._publish(message, plans["upstash-failure-callback"], failure, now)
 
-    def _publish(self, plan: object, body: dict[str, Any], now: int) -> None:
+    def _publish(self, source: Message, plan: object, body: dict[str, Any], now: int) -> None:
         # Checked at the message's publish (api/messages.py): only the body and time are new.
         publish = callback_publish(plan, json.dumps(body).encode(), now)
-        store_messages(publish, now, self.outbox, self.new_id)
+        for message_id in store_messages(publish, now, self.outbox, self.new_id):
+            # A queue's next message waits for its callbacks too (QStash's queues page).
+            self.outbox.queues.hold(source, self.outbox.messages[message_id])
 
 
 def _callback_body(message: Message, status: int, body: bytes) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from pytest_qstash_tasks._core.engine.clock import Clock
+from pytest_qstash_tasks._core.engine.signing import KeyRing
 from pytest_qstash_tasks._core.engine.timeline import Timeline
 from pytest_qstash_tasks._core.errors import QStashTasksLoopError
 from pytest_qstash_tasks._core.exchange import (
@@ -38,11 +39,17 @@ from pytest_qstash_tasks._core.state.schedules import ScheduleBook
 from pytest_qstash_tasks._core.state.store import TaskStore
 
 from . import dlq as dlq_api
+from . import flow_control as flow_api
+from . import keys as keys_api
 from . import logs as logs_api
+from . import queues as queues_api
 from . import schedules as schedules_api
 from .dlq import is_dlq_path
+from .flow_control import is_flow_control_path
+from .keys import is_keys_path
 from .logs import is_logs_path
 from .messages import PublishConfig, handle_v2, serves_v2_path
+from .queues import is_queues_path
 from .refusals import Refused, refusal
 from .schedules import Firings, is_schedules_path
 from .tasks import (
@@ -89,6 +96,7 @@ class Dispatcher:
         dlq: DeadLetterQueue,
         schedules: ScheduleBook,
         firings: Firings,
+        keys: KeyRing,
         max_identical_requests: int,
         owner: Callable[[], str | None],
         new_id: Callable[[str], str],
@@ -99,6 +107,7 @@ class Dispatcher:
         self.dlq = dlq
         self.schedules = schedules
         self.firings = firings
+        self.keys = keys
         self.faults = faults
         self.calls = calls
         self.clock = clock
@@ -166,6 +175,28 @@ class Dispatcher:
                 lambda token: schedules_api.answer(
                     *schedules_api.respond(request, now, self.schedules, self.firings, rest),
                     token,
+                ),
+            )
+        if is_queues_path(path, base):
+            rest = path[len(base) + len("/v2/queues") :].split("/")[1:]
+            return self._authorized(
+                request,
+                lambda token: schedules_api.answer(
+                    *queues_api.respond(request, now, self.outbox, rest), token
+                ),
+            )
+        if is_flow_control_path(path, base):
+            return self._authorized(
+                request,
+                lambda token: schedules_api.answer(
+                    *flow_api.respond(request, now, self.outbox.flow, path[len(base) :]), token
+                ),
+            )
+        if is_keys_path(path, base):
+            return self._authorized(
+                request,
+                lambda token: schedules_api.answer(
+                    *keys_api.respond(request, self.keys, path[len(base) :]), token
                 ),
             )
         return handle_v2(request, now, self.outbox, self.config, self.publish_config, self.new_id)

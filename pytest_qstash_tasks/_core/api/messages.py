@@ -24,6 +24,7 @@ from pytest_qstash_tasks._core.exchange import (
     ascii_int,
     error_body,
 )
+from pytest_qstash_tasks._core.state.flow_control import FlowLimits
 from pytest_qstash_tasks._core.state.outbox import (
     Message,
     Outbox,
@@ -62,8 +63,11 @@ _DELAY_RE = re.compile(r"(?:[0-9]{1,9}(?:ms|s|m|h|d))+")
 _DELAY_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _KINDS = frozenset(
-    {"publish", "enqueue", "batch", "messages", "topics", "dlq", "logs", "events", "schedules"}
-)
+    {
+        "publish", "enqueue", "batch", "messages", "topics", "dlq", "logs", "events",
+        "schedules", "queues", "flowControl", "globalParallelism", "keys",
+    }
+)  # fmt: skip
 #: How long a deduplication id holds, from the publish that made it (QStash's docs:
 #: "published in the last 10 minutes").
 DEDUPLICATION_WINDOW_MS = 10 * 60_000
@@ -80,9 +84,10 @@ class PublishConfig:
 def serves_v2_path(raw_path: str, base_path: str) -> bool:
     """Whether ``raw_path`` is one the message API here serves (any method, whatever
     else is wrong): ``/v2/publish/...``, ``/v2/enqueue/...``, ``/v2/batch``,
-    ``/v2/messages...``, ``/v2/topics...``, ``/v2/dlq...``, ``/v2/logs`` and
-    ``/v2/events`` under ``base_path``.
-    Other v2 paths (schedules, queues...) are left to other mocks in-process."""
+    ``/v2/messages...``, ``/v2/topics...``, ``/v2/dlq...``, ``/v2/logs``,
+    ``/v2/events``, ``/v2/schedules...``, ``/v2/queues...``, ``/v2/flowControl...``,
+    ``/v2/globalParallelism`` and ``/v2/keys...`` under ``base_path``.
+    Other v2 paths are left to other mocks in-process."""
     if not raw_path.startswith(base_path + "/v2/"):
         return False
     kind = raw_path[len(base_path) + 4 :].partition("/")[0]
@@ -113,6 +118,8 @@ class _Publish:
     callbacks: dict[str, _Publish] = field(default_factory=dict)
     #: The schedule whose firing this is, if one.
     schedule_id: str | None = None
+    #: ``Upstash-Flow-Control-Key`` and what ``-Value`` asks, if given.
+    flow: tuple[str, FlowLimits] | None = None
 
 
 def handle_v2(
@@ -339,7 +346,29 @@ def _check_publish(
         deduplication_id=_deduplication_id(header, headers, destination, body),
         timeout_s=_timeout_s(header),
         callbacks=callbacks,
+        flow=_flow(header),
     )
+
+
+def _flow(header: Mapping[str, str]) -> tuple[str, FlowLimits] | None:
+    key = header.get("upstash-flow-control-key")
+    value = header.get("upstash-flow-control-value")
+    if key is None:
+        if value is not None:
+            raise Refused(400, "Upstash-Flow-Control-Value needs Upstash-Flow-Control-Key")
+        return None
+    if not key.strip():
+        raise Refused(400, "Upstash-Flow-Control-Key is empty: name the key to limit")
+    if value is None:
+        raise Refused(
+            400,
+            "Upstash-Flow-Control-Key needs Upstash-Flow-Control-Value, "
+            "e.g. parallelism=2, rate=10, period=1m",
+        )
+    try:
+        return key, FlowLimits.parse(value)
+    except ValueError as error:
+        raise Refused(400, f"invalid Upstash-Flow-Control-Value {value!r}: {error}") from None
 
 
 def _method(header: Mapping[str, str]) -> str:
@@ -510,6 +539,9 @@ def store_messages(
             publish.not_before, delivery, publish.url_group, endpoint_name, publish.queue,
             publish.timeout_s, dict(publish.callbacks), publish.schedule_id,
         )  # fmt: skip
+        if publish.flow is not None:
+            message.flow_key = publish.flow[0]
+            outbox.flow.register(*publish.flow)
         outbox.add(message)
         ids.append(message_id)
     return ids

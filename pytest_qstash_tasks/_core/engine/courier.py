@@ -87,7 +87,14 @@ class Courier:
 
     def begin(self, due: int, delivery: PublishedDelivery) -> _Attempt | None:
         """Make the attempt due at ``due``: at once when a script or the default answers
-        it, else the receiver's call, to run without the lock."""
+        it, else the receiver's call, to run without the lock. An attempt its flow-control
+        key has no room for waits (``state/flow_control.py``)."""
+        message = delivery.message
+        assert message is not None  # kept by Outbox.add
+        if message.flow_key is not None and not self.outbox.flow.admit(
+            message.flow_key, delivery, due
+        ):
+            return None
         self.outbox.starting(delivery)
         outcome, receiver = self.destinations.route(delivery.url, delivery.message_id, due)
         if receiver is None:
@@ -96,8 +103,8 @@ class Courier:
             if self.after_attempt is not None:
                 status = outcome if isinstance(outcome, int) else 0  # error_text: no bool
                 self.after_attempt(delivery, status, b"", due)
+            self.outbox.release(delivery)
             return None
-        message = self.outbox.messages[delivery.message_id]
         request = self.request_for(message, delivery)
         return _Attempt(self, due, delivery, request, receiver, self._timeout_for(message))
 
@@ -173,6 +180,7 @@ class Courier:
             if status is None:  # a bug in the receiver answers 500, as a server would
                 status = 500 if answer.receiver_traceback is not None else 0
             self.after_attempt(delivery, status, answer.body, due)
+        self.outbox.release(delivery)
 
 
 class _Attempt:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKOFF_TABLE_MS",
+    "QUEUED",
     "STEP_MS",
     "Delivery",
     "Outcome",
@@ -46,6 +47,9 @@ Outcome = int | str | BaseException | type[BaseException]
 
 #: How long a new task stays ``created``, and ``planned`` before each attempt.
 STEP_MS = 100
+#: The first attempt of a message waiting in a queue's line (``queues``): not known yet;
+#: its task shows ``created`` until the queue lets it go.
+QUEUED = 1 << 62
 
 _MAX_BACKOFF_S = 86_400
 #: ``backoff_ms(n)`` for n = 0..6: e ** (2 * n) passes a day at n = 6, so the last entry
@@ -160,6 +164,8 @@ class Delivery:
         starts = self.attempt_starts()
         errors = self.outcome_errors()
         if now < starts[0]:
+            if starts[0] == QUEUED:
+                return Task(**fields, state=TaskState.CREATED, retried=0, next_process_at=0)
             state = TaskState.CREATED if now < self.created_at + STEP_MS else TaskState.PLANNED
             return Task(**fields, state=state, retried=0, next_process_at=starts[0])
         # The last attempt started by now; earlier ones have all failed.
@@ -180,6 +186,9 @@ class Delivery:
             return Task(**fields, state=TaskState.FAILED)
         # A retry waits: error, then planned just before the next attempt.
         next_start = starts[number + 1]
+        if next_start == QUEUED:  # waiting for room under its flow-control key
+            fields["retried"] = number + 1
+            return Task(**fields, state=TaskState.ERROR, next_process_at=0)
         state = TaskState.PLANNED if now >= next_start - STEP_MS else TaskState.ERROR
         fields["retried"] = number + 1
         return Task(**fields, state=state, next_process_at=next_start)

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .agenda import Agenda
-from .lifecycle import STEP_MS, Delivery
+from .flow_control import FlowControl
+from .lifecycle import QUEUED, STEP_MS, Delivery
 from .logs import MessageLog
+from .queues import QueueBook
 from .store import TaskStore
 
 __all__ = [
@@ -145,6 +147,8 @@ class PublishedDelivery(Delivery):
         #: The message it delivers (set when the outbox keeps it): an attempt reaches it
         #: without a lookup among every message.
         self.message: Message | None = None
+        #: Let go by its flow-control key, whose place it took then (``flow_control``).
+        self.flow_admitted = False
 
     def attempt_starts(self) -> list[int]:
         return self.starts
@@ -174,6 +178,8 @@ class PublishedDelivery(Delivery):
     def finished_at(self) -> int | None:
         if self._canceled_at is not None:
             return self._canceled_at
+        if self.starts[-1] == QUEUED:
+            return None  # waiting in a queue or for its flow-control key: not known yet
         # Not over yet: when the next attempt ends (the next time it may be).
         return self.starts[-1] + self.active_ms
 
@@ -220,6 +226,11 @@ class Message:
     callbacks: dict[str, object] = field(default_factory=dict, repr=False)
     #: The schedule whose firing made it, if one (``Upstash-Schedule-Id``).
     schedule_id: str | None = None
+    #: The queue place it keeps taken while it runs: (queue, the id of the enqueued
+    #: message the place is for: itself, or the message whose callback it is).
+    queue_place: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    #: Its ``Upstash-Flow-Control-Key``, if it has one.
+    flow_key: str | None = None
     _log_fields: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def log_fields(self) -> dict[str, Any]:
@@ -391,14 +402,21 @@ class Outbox:
         self.url_groups: dict[str, UrlGroupState] = {}
         #: Deduplication id -> the publish it made first.
         self.deduplication: dict[str, PublishedMessage] = {}
+        #: The queues, whose messages wait their turn before their first attempt.
+        self.queues = QueueBook(agenda)
+        #: The flow-control keys, whose messages' attempts wait for room.
+        self.flow = FlowControl(agenda, ACTIVE_MS)
 
     def add(self, message: Message) -> None:
         """Keep a new message and schedule its first attempt."""
         self.messages[message.message_id] = message
         message.delivery.message = message
         self._store.add_simulated(message.delivery)
-        self._agenda.push(message.delivery.starts[0], message.delivery)
         self._write(message, message.created_at, "CREATED")
+        if message.queue is None:
+            self._agenda.push(message.delivery.starts[0], message.delivery)
+        else:
+            self.queues.enqueue(message, message.created_at)
 
     def add_failed(self, message: Message, error: str) -> None:
         """Keep a message whose every attempt already met ``error``: its delivery's
@@ -439,6 +457,13 @@ class Outbox:
             self._agenda.push(next_due, delivery)
         self._store.version = object()
 
+    def release(self, delivery: PublishedDelivery) -> None:
+        """Give back the queue place a message whose delivery is over kept taken (called
+        once the callbacks of its last attempt are made: they keep it until theirs are)."""
+        message = delivery.message
+        if message is not None and message.queue_place is not None and delivery.settled:
+            self.queues.settled(message, delivery.starts[-1] + delivery.active_ms)
+
     def _write(self, message: Message, time: int, state: str, **fields: Any) -> None:
         shared = message.log_fields()  # one dict for the message's plain entries
         kept = {**shared, **fields} if fields else shared
@@ -461,6 +486,10 @@ class Outbox:
             if message is not None:
                 message.delivery._canceled_at = now
                 cancelled.append(message_id)
+                if message.queue_place is not None:
+                    self.queues.settled(message, now)
+                elif message.delivery.starts[0] == QUEUED:
+                    self.queues.withdraw(message)
                 self.log.drop_after(message_id, now)  # an outcome the cancel overtook
                 self._write(message, now, "CANCEL_REQUESTED")
                 self._write(message, now, "CANCELED")
@@ -474,6 +503,8 @@ class Outbox:
         self.messages.clear()
         self.url_groups.clear()
         self.deduplication.clear()
+        self.queues.clear()
+        self.flow.clear()
 
 
 #: Makes a fresh QStash-shaped id with a prefix (``msg``, ``tsk``).

@@ -1,0 +1,261 @@
+"""Flow control on the fake's clock (deliveries per key limited by parallelism and rate,
+keys paused, pinned and reset through the official SDK), and the signing keys QStash
+serves (``/v2/keys``), the same the fake signs with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from qstash import AsyncQStash, QStash, Receiver
+
+from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake, QStashTasksMock
+
+APP = "https://app.example.com"
+Sdk = Callable[..., QStash]
+
+
+@pytest.fixture
+def client(any_fake: QStashTasksFake, sdk: Sdk) -> QStash:
+    return sdk(any_fake.token, base_url=any_fake.base_url)
+
+
+def http(fake: QStashTasksFake, method: str, path: str, **kw: Any) -> requests.Response:
+    headers = {"Authorization": f"Bearer {fake.token}", **kw.pop("headers", {})}
+    return requests.request(method, f"{fake.base_url}{path}", headers=headers, timeout=5, **kw)
+
+
+def times_of(fake: QStashTasksFake, into: list[tuple[int, str]]) -> Any:
+    def receive(delivery: DeliveryRequest) -> int:
+        into.append((fake.clock.now, delivery.text))
+        return 200
+
+    return receive
+
+
+def test_rate_2_per_minute_spreads_ten_messages_over_five_minutes(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[tuple[int, str]] = []
+    any_fake.destination(f"{APP}/sync").deliver_to(times_of(any_fake, received))
+    start = any_fake.clock.now
+    for number in range(10):
+        client.message.publish(
+            url=f"{APP}/sync", body=str(number),
+            flow_control={"key": "tenant-1", "rate": 2, "period": "1m"},
+        )  # fmt: skip
+    any_fake.clock.advance(1_000)
+    key = client.flow_control.get("tenant-1")
+    assert (key.rate_max, key.rate_count, key.rate_period, key.wait_list_size) == (2, 2, 60, 8)
+    assert key.rate_period_start == (start + 200) // 1000
+    any_fake.clock.run_all()
+    assert [body for _, body in received] == [str(n) for n in range(10)]  # in order
+    minutes = [(at - start - 200) / 60_000 for at, _ in received]
+    assert minutes == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert client.flow_control.get("tenant-1").wait_list_size == 0
+
+
+def test_parallelism_2_starts_the_next_as_an_attempt_ends_retries_included(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[tuple[int, str]] = []
+    failing = {"0": [500]}
+
+    def receive(delivery: DeliveryRequest) -> int:
+        received.append((any_fake.clock.now, delivery.text))
+        return failing.get(delivery.text, [200]).pop(0) if failing.get(delivery.text) else 200
+
+    any_fake.destination(f"{APP}/work").deliver_to(receive)
+    start = any_fake.clock.now
+    ids = [
+        client.message.publish(
+            url=f"{APP}/work", body=str(n), flow_control={"key": "k", "parallelism": 2}
+        ).message_id
+        for n in range(5)
+    ]
+    any_fake.clock.advance(300)
+    assert client.flow_control.get("k").parallelism_count == 2
+    assert [t.state.value for i in ids for t in any_fake.tasks(i)] == [
+        "active", "active", "created", "created", "created",
+    ]  # fmt: skip
+    any_fake.clock.run_all()
+    at = {(body, n): t - start for n, (t, body) in enumerate(received)}
+    assert [(body, t - start) for t, body in received][:5] == [
+        ("0", 200), ("1", 200), ("2", 700), ("3", 700), ("4", 1_200),
+    ]  # fmt: skip
+    assert len(at) == 6  # message 0 retried once, when its backoff had passed
+    assert client.flow_control.get_global_parallelism().parallelism_count == 0
+
+
+def test_a_paused_key_holds_and_a_pin_overrides_the_messages_own_limits(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[tuple[int, str]] = []
+    any_fake.destination(f"{APP}/work").deliver_to(times_of(any_fake, received))
+    client.message.publish(url=f"{APP}/work", body="a", flow_control={"key": "k", "rate": 5})
+    any_fake.clock.run_all()
+    client.flow_control.pause("k")
+    for body in "bcd":
+        client.message.publish(
+            url=f"{APP}/work", body=body, flow_control={"key": "k", "parallelism": 3}
+        )
+    any_fake.clock.advance(3_600_000)
+    assert [body for _, body in received] == ["a"]
+    info = client.flow_control.get("k")
+    assert (info.is_paused, info.wait_list_size, info.parallelism_max, info.rate_max) == (
+        True, 3, 3, 0,
+    )  # fmt: skip
+    client.flow_control.pin("k", {"parallelism": 1})
+    assert client.flow_control.get("k").is_pinned_parallelism
+    resumed = any_fake.clock.now
+    client.flow_control.resume("k")
+    any_fake.clock.run_all()
+    assert [(t - resumed, body) for t, body in received[1:]] == [(0, "b"), (500, "c"), (1000, "d")]
+    client.flow_control.unpin("k", {"parallelism": True})
+    info = client.flow_control.get("k")
+    assert (info.is_pinned_parallelism, info.parallelism_max) == (False, 3)
+    client.flow_control.reset_rate("k")
+    assert client.flow_control.get("k").rate_count == 0
+    (shown,) = any_fake.flow_control.list()
+    assert (shown.key, shown.parallelism, shown.paused, shown.waiting) == ("k", 3, False, 0)
+
+
+def test_a_queue_and_a_schedule_take_flow_control_too(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[tuple[int, str]] = []
+    any_fake.destination(f"{APP}/work").deliver_to(times_of(any_fake, received))
+    start = any_fake.clock.now
+    for body in "xy":  # qstash-py's enqueue takes no flow control: the headers, as sent
+        http(
+            any_fake, "POST", f"/v2/enqueue/q/{APP}/work", data=body,
+            headers={"Upstash-Flow-Control-Key": "slow", "Upstash-Flow-Control-Value": "rate=1, period=60"},
+        )  # fmt: skip
+    any_fake.clock.run_all()
+    assert [(t - start, body) for t, body in received] == [(200, "x"), (60_200, "y")]
+    client.schedule.create(
+        destination=f"{APP}/work", cron="* * * * *", body="s",
+        flow_control={"key": "slow", "rate": 1, "period": "2m"},
+    )  # fmt: skip
+    any_fake.clock.advance(10 * 60_000)
+    fired = [t for t, body in received if body == "s"]
+    assert len(fired) == 5  # ten firings, one delivery per two minutes
+    assert client.flow_control.get("slow").wait_list_size == 5
+
+
+@pytest.mark.parametrize(
+    ("headers", "words"),
+    [
+        ({"Upstash-Flow-Control-Value": "rate=1"}, "needs Upstash-Flow-Control-Key"),
+        ({"Upstash-Flow-Control-Key": "k"}, "needs Upstash-Flow-Control-Value"),
+        (
+            {"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "parallelism=0"},
+            "parallelism must be 1 or more, not 0",
+        ),
+        (
+            {"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "rate=fast"},
+            "rate is a whole number",
+        ),
+        (
+            {"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "period=1m"},
+            "give parallelism=N or rate=N",
+        ),
+        (
+            {"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "rate=1, period=8d"},
+            "period can be at most a week",
+        ),
+        (
+            {"Upstash-Flow-Control-Key": "", "Upstash-Flow-Control-Value": "rate=1"},
+            "Upstash-Flow-Control-Key is empty",
+        ),
+    ],
+)
+def test_bad_flow_control_is_refused_in_words_with_nothing_stored(
+    any_fake: QStashTasksFake, headers: dict[str, str], words: str
+) -> None:
+    answer = http(any_fake, "POST", f"/v2/publish/{APP}/x", headers=headers, data=b"x")
+    assert answer.status_code == 400
+    assert words in answer.json()["error"]
+    assert any_fake.published == []
+    assert http(any_fake, "GET", "/v2/flowControl").json() == []
+    any_fake.assert_all_requests_served = False
+
+
+def test_unknown_keys_and_bad_pins_are_named(any_fake: QStashTasksFake, client: QStash) -> None:
+    client.message.publish(url=f"{APP}/x", body="x", flow_control={"key": "known", "rate": 1})
+    for method, path in [
+        ("GET", "/v2/flowControl/nope"),
+        ("POST", "/v2/flowControl/nope/pause"),
+        ("POST", "/v2/flowControl/nope/pin?parallelism=1"),
+    ]:
+        answer = http(any_fake, method, path)
+        assert answer.status_code == 404, path
+        assert answer.json()["error"] == (
+            "flow-control key 'nope' not found: a key exists once a message is published "
+            "with it (keys: 'known')"
+        )
+    for query, words in [
+        ("parallelism=0", "invalid parallelism '0'"),
+        ("rate=x", "invalid rate 'x'"),
+        ("speed=1", "pin takes parallelism, rate and period"),
+        ("", "pin takes parallelism, rate and period"),
+    ]:
+        answer = http(any_fake, "POST", f"/v2/flowControl/known/pin?{query}")
+        assert (answer.status_code, words in answer.json()["error"]) == (400, True), query
+    answer = http(any_fake, "POST", "/v2/flowControl/known/unpin?parallelism=yes")
+    assert answer.status_code == 400
+    info = client.flow_control.get("known")
+    assert (info.is_pinned_parallelism, info.is_pinned_rate, info.rate_max) == (False, False, 1)
+    assert http(any_fake, "GET", "/v2/flowControl/known/other").status_code == 404
+    assert http(any_fake, "DELETE", "/v2/flowControl/known").status_code == 405
+    with pytest.raises(KeyError, match="no flow-control key 'nope' \\(there are: known\\)"):
+        any_fake.flow_control.get("nope")
+    any_fake.assert_all_requests_served = False
+
+
+def test_the_keys_endpoint_gives_the_keys_deliveries_are_signed_with(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    keys = client.signing_key.get()
+    assert (keys.current, keys.next) == (
+        any_fake.current_signing_key, any_fake.next_signing_key,
+    )  # fmt: skip
+    rotated = client.signing_key.rotate()
+    assert rotated.current == keys.next
+    assert rotated.next not in (keys.current, keys.next)
+    assert (any_fake.current_signing_key, any_fake.next_signing_key) == (
+        rotated.current, rotated.next,
+    )  # fmt: skip
+    verified: list[bool] = []
+    receiver = Receiver(current_signing_key=rotated.current, next_signing_key=rotated.next)
+
+    def receive(delivery: DeliveryRequest) -> int:
+        receiver.verify(
+            signature=delivery.header("Upstash-Signature") or "", body=delivery.text,
+            url=f"{APP}/signed",
+        )  # fmt: skip
+        verified.append(True)
+        return 200
+
+    any_fake.destination(f"{APP}/signed").deliver_to(receive)
+    client.message.publish(url=f"{APP}/signed", body="x")
+    any_fake.clock.run_all()
+    assert verified == [True]
+    assert http(any_fake, "DELETE", "/v2/keys").status_code == 405
+    assert http(any_fake, "GET", "/v2/keys/other").status_code == 404
+    any_fake.assert_all_requests_served = False
+
+
+@pytest.mark.asyncio
+async def test_the_async_sdk_reads_flow_control_and_keys() -> None:
+    async with QStashTasksMock() as fake:
+        client = AsyncQStash(fake.token, base_url=fake.base_url)
+        await client.message.publish(
+            url=f"{APP}/x", body="x", flow_control={"key": "k", "parallelism": 1}
+        )
+        assert (await client.flow_control.get("k")).parallelism_max == 1
+        await client.flow_control.pause("k")
+        assert (await client.flow_control.get("k")).is_paused
+        assert (await client.signing_key.get()).current == fake.current_signing_key
