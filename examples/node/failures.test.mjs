@@ -9,24 +9,15 @@ import { startFake } from "./fake.mjs";
 const TOKEN = "node-failures-token";
 let fake;
 let baseUrl;
+let control;
 let client;
 
 before(async () => {
-  ({ fake, baseUrl } = await startFake(TOKEN, { args: ["--default-answer", "500"] }));
+  ({ fake, baseUrl, control } = await startFake(TOKEN, { args: ["--default-answer", "500"] }));
   client = new Client({ token: TOKEN, baseUrl });
 });
 
 after(() => fake.stdin.end());
-
-async function control(method, path, body) {
-  const response = await fetch(`${baseUrl}/_fake/${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  assert.ok(response.ok, `${method} /_fake/${path}: ${response.status}`);
-  return response.json();
-}
 
 async function failed(count) {
   const ids = [];

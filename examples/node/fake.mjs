@@ -1,7 +1,9 @@
 // Start `qstash-tasks-fake serve` for a Node test file: on a free port, quiet, stopped
 // when the test process closes its stdin (--stdin-eof) or dies. QSTASH_TASKS_FAKE names
-// the command if it is not on PATH. Resolves to { fake, baseUrl }: the child process and
-// the URL it printed on its first line.
+// the command if it is not on PATH. Resolves to { fake, baseUrl, control }: the child
+// process, the URL it printed on its first line, and control(method, path, body), which
+// calls the fake's /_fake/<path> endpoint with the token and returns its JSON (a status
+// other than 2xx fails the test, with the answer's text).
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 
@@ -17,5 +19,17 @@ export async function startFake(token, { args = [], env = {} } = {}) {
     fake.once("exit", (code) => reject(new Error(`qstash-tasks-fake exited with ${code}`)));
     createInterface({ input: fake.stdout }).once("line", resolve);
   });
-  return { fake, baseUrl };
+  const control = async (method, path, body) => {
+    const response = await fetch(`${baseUrl}/_fake/${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (!response.ok) {
+      throw new Error(`${method} /_fake/${path}: ${response.status} ${text}`);
+    }
+    return JSON.parse(text);
+  };
+  return { fake, baseUrl, control };
 }

@@ -13,6 +13,7 @@ const CURRENT = "sig_" + "c".repeat(28);
 const NEXT = "sig_" + "n".repeat(28);
 let fake;
 let baseUrl;
+let control;
 let hook;
 let hookUrl;
 const received = [];
@@ -36,7 +37,7 @@ before(async () => {
   await new Promise((resolve) => hook.listen(0, "127.0.0.1", resolve));
   hookUrl = `http://127.0.0.1:${hook.address().port}/hook`;
 
-  ({ fake, baseUrl } = await startFake(TOKEN, {
+  ({ fake, baseUrl, control } = await startFake(TOKEN, {
     args: ["--deliver"],
     env: { QSTASH_CURRENT_SIGNING_KEY: CURRENT, QSTASH_NEXT_SIGNING_KEY: NEXT },
   }));
@@ -46,16 +47,6 @@ after(() => {
   fake.stdin.end();
   hook.close();
 });
-
-async function control(method, path, body) {
-  const response = await fetch(`${baseUrl}/_fake/${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  assert.ok(response.ok, `${method} /_fake/${path}: ${response.status}`);
-  return response.json();
-}
 
 test("the Node SDK publishes, the fake delivers signed, the receiver verifies", async () => {
   const client = new Client({ token: TOKEN, baseUrl });

@@ -10,24 +10,15 @@ const TOKEN = "node-schedules-token";
 const HOUR = 3_600_000;
 let fake;
 let baseUrl;
+let control;
 let client;
 
 before(async () => {
-  ({ fake, baseUrl } = await startFake(TOKEN));
+  ({ fake, baseUrl, control } = await startFake(TOKEN));
   client = new Client({ token: TOKEN, baseUrl });
 });
 
 after(() => fake.stdin.end());
-
-async function control(method, path, body) {
-  const response = await fetch(`${baseUrl}/_fake/${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  assert.ok(response.ok, `${method} /_fake/${path}: ${response.status}`);
-  return response.json();
-}
 
 test("a schedule fires on the fake's clock, is changed, paused, resumed and deleted", async () => {
   const { now } = await control("GET", "clock");

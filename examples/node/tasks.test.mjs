@@ -10,9 +10,10 @@ const TOKEN = "node-test-token";
 const auth = { Authorization: `Bearer ${TOKEN}` };
 let fake;
 let baseUrl;
+let control;
 
 before(async () => {
-  ({ fake, baseUrl } = await startFake(TOKEN));
+  ({ fake, baseUrl, control } = await startFake(TOKEN));
 });
 
 after(() => fake.stdin.end());
@@ -20,17 +21,6 @@ after(() => fake.stdin.end());
 beforeEach(async () => {
   await control("POST", "reset");
 });
-
-async function control(method, path, body) {
-  const response = await fetch(`${baseUrl}/_fake/${path}`, {
-    method,
-    headers: { ...auth, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} /_fake/${path}: ${response.status} ${text}`);
-  return JSON.parse(text);
-}
 
 // The code under test: every task of a message, following the cursors.
 async function allTasks(messageId) {
