@@ -74,7 +74,11 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _add_fake_options(serve)
     _add_delivery_options(serve)
-    serve.add_argument("--data", type=Path, help="a JSON file of messages to load at start")
+    serve.add_argument(
+        "--data",
+        type=Path,
+        help="a JSON file of messages, DLQ entries and schedules to load at start",
+    )
     serve.add_argument("--quiet", action="store_true", help="no line per request")
     serve.add_argument(
         "--stdin-eof", action="store_true", help="also stop when standard input closes"
@@ -273,8 +277,9 @@ def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
     try:
         # The banner first: once the URL is out, a client's request may be logged.
         messages = len(fake.message_ids())
-        dead = len(fake.dlq.list())
-        held = f"{messages} message(s)" + (f" ({dead} in the DLQ)" if dead else "")
+        extra = [f"{len(fake.dlq.list())} in the DLQ", f"{len(fake.schedules.list())} schedule(s)"]
+        extra = [part for part in extra if not part.startswith("0 ")]
+        held = f"{messages} message(s)" + (f" ({', '.join(extra)})" if extra else "")
         sys.stderr.write(
             f"{PROG}: serving {held} at {fake.base_url}, control endpoints "
             f"at {fake.base_url}/_fake/ (stop with Ctrl-C)\n"

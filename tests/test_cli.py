@@ -156,6 +156,9 @@ DATA = {
         {"messageId": "msg_delivery", "deliveries": [{"url": "https://x", "outcomes": [500, 200]}]},
     ],
     "dlq": [{"url": "https://x/orders", "responseStatus": 503}],
+    "schedules": [
+        {"destination": "https://x/nightly", "cron": "0 3 * * *", "scheduleId": "nightly"}
+    ],
 }
 
 
@@ -171,6 +174,8 @@ def test_serve_prints_its_url_first_and_serves_the_data_file(tmp_path: Path) -> 
         assert walk(url, "msg_scripted") == []
         assert walk(url, "msg_empty") == []
         assert [task["state"] for task in walk(url, "msg_delivery")] == ["created"]
+        (schedule,) = requests.get(url + "/v2/schedules", headers=AUTH, timeout=5).json()
+        assert (schedule["scheduleId"], schedule["cron"]) == ("nightly", "0 3 * * *")
         assert requests.get(url + "/_fake/health", timeout=5).ok
         return generated
 
@@ -180,13 +185,15 @@ def test_serve_prints_its_url_first_and_serves_the_data_file(tmp_path: Path) -> 
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
     lines = served.err.splitlines()
     assert lines[0] == (
-        f"qstash-tasks-fake: serving 6 message(s) (1 in the DLQ) at {url}, control endpoints at "
+        f"qstash-tasks-fake: serving 6 message(s) (1 in the DLQ, 1 schedule(s)) at {url}, "
+        "control endpoints at "
         f"{url}/_fake/ (stop with Ctrl-C)"
     )
     assert re.fullmatch(r"GET /v1/messages/msg_generated/tasks 200 \d+\.\d ms", lines[1])
     assert re.fullmatch(r"GET /_fake/health 200 \d+\.\d ms", lines[-1])
-    # The banner, then a line per request: 4 pages of 150 tasks, 1, 2 scripted, 1, 1, health.
-    assert len(lines) == 1 + 4 + 1 + 2 + 1 + 1 + 1
+    # The banner, then a line per request: 4 pages of 150 tasks, 1, 2 scripted, 1, 1, the
+    # schedules, health.
+    assert len(lines) == 1 + 4 + 1 + 2 + 1 + 1 + 1 + 1
     # The seed makes the data the same on every start.
     again = here("--data", str(data), "--page-size", "40", "--seed", "7", during=check)
     assert again.during == served.during
@@ -519,6 +526,14 @@ def test_a_port_in_use_is_a_clear_error() -> None:
             "attempt met: 0 (no answer) or a status of 100-599 that is not 2xx, got 204",
         ),
         (
+            {"schedules": [{"destination": "https://a.test/", "cron": "0 25 * * *"}]},
+            "--data {path}: schedules[0] ('https://a.test/'): invalid cron '0 25 * * *': Bad hour",
+        ),
+        (
+            {"schedules": [{"destination": "https://a.test/"}]},
+            ":\nschedules[0].cron: Field required",
+        ),
+        (
             {"messages": [{"messageId": "a", "count": 1, "overrides": {"colour": "red"}}]},
             "--data {path}: messages[0] ('a'): add() got unknown field(s) ['colour']",
         ),
@@ -589,6 +604,9 @@ def test_the_docs_data_file_loads_and_serves_what_the_page_says(
     assert [(t["state"], t["retried"], t["error"]) for t in tasks] == [
         ("failed", 2, "HTTP status 503: database down")
     ]
+    (schedule,) = requests.get(f"{served.url}/v2/schedules", headers=AUTH, timeout=5).json()
+    assert (schedule["scheduleId"], schedule["retries"]) == ("nightly-report", 1)
+    assert schedule["cron"] == "CRON_TZ=Europe/Berlin 0 3 * * *"
     (listed,) = requests.get(f"{served.url}/v2/dlq", headers=AUTH, timeout=5).json()["messages"]
     assert listed["header"] == {"Content-Type": ["application/json"]}
     assert (listed["dlqId"], listed["body"], listed["maxRetries"]) == (

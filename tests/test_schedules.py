@@ -246,3 +246,23 @@ async def test_the_async_sdk_makes_and_reads_schedules() -> None:
         assert (await client.schedule.get(schedule_id)).paused
         await client.schedule.delete(schedule_id)
         assert await client.schedule.list() == []
+
+
+def test_a_test_gives_a_schedule_the_app_made_in_an_earlier_run(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[tuple[int, str | None, bytes]] = []
+    any_fake.destination(f"{APP}/nightly").deliver_to(recorder(any_fake, received))
+    made = any_fake.schedules.create(
+        f"{APP}/nightly", "0 3 * * *", schedule_id="nightly", body="report",
+        headers={"Upstash-Retries": "1"},
+    )  # fmt: skip
+    assert made == "nightly"
+    assert client.schedule.get("nightly").retries == 1  # the app sees it as its own
+    any_fake.clock.advance(2 * DAY_MS)
+    assert [(sid, body) for _, sid, body in received] == [("nightly", b"report")] * 2
+    with pytest.raises(ValueError, match="^invalid cron '0 3 \\* \\*': "):
+        any_fake.schedules.create(f"{APP}/other", "0 3 * *")
+    with pytest.raises(ValueError, match="invalid Upstash-Retries 'many'"):
+        any_fake.schedules.create(f"{APP}/other", "0 3 * * *", headers={"Upstash-Retries": "many"})
+    assert [s.schedule_id for s in any_fake.schedules.list()] == ["nightly"]

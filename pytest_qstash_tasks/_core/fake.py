@@ -267,7 +267,7 @@ class QStashTasksFake(abc.ABC):
         """The messages whose retries ran out (``client.dlq``)."""
         self.logs = Logs(self._outbox.log, self.clock, self._timeline, self._lock)
         """Every state change of every published message (``client.log``)."""
-        self.schedules = Schedules(self._schedules, self._timeline, self._lock)
+        self.schedules = Schedules(self._schedules, firings, self.clock, self._timeline, self._lock)
         """The schedules the code made, and their firings (``client.schedule``)."""
         self.queues = Queues(self._outbox, self.clock, self._timeline, self._lock)
         """The queues, and the messages each holds (``client.queue``)."""

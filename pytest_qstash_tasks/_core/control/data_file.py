@@ -23,6 +23,7 @@ __all__ = [
     "DeadLetterSpec",
     "DeliverySpec",
     "MessageSpec",
+    "ScheduleSpec",
     "SpecError",
     "apply_data",
     "apply_dead_letter",
@@ -95,11 +96,24 @@ class DeadLetterSpec(_Spec):
     response_body: str = ""
 
 
+class ScheduleSpec(_Spec):
+    """A schedule the app made in an earlier run: ``qstash_tasks.schedules.create``
+    (``headers`` as a publish's: ``Upstash-Retries``, ``Upstash-Queue-Name``...)."""
+
+    destination: str
+    cron: str
+    schedule_id: str | None = None
+    body: str = ""
+    headers: dict[str, str] = {}
+
+
 class DataFile(_Spec):
-    """The ``--data`` file: ``{"messages": [...], "dlq": [...]}`` (either may be left out)."""
+    """The ``--data`` file: ``{"messages": [...], "dlq": [...], "schedules": [...]}``
+    (any may be left out)."""
 
     messages: list[MessageSpec] = []
     dlq: list[DeadLetterSpec] = []
+    schedules: list[ScheduleSpec] = []
 
 
 def apply_data(fake: QStashTasksFake, data: DataFile) -> None:
@@ -114,6 +128,14 @@ def apply_data(fake: QStashTasksFake, data: DataFile) -> None:
             apply_dead_letter(fake, entry)
         except (ValueError, TypeError) as error:
             raise SpecError(f"dlq[{index}] ({entry.url!r}): {error}") from None
+    for index, schedule in enumerate(data.schedules):
+        try:
+            fake.schedules.create(
+                schedule.destination, schedule.cron, schedule_id=schedule.schedule_id,
+                body=schedule.body, headers=schedule.headers,
+            )  # fmt: skip
+        except ValueError as error:
+            raise SpecError(f"schedules[{index}] ({schedule.destination!r}): {error}") from None
 
 
 def apply_dead_letter(fake: QStashTasksFake, spec: DeadLetterSpec) -> dict[str, Any]:

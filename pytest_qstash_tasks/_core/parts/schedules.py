@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import builtins
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pytest_qstash_tasks._core.api import schedules as _api
+from pytest_qstash_tasks._core.api.refusals import Refused
 from pytest_qstash_tasks._core.args import check_int
+from pytest_qstash_tasks._core.engine.clock import Clock
 from pytest_qstash_tasks._core.engine.timeline import Timeline
+from pytest_qstash_tasks._core.exchange import Request
 from pytest_qstash_tasks._core.state.schedules import Schedule as _Stored
 from pytest_qstash_tasks._core.state.schedules import ScheduleBook
 
@@ -51,10 +56,54 @@ class Schedule:
 class Schedules:
     """The schedules: ``qstash_tasks.schedules``."""
 
-    def __init__(self, book: ScheduleBook, timeline: Timeline, lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        book: ScheduleBook,
+        firings: _api.Firings,
+        clock: Clock,
+        timeline: Timeline,
+        lock: threading.Lock,
+    ) -> None:
         self._book = book
+        self._firings = firings
+        self._clock = clock
         self._timeline = timeline
         self._lock = lock
+
+    def create(
+        self,
+        destination: str,
+        cron: str,
+        *,
+        schedule_id: str | None = None,
+        body: str | bytes = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Make a schedule (or change the one with ``schedule_id``) as if the code had
+        sent ``POST /v2/schedules/{destination}`` with ``Upstash-Cron: cron`` and
+        ``headers`` (``Upstash-Retries``, ``Upstash-Queue-Name``, callbacks...): the
+        same checks, the first firing after the clock's time. Returns its id; a
+        ``ValueError`` says what QStash would refuse, and nothing is stored then."""
+        if not isinstance(destination, str) or not isinstance(cron, str):
+            raise TypeError("destination and cron are str")
+        given = {str(name): str(value) for name, value in (headers or {}).items()}
+        given["Upstash-Cron"] = cron
+        if schedule_id is not None:
+            given["Upstash-Schedule-Id"] = schedule_id
+        path, _, query = destination.partition("?")
+        request = Request(
+            "POST", f"/v2/schedules/{destination}", f"/v2/schedules/{path}", query,
+            tuple(given.items()), body.encode() if isinstance(body, str) else bytes(body),
+        )  # fmt: skip
+        self._timeline.run_due()
+        with self._lock:
+            try:
+                _, made = _api.respond(
+                    request, self._clock.now, self._book, self._firings, path.split("/")
+                )
+            except Refused as refused:
+                raise ValueError(refused.text) from None
+        return str(made["scheduleId"])
 
     def list(self) -> list[Schedule]:
         """Every schedule, in the order made (firings due by the clock's time made)."""
