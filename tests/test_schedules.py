@@ -261,7 +261,7 @@ def test_a_test_gives_a_schedule_the_app_made_in_an_earlier_run(
     assert client.schedule.get("nightly").retries == 1  # the app sees it as its own
     any_fake.clock.advance(2 * DAY_MS)
     assert [(sid, body) for _, sid, body in received] == [("nightly", b"report")] * 2
-    with pytest.raises(ValueError, match="^invalid cron '0 3 \\* \\*': "):
+    with pytest.raises(ValueError, match=r"^invalid cron '0 3 \* \*': "):
         any_fake.schedules.create(f"{APP}/other", "0 3 * *")
     with pytest.raises(ValueError, match="invalid Upstash-Retries 'many'"):
         any_fake.schedules.create(f"{APP}/other", "0 3 * * *", headers={"Upstash-Retries": "many"})
