@@ -430,11 +430,29 @@ def test_two(fake):
 def test_loading_the_plugin_imports_nothing_heavy() -> None:
     code = (
         "import sys, pytest_qstash_tasks._plugin, pytest_qstash_tasks;"
-        "heavy = {'pydantic', 'respx', 'httpx'} & set(sys.modules);"
+        "heavy = {'pydantic', 'respx', 'httpx', 'cronsim'} & set(sys.modules);"
         "print(sorted(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_cron_library_loads_with_the_first_schedule_only() -> None:
+    code = """
+import sys
+from pytest_qstash_tasks import QStashTasksMock
+import requests
+with QStashTasksMock() as fake:
+    auth = {"Authorization": "Bearer t"}
+    requests.post(fake.base_url + "/v2/enqueue/q/https://a.test/x", headers=auth, data="x")
+    requests.get(fake.base_url + "/v2/schedules", headers=auth)
+    fake.clock.run_all()
+    print("cronsim" in sys.modules, end=" ")
+    fake.schedules.create("https://a.test/x", "* * * * *")
+    print("cronsim" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False True"
 
 
 def test_no_fake_outlives_its_test(pytester: pytest.Pytester) -> None:
