@@ -122,6 +122,28 @@ def test_a_paused_key_holds_and_a_pin_overrides_the_messages_own_limits(
     assert (shown.key, shown.parallelism, shown.paused, shown.waiting) == ("k", 3, False, 0)
 
 
+def test_a_cancelled_message_leaves_its_key_s_wait_list(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: list[tuple[int, str]] = []
+    any_fake.destination(f"{APP}/work").deliver_to(times_of(any_fake, received))
+    ids = [
+        client.message.publish(
+            url=f"{APP}/work", body=str(n), flow_control={"key": "k", "rate": 1, "period": 60}
+        ).message_id
+        for n in range(3)
+    ]
+    any_fake.clock.advance(1_000)
+    assert client.flow_control.get("k").wait_list_size == 2
+    client.message.cancel(ids[1])
+    assert client.flow_control.get("k").wait_list_size == 1
+    assert any_fake.flow_control.get("k").waiting == 1
+    any_fake.clock.run_all()
+    assert [body for _, body in received] == ["0", "2"]
+    assert received[1][0] - received[0][0] == 60_000  # the next period, not one more
+    assert any_fake.tasks(ids[1])[0].state.value == "canceled"
+
+
 def test_a_queue_and_a_schedule_take_flow_control_too(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:

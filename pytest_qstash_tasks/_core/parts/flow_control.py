@@ -50,7 +50,7 @@ class FlowControl:
                 state.catch_up(now)
                 shown = FlowControlKey(
                     state.key, state.parallelism, state.rate, state.period_s, state.paused,
-                    len(state.active_until), state.rate_count, len(state.waiting),
+                    len(state.active_until), state.rate_count, state.waiting_count(),
                 )  # fmt: skip
                 found.append(shown)
             return found

@@ -145,13 +145,17 @@ class FlowKey:
             at = max(at, self.period_start + self.period_s * 1000)
         return at
 
+    def waiting_count(self) -> int:
+        """The attempts in the wait list (a cancelled message's do not count)."""
+        return sum(1 for delivery in self.waiting if delivery.canceled_at is None)
+
     def to_json(self, now: int) -> dict[str, Any]:
         """The key as ``GET /v2/flowControl/{key}`` answers it (``ratePeriodStart`` in
         seconds, as QStash gives it)."""
         self.catch_up(now)
         return {
             "flowControlKey": self.key,
-            "waitListSize": len(self.waiting),
+            "waitListSize": self.waiting_count(),
             "parallelismMax": self.parallelism,
             "parallelismCount": len(self.active_until),
             "rateMax": self.rate,

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .agenda import Agenda
-from .flow_control import FlowControl
+from .flow_control import FlowControl, FlowLimits
 from .lifecycle import QUEUED, STEP_MS, Delivery
 from .logs import MessageLog
 from .queues import QueueBook
@@ -321,22 +320,21 @@ def _prefixed(headers: Sequence[tuple[str, str]], prefix: str) -> dict[str, list
     return found
 
 
-_FLOW_PART = re.compile(r"\s*(parallelism|rate|period)\s*=\s*([0-9]+)([smhd]?)\s*")
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def _flow_control(headers: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """``flowControlKey`` and the parts of ``Upstash-Flow-Control-Value`` (``period`` in
-    seconds), as QStash's message JSON carries them; what it cannot read is left out."""
+    """``flowControlKey`` and the limits of ``Upstash-Flow-Control-Value`` (``period`` in
+    seconds, given with a rate), as QStash's message JSON carries them."""
     key = _header(headers, "upstash-flow-control-key")
     if not key:
         return {}
     fields: dict[str, Any] = {"flowControlKey": key}
-    for part in (_header(headers, "upstash-flow-control-value") or "").split(","):
-        match = _FLOW_PART.fullmatch(part)
-        if match:
-            name, number, unit = match.groups()
-            fields[name] = int(number) * (_SECONDS[unit] if name == "period" else 1)
+    try:  # checked at publish; a schedule's too
+        limits = FlowLimits.parse(_header(headers, "upstash-flow-control-value") or "")
+    except ValueError:
+        return fields
+    if limits.parallelism:
+        fields["parallelism"] = limits.parallelism
+    if limits.rate:
+        fields["rate"], fields["period"] = limits.rate, limits.period_s
     return fields
 
 
