@@ -266,3 +266,19 @@ def test_a_test_gives_a_schedule_the_app_made_in_an_earlier_run(
     with pytest.raises(ValueError, match="invalid Upstash-Retries 'many'"):
         any_fake.schedules.create(f"{APP}/other", "0 3 * * *", headers={"Upstash-Retries": "many"})
     assert [s.schedule_id for s in any_fake.schedules.list()] == ["nightly"]
+
+
+def test_a_bulk_cancel_by_schedule_id_cancels_that_schedule_s_messages_only(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    for schedule_id in ("a", "b"):
+        client.schedule.create(
+            destination=f"{APP}/{schedule_id}", cron="* * * * *", schedule_id=schedule_id
+        )
+    any_fake.clock.advance(60_000)  # the first firings: their messages not yet attempted
+    answer = http(any_fake, "DELETE", "/v2/messages?scheduleId=a")
+    assert answer.json() == {"cancelled": 1}
+    (made_a,) = any_fake.schedules.get("a").message_ids[0]
+    (made_b,) = any_fake.schedules.get("b").message_ids[0]
+    assert any_fake.tasks(made_a)[0].state.value == "canceled"
+    assert any_fake.tasks(made_b)[0].state.value != "canceled"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Literal, ParamSpec
 from .api.callbacks import AfterAttempt
 from .api.dispatch import Dispatcher
 from .api.hosts import DEFAULT_BASE_URL, BaseURL, GuardedFake, RealHostGuard
-from .api.messages import PublishConfig
+from .api.publishing import PublishConfig
 from .api.schedules import Firings
 from .api.tasks import EndpointConfig
 from .args import (

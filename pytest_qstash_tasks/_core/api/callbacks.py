@@ -21,7 +21,7 @@ from pytest_qstash_tasks._core.state.outbox import (
     forwarded_headers,
 )
 
-from .messages import PublishConfig, callback_publish, store_messages
+from .publishing import PublishConfig, callback_publish, store_messages
 
 __all__ = ["AfterAttempt"]
 

@@ -48,7 +48,8 @@ from .dlq import is_dlq_path
 from .flow_control import is_flow_control_path
 from .keys import is_keys_path
 from .logs import is_logs_path
-from .messages import PublishConfig, handle_v2, serves_v2_path
+from .messages import handle_v2, serves_v2_path
+from .publishing import PublishConfig
 from .queues import is_queues_path
 from .refusals import Refused, refusal
 from .schedules import Firings, is_schedules_path

@@ -19,7 +19,7 @@ from pytest_qstash_tasks._core.state.dlq import DeadLetter, DeadLetterQueue
 from pytest_qstash_tasks._core.state.outbox import Outbox
 
 from .filters import FilterError, Filters, read_selection
-from .messages import PublishConfig, check_publish, store_messages
+from .publishing import PublishConfig, check_publish, store_messages
 from .refusals import Refused, allow, json_body, page_count
 
 __all__ = ["is_dlq_path", "respond"]

@@ -20,7 +20,7 @@ from pytest_qstash_tasks._core.state.agenda import Agenda
 from pytest_qstash_tasks._core.state.outbox import Outbox, forwarded_headers, publish_fields
 from pytest_qstash_tasks._core.state.schedules import Firing, Schedule, ScheduleBook, parse_cron
 
-from .messages import PublishConfig, check_publish, store_messages
+from .publishing import PublishConfig, check_publish, store_messages
 from .refusals import Refused, allow
 
 __all__ = ["Firings", "is_schedules_path", "respond"]

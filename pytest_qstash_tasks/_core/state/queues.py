@@ -52,8 +52,6 @@ class Queue:
     updated_at: int
     parallelism: int = 1
     paused: bool = False
-    #: Made by an enqueue, not by ``POST /v2/queues``.
-    implicit: bool = False
     waiting: collections.deque[tuple[Message, int]] = field(
         default_factory=collections.deque, repr=False
     )
@@ -98,7 +96,7 @@ class QueueBook:
         queue = self._queues.get(name)
         if queue is None:
             queue = self._queues[name] = Queue(name, now, now)
-        queue.parallelism, queue.paused, queue.implicit = parallelism, paused, False
+        queue.parallelism, queue.paused = parallelism, paused
         queue.updated_at = now
         self._release(queue, now)
         return queue
@@ -122,7 +120,7 @@ class QueueBook:
         assert message.queue is not None
         queue = self._queues.get(message.queue)
         if queue is None:
-            queue = self._queues[message.queue] = Queue(message.queue, now, now, implicit=True)
+            queue = self._queues[message.queue] = Queue(message.queue, now, now)
         delivery = message.delivery
         queue.waiting.append((message, delivery.starts[0]))
         delivery.starts[0] = QUEUED
