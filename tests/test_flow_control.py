@@ -167,6 +167,38 @@ def test_a_queue_and_a_schedule_take_flow_control_too(
     assert client.flow_control.get("slow").wait_list_size == 5
 
 
+def test_a_week_is_the_longest_period(any_fake: QStashTasksFake, client: QStash) -> None:
+    for period in ("7d", 604_800, "6d23h60m"):
+        client.message.publish(
+            url=f"{APP}/x", body="x", flow_control={"key": "k", "rate": 1, "period": period}
+        )
+        assert client.flow_control.get("k").rate_period == 604_800
+
+
+def test_a_retry_asks_its_key_again(any_fake: QStashTasksFake, client: QStash) -> None:
+    received: list[tuple[int, str]] = []
+    failing = ["1"]
+
+    def receive(delivery: DeliveryRequest) -> int:
+        received.append((any_fake.clock.now, delivery.text))
+        if delivery.text in failing:
+            failing.remove(delivery.text)
+            return 500
+        return 200
+
+    any_fake.destination(f"{APP}/work").deliver_to(receive)
+    start = any_fake.clock.now
+    for body in "012":
+        client.message.publish(
+            url=f"{APP}/work", body=body, flow_control={"key": "k", "rate": 1, "period": 60}
+        )
+    any_fake.clock.run_all()
+    # One attempt a minute, the retry of message 1 included: it waits its turn behind
+    # message 2, which was in line first.
+    assert [(at - start - 200) // 60_000 for at, _ in received] == [0, 1, 2, 3]
+    assert [body for _, body in received] == ["0", "1", "2", "1"]
+
+
 @pytest.mark.parametrize(
     ("headers", "words"),
     [
@@ -192,6 +224,20 @@ def test_a_queue_and_a_schedule_take_flow_control_too(
             {"Upstash-Flow-Control-Key": "", "Upstash-Flow-Control-Value": "rate=1"},
             "Upstash-Flow-Control-Key is empty",
         ),
+        *[
+            (
+                {"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": value},
+                f"invalid Upstash-Flow-Control-Value {value!r}: {words}",
+            )
+            for value, words in [
+                ("rate=1, rate=2", "rate is given twice"),
+                ("rate=1, period=1w", "period is seconds or a duration such as 10s, 2m, 1h: '1w'"),
+                ("rate=1234567890", "rate is a whole number: 'rate=1234567890'"),
+                ("rate=1, period=604801", "period can be at most a week (7d), not 604801"),
+                ("parallelism=1, period=1m", "period applies to a rate: give rate=N with it"),
+                ("speed=1", "'speed=1' is not one of parallelism=N, rate=N, period=N[s|m|h|d]"),
+            ]
+        ],
     ],
 )
 def test_bad_flow_control_is_refused_in_words_with_nothing_stored(
@@ -199,7 +245,7 @@ def test_bad_flow_control_is_refused_in_words_with_nothing_stored(
 ) -> None:
     answer = http(any_fake, "POST", f"/v2/publish/{APP}/x", headers=headers, data=b"x")
     assert answer.status_code == 400
-    assert words in answer.json()["error"]
+    assert words in answer.json()["error"], answer.json()
     assert any_fake.published == []
     assert http(any_fake, "GET", "/v2/flowControl").json() == []
     any_fake.assert_all_requests_served = False
@@ -281,3 +327,79 @@ async def test_the_async_sdk_reads_flow_control_and_keys() -> None:
         await client.flow_control.pause("k")
         assert (await client.flow_control.get("k")).is_paused
         assert (await client.signing_key.get()).current == fake.current_signing_key
+
+
+def test_the_flow_control_api_answers_each_request_as_documented(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    def answer(method: str, path: str) -> tuple[int, Any]:
+        got = http(any_fake, method, path)
+        return got.status_code, got.json() if got.content else None
+
+    assert answer("GET", "/v2/globalParallelism") == (
+        200, {"parallelismMax": 0, "parallelismCount": 0},
+    )  # fmt: skip
+    assert answer("GET", "/v2/flowControl") == (200, [])
+    assert answer("GET", "/v2/flowControl/k") == (
+        404,
+        {"error": "flow-control key 'k' not found: a key exists once a message is published "
+         "with it (keys: none)"},
+    )  # fmt: skip
+    client.message.publish(url=f"{APP}/x", body="x", flow_control={"key": "k", "rate": 4})
+    client.message.publish(url=f"{APP}/y", body="y", flow_control={"key": "j", "parallelism": 2})
+    status, keys = answer("GET", "/v2/flowControl")
+    assert (status, [k["flowControlKey"] for k in keys]) == (200, ["k", "j"])
+    any_fake.clock.advance(300)  # both attempts under way
+    assert answer("GET", "/v2/globalParallelism") == (
+        200, {"parallelismMax": 0, "parallelismCount": 2},
+    )  # fmt: skip
+    assert answer("GET", "/v2/flowControl/k") == (
+        200,
+        {
+            "flowControlKey": "k", "waitListSize": 0, "parallelismMax": 0,
+            "parallelismCount": 1, "rateMax": 4, "rateCount": 1, "ratePeriod": 1,
+            "ratePeriodStart": (any_fake.clock.now - 100) // 1000, "isPaused": False,
+            "isPinnedParallelism": False, "isPinnedRate": False,
+        },
+    )  # fmt: skip
+    # A period alone is refused until a rate is pinned; then it changes the pinned rate's.
+    assert answer("POST", "/v2/flowControl/k/pin?period=60") == (
+        400, {"error": "period applies to a rate: pin rate with it"},
+    )  # fmt: skip
+    assert answer("POST", "/v2/flowControl/k/pin?rate=2&period=30") == (200, None)
+    info = client.flow_control.get("k")
+    assert (info.rate_max, info.rate_period, info.is_pinned_rate) == (2, 30, True)
+    assert answer("POST", "/v2/flowControl/k/pin?period=60") == (200, None)
+    info = client.flow_control.get("k")
+    assert (info.rate_max, info.rate_period, info.is_pinned_parallelism) == (2, 60, False)
+    client.message.publish(url=f"{APP}/x", body="x", flow_control={"key": "k", "rate": 9})
+    assert client.flow_control.get("k").rate_max == 2  # pinned: the message's is ignored
+    assert answer("POST", "/v2/flowControl/k/unpin?rate=false") == (200, None)
+    assert client.flow_control.get("k").is_pinned_rate
+    assert answer("POST", "/v2/flowControl/k/unpin?rate=true&parallelism=false") == (200, None)
+    info = client.flow_control.get("k")
+    assert (info.rate_max, info.rate_period, info.is_pinned_rate) == (9, 1, False)
+    for query in ("rate=yes", "speed=true", "rate"):
+        assert answer("POST", f"/v2/flowControl/k/unpin?{query}") == (
+            400, {"error": "unpin takes parallelism=true and/or rate=true"},
+        ), query  # fmt: skip
+    assert answer("POST", "/v2/flowControl/k/pin?rate=") == (
+        400, {"error": "invalid rate '': want a whole number >= 1"},
+    )  # fmt: skip
+    assert answer("POST", "/v2/flowControl/k/other") == (
+        404, {"error": "no such flow-control path '/v2/flowControl/k/other'"},
+    )  # fmt: skip
+    assert answer("POST", "/v2/flowControl/k/resetRate") == (200, None)
+    assert answer("POST", "/v2/flowControl/k/pause") == (200, None)
+    assert answer("POST", "/v2/flowControl/k/resume") == (200, None)
+    assert answer("GET", "/v2/keys") == (
+        200, {"current": any_fake.current_signing_key, "next": any_fake.next_signing_key},
+    )  # fmt: skip
+    old_next = any_fake.next_signing_key
+    assert answer("GET", "/v2/keys/rotate") == (
+        200, {"current": old_next, "next": any_fake.next_signing_key},
+    )  # fmt: skip
+    assert answer("GET", "/v2/keys/other") == (
+        404, {"error": "no such signing-keys path '/v2/keys/other'"},
+    )  # fmt: skip
+    any_fake.assert_all_requests_served = False

@@ -261,3 +261,54 @@ async def test_the_async_sdk_makes_and_reads_queues() -> None:
         assert (await client.queue.get("q")).paused
         await client.queue.delete("q")
         assert await client.queue.list() == []
+
+
+def test_a_cancelled_message_leaves_the_line_and_a_delayed_one_keeps_its_place(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    received: Received = []
+    any_fake.destination(f"{APP}/work").deliver_to(recorder(any_fake, received, {}))
+    start = any_fake.clock.now
+    # qstash-py's enqueue takes no delay; the Node SDK's takes publish's options: as sent.
+    late = http(
+        any_fake, "POST", f"/v2/enqueue/q/{APP}/work", data="late", headers={"Upstash-Delay": "10s"}
+    ).json()["messageId"]
+    ids = [
+        client.message.enqueue(queue="q", url=f"{APP}/work", body=body).message_id
+        for body in ("gone", "next")
+    ]
+    assert client.queue.get("q").lag == 3
+    client.message.cancel(ids[0])  # waiting: it leaves the line
+    assert client.queue.get("q").lag == 2
+    assert any_fake.queues.get("q").waiting == (ids[1],)
+    any_fake.clock.run_all()
+    # The delayed message holds its place until its delay is over and it is delivered.
+    assert [(at - start, body) for at, body, _ in received] == [(10_000, "late"), (10_500, "next")]
+    assert states(any_fake, [late, *ids]) == ["delivered", "canceled", "delivered"]
+
+
+def test_the_queue_api_answers_each_request_as_documented(any_fake: QStashTasksFake) -> None:
+    def answer(method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        got = http(any_fake, method, path, **kw)
+        return got.status_code, got.json() if got.content else None
+
+    now = any_fake.clock.now
+    assert answer("GET", "/v2/queues") == (200, [])
+    assert answer("GET", "/v2/queues/q") == (404, {"error": "queue 'q' not found (queues: none)"})
+    assert answer("POST", "/v2/queues", json={"queueName": "q"}) == (200, None)
+    shown = {"name": "q", "parallelism": 1, "createdAt": now, "updatedAt": now, "lag": 0}
+    assert answer("GET", "/v2/queues/q") == (200, {**shown, "paused": False})
+    any_fake.clock.advance(1_000)
+    assert answer("POST", "/v2/queues/q/pause") == (200, None)
+    later = {**shown, "updatedAt": now + 1_000, "paused": True}
+    assert answer("GET", "/v2/queues") == (200, [later])
+    assert answer("POST", "/v2/queues/q/resume") == (200, None)
+    assert answer("POST", "/v2/queues/q/stop") == (
+        404, {"error": "no such queue path '/v2/queues/q/stop'"},
+    )  # fmt: skip
+    assert answer("POST", "/v2/queues", data=b"[]") == (
+        400, {"error": 'the body must be a JSON object: {"queueName": ..., "parallelism": 1}'},
+    )  # fmt: skip
+    assert answer("DELETE", "/v2/queues/q") == (200, None)
+    assert answer("GET", "/v2/queues") == (200, [])
+    any_fake.assert_all_requests_served = False

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .agenda import Agenda
-from .lifecycle import QUEUED, STEP_MS
+from .lifecycle import QUEUED
 
 __all__ = ["Queue", "QueueBook"]
 
@@ -172,6 +172,6 @@ class QueueBook:
             queue.active[message.message_id] = {message.message_id}
             message.queue_place = (queue.name, message.message_id)
             delivery = message.delivery
-            start = max(first, at, message.created_at + 2 * STEP_MS)
+            start = max(first, at)  # first: its own first attempt, after any delay
             delivery.starts[0] = start
             self._agenda.push(start, delivery)
