@@ -118,6 +118,9 @@ def test_a_paused_key_holds_and_a_pin_overrides_the_messages_own_limits(
     assert (info.is_pinned_parallelism, info.parallelism_max) == (False, 3)
     client.flow_control.reset_rate("k")
     assert client.flow_control.get("k").rate_count == 0
+    client.flow_control.pin("k", {"rate": 123_456_789})  # nine digits: the most a rate takes
+    info = client.flow_control.get("k")
+    assert (info.rate_max, info.rate_period, info.is_pinned_rate) == (123_456_789, 1, True)
     (shown,) = any_fake.flow_control.list()
     assert (shown.key, shown.parallelism, shown.paused, shown.waiting) == ("k", 3, False, 0)
 
@@ -214,7 +217,8 @@ def test_a_retry_asks_its_key_again(any_fake: QStashTasksFake, client: QStash) -
         ),
         (
             {"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "period=1m"},
-            "give parallelism=N or rate=N",
+            "invalid Upstash-Flow-Control-Value 'period=1m': give parallelism=N or rate=N "
+            "(or both)",
         ),
         (
             {"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "rate=1, period=8d"},
@@ -278,7 +282,13 @@ def test_unknown_keys_and_bad_pins_are_named(any_fake: QStashTasksFake, client: 
     assert (info.is_pinned_parallelism, info.is_pinned_rate, info.rate_max) == (False, False, 1)
     assert http(any_fake, "GET", "/v2/flowControl/known/other").status_code == 404
     assert http(any_fake, "DELETE", "/v2/flowControl/known").status_code == 405
-    with pytest.raises(KeyError, match="no flow-control key 'nope' \\(there are: known\\)"):
+    client.message.publish(url=f"{APP}/x", body="x", flow_control={"key": "also", "rate": 1})
+    assert (
+        http(any_fake, "GET", "/v2/flowControl/nope")
+        .json()["error"]
+        .endswith("(keys: 'known', 'also')")
+    )
+    with pytest.raises(KeyError, match="no flow-control key 'nope' \\(there are: known, also\\)"):
         any_fake.flow_control.get("nope")
     any_fake.assert_all_requests_served = False
 

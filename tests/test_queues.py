@@ -303,6 +303,13 @@ def test_the_queue_api_answers_each_request_as_documented(any_fake: QStashTasksF
     later = {**shown, "updatedAt": now + 1_000, "paused": True}
     assert answer("GET", "/v2/queues") == (200, [later])
     assert answer("POST", "/v2/queues/q/resume") == (200, None)
+    # An upsert changes the settings, not the queue: made when it was, its line kept.
+    assert answer("POST", "/v2/queues", json={"queueName": "q", "parallelism": 3}) == (200, None)
+    status, again = answer("GET", "/v2/queues/q")
+    assert status == 200
+    assert (again["createdAt"], again["parallelism"], again["paused"]) == (now, 3, False)
+    assert answer("POST", "/v2/queues", json={"queueName": "r"}) == (200, None)
+    assert answer("GET", "/v2/queues/s")[1] == {"error": "queue 's' not found (queues: 'q', 'r')"}
     assert answer("POST", "/v2/queues/q/stop") == (
         404, {"error": "no such queue path '/v2/queues/q/stop'"},
     )  # fmt: skip
@@ -310,5 +317,5 @@ def test_the_queue_api_answers_each_request_as_documented(any_fake: QStashTasksF
         400, {"error": 'the body must be a JSON object: {"queueName": ..., "parallelism": 1}'},
     )  # fmt: skip
     assert answer("DELETE", "/v2/queues/q") == (200, None)
-    assert answer("GET", "/v2/queues") == (200, [])
+    assert [queue["name"] for queue in answer("GET", "/v2/queues")[1]] == ["r"]
     any_fake.assert_all_requests_served = False
