@@ -84,6 +84,9 @@ _LAZY = {
     "UrlGroup": "._core.parts.url_groups",
     "UrlGroupEndpoint": "._core.parts.url_groups",
     "UrlGroups": "._core.parts.url_groups",
+    "WorkflowRun": "._core.parts.workflows",
+    "WorkflowStep": "._core.parts.workflows",
+    "Workflows": "._core.parts.workflows",
 }
 
 # A test checks that __all__ lists exactly the names of _LAZY and __version__.
@@ -122,6 +125,9 @@ __all__ = [
     "UrlGroup",
     "UrlGroupEndpoint",
     "UrlGroups",
+    "WorkflowRun",
+    "WorkflowStep",
+    "Workflows",
     "__version__",
     "backoff_ms",
     "make_pages",

@@ -45,6 +45,9 @@ SECTIONS: list[tuple[str, list[str]]] = [
             "Queue",
             "FlowControl",
             "FlowControlKey",
+            "Workflows",
+            "WorkflowRun",
+            "WorkflowStep",
             "UrlGroups",
             "UrlGroup",
             "UrlGroupEndpoint",
@@ -136,6 +139,7 @@ PARTS = {
     "Queues": "queues",
     "Schedules": "schedules",
     "FlowControl": "flow_control",
+    "Workflows": "workflows",
     "SigningKeys": "signing_keys",
     "UrlGroups": "url_groups",
 }

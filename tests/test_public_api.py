@@ -48,6 +48,9 @@ PACKAGE_NAMES = [
     "UrlGroup",
     "UrlGroupEndpoint",
     "UrlGroups",
+    "WorkflowRun",
+    "WorkflowStep",
+    "Workflows",
     "__version__",
     "backoff_ms",
     "make_pages",
@@ -113,6 +116,7 @@ FAKE_NAMES = [
     "token",
     "url_groups",
     "verify",
+    "workflows",
 ]
 
 

@@ -39,6 +39,7 @@ from .parts.queues import Queues
 from .parts.schedules import Schedules
 from .parts.signing_keys import SigningKeys
 from .parts.url_groups import UrlGroups
+from .parts.workflows import Workflows
 from .report import (
     CHECKS,
     failure_sections,
@@ -100,7 +101,7 @@ class QStashTasksFake(abc.ABC):
     Use it through a transport: ``QStashTasksMock`` (httpx and requests, in-process) or
     ``QStashTasksServer`` (a real HTTP server on the loopback interface). Its parts, one
     per SDK resource: ``url_groups``, ``messages``, ``signing_keys``, ``dlq``, ``logs``,
-    ``schedules``, ``queues``, ``flow_control``.
+    ``schedules``, ``queues``, ``flow_control``, ``workflows``.
 
     Args:
         base_url: Where the fake listens: scheme, host, optional port and path prefix.
@@ -273,6 +274,10 @@ class QStashTasksFake(abc.ABC):
         """The queues, and the messages each holds (``client.queue``)."""
         self.flow_control = FlowControl(self._outbox.flow, self.clock, self._timeline, self._lock)
         """The flow-control keys the messages used (``client.flow_control``)."""
+        self.workflows = Workflows(
+            self._outbox, self._publish_config, new_id, self.clock, self._timeline, self._lock
+        )
+        """The Upstash Workflow runs, their steps and results."""
         self._faults = FaultQueue()
         self._fault_plans = Faults(self._faults, self._lock)
         self._calls = CallLog()

@@ -52,8 +52,16 @@ class AfterAttempt:
             self._publish(message, plans["upstash-callback"], body_of, now)
         if delivery.errors[-1] is not None and len(delivery.errors) == delivery.max_retry + 1:
             entry = self.dlq.add(message, now, status, (), body)
+            run = None if message.run_id is None else self.outbox.runs.get(message.run_id)
+            if run is not None and message.url == run.url:
+                # A step the workflow could not take: the run has failed (a call's third
+                # party failing is the workflow's to handle, from the call's callback).
+                run.end("RUN_FAILED", delivery.starts[-1] + delivery.active_ms)
+                run.error = delivery.errors[-1]
             if "upstash-failure-callback" in plans:
                 failure = _callback_body(message, status, body) | {"dlqId": entry.dlq_id}
+                if run is not None:  # what the Workflow SDKs' failure functions read
+                    failure |= {"workflowRunId": run.run_id, "workflowCreatedAt": run.created_at}
                 self._publish(message, plans["upstash-failure-callback"], failure, now)
 
     def _publish(self, source: Message, plan: object, body: dict[str, Any], now: int) -> None:

@@ -44,6 +44,7 @@ from . import keys as keys_api
 from . import logs as logs_api
 from . import queues as queues_api
 from . import schedules as schedules_api
+from . import workflows as workflows_api
 from .dlq import is_dlq_path
 from .flow_control import is_flow_control_path
 from .keys import is_keys_path
@@ -61,6 +62,7 @@ from .tasks import (
     page_number,
     serves_tasks_path,
 )
+from .workflows import is_workflows_path
 
 __all__ = ["LOOP_STATUS", "Dispatcher", "serves_path"]
 
@@ -191,6 +193,14 @@ class Dispatcher:
                 request,
                 lambda token: schedules_api.answer(
                     *flow_api.respond(request, now, self.outbox.flow, path[len(base) :]), token
+                ),
+            )
+        if is_workflows_path(path, base):
+            rest = path[len(base) + len("/v2/workflows") :].split("/")[1:]
+            return self._authorized(
+                request,
+                lambda token: schedules_api.answer(
+                    *workflows_api.respond(request, now, self.outbox, rest), token
                 ),
             )
         if is_keys_path(path, base):

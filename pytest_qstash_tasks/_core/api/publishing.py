@@ -23,6 +23,7 @@ from pytest_qstash_tasks._core.state.outbox import (
     PublishedDelivery,
     PublishedMessage,
 )
+from pytest_qstash_tasks._core.state.workflows import CALL_TYPES, RunMessage
 
 from .refusals import WANT_URL, Refused, url_problem
 
@@ -87,6 +88,9 @@ class Publish:
     schedule_id: str | None = None
     #: ``Upstash-Flow-Control-Key`` and what ``-Value`` asks, if given.
     flow: tuple[str, FlowLimits] | None = None
+    #: The workflow run it belongs to (``Upstash-Workflow-RunId``), whether it starts it
+    #: (``Upstash-Workflow-Init: true``) and its ``Upstash-Workflow-CallType``.
+    workflow: tuple[str, bool, str] | None = None
 
 
 def check_publish(
@@ -188,6 +192,7 @@ def _check_publish(
         timeout_s=_timeout_s(header),
         callbacks=callbacks,
         flow=_flow(header),
+        workflow=_workflow(header, outbox),
     )
 
 
@@ -210,6 +215,26 @@ def _flow(header: Mapping[str, str]) -> tuple[str, FlowLimits] | None:
         return key, FlowLimits.parse(value)
     except ValueError as error:
         raise Refused(400, f"invalid Upstash-Flow-Control-Value {value!r}: {error}") from None
+
+
+def _workflow(header: Mapping[str, str], outbox: Outbox) -> tuple[str, bool, str] | None:
+    run_id = header.get("upstash-workflow-runid")
+    if run_id is None:
+        return None
+    if not run_id.strip():
+        raise Refused(400, "Upstash-Workflow-RunId is empty")
+    call_type = header.get("upstash-workflow-calltype", "step")
+    if call_type not in CALL_TYPES:
+        raise Refused(
+            400, f"invalid Upstash-Workflow-CallType {call_type!r}: one of {', '.join(CALL_TYPES)}"
+        )
+    init = header.get("upstash-workflow-init", "false").strip().lower() == "true"
+    run = outbox.runs.get(run_id)
+    if run is not None and run.over and not init:
+        # What both Workflow SDKs read as "tried to append to a cancelled workflow".
+        ended = "was cancelled" if run.state == "RUN_CANCELED" else f"has ended ({run.state})"
+        raise Refused(400, f"workflow run {run_id!r} {ended}: nothing more can be published to it")
+    return run_id, init, call_type
 
 
 def _method(header: Mapping[str, str]) -> str:
@@ -341,11 +366,18 @@ def store_publish(
     202 for a duplicate, as its deduplication docs say."""
     dedup = publish.deduplication_id
     first = outbox.deduplication.get(dedup) if dedup is not None else None
-    if first is not None and now - first.published_at < DEDUPLICATION_WINDOW_MS:
+    repeated: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    run = None if publish.workflow is None else outbox.runs.get(publish.workflow[0])
+    if run is not None and publish.workflow is not None and publish.workflow[1]:
+        # A run id already taken: the run goes on as it is (the SDKs read
+        # "deduplicated" as "workflow-run-already-exists").
+        repeated = (run.messages[0].message_id,), (run.url,)
+    elif first is not None and now - first.published_at < DEDUPLICATION_WINDOW_MS:
+        repeated = first.message_ids, first.urls
+    if repeated is not None:
         record = PublishedMessage(
             publish.destination, publish.method, publish.headers, publish.body,
-            first.message_ids, first.urls, now, publish.url_group, publish.queue,
-            deduplicated=True,
+            *repeated, now, publish.url_group, publish.queue, deduplicated=True,
         )  # fmt: skip
         outbox.published.append(record)
         return publish_answer(record), 202
@@ -382,9 +414,22 @@ def store_messages(
         if publish.flow is not None:
             message.flow_key = publish.flow[0]
             outbox.flow.register(*publish.flow)
+        if publish.workflow is not None:
+            _join_run(message, publish.workflow, now, outbox)
         outbox.add(message)
         ids.append(message_id)
     return ids
+
+
+def _join_run(message: Message, workflow: tuple[str, bool, str], now: int, outbox: Outbox) -> None:
+    """The message is the run's next (its first makes the run)."""
+    run_id, _, call_type = workflow
+    message.run_id, message.call_type = run_id, call_type
+    run = outbox.runs.get(run_id)
+    if run is None:
+        label = dict(message.headers).get("upstash-label")
+        run = outbox.runs.start(run_id, message.url, now, label)
+    run.messages.append(RunMessage(message.message_id, message.body, call_type, now, message.url))
 
 
 def publish_answer(record: PublishedMessage) -> Any:

@@ -10,6 +10,7 @@ so it is handed over to run without the lock (``_Attempt``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,16 @@ __all__ = ["Courier", "answer_error"]
 _MAX_ERROR_BODY = 200
 # The framing of the delivery request is the delivery's own, as any HTTP client frames
 # what it sends: a forwarded Content-Length, Transfer-Encoding or Host would make the
-# receiver read a body that is not there (docs/fidelity.md, "Delivery").
-_FRAMING = frozenset({"content-length", "transfer-encoding", "host"})
+# receiver read a body that is not there (docs/fidelity.md, "Delivery"). And QStash's
+# own headers are the delivery's: a forwarded Upstash-Signature or Upstash-Message-Id
+# (workflow-py forwards the ones of the delivery it answers) never replaces them.
+_OWN = frozenset(
+    {
+        "content-length", "transfer-encoding", "host", "user-agent", "upstash-message-id",
+        "upstash-retried", "upstash-caller-ip", "upstash-topic-name", "upstash-schedule-id",
+        "upstash-signature", "upstash-workflow-runid",
+    }
+)  # fmt: skip
 
 
 def answer_error(answer: Answer) -> str | None:
@@ -115,7 +124,7 @@ class Courier:
         headers = [
             (name, value)
             for name, value in forwarded_headers(message.headers).items()
-            if name.lower() not in _FRAMING
+            if name.lower() not in _OWN
         ]
         headers += [
             ("User-Agent", "Upstash-QStash"),
@@ -127,8 +136,15 @@ class Courier:
             headers.append(("Upstash-Topic-Name", message.url_group))
         if message.schedule_id is not None:
             headers.append(("Upstash-Schedule-Id", message.schedule_id))
-        headers.append(("Upstash-Signature", sign(self.keys.current, message.body, message.url)))
-        return DeliveryRequest(message.method, message.url, tuple(headers), message.body)
+        body = message.body
+        if message.run_id is not None:
+            headers.append(("Upstash-Workflow-RunId", message.run_id))
+            run = self.outbox.runs.get(message.run_id)
+            if run is not None and message.call_type == "step":
+                # A step's delivery carries the run so far: what the Workflow SDKs read.
+                body = json.dumps(run.raw_steps(up_to=message.message_id)).encode()
+        headers.append(("Upstash-Signature", sign(self.keys.current, body, message.url)))
+        return DeliveryRequest(message.method, message.url, tuple(headers), body)
 
     def clear(self) -> None:
         """Forget the attempts and the receivers' errors."""

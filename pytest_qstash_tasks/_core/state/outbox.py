@@ -21,6 +21,7 @@ from .lifecycle import QUEUED, STEP_MS, Delivery
 from .logs import MessageLog
 from .queues import QueueBook
 from .store import TaskStore
+from .workflows import RunBook
 
 __all__ = [
     "ACTIVE_MS",
@@ -230,6 +231,9 @@ class Message:
     queue_place: tuple[str, str] | None = field(default=None, repr=False, compare=False)
     #: Its ``Upstash-Flow-Control-Key``, if it has one.
     flow_key: str | None = None
+    #: The workflow run it belongs to, if one, and what it is in it (``callType``).
+    run_id: str | None = None
+    call_type: str = "step"
     _log_fields: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def log_fields(self) -> dict[str, Any]:
@@ -404,6 +408,8 @@ class Outbox:
         self.queues = QueueBook(agenda)
         #: The flow-control keys, whose messages' attempts wait for room.
         self.flow = FlowControl(agenda, ACTIVE_MS)
+        #: The Upstash Workflow runs, whose messages carry the run so far.
+        self.runs = RunBook()
 
     def add(self, message: Message) -> None:
         """Keep a new message and schedule its first attempt."""
@@ -503,6 +509,7 @@ class Outbox:
         self.deduplication.clear()
         self.queues.clear()
         self.flow.clear()
+        self.runs.clear()
 
 
 #: Makes a fresh QStash-shaped id with a prefix (``msg``, ``tsk``).

@@ -1,0 +1,176 @@
+"""Upstash Workflow runs, as QStash keeps them. Pure data, no HTTP.
+
+A Workflow SDK keeps no state: every message of a run (``Upstash-Workflow-RunId``) is
+kept here in order, and each delivery of a step to the workflow's URL carries the run so
+far as its body (``raw_steps``): the initial payload first, then every message of the
+run up to the one delivered, bodies in base64, each with its ``callType``. The first
+message (``Upstash-Workflow-Init: true``) makes the run; ``DELETE
+/v2/workflows/runs/{runId}`` ends it (``RUN_SUCCESS``) or cancels it; a message of the
+run that fails for good fails it.
+
+It takes no lock of its own: the fake holds its lock around every use.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CALL_TYPES", "STATES", "Run", "RunBook", "RunMessage"]
+
+#: What a run's message is (``Upstash-Workflow-CallType``; ``step`` when not given).
+CALL_TYPES = ("step", "toCallback", "fromCallback", "failureCall")
+#: A run's states, as QStash names them.
+STATES = ("RUN_STARTED", "RUN_SUCCESS", "RUN_FAILED", "RUN_CANCELED")
+
+
+@dataclass(frozen=True)
+class RunMessage:
+    """One message of a run: its id, body, ``callType``, when it was made, and where it
+    went (the workflow's URL, or a ``context.call``'s third party)."""
+
+    message_id: str
+    body: bytes
+    call_type: str
+    created_at: int
+    url: str
+
+    def raw(self) -> dict[str, Any]:
+        """As a delivery's body lists it."""
+        return {
+            "messageId": self.message_id,
+            "body": base64.b64encode(self.body).decode("ascii"),
+            "callType": self.call_type,
+        }
+
+    def step(self) -> dict[str, Any] | None:
+        """The step it records (its JSON body: ``stepId``, ``stepName``, ``stepType``,
+        ``out``, ``concurrent``...), or ``None`` for what is no step: the calls' own
+        messages (the run's first message is its initial payload: see ``Run``)."""
+        if self.call_type != "step":
+            return None
+        try:
+            step = json.loads(self.body)
+        except ValueError:
+            return None
+        if not isinstance(step, dict) or "stepName" not in step:
+            return None
+        return step
+
+
+@dataclass
+class Run:
+    """One workflow run: where it runs, its state and every message so far."""
+
+    run_id: str
+    url: str
+    created_at: int
+    state: str = "RUN_STARTED"
+    completed_at: int | None = None
+    #: What ``DELETE /v2/workflows/runs/{runId}?cancel=false`` was given (the result).
+    result: bytes | None = None
+    #: Why it failed: the error the last attempt met.
+    error: str | None = None
+    label: str | None = None
+    messages: list[RunMessage] = field(default_factory=list)
+
+    @property
+    def over(self) -> bool:
+        """Whether the run has ended (succeeded, failed or cancelled)."""
+        return self.state != "RUN_STARTED"
+
+    def raw_steps(self, up_to: str | None = None) -> list[dict[str, Any]]:
+        """The body of a delivery to the workflow: every message up to and including
+        ``up_to`` (``None``: all), the initial payload first."""
+        steps = []
+        for message in self.messages:
+            steps.append(message.raw())
+            if message.message_id == up_to:
+                break
+        return steps
+
+    def end(self, state: str, now: int) -> None:
+        """The run reaches ``state`` at ``now`` (once: a run that ended stays so)."""
+        if not self.over:
+            self.state, self.completed_at = state, now
+
+    def steps(self) -> list[dict[str, Any]]:
+        """The steps the run recorded, in order (the initial payload not among them)."""
+        return [step for message in self.messages[1:] if (step := message.step()) is not None]
+
+    def to_log_json(self) -> dict[str, Any]:
+        """The run as ``GET /v2/workflows/logs`` lists it: its steps in groups, a
+        parallel group for steps run side by side (``concurrent`` > 1)."""
+        groups: list[dict[str, Any]] = []
+        for index, message in enumerate(self.messages):
+            entry = _log_step(message, initial=index == 0)
+            if entry is None:
+                continue
+            kind = "parallel" if entry.get("concurrent", 1) > 1 else "sequential"
+            if groups and groups[-1]["type"] == kind == "parallel":
+                groups[-1]["steps"].append(entry)
+            else:
+                groups.append({"steps": [entry], "type": kind})
+        answer: dict[str, Any] = {
+            "workflowRunId": self.run_id,
+            "workflowUrl": self.url,
+            "workflowState": self.state,
+            "workflowRunCreatedAt": self.created_at,
+            "steps": groups,
+        }
+        if self.completed_at is not None:
+            answer["workflowRunCompletedAt"] = self.completed_at
+        if self.label:
+            answer["label"] = self.label
+        if self.result is not None:
+            answer["workflowRunResponse"] = self.result.decode("utf-8", "replace")
+        return answer
+
+
+def _log_step(message: RunMessage, *, initial: bool) -> dict[str, Any] | None:
+    entry: dict[str, Any] = {
+        "callType": message.call_type,
+        "messageId": message.message_id,
+        "state": "STEP_SUCCESS",
+        "createdAt": message.created_at,
+    }
+    if initial:  # the initial payload
+        entry.update(stepName="init", stepType="Initial", concurrent=1)
+        entry["out"] = message.body.decode("utf-8", "replace")
+        return entry
+    step = message.step()
+    if step is None:
+        return None  # a call's own messages show in its step
+    for key in ("stepId", "stepName", "stepType", "out", "concurrent", "sleepFor", "sleepUntil"):
+        if key in step:
+            entry[key] = step[key]
+    return entry
+
+
+class RunBook:
+    """The runs by id, in the order started."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, Run] = {}
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(list(self._runs.values()))
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def get(self, run_id: str) -> Run | None:
+        """The run with that id, if there is one."""
+        return self._runs.get(run_id)
+
+    def start(self, run_id: str, url: str, now: int, label: str | None) -> Run:
+        """A new run."""
+        run = self._runs[run_id] = Run(run_id, url, now, label=label)
+        return run
+
+    def clear(self) -> None:
+        """Forget every run."""
+        self._runs.clear()

@@ -1,0 +1,336 @@
+"""Upstash Workflow end to end on the fake's clock, with the SDK as it installs
+(``upstash-workflow``): a workflow served by FastAPI (async) or Flask (sync) runs its
+steps, sleeps a week in no time, calls a third party the test scripts, fails into its
+failure function, is cancelled while it sleeps; its runs are read through
+``qstash_tasks.workflows`` and ``GET /v2/workflows/logs``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from fastapi import FastAPI
+from flask import Flask
+from qstash import AsyncQStash, QStash
+from upstash_workflow import AsyncWorkflowContext, WorkflowContext
+from upstash_workflow.fastapi import Serve as FastApiServe
+from upstash_workflow.flask import Serve as FlaskServe
+
+from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake
+from pytest_qstash_tasks._core.engine.receivers import run_coroutine
+
+APP = "https://app.example.com"
+CRM = "https://crm.example.com/contacts"
+WEEK_MS = 7 * 86_400_000
+Log = list[tuple[Any, ...]]
+
+
+@pytest.fixture(autouse=True)
+def qstash_env(any_fake: QStashTasksFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a deployed workflow reads: QStash's URL, token and signing keys."""
+    for name, value in any_fake.env.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def workflow_client(any_fake: QStashTasksFake) -> Iterator[AsyncQStash]:
+    """The QStash client an async workflow publishes its steps with, closed at teardown
+    on the loop the fake ran the app on (a connection left open warns at gc)."""
+    client = AsyncQStash(any_fake.token, base_url=any_fake.base_url)
+    yield client
+    run_coroutine(client.http._client.aclose(), 5)
+
+
+@pytest.fixture
+def sync_workflow_client(any_fake: QStashTasksFake, sdk: Callable[..., QStash]) -> QStash:
+    """The QStash client a sync workflow publishes its steps with, closed at teardown."""
+    return sdk(any_fake.token, base_url=any_fake.base_url)
+
+
+def http(fake: QStashTasksFake, method: str, path: str, **kw: Any) -> requests.Response:
+    headers = {"Authorization": f"Bearer {fake.token}", **kw.pop("headers", {})}
+    return requests.request(method, f"{fake.base_url}{path}", headers=headers, timeout=5, **kw)
+
+
+def fastapi_onboarding(log: Log, client: Any) -> FastAPI:
+    """Three steps, a week's sleep and a call to the CRM, async."""
+    app = FastAPI()
+    serve = FastApiServe(app)
+
+    @serve.post("/api/onboard", qstash_client=client)
+    async def onboard(context: AsyncWorkflowContext[dict[str, str]]) -> None:
+        # The payload is read in the steps: the SDK also runs this function on the
+        # call's result, whose body is QStash's callback, up to its first step.
+        async def welcome() -> str:
+            log.append(("welcome", context.request_payload["email"]))
+            return "welcomed"
+
+        async def score() -> int:
+            log.append(("score",))
+            return 42
+
+        first = await context.run("welcome", welcome)
+        points = await context.run("score", score)
+        await context.sleep("wait a week", "7d")
+        crm = await context.call("crm", url=CRM, method="POST", body={"points": points})
+
+        async def follow_up() -> dict[str, Any]:
+            log.append(("follow-up", first, crm.status, crm.body))
+            return {"crm": crm.status}
+
+        await context.run("follow-up", follow_up)
+
+    return app
+
+
+def flask_onboarding(log: Log, client: Any) -> Flask:
+    """The same workflow, sync."""
+    app = Flask("onboarding")
+    serve = FlaskServe(app)
+
+    @serve.route("/api/onboard", qstash_client=client)
+    def onboard(context: WorkflowContext[dict[str, str]]) -> None:
+        def welcome() -> str:
+            log.append(("welcome", context.request_payload["email"]))
+            return "welcomed"
+
+        def score() -> int:
+            log.append(("score",))
+            return 42
+
+        first = context.run("welcome", welcome)
+        points = context.run("score", score)
+        context.sleep("wait a week", "7d")
+        crm = context.call("crm", url=CRM, method="POST", body={"points": points})
+
+        def follow_up() -> dict[str, Any]:
+            log.append(("follow-up", first, crm.status, crm.body))
+            return {"crm": crm.status}
+
+        context.run("follow-up", follow_up)
+
+    return app
+
+
+def crm_receiver(got: list[Any]) -> Callable[[DeliveryRequest], tuple[int, bytes]]:
+    def receive(delivery: DeliveryRequest) -> tuple[int, bytes]:
+        got.append(delivery.json())
+        return 201, b'{"contact": "c_1"}'
+
+    return receive
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_a_workflow_runs_its_steps_sleeps_a_week_and_calls_a_third_party(
+    any_fake: QStashTasksFake, framework: str, sdk: Callable[..., QStash],
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    log: Log = []
+    if framework == "fastapi":
+        app: Any = fastapi_onboarding(log, request.getfixturevalue("workflow_client"))
+    else:
+        app = flask_onboarding(log, request.getfixturevalue("sync_workflow_client"))
+    any_fake.destination(f"{APP}/api/*").deliver_to(app)
+    crm_got: list[Any] = []
+    any_fake.destination(CRM).deliver_to(crm_receiver(crm_got))
+    client = sdk(any_fake.token, base_url=any_fake.base_url)
+    client.message.publish_json(url=f"{APP}/api/onboard", body={"email": "ada@example.com"})
+
+    took = any_fake.clock.run_all()
+
+    assert WEEK_MS < took < WEEK_MS + 10_000  # a week's sleep, and the steps around it
+    assert log == [
+        ("welcome", "ada@example.com"),
+        ("score",),
+        ("follow-up", "welcomed", 201, {"contact": "c_1"}),
+    ]
+    assert crm_got == [{"points": 42}]
+    run = any_fake.workflows.assert_run_succeeded()
+    assert run.url == f"{APP}/api/onboard"
+    assert json.loads(run.payload) == {"email": "ada@example.com"}
+    assert [(s.name, s.type) for s in run.steps] == [
+        ("welcome", "Run"), ("score", "Run"), ("wait a week", "SleepFor"),
+        ("crm", "Call"), ("follow-up", "Run"),
+    ]  # fmt: skip
+    assert [s.out for s in run.steps if s.type == "Run"] == ["welcomed", 42, {"crm": 201}]
+    sleep_step = run.steps[2]
+    assert run.steps[3].created_at - sleep_step.created_at >= WEEK_MS  # the call after it
+    # The same run through the logs endpoint, as the SDKs read it.
+    (logged,) = http(any_fake, "GET", "/v2/workflows/logs").json()["runs"]
+    assert (logged["workflowRunId"], logged["workflowState"]) == (run.run_id, "RUN_SUCCESS")
+    names = [step["stepName"] for group in logged["steps"] for step in group["steps"]]
+    assert names == ["init", "welcome", "score", "wait a week", "crm", "follow-up"]
+    assert logged["workflowRunCompletedAt"] == run.completed_at
+
+
+def failing_app(log: Log, failures: Log, client: AsyncQStash) -> FastAPI:
+    app = FastAPI()
+    serve = FastApiServe(app)
+
+    async def on_failure(
+        context: AsyncWorkflowContext[Any], status: int, message: str, headers: Any
+    ) -> None:
+        failures.append((context.workflow_run_id, status, message))
+
+    @serve.post("/api/charge", qstash_client=client, retries=2, failure_function=on_failure)
+    async def charge(context: AsyncWorkflowContext[Any]) -> None:
+        async def call_bank() -> str:
+            log.append(("bank", context.headers.get("Upstash-Retried")))
+            raise RuntimeError("the bank is down")
+
+        await context.run("call the bank", call_bank)
+
+    return app
+
+
+def test_a_step_that_raises_is_retried_then_the_failure_function_runs(
+    any_fake: QStashTasksFake, workflow_client: AsyncQStash
+) -> None:
+    log: Log = []
+    failures: Log = []
+    any_fake.destination(f"{APP}/api/*").deliver_to(failing_app(log, failures, workflow_client))
+    run_id = any_fake.workflows.trigger(
+        f"{APP}/api/charge", '{"amount": 5}', retries=2, failure_url=f"{APP}/api/charge"
+    )
+
+    any_fake.clock.run_all()
+
+    assert len(log) == 3  # the first attempt and its two retries
+    assert failures == [(run_id, 500, "the bank is down")]
+    run = any_fake.workflows.assert_run_failed(run_id)
+    assert run.error == ('HTTP status 500: {"error":"RuntimeError","message":"the bank is down"}')
+    with pytest.raises(AssertionError) as raised:
+        any_fake.workflows.assert_run_succeeded(run_id)
+    assert str(raised.value).startswith(
+        f"expected workflow run {run_id!r} to have succeeded; it is RUN_FAILED.\n"
+        f"{run_id} ({APP}/api/charge): RUN_FAILED at "
+    )
+    assert str(raised.value).endswith("    (no step yet)")
+
+
+def sleepy_app(log: Log, client: AsyncQStash) -> FastAPI:
+    app = FastAPI()
+    serve = FastApiServe(app)
+
+    @serve.post("/api/remind", qstash_client=client)
+    async def remind(context: AsyncWorkflowContext[Any]) -> None:
+        async def note() -> str:
+            log.append("before")
+            return "noted"
+
+        await context.run("note", note)
+        await context.sleep("a month", "30d")
+
+        async def remind_again() -> None:
+            log.append("after")
+
+        await context.run("remind", remind_again)
+
+    return app
+
+
+def test_cancelling_a_sleeping_run_stops_it(
+    any_fake: QStashTasksFake, workflow_client: AsyncQStash
+) -> None:
+    log: Log = []
+    any_fake.destination(f"{APP}/api/*").deliver_to(sleepy_app(log, workflow_client))
+    run_id = any_fake.workflows.trigger(f"{APP}/api/remind")
+    any_fake.clock.advance(86_400_000)  # a day into the month's sleep
+    assert log == ["before"]
+
+    answer = http(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
+    assert (answer.status_code, answer.content) == (200, b"")
+    any_fake.clock.run_all()
+
+    assert log == ["before"]
+    assert any_fake.workflows.get(run_id).state == "RUN_CANCELED"
+    # Publishing to a cancelled run is refused, as the SDKs expect.
+    refused = http(
+        any_fake, "POST", f"/v2/publish/{APP}/api/remind", data=b"{}",
+        headers={"Upstash-Workflow-RunId": run_id, "Upstash-Workflow-Init": "false"},
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": f"workflow run {run_id!r} was cancelled: nothing more can be published to it"
+    }
+    any_fake.assert_all_requests_served = False
+
+
+def test_a_run_id_taken_is_deduplicated_and_the_run_so_far_is_served(
+    any_fake: QStashTasksFake, workflow_client: AsyncQStash
+) -> None:
+    log: Log = []
+    any_fake.destination(f"{APP}/api/*").deliver_to(sleepy_app(log, workflow_client))
+    run_id = any_fake.workflows.trigger(f"{APP}/api/remind", run_id="wfr_mine")
+    assert run_id == "wfr_mine"
+    any_fake.clock.advance(5_000)
+    again = http(
+        any_fake, "POST", "/v2/batch",
+        json=[{
+            "destination": f"{APP}/api/remind",
+            "headers": {"Upstash-Workflow-Init": "true", "Upstash-Workflow-RunId": "wfr_mine"},
+        }],
+    )  # fmt: skip
+    assert again.status_code == 200
+    (answer,) = again.json()
+    assert answer["deduplicated"] is True
+    assert len(any_fake.workflows.list()) == 1
+    # What a workflow fetches lazily: the run so far, each body in base64.
+    steps = http(any_fake, "GET", "/v2/workflows/runs/wfr_mine").json()
+    assert [step["callType"] for step in steps] == ["step", "step", "step"]
+    assert json.loads(__import__("base64").b64decode(steps[1]["body"]))["stepName"] == "note"
+    assert http(any_fake, "GET", "/v2/workflows/runs/wfr_other").status_code == 404
+    ended = http(any_fake, "DELETE", "/v2/workflows/runs/wfr_mine?cancel=false", data=b'"ok"')
+    assert ended.status_code == 200
+    run = any_fake.workflows.assert_run_succeeded("wfr_mine")
+    assert run.result == b'"ok"'
+    any_fake.assert_all_requests_served = False
+
+
+def test_a_delivery_s_own_headers_are_never_replaced_by_forwarded_ones(
+    any_fake: QStashTasksFake,
+) -> None:
+    seen: list[DeliveryRequest] = []
+    any_fake.destination(f"{APP}/hook").deliver_to(lambda d: seen.append(d) or 200)
+    http(
+        any_fake, "POST", f"/v2/publish/{APP}/hook", data=b"x",
+        headers={
+            "Upstash-Forward-Upstash-Signature": "forged",
+            "Upstash-Forward-Upstash-Message-Id": "msg_forged",
+            "Upstash-Forward-Host": "elsewhere.example.com",
+            "Upstash-Forward-X-Kept": "yes",
+        },
+    )  # fmt: skip
+    any_fake.clock.run_all()
+    (delivery,) = seen
+    names = [name.lower() for name, _ in delivery.headers]
+    assert names.count("upstash-signature") == names.count("upstash-message-id") == 1
+    assert delivery.header("Upstash-Signature") != "forged"
+    assert delivery.header("Upstash-Message-Id") != "msg_forged"
+    assert "host" not in names
+    assert delivery.header("X-Kept") == "yes"
+
+
+def test_assert_run_succeeded_says_which_run_and_what_it_did(
+    any_fake: QStashTasksFake, workflow_client: AsyncQStash
+) -> None:
+    with pytest.raises(AssertionError, match="expected one workflow run to check, found 0"):
+        any_fake.workflows.assert_run_succeeded()
+    log: Log = []
+    any_fake.destination(f"{APP}/api/*").deliver_to(sleepy_app(log, workflow_client))
+    run_id = any_fake.workflows.trigger(f"{APP}/api/remind")
+    any_fake.clock.advance(10_000)
+    with pytest.raises(AssertionError) as raised:
+        any_fake.workflows.assert_run_succeeded(run_id)
+    assert str(raised.value) == (
+        f"expected workflow run {run_id!r} to have succeeded; it is RUN_STARTED (it is "
+        "still going: move the clock, e.g. clock.run_all()).\n"
+        f"{run_id} ({APP}/api/remind): RUN_STARTED\n"
+        '    1. note (Run) -> "noted"\n'
+        "    2. a month (SleepFor)"
+    )
+    with pytest.raises(KeyError, match=f"no workflow run 'wfr_x' \\(there are: {run_id}\\)"):
+        any_fake.workflows.get("wfr_x")
