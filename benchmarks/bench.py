@@ -44,6 +44,7 @@ from bench_timeline import (
     schedule_vs_published,
     wall_lateness,
 )
+from bench_workflows import workflow_vs_replay
 
 URL = "https://qstash.upstash.io/v1/messages/msg_1/tasks"
 AUTH = {"Authorization": "Bearer t"}
@@ -374,6 +375,13 @@ def groups(quick: bool) -> list[Callable[[], Results]]:
         label = "a month" if quick else "a year"
         return {f"11. {label} of * * * * * / as many published": (ratio, 1.5, "<=")}
 
+    def workflows() -> Results:
+        result = workflow_vs_replay(3 if quick else 7)
+        return {
+            "12. ten-step workflow / its deliveries replayed": (result["ratio"], 3.0, "<="),
+            "12. ten-step workflow through the fake, ms (info)": (result["ours_ms"], 0, ""),
+        }
+
     def deliveries() -> Results:
         result = delivery_vs_transport(7 if quick else 15)
         return {
@@ -400,6 +408,7 @@ def groups(quick: bool) -> list[Callable[[], Results]]:
         timeline,
         failures,
         schedules,
+        workflows,
     ]
 
 
