@@ -30,7 +30,8 @@ examples: venv
 		PATH="$(CURDIR)/$(BIN):$$PATH" node --test examples/node/tasks.test.mjs \
 			examples/node/messages.test.mjs examples/node/receiver.test.mjs \
 			examples/node/wall.test.mjs examples/node/failures.test.mjs \
-			examples/node/schedules.test.mjs examples/node/queues.test.mjs; \
+			examples/node/schedules.test.mjs examples/node/queues.test.mjs \
+			examples/node/workflow.test.mjs; \
 	else echo "node not found: examples/node skipped"; fi
 
 lint: venv

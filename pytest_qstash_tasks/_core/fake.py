@@ -16,6 +16,7 @@ from .api.hosts import DEFAULT_BASE_URL, BaseURL, GuardedFake, RealHostGuard
 from .api.publishing import PublishConfig
 from .api.schedules import Firings
 from .api.tasks import EndpointConfig
+from .api.workflows import WaitTimeout, WaitTimeouts
 from .args import (
     check_end_cursor,
     check_int,
@@ -255,7 +256,10 @@ class QStashTasksFake(abc.ABC):
         self._timeline.kinds.update({SimulatedDelivery: PlannedAttempts()})
         self._schedules = ScheduleBook()
         firings = Firings(self._schedules, self._agenda, self._outbox, self._publish_config, new_id)
-        self._timeline.kinds.update({Firing: firings, FlowWake: self._outbox.flow})
+        waits = WaitTimeouts(self._outbox, self._agenda, self._publish_config, new_id)
+        self._timeline.kinds.update(
+            {Firing: firings, FlowWake: self._outbox.flow, WaitTimeout: waits}
+        )
         self.url_groups = UrlGroups(self._outbox, self.clock, self._lock)
         """The URL groups the fake holds, as the SDK's ``client.url_group`` sees them."""
         self.messages = Messages(
@@ -293,7 +297,8 @@ class QStashTasksFake(abc.ABC):
         self._dispatcher = Dispatcher(
             self._store, self._outbox, self._timeline, self._faults, self._calls,
             self.clock, self._config, self._publish_config, self._lock,
-            dlq=self._dlq, schedules=self._schedules, firings=firings, keys=self._keys,
+            dlq=self._dlq, schedules=self._schedules, firings=firings, waits=waits,
+            keys=self._keys,
             max_identical_requests=limits[0], owner=self._owner,
             new_id=new_id,
         )  # fmt: skip

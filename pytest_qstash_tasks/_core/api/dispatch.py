@@ -62,7 +62,7 @@ from .tasks import (
     page_number,
     serves_tasks_path,
 )
-from .workflows import is_workflows_path
+from .workflows import WaitTimeouts, is_events_path, is_workflows_path
 
 __all__ = ["LOOP_STATUS", "Dispatcher", "serves_path"]
 
@@ -99,6 +99,7 @@ class Dispatcher:
         dlq: DeadLetterQueue,
         schedules: ScheduleBook,
         firings: Firings,
+        waits: WaitTimeouts,
         keys: KeyRing,
         max_identical_requests: int,
         owner: Callable[[], str | None],
@@ -110,6 +111,7 @@ class Dispatcher:
         self.dlq = dlq
         self.schedules = schedules
         self.firings = firings
+        self.waits = waits
         self.keys = keys
         self.faults = faults
         self.calls = calls
@@ -201,6 +203,13 @@ class Dispatcher:
                 request,
                 lambda token: schedules_api.answer(
                     *workflows_api.respond(request, now, self.outbox, rest), token
+                ),
+            )
+        if is_events_path(path, base):
+            return self._authorized(
+                request,
+                lambda token: schedules_api.answer(
+                    *self.waits.respond(request, now, path[len(base) :]), token
                 ),
             )
         if is_keys_path(path, base):

@@ -34,6 +34,7 @@ __all__ = [
     "callback_headers",
     "callback_publish",
     "check_publish",
+    "delay_ms",
     "publish_answer",
     "store_messages",
     "store_publish",
@@ -273,10 +274,10 @@ def _not_before(header: Mapping[str, str], now: int) -> int:
         if seconds is None:
             raise Refused(400, f"invalid Upstash-Not-Before {raw!r}: want unix seconds")
         if "upstash-delay" in header:
-            _delay_ms(header["upstash-delay"])  # checked all the same
+            delay_ms(header["upstash-delay"])  # checked all the same
         return max(now, seconds * 1000)
     if "upstash-delay" in header:
-        return now + _delay_ms(header["upstash-delay"])
+        return now + delay_ms(header["upstash-delay"])
     return now
 
 
@@ -286,7 +287,7 @@ def _timeout_s(header: Mapping[str, str]) -> float | None:
         return None
     raw = header["upstash-timeout"].strip()
     seconds = ascii_int(raw) if len(raw) < 10 else None
-    return seconds if seconds is not None else _delay_ms(raw, "Upstash-Timeout") / 1000
+    return seconds if seconds is not None else delay_ms(raw, "Upstash-Timeout") / 1000
 
 
 def _deduplication_id(
@@ -350,7 +351,8 @@ def _spelled(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
 
 
-def _delay_ms(raw: str, header: str = "Upstash-Delay") -> int:
+def delay_ms(raw: str, header: str = "Upstash-Delay") -> int:
+    """A duration such as ``10s``, ``1h30m``, ``7d`` in ms, or a 400 naming ``header``."""
     text = raw.strip()
     if not _DELAY_RE.fullmatch(text):
         raise Refused(

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CALL_TYPES", "STATES", "Run", "RunBook", "RunMessage"]
+__all__ = ["CALL_TYPES", "STATES", "Run", "RunBook", "RunMessage", "Waiter"]
 
 #: What a run's message is (``Upstash-Workflow-CallType``; ``step`` when not given).
 CALL_TYPES = ("step", "toCallback", "fromCallback", "failureCall")
@@ -150,11 +150,45 @@ def _log_step(message: RunMessage, *, initial: bool) -> dict[str, Any] | None:
     return entry
 
 
+@dataclass(eq=False)
+class Waiter:
+    """A run waiting for an event (``context.waitForEvent``: ``POST /v2/wait/{eventId}``):
+    where the event's step goes (``url``, with ``headers``), until when (``deadline``,
+    unix ms), where the timeout's step goes, and the step it completes."""
+
+    event_id: str
+    run_id: str | None
+    url: str
+    deadline: int
+    headers: dict[str, list[str]]
+    timeout_url: str
+    timeout_body: Any
+    step: dict[str, Any]
+    timeout: str
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``GET /v2/waiters/{eventId}`` and a notify's answer show it (``deadline``
+        in seconds)."""
+        return {
+            "url": self.url,
+            "deadline": self.deadline // 1000,
+            "headers": self.headers,
+            "timeoutUrl": self.timeout_url,
+            "timeoutBody": self.timeout_body,
+            "timeoutHeaders": self.headers,
+        }
+
+
 class RunBook:
-    """The runs by id, in the order started."""
+    """The runs by id, in the order started, and the runs waiting for events."""
 
     def __init__(self) -> None:
         self._runs: dict[str, Run] = {}
+        #: The waiters of each event, in the order they came.
+        self.waiters: dict[str, list[Waiter]] = {}
+        #: Events notified to a run not waiting for them yet (the "safe" notify), kept
+        #: until it waits: (run id, event id) -> the event's data.
+        self.kept: dict[tuple[str, str], bytes] = {}
 
     def __iter__(self) -> Iterator[Run]:
         return iter(list(self._runs.values()))
@@ -171,6 +205,24 @@ class RunBook:
         run = self._runs[run_id] = Run(run_id, url, now, label=label)
         return run
 
+    def wait(self, waiter: Waiter) -> None:
+        """A run starts waiting for an event."""
+        self.waiters.setdefault(waiter.event_id, []).append(waiter)
+
+    def is_waiting(self, waiter: Waiter) -> bool:
+        """Whether ``waiter`` still waits (neither notified nor timed out)."""
+        return any(w is waiter for w in self.waiters.get(waiter.event_id, ()))
+
+    def stop_waiting(self, waiter: Waiter) -> None:
+        """``waiter`` got its event, or its time ran out."""
+        left = [w for w in self.waiters.get(waiter.event_id, ()) if w is not waiter]
+        if left:
+            self.waiters[waiter.event_id] = left
+        else:
+            self.waiters.pop(waiter.event_id, None)
+
     def clear(self) -> None:
-        """Forget every run."""
+        """Forget every run, waiter and kept event."""
         self._runs.clear()
+        self.waiters.clear()
+        self.kept.clear()
