@@ -6,6 +6,7 @@ failure function, is cancelled while it sleeps; its runs are read through
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -281,7 +282,7 @@ def test_a_run_id_taken_is_deduplicated_and_the_run_so_far_is_served(
     # What a workflow fetches lazily: the run so far, each body in base64.
     steps = http(any_fake, "GET", "/v2/workflows/runs/wfr_mine").json()
     assert [step["callType"] for step in steps] == ["step", "step", "step"]
-    assert json.loads(__import__("base64").b64decode(steps[1]["body"]))["stepName"] == "note"
+    assert json.loads(base64.b64decode(steps[1]["body"]))["stepName"] == "note"
     assert http(any_fake, "GET", "/v2/workflows/runs/wfr_other").status_code == 404
     ended = http(any_fake, "DELETE", "/v2/workflows/runs/wfr_mine?cancel=false", data=b'"ok"')
     assert ended.status_code == 200
@@ -334,3 +335,88 @@ def test_assert_run_succeeded_says_which_run_and_what_it_did(
     )
     with pytest.raises(KeyError, match=f"no workflow run 'wfr_x' \\(there are: {run_id}\\)"):
         any_fake.workflows.get("wfr_x")
+
+
+def wait_body(run_id: str, url: str, name: str, timeout: str = "1h") -> dict[str, Any]:
+    """What @upstash/workflow's waitForEvent sends (LazyWaitEventStep.getBody)."""
+    return {
+        "url": url,
+        "timeout": timeout,
+        "timeoutUrl": url,
+        "timeoutHeaders": {
+            "Upstash-Workflow-Runid": [run_id],
+            "Upstash-Workflow-Init": ["false"],
+            "Upstash-Workflow-CallType": ["step"],
+            "Upstash-Forward-Upstash-Workflow-Sdk-Version": ["1"],
+        },
+        "step": {"stepId": 2, "stepType": "Wait", "stepName": name, "concurrent": 1},
+    }
+
+
+def test_a_run_gets_its_event_by_notify_or_its_timeout(any_fake: QStashTasksFake) -> None:
+    seen: list[DeliveryRequest] = []
+    any_fake.destination(f"{APP}/wf").deliver_to(lambda d: seen.append(d) or 200)
+    run_id = any_fake.workflows.trigger(f"{APP}/wf", "{}")
+    any_fake.clock.run_all()
+    start = any_fake.clock.now
+
+    def last_step() -> dict[str, Any]:
+        raw = json.loads(seen[-1].body)[-1]
+        step: dict[str, Any] = json.loads(base64.b64decode(raw["body"]))
+        return step
+
+    waited = http(any_fake, "POST", "/v2/wait/approve", json=wait_body(run_id, f"{APP}/wf", "ok"))
+    assert waited.json() == {"messageId": ""}
+    (waiter,) = http(any_fake, "GET", "/v2/waiters/approve").json()
+    assert (waiter["url"], waiter["deadline"]) == (f"{APP}/wf", (start + 3_600_000) // 1000)
+    notified = http(any_fake, "POST", "/v2/notify/approve", data=b'{"by": "grace"}').json()
+    assert [n["waiter"]["url"] for n in notified] == [f"{APP}/wf"]
+    assert notified[0]["messageId"].startswith("msg_")
+    assert http(any_fake, "GET", "/v2/waiters/approve").json() == []
+    any_fake.clock.run_all()
+    step = last_step()
+    assert (step["stepName"], step["waitEventId"], step["waitTimeout"]) == ("ok", "approve", False)
+    assert base64.b64decode(step["out"]) == b'{"by": "grace"}'
+    assert seen[-1].header("Upstash-Workflow-RunId") == run_id
+
+    # Nobody waits: the unsafe notify is lost, and a later wait times out.
+    assert http(any_fake, "POST", "/v2/notify/lost", data=b"x").json() == []
+    http(any_fake, "POST", "/v2/wait/lost", json=wait_body(run_id, f"{APP}/wf", "late", "2h"))
+    before = any_fake.clock.now
+    any_fake.clock.run_all()
+    step = last_step()
+    assert (step["stepName"], step["waitTimeout"], "out" in step) == ("late", True, False)
+    assert any_fake.deliveries[-1].at - before == 2 * 3_600_000 + 200
+
+    # The safe notify is kept until the run waits, then delivered at once.
+    kept = http(any_fake, "POST", f"/v2/notify/{run_id}/early", data=b"1").json()
+    assert kept == {"waiter": None, "messageId": "", "error": ""}
+    answer = http(any_fake, "POST", "/v2/wait/early", json=wait_body(run_id, f"{APP}/wf", "e"))
+    assert answer.json()["messageId"].startswith("msg_")
+    any_fake.clock.run_all()
+    assert (last_step()["stepName"], last_step()["waitTimeout"]) == ("e", False)
+    assert [s.name for s in any_fake.workflows.get(run_id).steps] == ["ok", "late", "e"]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ([], 'a wait is a JSON object with the "url" its event goes to'),
+        ({"url": f"{APP}/wf"}, 'a wait names the "step" its event completes'),
+        (
+            {"url": f"{APP}/wf", "step": {}, "timeoutHeaders": {"a": "b"}},
+            "timeoutHeaders must be an object of string lists",
+        ),
+        (
+            {"url": f"{APP}/wf", "step": {}, "timeout": "soon"},
+            "invalid timeout 'soon': e.g. 30s, 1h, 7d",
+        ),
+    ],
+)
+def test_a_bad_wait_is_refused_in_words(any_fake: QStashTasksFake, body: Any, words: str) -> None:
+    answer = http(any_fake, "POST", "/v2/wait/e", json=body)
+    assert (answer.status_code, answer.json()) == (400, {"error": words})
+    assert http(any_fake, "GET", "/v2/waiters/e").json() == []
+    assert http(any_fake, "GET", "/v2/wait/e").status_code == 405
+    assert http(any_fake, "POST", "/v2/notify/a/b/c").status_code == 404
+    any_fake.assert_all_requests_served = False
