@@ -265,8 +265,8 @@ def test_a_run_id_taken_is_deduplicated_and_the_run_so_far_is_served(
 ) -> None:
     log: Log = []
     any_fake.destination(f"{APP}/api/*").deliver_to(sleepy_app(log, workflow_client))
-    run_id = any_fake.workflows.trigger(f"{APP}/api/remind", run_id="wfr_mine")
-    assert run_id == "wfr_mine"
+    run_id = any_fake.workflows.trigger(f"{APP}/api/remind", run_id="mine")
+    assert run_id == "wfr_mine"  # prefixed, as the Workflow client does
     any_fake.clock.advance(5_000)
     again = http(
         any_fake, "POST", "/v2/batch",

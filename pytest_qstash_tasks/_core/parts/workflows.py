@@ -144,11 +144,15 @@ class Workflows:
         Workflow client's ``trigger`` does: ``headers`` go to the workflow as
         ``Upstash-Forward-*`` would, ``retries`` is each step's (3 by default), and
         ``failure_url`` is called once a step's retries run out (the workflow's own URL
-        when it serves a failure function). Returns the run's id (``wfr_...``, or
-        ``run_id``). A ``ValueError`` says what QStash would refuse."""
+        when it serves a failure function). Returns the run's id: ``run_id`` with the
+        ``wfr_`` the Workflow client puts in front of it, or a new ``wfr_...``. A
+        ``ValueError`` says what QStash would refuse."""
         if not isinstance(url, str):
             raise TypeError(f"url is a str, not {type(url).__name__}")
-        run_id = run_id if run_id is not None else self._new_id("wfr")
+        if run_id is None:
+            run_id = self._new_id("wfr")
+        elif not run_id.startswith("wfr_"):
+            run_id = f"wfr_{run_id}"  # as the Workflow client's trigger does
         given = [
             ("upstash-workflow-init", "true"),
             ("upstash-workflow-runid", run_id),
