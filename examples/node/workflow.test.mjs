@@ -1,5 +1,5 @@
 // An Upstash Workflow in Node (@upstash/workflow's `serve` on a node:http server) run by
-// the standalone fake with --deliver: a step, a week's sleep, a call to a third party,
+// the standalone fake with --deliver: a step, two steps in parallel, a week's sleep, a call,
 // and waitForEvent answered by the Workflow client's notify (or timing out), each on the
 // fake's clock, moved with POST /_fake/clock. Run by `make examples` when Node is installed.
 import { after, before, test } from "node:test";
@@ -32,6 +32,10 @@ function startApp() {
         sent.push(`welcome ${context.requestPayload.email}`);
         return context.requestPayload.email;
       });
+      const [left, right] = await Promise.all([
+        context.run("left", () => "L"),
+        context.run("right", () => "R"),
+      ]);
       await context.sleep("a week", "7d");
       const crm = await context.call("crm", {
         url: `${appUrl}/crm`,
@@ -42,7 +46,7 @@ function startApp() {
         timeout: "1d",
       });
       await context.run("finish", () => {
-        sent.push(`finish ${crm.status} ${timeout ? "timed out" : eventData.by}`);
+        sent.push(`finish ${left}${right} ${crm.status} ${timeout ? "timed out" : eventData.by}`);
       });
     },
     { qstashClient, receiver },
@@ -107,11 +111,19 @@ test("a workflow sleeps a week, calls a third party and waits for an event it is
   assert.equal(notified.length, 1);
   await control("POST", "clock", { runAll: true });
 
-  assert.deepEqual(sent, ["welcome ada@example.com", "finish 201 grace"]);
+  assert.deepEqual(sent, ["welcome ada@example.com", "finish LR 201 grace"]);
   const run = await runOf(workflowRunId);
   assert.equal(run.workflowState, "RUN_SUCCESS");
-  const names = run.steps.flatMap((group) => group.steps.map((step) => step.stepName));
-  assert.deepEqual(names, ["init", "welcome", "a week", "crm", "approval", "finish"]);
+  const groups = run.steps.map((group) => [group.type, group.steps.map((step) => step.stepName)]);
+  assert.deepEqual(groups.slice(0, 2), [
+    ["sequential", ["init"]],
+    ["sequential", ["welcome"]],
+  ]);
+  assert.deepEqual(groups.at(-1), ["sequential", ["finish"]]);
+  assert.ok(
+    groups.some(([type, names]) => type === "parallel" && names.includes("left")),
+    JSON.stringify(groups),
+  );
 });
 
 test("a wait whose day runs out goes on with timeout set", async () => {
@@ -121,6 +133,6 @@ test("a wait whose day runs out goes on with timeout set", async () => {
     body: { email: "bo@example.com" },
   });
   await control("POST", "clock", { runAll: true });
-  assert.deepEqual(sent, ["welcome bo@example.com", "finish 201 timed out"]);
+  assert.deepEqual(sent, ["welcome bo@example.com", "finish LR 201 timed out"]);
   assert.equal((await runOf(workflowRunId)).workflowState, "RUN_SUCCESS");
 });
