@@ -420,3 +420,40 @@ def test_a_bad_wait_is_refused_in_words(any_fake: QStashTasksFake, body: Any, wo
     assert http(any_fake, "GET", "/v2/wait/e").status_code == 405
     assert http(any_fake, "POST", "/v2/notify/a/b/c").status_code == 404
     any_fake.assert_all_requests_served = False
+
+
+def test_runs_are_cancelled_in_bulk_and_listed_by_filter_and_page(
+    any_fake: QStashTasksFake, workflow_client: AsyncQStash
+) -> None:
+    log: Log = []
+    any_fake.destination(f"{APP}/api/*").deliver_to(sleepy_app(log, workflow_client))
+    any_fake.destination(f"{APP}/other").deliver_to(lambda d: 200)
+    ids = [any_fake.workflows.trigger(f"{APP}/api/remind", run_id=f"r{n}") for n in range(4)]
+    other = any_fake.workflows.trigger(f"{APP}/other", run_id="elsewhere")
+    any_fake.clock.advance(60_000)  # every run asleep, the other one delivered
+    answer = http(
+        any_fake, "DELETE", f"/v2/workflows/runs?workflowRunIds={ids[0]}&workflowRunIds={ids[1]}"
+    )
+    assert answer.json() == {"cancelled": 2}
+    answer = http(any_fake, "DELETE", f"/v2/workflows/runs?workflowUrl={APP}/api/remind")
+    assert answer.json() == {"cancelled": 2}  # the two left at that URL; the others ended
+    assert [r.state for r in any_fake.workflows.list()] == ["RUN_CANCELED"] * 4 + ["RUN_STARTED"]
+    refused = http(any_fake, "DELETE", "/v2/workflows/runs?state=RUN_STARTED")
+    assert refused.json() == {
+        "error": "unknown filter(s) ['state']: workflowRunIds, workflowUrl, fromDate, toDate"
+    }
+
+    def listed(query: str) -> tuple[list[str], str | None]:
+        page = http(any_fake, "GET", f"/v2/workflows/events?groupBy=workflowRunId&{query}").json()
+        return [run["workflowRunId"] for run in page["runs"]], page.get("cursor")
+
+    assert listed("state=RUN_STARTED") == ([other], None)
+    assert listed("count=2") == ([other, ids[3]], "2")  # newest first
+    assert listed("count=2&cursor=2") == ([ids[2], ids[1]], "4")
+    assert listed("count=2&cursor=4") == ([ids[0]], None)
+    assert listed(f"workflowUrl={APP}/other&state=RUN_CANCELED") == ([], None)
+    bad = http(any_fake, "GET", "/v2/workflows/logs?state=DONE")
+    assert bad.json() == {
+        "error": "invalid state 'DONE': one of RUN_STARTED, RUN_SUCCESS, RUN_FAILED, RUN_CANCELED"
+    }
+    any_fake.assert_all_requests_served = False
