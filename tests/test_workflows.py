@@ -457,3 +457,151 @@ def test_runs_are_cancelled_in_bulk_and_listed_by_filter_and_page(
         "error": "invalid state 'DONE': one of RUN_STARTED, RUN_SUCCESS, RUN_FAILED, RUN_CANCELED"
     }
     any_fake.assert_all_requests_served = False
+
+
+def publish_step(fake: QStashTasksFake, run_id: str, step: dict[str, Any]) -> str:
+    """A step result, as a Workflow SDK publishes it."""
+    answer = http(
+        fake, "POST", f"/v2/publish/{APP}/wf", data=json.dumps(step).encode(),
+        headers={"Upstash-Workflow-RunId": run_id, "Upstash-Workflow-Init": "false"},
+    )  # fmt: skip
+    message_id: str = answer.json()["messageId"]
+    return message_id
+
+
+def test_the_logs_show_a_run_as_the_sdks_read_it(any_fake: QStashTasksFake) -> None:
+    any_fake.destination(f"{APP}/wf").deliver_to(lambda d: 200)
+    start = any_fake.clock.now
+    run_id = any_fake.workflows.trigger(f"{APP}/wf", '{"n": 1}', run_id="logged")
+    (first,) = any_fake.workflows.get(run_id).steps or [None]  # nothing but the payload yet
+    assert first is None
+    any_fake.clock.advance(1_000)
+    one = publish_step(
+        any_fake, run_id,
+        {"stepId": 1, "stepName": "a", "stepType": "Run", "out": '"x"', "concurrent": 1},
+    )  # fmt: skip
+    any_fake.clock.advance(1_000)
+    left, right = (
+        publish_step(
+            any_fake,
+            run_id,
+            {
+                "stepId": n,
+                "stepName": name,
+                "stepType": "Run",
+                "out": str(n),
+                "concurrent": 2,
+            },
+        )
+        for n, name in ((2, "b"), (3, "c"))
+    )
+    any_fake.clock.advance(1_000)
+    ended = http(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=false", data=b'"done"')
+    assert ended.status_code == 200
+    (logged,) = http(any_fake, "GET", "/v2/workflows/logs").json()["runs"]
+    initial = any_fake.workflows.get(run_id)
+    assert logged == {
+        "workflowRunId": run_id,
+        "workflowUrl": f"{APP}/wf",
+        "workflowState": "RUN_SUCCESS",
+        "workflowRunCreatedAt": start,
+        "workflowRunCompletedAt": start + 3_000,
+        "workflowRunResponse": '"done"',
+        "steps": [
+            {"type": "sequential", "steps": [{
+                "callType": "step", "messageId": any_fake.published[0].message_id,
+                "state": "STEP_SUCCESS", "createdAt": start, "stepName": "init",
+                "stepType": "Initial", "concurrent": 1, "out": '{"n": 1}',
+            }]},
+            {"type": "sequential", "steps": [{
+                "callType": "step", "messageId": one, "state": "STEP_SUCCESS",
+                "createdAt": start + 1_000, "stepId": 1, "stepName": "a", "stepType": "Run",
+                "out": '"x"', "concurrent": 1,
+            }]},
+            {"type": "parallel", "steps": [
+                {
+                    "callType": "step", "messageId": message_id, "state": "STEP_SUCCESS",
+                    "createdAt": start + 2_000, "stepId": n, "stepName": name,
+                    "stepType": "Run", "out": str(n), "concurrent": 2,
+                }
+                for message_id, n, name in ((left, 2, "b"), (right, 3, "c"))
+            ]},
+        ],
+    }  # fmt: skip
+    assert initial.payload == b'{"n": 1}'
+    assert [(s.name, s.out, s.concurrent) for s in initial.steps] == [
+        ("a", "x", 1), ("b", 2, 2), ("c", 3, 2),
+    ]  # fmt: skip
+    assert initial.result == b'"done"'
+    # The dates filter the runs by when they started.
+    for query, found in [
+        (f"fromDate={start}", [run_id]),
+        (f"fromDate={start + 1}", []),
+        (f"toDate={start}", [run_id]),
+        (f"toDate={start - 1}", []),
+    ]:
+        runs = http(any_fake, "GET", f"/v2/workflows/logs?{query}").json()["runs"]
+        assert [run["workflowRunId"] for run in runs] == found, query
+    bad = http(any_fake, "GET", "/v2/workflows/logs?fromDate=yesterday")
+    assert bad.json() == {"error": "invalid fromDate 'yesterday': want unix ms"}
+    again = http(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
+    assert again.json() == {"error": f"workflow run {run_id!r} has already ended (RUN_SUCCESS)"}
+    odd = http(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=maybe")
+    assert odd.json() == {"error": "invalid cancel 'maybe': want true or false"}
+    any_fake.assert_all_requests_served = False
+
+
+def test_trigger_sends_what_the_workflow_client_sends(any_fake: QStashTasksFake) -> None:
+    run_id = any_fake.workflows.trigger(
+        f"{APP}/wf", "{}", headers={"X-Tenant": "acme"}, retries=1, failure_url=f"{APP}/failed"
+    )
+    (published,) = any_fake.published
+    assert dict(published.headers) == {
+        "upstash-workflow-init": "true",
+        "upstash-workflow-runid": run_id,
+        "upstash-workflow-url": f"{APP}/wf",
+        "upstash-feature-set": "LazyFetch,InitialBody",
+        "upstash-forward-upstash-workflow-sdk-version": "1",
+        "content-type": "application/json",
+        "upstash-forward-x-tenant": "acme",
+        "upstash-retries": "1",
+        "upstash-failure-callback": f"{APP}/failed",
+        "upstash-failure-callback-forward-upstash-workflow-is-failure": "true",
+        "upstash-failure-callback-forward-upstash-workflow-failure-callback": "true",
+        "upstash-failure-callback-workflow-runid": run_id,
+        "upstash-failure-callback-workflow-init": "false",
+        "upstash-failure-callback-workflow-url": f"{APP}/wf",
+        "upstash-failure-callback-workflow-calltype": "failureCall",
+        "upstash-failure-callback-retries": "1",
+    }
+    assert run_id.startswith("wfr_")
+    with pytest.raises(ValueError, match=r"^destination 'nowhere' is neither a URL nor a known"):
+        any_fake.workflows.trigger("nowhere")
+    with pytest.raises(TypeError, match="url is a str, not bytes"):
+        any_fake.workflows.trigger(b"https://a.test")  # type: ignore[arg-type]
+
+
+def test_the_run_assertions_name_the_run_they_could_not_check(any_fake: QStashTasksFake) -> None:
+    any_fake.destination(f"{APP}/wf").deliver_to(lambda d: 200)
+    with pytest.raises(AssertionError) as raised:
+        any_fake.workflows.assert_run_failed("wfr_none")
+    assert str(raised.value) == (
+        "expected workflow run 'wfr_none' to have failed; there is no such run. The runs:\n(no run)"
+    )
+    first = any_fake.workflows.trigger(f"{APP}/wf", run_id="one")
+    second = any_fake.workflows.trigger(f"{APP}/wf", run_id="two")
+    with pytest.raises(AssertionError) as raised:
+        any_fake.workflows.assert_run_succeeded()
+    assert str(raised.value) == (
+        "expected one workflow run to check, found 2: name the run "
+        "(assert_run_succeeded(run_id)). The runs:\n"
+        f"{first} ({APP}/wf): RUN_STARTED\n    (no step yet)\n"
+        f"{second} ({APP}/wf): RUN_STARTED\n    (no step yet)"
+    )
+    http(any_fake, "DELETE", f"/v2/workflows/runs/{second}?cancel=true")
+    with pytest.raises(AssertionError) as raised:
+        any_fake.workflows.assert_run_failed(second)
+    assert str(raised.value).startswith(
+        f"expected workflow run {second!r} to have failed; it is RUN_CANCELED.\n"
+        f"{second} ({APP}/wf): RUN_CANCELED at {any_fake.clock.now}"
+    )
