@@ -138,6 +138,6 @@ def unserved(method: str, path: str) -> str:
     return (
         f"qstash_tasks does not serve {method} {path}: the fake serves GET "
         "/v1/messages/{messageId}/tasks and, of the v2 message API under /v2/: publish, "
-        "enqueue, batch, messages, topics, dlq, logs, events, schedules, queues, flowControl, globalParallelism, keys, workflows, wait, notify and waiters. In-process, a mock of your own (respx_mock, "
+        "enqueue, batch, messages, topics, dlq, logs, events, schedules, queues, flowControl, globalParallelism, keys, workflows, wait, notify, waiters and trigger. In-process, a mock of your own (respx_mock, "
         "a responses mock, pytest-httpx's httpx_mock) answers the paths the fake does not serve"
     )

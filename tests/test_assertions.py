@@ -145,7 +145,7 @@ def test_unserved_requests_record_why(any_fake: QStashTasksFake) -> None:
             404,
             "unknown_path",
             "the fake serves GET /v1/messages/{messageId}/tasks and, of the v2 message API "
-            "under /v2/: publish, enqueue, batch, messages, topics, dlq, logs, events, schedules, queues, flowControl, globalParallelism, keys, workflows, wait, notify and waiters, not GET /v2/nowhere",
+            "under /v2/: publish, enqueue, batch, messages, topics, dlq, logs, events, schedules, queues, flowControl, globalParallelism, keys, workflows, wait, notify, waiters and trigger, not GET /v2/nowhere",
         ),
     ]
     assert not any(c.served for c in any_fake.calls)

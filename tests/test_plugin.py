@@ -254,7 +254,7 @@ def test_it(qstash_tasks):
             "E*1. 2 request(s) to https://qstash.upstash.io could not be served:",
             "E*  - GET https://qstash.upstash.io/v2/nowhere -> 404: the fake serves "
             "GET /v1/messages/{messageId}/tasks and, of the v2 message API under /v2/: "
-            "publish, enqueue, batch, messages, topics, dlq, logs, events, schedules, queues, flowControl, globalParallelism, keys, workflows, wait, notify and waiters, not GET /v2/nowhere",
+            "publish, enqueue, batch, messages, topics, dlq, logs, events, schedules, queues, flowControl, globalParallelism, keys, workflows, wait, notify, waiters and trigger, not GET /v2/nowhere",
             "E*  - GET https://qstash.upstash.io/v1/messages/msg_12/tasks -> 404: message 'msg_12' "
             "is not registered; registered: 'msg_123'",
             "E*  (if that is what the test wants, turn this check off with "

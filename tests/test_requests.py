@@ -161,13 +161,13 @@ def test_a_body_requests_cannot_send_is_refused_as_requests_refuses_it(
 
 def test_a_path_the_fake_does_not_serve_gets_its_404_when_no_mock_would_take_it() -> None:
     with QStashTasksMock(assert_all_requests_served=False) as fake:
-        missed = requests.get(QSTASH + "/v2/trigger/x", headers=AUTH)
+        missed = requests.get(QSTASH + "/v2/chat/x", headers=AUTH)
     assert (missed.status_code, missed.json()) == (
         404,
-        {"error": unserved("GET", "/v2/trigger/x")},
+        {"error": unserved("GET", "/v2/chat/x")},
     )
     assert [(call.method, call.url, call.status) for call in fake.calls] == [
-        ("GET", QSTASH + "/v2/trigger/x", 404)
+        ("GET", QSTASH + "/v2/chat/x", 404)
     ]
 
 
@@ -233,7 +233,7 @@ def test_a_users_mock_started_later_answers_its_hosts_and_the_fake_its_own(
         with pytest.raises(
             requests.ConnectionError, match="Connection refused by Responses"
         ) as refused:
-            requests.get("https://qstash.upstash.io/v2/trigger/x", headers=AUTH)
+            requests.get("https://qstash.upstash.io/v2/chat/x", headers=AUTH)
         # The fake's route, as the user's mock lists it among its own.
         fakes = f"- GET {re.compile(re.escape(QSTASH) + '/.*')} not for pytest-qstash-tasks' fake\n"
         assert fakes in str(refused.value)

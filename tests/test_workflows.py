@@ -605,3 +605,38 @@ def test_the_run_assertions_name_the_run_they_could_not_check(any_fake: QStashTa
         f"expected workflow run {second!r} to have failed; it is RUN_CANCELED.\n"
         f"{second} ({APP}/wf): RUN_CANCELED at {any_fake.clock.now}"
     )
+
+
+def test_the_rest_triggers_start_runs(any_fake: QStashTasksFake) -> None:
+    seen: list[DeliveryRequest] = []
+    any_fake.destination(f"{APP}/wf").deliver_to(lambda d: seen.append(d) or 200)
+    now = any_fake.clock.now
+    one = http(
+        any_fake, "POST", f"/v2/trigger/{APP}/wf", data=b'{"a": 1}',
+        headers={"Upstash-Workflow-RunId": "wfr_rest", "Upstash-Forward-X-Tenant": "acme"},
+    )  # fmt: skip
+    assert one.json() == {"workflowRunId": "wfr_rest", "workflowCreatedAt": now}
+    many = http(
+        any_fake, "POST", "/v2/batch/trigger",
+        json=[
+            {"destination": f"{APP}/wf", "body": "2"},
+            {"destination": f"{APP}/wf", "headers": {"Upstash-Workflow-RunId": "wfr_rest"}},
+        ],
+    )  # fmt: skip
+    made, again = many.json()
+    assert made["workflowRunId"].startswith("wfr_")
+    assert again == {"workflowRunId": "wfr_rest", "workflowCreatedAt": now, "deduplicated": True}
+    any_fake.clock.run_all()
+    assert len(seen) == 2  # one delivery a run: the duplicate started nothing
+    first = next(d for d in seen if d.header("Upstash-Workflow-RunId") == "wfr_rest")
+    assert first.header("X-Tenant") == "acme"
+    assert json.loads(first.body)[0]["body"] == base64.b64encode(b'{"a": 1}').decode()
+    published = next(p for p in any_fake.published if "wfr_rest" in dict(p.headers).values())
+    assert dict(published.headers)["upstash-failure-callback"] == f"{APP}/wf"  # by default
+    bad = http(any_fake, "POST", "/v2/batch/trigger", json=[{"body": "x"}])
+    assert bad.json() == {
+        "error": 'run 0: each run is a JSON object with the workflow\'s URL as "destination"'
+    }
+    assert http(any_fake, "POST", "/v2/batch/trigger", json=[]).status_code == 400
+    assert http(any_fake, "GET", f"/v2/trigger/{APP}/wf").status_code == 405
+    any_fake.assert_all_requests_served = False

@@ -62,7 +62,7 @@ from .tasks import (
     page_number,
     serves_tasks_path,
 )
-from .workflows import WaitTimeouts, is_events_path, is_workflows_path
+from .workflows import WaitTimeouts, is_events_path, is_triggers_path, is_workflows_path
 
 __all__ = ["LOOP_STATUS", "Dispatcher", "serves_path"]
 
@@ -203,6 +203,16 @@ class Dispatcher:
                 request,
                 lambda token: schedules_api.answer(
                     *workflows_api.respond(request, now, self.outbox, rest), token
+                ),
+            )
+        if is_triggers_path(path, base):
+            return self._authorized(
+                request,
+                lambda token: schedules_api.answer(
+                    *workflows_api.trigger(
+                        request, now, self.outbox, self.publish_config, self.new_id
+                    ),
+                    token,
                 ),
             )
         if is_events_path(path, base):

@@ -41,6 +41,7 @@ _KINDS = frozenset(
     {
         "publish", "enqueue", "batch", "messages", "topics", "dlq", "logs", "events",
         "schedules", "queues", "flowControl", "globalParallelism", "keys", "workflows",
+        "wait", "notify", "waiters", "trigger",
     }
 )  # fmt: skip
 
@@ -50,8 +51,8 @@ def serves_v2_path(raw_path: str, base_path: str) -> bool:
     else is wrong): ``/v2/publish/...``, ``/v2/enqueue/...``, ``/v2/batch``,
     ``/v2/messages...``, ``/v2/topics...``, ``/v2/dlq...``, ``/v2/logs``,
     ``/v2/events``, ``/v2/schedules...``, ``/v2/queues...``, ``/v2/flowControl...``,
-    ``/v2/globalParallelism``, ``/v2/keys...`` and ``/v2/workflows/...`` under
-    ``base_path``.
+    ``/v2/globalParallelism``, ``/v2/keys...``, ``/v2/workflows/...``, ``/v2/wait/...``,
+    ``/v2/notify/...``, ``/v2/waiters/...`` and ``/v2/trigger/...`` under ``base_path``.
     Other v2 paths are left to other mocks in-process."""
     if not raw_path.startswith(base_path + "/v2/"):
         return False

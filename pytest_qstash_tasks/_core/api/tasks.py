@@ -68,7 +68,7 @@ def served_text(base_path: str) -> str:
         f"the fake serves GET {base_path}/v1/messages/{{messageId}}/tasks and, of the v2 "
         f"message API under {base_path}/v2/: publish, enqueue, batch, messages, topics, dlq, "
         "logs, events, schedules, queues, flowControl, globalParallelism, keys, workflows, "
-        "wait, notify and waiters"
+        "wait, notify, waiters and trigger"
     )
 
 

@@ -28,7 +28,16 @@ from pytest_qstash_tasks._core.state.workflows import STATES, Run, Waiter
 from .publishing import PublishConfig, check_publish, delay_ms, store_publish
 from .refusals import Refused, allow, json_body, page_count
 
-__all__ = ["WaitTimeout", "WaitTimeouts", "is_events_path", "is_workflows_path", "respond"]
+__all__ = [
+    "WaitTimeout",
+    "WaitTimeouts",
+    "is_events_path",
+    "is_triggers_path",
+    "is_workflows_path",
+    "respond",
+    "start_run",
+    "trigger",
+]
 
 _PREFIX = "/v2/workflows"
 _EVENTS = ("/v2/wait/", "/v2/notify/", "/v2/waiters/")
@@ -41,6 +50,136 @@ def is_workflows_path(raw_path: str, base_path: str) -> bool:
     """Whether ``raw_path`` is under ``/v2/workflows``."""
     rest = raw_path[len(base_path) :]
     return rest.startswith(_PREFIX + "/")
+
+
+def is_triggers_path(raw_path: str, base_path: str) -> bool:
+    """Whether ``raw_path`` is ``/v2/trigger/{workflowUrl}`` or ``/v2/batch/trigger``."""
+    rest = raw_path[len(base_path) :]
+    return rest.startswith("/v2/trigger/") or rest == "/v2/batch/trigger"
+
+
+def start_run(
+    url: str,
+    run_id: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    failure_url: str | None,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+) -> tuple[Any, int]:
+    """Publish a run's first message, as the Workflow client's trigger does (``headers``
+    are the publish's own, lowercase: forwarded ones, retries, delay...); with
+    ``failure_url``, the failure callback the SDKs' failure function answers. Its answer
+    and status, as ``store_publish`` gives them. Raises ``Refused``."""
+    given = [
+        ("upstash-workflow-init", "true"),
+        ("upstash-workflow-runid", run_id),
+        ("upstash-workflow-url", url),
+        ("upstash-feature-set", "LazyFetch,InitialBody"),
+        ("upstash-forward-upstash-workflow-sdk-version", "1"),
+        ("content-type", "application/json"),
+        *headers,
+    ]
+    if failure_url is not None:
+        # What the Workflow SDKs send for their failure function (workflow-py's
+        # _get_headers): the failure callback reaches the run as a failureCall.
+        prefix = "upstash-failure-callback"
+        given += [
+            (prefix, failure_url),
+            (f"{prefix}-forward-upstash-workflow-is-failure", "true"),
+            (f"{prefix}-forward-upstash-workflow-failure-callback", "true"),
+            (f"{prefix}-workflow-runid", run_id),
+            (f"{prefix}-workflow-init", "false"),
+            (f"{prefix}-workflow-url", url),
+            (f"{prefix}-workflow-calltype", "failureCall"),
+        ]
+        retries = next((value for name, value in headers if name == "upstash-retries"), None)
+        if retries is not None:
+            given.append((f"{prefix}-retries", retries))
+    publish = check_publish(url, tuple(given), body, now, outbox, publish_config)
+    return store_publish(publish, now, outbox, new_id)
+
+
+def trigger(
+    request: Request,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+) -> tuple[int, Any]:
+    """``POST /v2/trigger/{workflowUrl}`` (the request's headers as a publish's; the
+    run's id from ``Upstash-Workflow-RunId``, a new one else) and ``POST
+    /v2/batch/trigger`` (``[{"destination", "body", "headers"}]``). Raises ``Refused``."""
+    allow(request, "POST")
+    rest = request.raw_path.partition("/v2/")[2]
+    if rest == "batch/trigger":
+        entries = json_body(request)
+        if not isinstance(entries, list) or not entries:
+            raise Refused(400, "a batch trigger is a non-empty JSON array of runs")
+        answers = []
+        for index, entry in enumerate(entries):
+            try:
+                answers.append(_trigger_entry(entry, now, outbox, publish_config, new_id))
+            except Refused as refused:
+                raise Refused(refused.status, f"run {index}: {refused.text}") from None
+        return 200, answers
+    url = rest[len("trigger/") :] + (f"?{request.query}" if request.query else "")
+    return 200, _trigger_one(
+        url, request.headers, request.body, now, outbox, publish_config, new_id
+    )
+
+
+def _trigger_entry(
+    entry: object,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+) -> dict[str, Any]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("destination"), str):
+        raise Refused(400, 'each run is a JSON object with the workflow\'s URL as "destination"')
+    headers = entry.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise Refused(400, "headers must be an object of strings")
+    body = entry.get("body") or ""
+    if not isinstance(body, str):
+        raise Refused(400, "body must be a string")
+    lowered = tuple((name.lower(), value) for name, value in headers.items())
+    return _trigger_one(
+        entry["destination"], lowered, body.encode(), now, outbox, publish_config, new_id
+    )
+
+
+def _trigger_one(
+    url: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+) -> dict[str, Any]:
+    given = dict(headers)
+    run_id = given.pop("upstash-workflow-runid", None) or new_id("wfr")
+    # The failure function is called by default, as the Workflow client's trigger does.
+    failure_url = given.pop("upstash-failure-callback", None) or url
+    kept = [
+        (name, value)
+        for name, value in given.items()
+        if name not in ("authorization", "content-length", "host")
+        and not name.startswith("upstash-workflow-")
+    ]
+    answer, _ = start_run(url, run_id, kept, body, failure_url, now, outbox, publish_config, new_id)
+    run = outbox.runs.get(run_id)
+    assert run is not None  # made by start_run, or there before
+    made: dict[str, Any] = {"workflowRunId": run_id, "workflowCreatedAt": run.created_at}
+    if isinstance(answer, dict) and answer.get("deduplicated"):
+        made["deduplicated"] = True
+    return made
 
 
 def is_events_path(raw_path: str, base_path: str) -> bool:

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_qstash_tasks._core.api.publishing import PublishConfig, check_publish, store_publish
+from pytest_qstash_tasks._core.api.publishing import PublishConfig
 from pytest_qstash_tasks._core.api.refusals import Refused
+from pytest_qstash_tasks._core.api.workflows import start_run
 from pytest_qstash_tasks._core.engine.clock import Clock
 from pytest_qstash_tasks._core.engine.timeline import Timeline
 from pytest_qstash_tasks._core.state.outbox import Outbox
@@ -153,43 +154,20 @@ class Workflows:
             run_id = self._new_id("wfr")
         elif not run_id.startswith("wfr_"):
             run_id = f"wfr_{run_id}"  # as the Workflow client's trigger does
-        given = [
-            ("upstash-workflow-init", "true"),
-            ("upstash-workflow-runid", run_id),
-            ("upstash-workflow-url", url),
-            ("upstash-feature-set", "LazyFetch,InitialBody"),
-            ("upstash-forward-upstash-workflow-sdk-version", "1"),
-            ("content-type", "application/json"),
-        ]
-        given += [(f"upstash-forward-{k.lower()}", str(v)) for k, v in (headers or {}).items()]
+        given = [(f"upstash-forward-{k.lower()}", str(v)) for k, v in (headers or {}).items()]
         if retries is not None:
             given.append(("upstash-retries", str(retries)))
-        if failure_url is not None:
-            # What the Workflow SDKs send for their failure function (workflow-py's
-            # _get_headers): the failure callback reaches the run as a failureCall.
-            prefix = "upstash-failure-callback"
-            given += [
-                (prefix, failure_url),
-                (f"{prefix}-forward-upstash-workflow-is-failure", "true"),
-                (f"{prefix}-forward-upstash-workflow-failure-callback", "true"),
-                (f"{prefix}-workflow-runid", run_id),
-                (f"{prefix}-workflow-init", "false"),
-                (f"{prefix}-workflow-url", url),
-                (f"{prefix}-workflow-calltype", "failureCall"),
-            ]
-            if retries is not None:
-                given.append((f"{prefix}-retries", str(retries)))
         raw = body.encode() if isinstance(body, str) else bytes(body)
         self._timeline.run_due()
         with self._lock:
             now = self._clock.now
             try:
-                publish = check_publish(
-                    url, tuple(given), raw, now, self._outbox, self._publish_config
-                )
+                start_run(
+                    url, run_id, given, raw, failure_url, now, self._outbox,
+                    self._publish_config, self._new_id,
+                )  # fmt: skip
             except Refused as refused:
                 raise ValueError(refused.text) from None
-            store_publish(publish, now, self._outbox, self._new_id)
         return run_id
 
     def assert_run_succeeded(self, run_id: str | None = None) -> WorkflowRun:
