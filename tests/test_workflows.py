@@ -640,3 +640,30 @@ def test_the_rest_triggers_start_runs(any_fake: QStashTasksFake) -> None:
     assert http(any_fake, "POST", "/v2/batch/trigger", json=[]).status_code == 400
     assert http(any_fake, "GET", f"/v2/trigger/{APP}/wf").status_code == 405
     any_fake.assert_all_requests_served = False
+
+
+def test_sleep_until_wakes_the_run_at_that_instant_of_the_fake_s_clock(
+    any_fake: QStashTasksFake, workflow_client: AsyncQStash
+) -> None:
+    woke: list[int] = []
+    wake_at = any_fake.clock.now // 1000 + 30 * 86_400  # a month from the clock's start
+    app = FastAPI()
+    serve = FastApiServe(app)
+
+    @serve.post("/api/later", qstash_client=workflow_client)
+    async def later(context: AsyncWorkflowContext[Any]) -> None:
+        await context.sleep_until("the first of the month", wake_at)
+
+        async def wake() -> None:
+            woke.append(any_fake.clock.now)
+
+        await context.run("wake", wake)
+
+    any_fake.destination(f"{APP}/api/*").deliver_to(app)
+    any_fake.workflows.trigger(f"{APP}/api/later")
+    any_fake.clock.run_all(horizon=40 * 86_400_000)
+    assert woke == [wake_at * 1000]
+    run = any_fake.workflows.assert_run_succeeded()
+    assert [(s.name, s.type) for s in run.steps] == [
+        ("the first of the month", "SleepUntil"), ("wake", "Run"),
+    ]  # fmt: skip
