@@ -667,3 +667,64 @@ def test_sleep_until_wakes_the_run_at_that_instant_of_the_fake_s_clock(
     assert [(s.name, s.type) for s in run.steps] == [
         ("the first of the month", "SleepUntil"), ("wake", "Run"),
     ]  # fmt: skip
+
+
+def test_a_waiter_shows_what_its_wait_gave_and_its_timeout_goes_where_it_said(
+    any_fake: QStashTasksFake,
+) -> None:
+    seen: list[DeliveryRequest] = []
+    any_fake.destination(f"{APP}/*").deliver_to(lambda d: seen.append(d) or 200)
+    run_id = any_fake.workflows.trigger(f"{APP}/wf", "{}")
+    any_fake.clock.run_all()
+    start = any_fake.clock.now
+    body = wait_body(run_id, f"{APP}/wf", "w", timeout="90")  # seconds, as a number's text
+    body |= {"timeoutUrl": f"{APP}/timeout", "timeoutBody": "late"}
+    assert http(any_fake, "POST", "/v2/wait/ev", json=body).status_code == 200
+    assert http(any_fake, "GET", "/v2/waiters/ev").json() == [{
+        "url": f"{APP}/wf",
+        "deadline": (start + 90_000) // 1000,
+        "headers": body["timeoutHeaders"],
+        "timeoutUrl": f"{APP}/timeout",
+        "timeoutBody": "late",
+        "timeoutHeaders": body["timeoutHeaders"],
+    }]  # fmt: skip
+    # Another run's safe notify does not reach this run's waiter.
+    other = http(any_fake, "POST", "/v2/notify/wfr_other/ev", data=b"x").json()
+    assert other == {"waiter": None, "messageId": "", "error": ""}
+    any_fake.clock.run_all()
+    timed_out = seen[-1]
+    assert timed_out.url == f"{APP}/timeout"
+    step = json.loads(base64.b64decode(json.loads(timed_out.body)[-1]["body"]))
+    assert step == {
+        "stepId": 2, "stepType": "Wait", "stepName": "w", "concurrent": 1,
+        "waitEventId": "ev", "timeout": "90", "waitTimeout": True,
+    }  # fmt: skip
+    assert any_fake.deliveries[-1].at == start + 90_000 + 200
+
+
+def test_the_logs_filter_by_run_and_label_and_page_ten_by_default(
+    any_fake: QStashTasksFake,
+) -> None:
+    any_fake.destination(f"{APP}/wf").deliver_to(lambda d: 200)
+    for number in range(11):
+        labelled = {"Upstash-Label": "vip"} if number == 3 else {}
+        http(
+            any_fake, "POST", f"/v2/trigger/{APP}/wf",
+            headers={"Upstash-Workflow-RunId": f"wfr_{number}", **labelled},
+        )  # fmt: skip
+
+    def ids(query: str) -> list[str]:
+        runs = http(any_fake, "GET", f"/v2/workflows/logs?{query}").json()["runs"]
+        return [run["workflowRunId"] for run in runs]
+
+    assert ids("") == [f"wfr_{n}" for n in range(10, 0, -1)]  # ten, newest first
+    assert ids("workflowRunId=wfr_4") == ["wfr_4"]
+    assert ids("label=vip") == ["wfr_3"]
+    assert ids("count=100&cursor=10") == ["wfr_0"]
+    too_many = http(any_fake, "GET", "/v2/workflows/logs?count=101")
+    assert (too_many.status_code, too_many.json()) == (
+        400, {"error": "invalid count '101': want 1-100"},
+    )  # fmt: skip
+    bad_state = http(any_fake, "GET", "/v2/workflows/logs?state=x")
+    assert bad_state.status_code == 400
+    any_fake.assert_all_requests_served = False
