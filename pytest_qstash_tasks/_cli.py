@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.dev:
+            _dev_settings(args)
         fake = _build(args)
     except _UsageError as error:
         parser.exit(2, f"{PROG}: error: {error}\n")
@@ -43,6 +45,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class _UsageError(Exception):
     """Arguments or a data file the command cannot use."""
+
+
+#: Upstash's dev server's published credentials (its first test user's; qstash-js's
+#: dev mode checks GET /v2/keys against these keys before it would start the binary).
+DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
+DEV_CURRENT_SIGNING_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
+DEV_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"
+DEV_PORT = 8080
+
+
+def _dev_settings(args: argparse.Namespace) -> None:
+    """``--dev``: where and how Upstash's dev server serves, for an app in dev mode to
+    find the fake in its place: its port ($QSTASH_DEV_PORT, else 8080, unless --port
+    names one), its token (unless --token), its signing keys, deliveries over HTTP on
+    the wall clock."""
+    if args.port == 0:
+        raw = os.environ.get("QSTASH_DEV_PORT", "")
+        if raw and not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 65536):
+            raise _UsageError(f"QSTASH_DEV_PORT must be a port 1-65535, got {raw!r}")
+        args.port = int(raw) if raw else DEV_PORT
+    if args.token is None:
+        args.token = DEV_TOKEN
+    args.current_signing_key = DEV_CURRENT_SIGNING_KEY
+    args.next_signing_key = DEV_NEXT_SIGNING_KEY
+    args.deliver = True
+    args.clock = "wall"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +106,13 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--data",
         type=Path,
         help="a JSON file of messages, DLQ entries and schedules to load at start",
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="stand in for Upstash's dev server: port $QSTASH_DEV_PORT or 8080 (unless "
+        "--port), its published token (unless --token) and signing keys, --deliver, "
+        "--clock wall",
     )
     serve.add_argument("--quiet", action="store_true", help="no line per request")
     serve.add_argument(

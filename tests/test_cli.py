@@ -771,3 +771,33 @@ def test_deliver_reaches_https_destinations_too(
         hook.shutdown()
         hook.server_close()
     assert received == [b"sealed"]  # delivered over TLS, not met by the default answer
+
+
+def test_dev_mode_stands_in_for_upstash_s_dev_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_qstash_tasks._cli import DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN
+
+    with socket.socket() as probe:  # a free port, as QSTASH_DEV_PORT names one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("QSTASH_DEV_PORT", str(port))
+    monkeypatch.setenv("QSTASH_CURRENT_SIGNING_KEY", "sig_" + "e" * 28)  # not what dev uses
+
+    def check(url: str) -> Any:
+        dev = {"Authorization": f"Bearer {DEV_TOKEN}"}
+        keys = requests.get(url + "/v2/keys", headers=dev, timeout=5)
+        refused = requests.get(url + "/v2/keys", headers=AUTH, timeout=5)
+        health = requests.get(url + "/_fake/health", timeout=5)
+        return keys.json(), refused.status_code, health.status_code
+
+    served = here("--dev", "--quiet", during=check)
+    assert served.out.strip() == f"http://127.0.0.1:{port}"
+    assert served.during == (
+        {"current": DEV_CURRENT_SIGNING_KEY, "next": DEV_NEXT_SIGNING_KEY}, 401, 200
+    )  # the dev keys for the dev token; any other refused; health open to probes
+    assert "delivering published messages over HTTP" in served.err
+    monkeypatch.setenv("QSTASH_DEV_PORT", "eighty")
+    refused = here("--dev")
+    assert refused.code == 2
+    assert refused.err.endswith(
+        "qstash-tasks-fake: error: QSTASH_DEV_PORT must be a port 1-65535, got 'eighty'\n"
+    )
