@@ -792,7 +792,9 @@ def test_dev_mode_stands_in_for_upstash_s_dev_server(monkeypatch: pytest.MonkeyP
     served = here("--dev", "--quiet", during=check)
     assert served.out.strip() == f"http://127.0.0.1:{port}"
     assert served.during == (
-        {"current": DEV_CURRENT_SIGNING_KEY, "next": DEV_NEXT_SIGNING_KEY}, 401, 200
+        {"current": DEV_CURRENT_SIGNING_KEY, "next": DEV_NEXT_SIGNING_KEY},
+        401,
+        200,
     )  # the dev keys for the dev token; any other refused; health open to probes
     assert "delivering published messages over HTTP" in served.err
     monkeypatch.setenv("QSTASH_DEV_PORT", "eighty")
