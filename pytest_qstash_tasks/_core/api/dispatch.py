@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pytest_qstash_tasks._core.engine.clock import Clock
 from pytest_qstash_tasks._core.engine.signing import KeyRing
@@ -52,7 +52,7 @@ from .logs import is_logs_path
 from .messages import handle_v2, serves_v2_path
 from .publishing import PublishConfig
 from .queues import is_queues_path
-from .refusals import Refused, refusal
+from .refusals import Refused, json_answer, refusal
 from .schedules import Firings, is_schedules_path
 from .tasks import (
     EndpointConfig,
@@ -65,6 +65,9 @@ from .tasks import (
 from .workflows import WaitTimeouts, is_events_path, is_triggers_path, is_workflows_path
 
 __all__ = ["LOOP_STATUS", "Dispatcher", "serves_path"]
+
+#: A JSON resource's answer to a request at a time, given the path from ``/v2/``.
+_Serve = Callable[[Request, int, str], tuple[int, Any]]
 
 #: The status a client over a socket gets when the loop guard stops it (508 Loop
 #: Detected): the fake cannot raise in another process.
@@ -122,6 +125,7 @@ class Dispatcher:
         self.loop_guard = LoopGuard(max_identical_requests)
         self.owner = owner
         self.new_id = new_id
+        self._resources = self._json_resources()
 
     def dispatch(self, request: Request) -> Reply:
         """Answer one request: the message API's, or the tasks endpoint's with the
@@ -173,63 +177,37 @@ class Dispatcher:
                     token, rest,
                 ),
             )  # fmt: skip
-        if is_schedules_path(path, base):
-            rest = path[len(base) + len("/v2/schedules") :].split("/")[1:]
+        found = next((serve for serves, serve in self._resources if serves(path, base)), None)
+        if found is not None:
+            serve: _Serve = found
+            after = path[len(base) :]  # the path from /v2/
             return self._authorized(
-                request,
-                lambda token: schedules_api.answer(
-                    *schedules_api.respond(request, now, self.schedules, self.firings, rest),
-                    token,
-                ),
-            )
-        if is_queues_path(path, base):
-            rest = path[len(base) + len("/v2/queues") :].split("/")[1:]
-            return self._authorized(
-                request,
-                lambda token: schedules_api.answer(
-                    *queues_api.respond(request, now, self.outbox, rest), token
-                ),
-            )
-        if is_flow_control_path(path, base):
-            return self._authorized(
-                request,
-                lambda token: schedules_api.answer(
-                    *flow_api.respond(request, now, self.outbox.flow, path[len(base) :]), token
-                ),
-            )
-        if is_workflows_path(path, base):
-            rest = path[len(base) + len("/v2/workflows") :].split("/")[1:]
-            return self._authorized(
-                request,
-                lambda token: schedules_api.answer(
-                    *workflows_api.respond(request, now, self.outbox, rest), token
-                ),
-            )
-        if is_triggers_path(path, base):
-            return self._authorized(
-                request,
-                lambda token: schedules_api.answer(
-                    *workflows_api.trigger(
-                        request, now, self.outbox, self.publish_config, self.new_id
-                    ),
-                    token,
-                ),
-            )
-        if is_events_path(path, base):
-            return self._authorized(
-                request,
-                lambda token: schedules_api.answer(
-                    *self.waits.respond(request, now, path[len(base) :]), token
-                ),
-            )
-        if is_keys_path(path, base):
-            return self._authorized(
-                request,
-                lambda token: schedules_api.answer(
-                    *keys_api.respond(request, self.keys, path[len(base) :]), token
-                ),
+                request, lambda token: json_answer(*serve(request, now, after), token)
             )
         return handle_v2(request, now, self.outbox, self.config, self.publish_config, self.new_id)
+
+    def _json_resources(self) -> tuple[tuple[Callable[[str, str], bool], _Serve], ...]:
+        """Each resource that answers JSON: whether a path is its, and its answer to a
+        request (status and payload) given the path from ``/v2/``."""
+
+        def under(prefix: str, rest: str) -> list[str]:
+            return rest[len(prefix) :].split("/")[1:]
+
+        outbox, publish_config, new_id = self.outbox, self.publish_config, self.new_id
+        return (
+            (is_schedules_path, lambda request, now, rest: schedules_api.respond(
+                request, now, self.schedules, self.firings, under("/v2/schedules", rest))),
+            (is_queues_path, lambda request, now, rest: queues_api.respond(
+                request, now, outbox, under("/v2/queues", rest))),
+            (is_flow_control_path, lambda request, now, rest: flow_api.respond(
+                request, now, outbox.flow, rest)),
+            (is_workflows_path, lambda request, now, rest: workflows_api.respond(
+                request, now, outbox, under("/v2/workflows", rest))),
+            (is_triggers_path, lambda request, now, rest: workflows_api.trigger(
+                request, now, outbox, publish_config, new_id)),
+            (is_events_path, lambda request, now, rest: self.waits.respond(request, now, rest)),
+            (is_keys_path, lambda request, now, rest: keys_api.respond(request, self.keys, rest)),
+        )  # fmt: skip
 
     def _authorized(
         self, request: Request, serve: Callable[[str | None], EndpointResponse]

@@ -1,6 +1,6 @@
 """What the v2 resources share: a refusal (``Refused``, the 4xx QStash would answer,
-decided before anything is stored) and the checks they make alike (the method, a JSON
-body, a URL the fake can deliver to, a name)."""
+decided before anything is stored), the checks they make alike (the method, a JSON
+body, a URL the fake can deliver to, a name), and their JSON answer (``json_answer``)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ __all__ = [
     "WANT_URL",
     "Refused",
     "allow",
+    "json_answer",
     "json_body",
     "page_count",
     "refusal",
@@ -84,6 +85,14 @@ def json_body(request: Request) -> Any:
         return parse_json(request.body)
     except ValueError as error:
         raise Refused(400, f"the body is not valid JSON: {error}") from None
+
+
+def json_answer(status: int, payload: Any, token: str | None) -> EndpointResponse:
+    """A resource's answer: ``payload`` as JSON (``None``: an empty body)."""
+    import json
+
+    body = b"" if payload is None else json.dumps(payload).encode()
+    return EndpointResponse(status, body, token=token)
 
 
 def refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointResponse:

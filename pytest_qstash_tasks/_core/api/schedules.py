@@ -9,13 +9,12 @@ the ``scheduleId``.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from pytest_qstash_tasks._core.exchange import EndpointResponse, Request
+from pytest_qstash_tasks._core.exchange import Request
 from pytest_qstash_tasks._core.state.agenda import Agenda
 from pytest_qstash_tasks._core.state.outbox import Outbox, forwarded_headers, publish_fields
 from pytest_qstash_tasks._core.state.schedules import Firing, Schedule, ScheduleBook, parse_cron
@@ -228,9 +227,3 @@ def _state(outbox: Outbox, message_id: str, now: int) -> str:
     if not delivery.settled_by(now):
         return "IN_PROGRESS"
     return "SUCCESS" if delivery.errors and delivery.errors[-1] is None else "FAIL"
-
-
-def answer(status: int, payload: Any, token: str | None) -> EndpointResponse:
-    """The response for ``respond``'s result."""
-    body = b"" if payload is None else json.dumps(payload).encode()
-    return EndpointResponse(status, body, token=token)
