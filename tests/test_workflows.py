@@ -22,6 +22,7 @@ from upstash_workflow.flask import Serve as FlaskServe
 
 from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake
 from pytest_qstash_tasks._core.engine.receivers import run_coroutine
+from tests.helpers import unserved
 
 APP = "https://app.example.com"
 CRM = "https://crm.example.com/contacts"
@@ -728,3 +729,10 @@ def test_the_logs_filter_by_run_and_label_and_page_ten_by_default(
     bad_state = http(any_fake, "GET", "/v2/workflows/logs?state=x")
     assert bad_state.status_code == 400
     any_fake.assert_all_requests_served = False
+
+
+def test_the_workflow_dlq_is_not_served_yet_and_says_so(any_fake: QStashTasksFake) -> None:
+    for method, path in [("GET", "/v2/workflows/dlq"), ("POST", "/v2/workflows/dlq/resume/d")]:
+        answer = http(any_fake, method, path)
+        assert (answer.status_code, answer.json()) == (404, {"error": unserved(method, path)})
+    any_fake.expect_unserved("unknown_path")

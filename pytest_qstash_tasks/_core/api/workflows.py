@@ -47,9 +47,14 @@ _LOG_FILTERS = ("workflowRunId", "workflowUrl", "state", "fromDate", "toDate", "
 
 
 def is_workflows_path(raw_path: str, base_path: str) -> bool:
-    """Whether ``raw_path`` is under ``/v2/workflows``."""
+    """Whether ``raw_path`` is under ``/v2/workflows``, but for the Workflow DLQ (not
+    served yet: in-process, another mock may answer it)."""
     rest = raw_path[len(base_path) :]
-    return rest.startswith(_PREFIX + "/")
+    return rest.startswith(_PREFIX + "/") and not _is_workflow_dlq(rest)
+
+
+def _is_workflow_dlq(rest: str) -> bool:
+    return rest == _PREFIX + "/dlq" or rest.startswith(_PREFIX + "/dlq/")
 
 
 def is_triggers_path(raw_path: str, base_path: str) -> bool:
