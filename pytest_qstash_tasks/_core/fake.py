@@ -16,7 +16,7 @@ from .api.hosts import DEFAULT_BASE_URL, BaseURL, GuardedFake, RealHostGuard
 from .api.publishing import PublishConfig
 from .api.schedules import Firings
 from .api.tasks import EndpointConfig
-from .api.workflows import WaitTimeout, WaitTimeouts
+from .api.workflow_events import WaitTimeout, WaitTimeouts
 from .args import (
     check_end_cursor,
     check_int,

@@ -62,7 +62,8 @@ from .tasks import (
     page_number,
     serves_tasks_path,
 )
-from .workflows import WaitTimeouts, is_events_path, is_triggers_path, is_workflows_path
+from .workflow_events import WaitTimeouts, is_events_path
+from .workflows import is_triggers_path, is_workflows_path
 
 __all__ = ["LOOP_STATUS", "Dispatcher", "serves_path"]
 
