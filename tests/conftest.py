@@ -76,6 +76,12 @@ def sdk() -> Iterator[Callable[..., QStash]]:
         client.http._client.close()
 
 
+@pytest.fixture
+def client(any_fake: QStashTasksFake, sdk: Callable[..., QStash]) -> QStash:
+    """The official SDK's client, pointed at the fake of this test (any transport)."""
+    return sdk(any_fake.token, base_url=any_fake.base_url)
+
+
 @pytest_asyncio.fixture
 async def async_sdk() -> AsyncIterator[Callable[..., AsyncQStash]]:
     """Build official async SDK clients, closed at teardown."""

@@ -141,3 +141,12 @@ def unserved(method: str, path: str) -> str:
         "enqueue, batch, messages, topics, dlq, logs, events, schedules, queues, flowControl, globalParallelism, keys, workflows, wait, notify, waiters and trigger. In-process, a mock of your own (respx_mock, "
         "a responses mock, pytest-httpx's httpx_mock) answers the paths the fake does not serve"
     )
+
+
+def v2(fake: QStashTasksFake, method: str, path: str, **kw: Any) -> Any:
+    """``requests.request`` to ``path`` on ``fake``, with its bearer token (``headers``
+    given are added): the v2 API as any HTTP client calls it."""
+    import requests
+
+    headers = {"Authorization": f"Bearer {fake.token}", **kw.pop("headers", {})}
+    return requests.request(method, f"{fake.base_url}{path}", headers=headers, timeout=5, **kw)

@@ -8,23 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 from qstash import AsyncQStash, QStash, Receiver
 
 from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake, QStashTasksMock
+from tests.helpers import v2
 
 APP = "https://app.example.com"
 Sdk = Callable[..., QStash]
-
-
-@pytest.fixture
-def client(any_fake: QStashTasksFake, sdk: Sdk) -> QStash:
-    return sdk(any_fake.token, base_url=any_fake.base_url)
-
-
-def http(fake: QStashTasksFake, method: str, path: str, **kw: Any) -> requests.Response:
-    headers = {"Authorization": f"Bearer {fake.token}", **kw.pop("headers", {})}
-    return requests.request(method, f"{fake.base_url}{path}", headers=headers, timeout=5, **kw)
 
 
 def times_of(fake: QStashTasksFake, into: list[tuple[int, str]]) -> Any:
@@ -154,7 +144,7 @@ def test_a_queue_and_a_schedule_take_flow_control_too(
     any_fake.destination(f"{APP}/work").deliver_to(times_of(any_fake, received))
     start = any_fake.clock.now
     for body in "xy":  # qstash-py's enqueue takes no flow control: the headers, as sent
-        http(
+        v2(
             any_fake, "POST", f"/v2/enqueue/q/{APP}/work", data=body,
             headers={"Upstash-Flow-Control-Key": "slow", "Upstash-Flow-Control-Value": "rate=1, period=60"},
         )  # fmt: skip
@@ -247,11 +237,11 @@ def test_a_retry_asks_its_key_again(any_fake: QStashTasksFake, client: QStash) -
 def test_bad_flow_control_is_refused_in_words_with_nothing_stored(
     any_fake: QStashTasksFake, headers: dict[str, str], words: str
 ) -> None:
-    answer = http(any_fake, "POST", f"/v2/publish/{APP}/x", headers=headers, data=b"x")
+    answer = v2(any_fake, "POST", f"/v2/publish/{APP}/x", headers=headers, data=b"x")
     assert answer.status_code == 400
     assert words in answer.json()["error"], answer.json()
     assert any_fake.published == []
-    assert http(any_fake, "GET", "/v2/flowControl").json() == []
+    assert v2(any_fake, "GET", "/v2/flowControl").json() == []
     any_fake.assert_all_requests_served = False
 
 
@@ -262,7 +252,7 @@ def test_unknown_keys_and_bad_pins_are_named(any_fake: QStashTasksFake, client: 
         ("POST", "/v2/flowControl/nope/pause"),
         ("POST", "/v2/flowControl/nope/pin?parallelism=1"),
     ]:
-        answer = http(any_fake, method, path)
+        answer = v2(any_fake, method, path)
         assert answer.status_code == 404, path
         assert answer.json()["error"] == (
             "flow-control key 'nope' not found: a key exists once a message is published "
@@ -274,17 +264,17 @@ def test_unknown_keys_and_bad_pins_are_named(any_fake: QStashTasksFake, client: 
         ("speed=1", "pin takes parallelism, rate and period"),
         ("", "pin takes parallelism, rate and period"),
     ]:
-        answer = http(any_fake, "POST", f"/v2/flowControl/known/pin?{query}")
+        answer = v2(any_fake, "POST", f"/v2/flowControl/known/pin?{query}")
         assert (answer.status_code, words in answer.json()["error"]) == (400, True), query
-    answer = http(any_fake, "POST", "/v2/flowControl/known/unpin?parallelism=yes")
+    answer = v2(any_fake, "POST", "/v2/flowControl/known/unpin?parallelism=yes")
     assert answer.status_code == 400
     info = client.flow_control.get("known")
     assert (info.is_pinned_parallelism, info.is_pinned_rate, info.rate_max) == (False, False, 1)
-    assert http(any_fake, "GET", "/v2/flowControl/known/other").status_code == 404
-    assert http(any_fake, "DELETE", "/v2/flowControl/known").status_code == 405
+    assert v2(any_fake, "GET", "/v2/flowControl/known/other").status_code == 404
+    assert v2(any_fake, "DELETE", "/v2/flowControl/known").status_code == 405
     client.message.publish(url=f"{APP}/x", body="x", flow_control={"key": "also", "rate": 1})
     assert (
-        http(any_fake, "GET", "/v2/flowControl/nope")
+        v2(any_fake, "GET", "/v2/flowControl/nope")
         .json()["error"]
         .endswith("(keys: 'known', 'also')")
     )
@@ -321,8 +311,8 @@ def test_the_keys_endpoint_gives_the_keys_deliveries_are_signed_with(
     client.message.publish(url=f"{APP}/signed", body="x")
     any_fake.clock.run_all()
     assert verified == [True]
-    assert http(any_fake, "DELETE", "/v2/keys").status_code == 405
-    assert http(any_fake, "GET", "/v2/keys/other").status_code == 404
+    assert v2(any_fake, "DELETE", "/v2/keys").status_code == 405
+    assert v2(any_fake, "GET", "/v2/keys/other").status_code == 404
     any_fake.assert_all_requests_served = False
 
 
@@ -343,7 +333,7 @@ def test_the_flow_control_api_answers_each_request_as_documented(
     any_fake: QStashTasksFake, client: QStash
 ) -> None:
     def answer(method: str, path: str) -> tuple[int, Any]:
-        got = http(any_fake, method, path)
+        got = v2(any_fake, method, path)
         return got.status_code, got.json() if got.content else None
 
     assert answer("GET", "/v2/globalParallelism") == (

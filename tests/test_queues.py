@@ -9,23 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 from qstash import AsyncQStash, QStash
 
 from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake, QStashTasksMock
+from tests.helpers import v2
 
 APP = "https://app.example.com"
 Sdk = Callable[..., QStash]
-
-
-@pytest.fixture
-def client(any_fake: QStashTasksFake, sdk: Sdk) -> QStash:
-    return sdk(any_fake.token, base_url=any_fake.base_url)
-
-
-def http(fake: QStashTasksFake, method: str, path: str, **kw: Any) -> requests.Response:
-    headers = {"Authorization": f"Bearer {fake.token}", **kw.pop("headers", {})}
-    return requests.request(method, f"{fake.base_url}{path}", headers=headers, timeout=5, **kw)
 
 
 Received = list[tuple[int, str, int]]
@@ -198,27 +188,27 @@ def test_deleting_a_queue_cancels_what_still_waits_in_it(
 def test_bad_queues_are_refused_in_words_with_nothing_stored(
     any_fake: QStashTasksFake, body: Any, words: str
 ) -> None:
-    answer = http(any_fake, "POST", "/v2/queues", json=body)
+    answer = v2(any_fake, "POST", "/v2/queues", json=body)
     assert answer.status_code == 400
     assert words in answer.json()["error"]
-    assert http(any_fake, "GET", "/v2/queues").json() == []
+    assert v2(any_fake, "GET", "/v2/queues").json() == []
     any_fake.assert_all_requests_served = False
 
 
 def test_unknown_queues_and_paths_are_named(any_fake: QStashTasksFake) -> None:
-    http(any_fake, "POST", "/v2/queues", json={"queueName": "known"})
+    v2(any_fake, "POST", "/v2/queues", json={"queueName": "known"})
     for method, path in [
         ("GET", "/v2/queues/nope"),
         ("DELETE", "/v2/queues/nope"),
         ("POST", "/v2/queues/nope/pause"),
     ]:
-        answer = http(any_fake, method, path)
+        answer = v2(any_fake, method, path)
         assert answer.status_code == 404, path
         assert answer.json() == {"error": "queue 'nope' not found (queues: 'known')"}
-    assert http(any_fake, "POST", "/v2/queues", data=b"{").status_code == 400
-    assert http(any_fake, "PUT", "/v2/queues/known").status_code == 405
-    assert http(any_fake, "GET", "/v2/queues/known/pause").status_code == 405
-    assert http(any_fake, "POST", "/v2/queues/known/other").status_code == 404
+    assert v2(any_fake, "POST", "/v2/queues", data=b"{").status_code == 400
+    assert v2(any_fake, "PUT", "/v2/queues/known").status_code == 405
+    assert v2(any_fake, "GET", "/v2/queues/known/pause").status_code == 405
+    assert v2(any_fake, "POST", "/v2/queues/known/other").status_code == 404
     any_fake.assert_all_requests_served = False
 
 
@@ -270,7 +260,7 @@ def test_a_cancelled_message_leaves_the_line_and_a_delayed_one_keeps_its_place(
     any_fake.destination(f"{APP}/work").deliver_to(recorder(any_fake, received, {}))
     start = any_fake.clock.now
     # qstash-py's enqueue takes no delay; the Node SDK's takes publish's options: as sent.
-    late = http(
+    late = v2(
         any_fake, "POST", f"/v2/enqueue/q/{APP}/work", data="late", headers={"Upstash-Delay": "10s"}
     ).json()["messageId"]
     ids = [
@@ -289,7 +279,7 @@ def test_a_cancelled_message_leaves_the_line_and_a_delayed_one_keeps_its_place(
 
 def test_the_queue_api_answers_each_request_as_documented(any_fake: QStashTasksFake) -> None:
     def answer(method: str, path: str, **kw: Any) -> tuple[int, Any]:
-        got = http(any_fake, method, path, **kw)
+        got = v2(any_fake, method, path, **kw)
         return got.status_code, got.json() if got.content else None
 
     now = any_fake.clock.now

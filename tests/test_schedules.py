@@ -11,25 +11,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 from cronsim import CronSim
 from qstash import AsyncQStash, QStash
 
 from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake, QStashTasksMock
+from tests.helpers import v2
 
 APP = "https://app.example.com"
 DAY_MS = 86_400_000
 Sdk = Callable[..., QStash]
-
-
-@pytest.fixture
-def client(any_fake: QStashTasksFake, sdk: Sdk) -> QStash:
-    return sdk(any_fake.token, base_url=any_fake.base_url)
-
-
-def http(fake: QStashTasksFake, method: str, path: str, **kw: Any) -> requests.Response:
-    headers = {"Authorization": f"Bearer {fake.token}", **kw.pop("headers", {})}
-    return requests.request(method, f"{fake.base_url}{path}", headers=headers, timeout=5, **kw)
 
 
 def recorder(fake: QStashTasksFake, into: list[tuple[int, str | None, bytes]]) -> Any:
@@ -105,12 +95,12 @@ def test_pause_stops_firings_and_resume_restarts_them(
     schedule_id = client.schedule.create(destination=f"{APP}/tick", cron="*/10 * * * *")
     any_fake.clock.advance(30 * 60_000)
     client.schedule.pause(schedule_id)  # PATCH, as both SDKs send
-    assert http(any_fake, "POST", f"/v2/schedules/{schedule_id}/pause").status_code == 200
+    assert v2(any_fake, "POST", f"/v2/schedules/{schedule_id}/pause").status_code == 200
     paused = client.schedule.get(schedule_id)
     assert (paused.paused, paused.next_schedule_time) == (True, None)
     any_fake.clock.advance(60 * 60_000)
     assert len(any_fake.schedules.get(schedule_id).fired_at) == 3
-    assert http(any_fake, "POST", f"/v2/schedules/{schedule_id}/resume").status_code == 200
+    assert v2(any_fake, "POST", f"/v2/schedules/{schedule_id}/resume").status_code == 200
     client.schedule.resume(schedule_id)  # resuming twice: a no-op as well
     resumed = any_fake.schedules.get(schedule_id)
     assert (resumed.paused, resumed.next_time) == (False, any_fake.clock.now + 10 * 60_000)
@@ -129,7 +119,7 @@ def test_bad_schedules_are_refused_in_words_with_nothing_stored(
 ) -> None:
     def create(cron: str | None, destination: str = f"{APP}/x", **headers: str) -> Any:
         given = {**headers, **({"Upstash-Cron": cron} if cron is not None else {})}
-        return http(any_fake, "POST", f"/v2/schedules/{destination}", headers=given)
+        return v2(any_fake, "POST", f"/v2/schedules/{destination}", headers=given)
 
     for answer, status, error in [
         (create(None), 400, "the Upstash-Cron header is required: a cron expression"),
@@ -146,14 +136,14 @@ def test_bad_schedules_are_refused_in_words_with_nothing_stored(
         ),
         (create("* * * * *", **{"Upstash-Retries": "many"}), 400, "invalid Upstash-Retries"),
         (create("* * * * *", "no-such-group"), 404, "destination 'no-such-group' is neither"),
-        (http(any_fake, "GET", "/v2/schedules/scd_nope"), 404, "schedule 'scd_nope' not found"),
-        (http(any_fake, "DELETE", "/v2/schedules/scd_nope"), 404, "schedule 'scd_nope'"),
-        (http(any_fake, "PATCH", "/v2/schedules/scd_nope/pause"), 404, "schedule 'scd_nope'"),
-        (http(any_fake, "PUT", "/v2/schedules"), 405, "method PUT not allowed"),
+        (v2(any_fake, "GET", "/v2/schedules/scd_nope"), 404, "schedule 'scd_nope' not found"),
+        (v2(any_fake, "DELETE", "/v2/schedules/scd_nope"), 404, "schedule 'scd_nope'"),
+        (v2(any_fake, "PATCH", "/v2/schedules/scd_nope/pause"), 404, "schedule 'scd_nope'"),
+        (v2(any_fake, "PUT", "/v2/schedules"), 405, "method PUT not allowed"),
     ]:
         assert answer.status_code == status, answer.text
         assert error in answer.json()["error"], answer.json()
-    assert http(any_fake, "GET", "/v2/schedules").json() == []
+    assert v2(any_fake, "GET", "/v2/schedules").json() == []
     assert any_fake.schedules.list() == []
     assert any_fake.published == []
 
@@ -276,7 +266,7 @@ def test_a_bulk_cancel_by_schedule_id_cancels_that_schedule_s_messages_only(
             destination=f"{APP}/{schedule_id}", cron="* * * * *", schedule_id=schedule_id
         )
     any_fake.clock.advance(60_000)  # the first firings: their messages not yet attempted
-    answer = http(any_fake, "DELETE", "/v2/messages?scheduleId=a")
+    answer = v2(any_fake, "DELETE", "/v2/messages?scheduleId=a")
     assert answer.json() == {"cancelled": 1}
     (made_a,) = any_fake.schedules.get("a").message_ids[0]
     (made_b,) = any_fake.schedules.get("b").message_ids[0]

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 from fastapi import FastAPI
 from flask import Flask
 from qstash import AsyncQStash, QStash
@@ -22,7 +21,7 @@ from upstash_workflow.flask import Serve as FlaskServe
 
 from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake
 from pytest_qstash_tasks._core.engine.receivers import run_coroutine
-from tests.helpers import unserved
+from tests.helpers import unserved, v2
 
 APP = "https://app.example.com"
 CRM = "https://crm.example.com/contacts"
@@ -50,11 +49,6 @@ def workflow_client(any_fake: QStashTasksFake) -> Iterator[AsyncQStash]:
 def sync_workflow_client(any_fake: QStashTasksFake, sdk: Callable[..., QStash]) -> QStash:
     """The QStash client a sync workflow publishes its steps with, closed at teardown."""
     return sdk(any_fake.token, base_url=any_fake.base_url)
-
-
-def http(fake: QStashTasksFake, method: str, path: str, **kw: Any) -> requests.Response:
-    headers = {"Authorization": f"Bearer {fake.token}", **kw.pop("headers", {})}
-    return requests.request(method, f"{fake.base_url}{path}", headers=headers, timeout=5, **kw)
 
 
 def fastapi_onboarding(log: Log, client: Any) -> FastAPI:
@@ -161,7 +155,7 @@ def test_a_workflow_runs_its_steps_sleeps_a_week_and_calls_a_third_party(
     sleep_step = run.steps[2]
     assert run.steps[3].created_at - sleep_step.created_at >= WEEK_MS  # the call after it
     # The same run through the logs endpoint, as the SDKs read it.
-    (logged,) = http(any_fake, "GET", "/v2/workflows/logs").json()["runs"]
+    (logged,) = v2(any_fake, "GET", "/v2/workflows/logs").json()["runs"]
     assert (logged["workflowRunId"], logged["workflowState"]) == (run.run_id, "RUN_SUCCESS")
     names = [step["stepName"] for group in logged["steps"] for step in group["steps"]]
     assert names == ["init", "welcome", "score", "wait a week", "crm", "follow-up"]
@@ -243,14 +237,14 @@ def test_cancelling_a_sleeping_run_stops_it(
     any_fake.clock.advance(86_400_000)  # a day into the month's sleep
     assert log == ["before"]
 
-    answer = http(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
+    answer = v2(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
     assert (answer.status_code, answer.content) == (200, b"")
     any_fake.clock.run_all()
 
     assert log == ["before"]
     assert any_fake.workflows.get(run_id).state == "RUN_CANCELED"
     # Publishing to a cancelled run is refused, as the SDKs expect.
-    refused = http(
+    refused = v2(
         any_fake, "POST", f"/v2/publish/{APP}/api/remind", data=b"{}",
         headers={"Upstash-Workflow-RunId": run_id, "Upstash-Workflow-Init": "false"},
     )  # fmt: skip
@@ -269,7 +263,7 @@ def test_a_run_id_taken_is_deduplicated_and_the_run_so_far_is_served(
     run_id = any_fake.workflows.trigger(f"{APP}/api/remind", run_id="mine")
     assert run_id == "wfr_mine"  # prefixed, as the Workflow client does
     any_fake.clock.advance(5_000)
-    again = http(
+    again = v2(
         any_fake, "POST", "/v2/batch",
         json=[{
             "destination": f"{APP}/api/remind",
@@ -281,11 +275,11 @@ def test_a_run_id_taken_is_deduplicated_and_the_run_so_far_is_served(
     assert answer["deduplicated"] is True
     assert len(any_fake.workflows.list()) == 1
     # What a workflow fetches lazily: the run so far, each body in base64.
-    steps = http(any_fake, "GET", "/v2/workflows/runs/wfr_mine").json()
+    steps = v2(any_fake, "GET", "/v2/workflows/runs/wfr_mine").json()
     assert [step["callType"] for step in steps] == ["step", "step", "step"]
     assert json.loads(base64.b64decode(steps[1]["body"]))["stepName"] == "note"
-    assert http(any_fake, "GET", "/v2/workflows/runs/wfr_other").status_code == 404
-    ended = http(any_fake, "DELETE", "/v2/workflows/runs/wfr_mine?cancel=false", data=b'"ok"')
+    assert v2(any_fake, "GET", "/v2/workflows/runs/wfr_other").status_code == 404
+    ended = v2(any_fake, "DELETE", "/v2/workflows/runs/wfr_mine?cancel=false", data=b'"ok"')
     assert ended.status_code == 200
     run = any_fake.workflows.assert_run_succeeded("wfr_mine")
     assert run.result == b'"ok"'
@@ -297,7 +291,7 @@ def test_a_delivery_s_own_headers_are_never_replaced_by_forwarded_ones(
 ) -> None:
     seen: list[DeliveryRequest] = []
     any_fake.destination(f"{APP}/hook").deliver_to(lambda d: seen.append(d) or 200)
-    http(
+    v2(
         any_fake, "POST", f"/v2/publish/{APP}/hook", data=b"x",
         headers={
             "Upstash-Forward-Upstash-Signature": "forged",
@@ -366,14 +360,14 @@ def test_a_run_gets_its_event_by_notify_or_its_timeout(any_fake: QStashTasksFake
         step: dict[str, Any] = json.loads(base64.b64decode(raw["body"]))
         return step
 
-    waited = http(any_fake, "POST", "/v2/wait/approve", json=wait_body(run_id, f"{APP}/wf", "ok"))
+    waited = v2(any_fake, "POST", "/v2/wait/approve", json=wait_body(run_id, f"{APP}/wf", "ok"))
     assert waited.json() == {"messageId": ""}
-    (waiter,) = http(any_fake, "GET", "/v2/waiters/approve").json()
+    (waiter,) = v2(any_fake, "GET", "/v2/waiters/approve").json()
     assert (waiter["url"], waiter["deadline"]) == (f"{APP}/wf", (start + 3_600_000) // 1000)
-    notified = http(any_fake, "POST", "/v2/notify/approve", data=b'{"by": "grace"}').json()
+    notified = v2(any_fake, "POST", "/v2/notify/approve", data=b'{"by": "grace"}').json()
     assert [n["waiter"]["url"] for n in notified] == [f"{APP}/wf"]
     assert notified[0]["messageId"].startswith("msg_")
-    assert http(any_fake, "GET", "/v2/waiters/approve").json() == []
+    assert v2(any_fake, "GET", "/v2/waiters/approve").json() == []
     any_fake.clock.run_all()
     step = last_step()
     assert (step["stepName"], step["waitEventId"], step["waitTimeout"]) == ("ok", "approve", False)
@@ -381,8 +375,8 @@ def test_a_run_gets_its_event_by_notify_or_its_timeout(any_fake: QStashTasksFake
     assert seen[-1].header("Upstash-Workflow-RunId") == run_id
 
     # Nobody waits: the unsafe notify is lost, and a later wait times out.
-    assert http(any_fake, "POST", "/v2/notify/lost", data=b"x").json() == []
-    http(any_fake, "POST", "/v2/wait/lost", json=wait_body(run_id, f"{APP}/wf", "late", "2h"))
+    assert v2(any_fake, "POST", "/v2/notify/lost", data=b"x").json() == []
+    v2(any_fake, "POST", "/v2/wait/lost", json=wait_body(run_id, f"{APP}/wf", "late", "2h"))
     before = any_fake.clock.now
     any_fake.clock.run_all()
     step = last_step()
@@ -390,9 +384,9 @@ def test_a_run_gets_its_event_by_notify_or_its_timeout(any_fake: QStashTasksFake
     assert any_fake.deliveries[-1].at - before == 2 * 3_600_000 + 200
 
     # The safe notify is kept until the run waits, then delivered at once.
-    kept = http(any_fake, "POST", f"/v2/notify/{run_id}/early", data=b"1").json()
+    kept = v2(any_fake, "POST", f"/v2/notify/{run_id}/early", data=b"1").json()
     assert kept == {"waiter": None, "messageId": "", "error": ""}
-    answer = http(any_fake, "POST", "/v2/wait/early", json=wait_body(run_id, f"{APP}/wf", "e"))
+    answer = v2(any_fake, "POST", "/v2/wait/early", json=wait_body(run_id, f"{APP}/wf", "e"))
     assert answer.json()["messageId"].startswith("msg_")
     any_fake.clock.run_all()
     assert (last_step()["stepName"], last_step()["waitTimeout"]) == ("e", False)
@@ -415,11 +409,11 @@ def test_a_run_gets_its_event_by_notify_or_its_timeout(any_fake: QStashTasksFake
     ],
 )
 def test_a_bad_wait_is_refused_in_words(any_fake: QStashTasksFake, body: Any, words: str) -> None:
-    answer = http(any_fake, "POST", "/v2/wait/e", json=body)
+    answer = v2(any_fake, "POST", "/v2/wait/e", json=body)
     assert (answer.status_code, answer.json()) == (400, {"error": words})
-    assert http(any_fake, "GET", "/v2/waiters/e").json() == []
-    assert http(any_fake, "GET", "/v2/wait/e").status_code == 405
-    assert http(any_fake, "POST", "/v2/notify/a/b/c").status_code == 404
+    assert v2(any_fake, "GET", "/v2/waiters/e").json() == []
+    assert v2(any_fake, "GET", "/v2/wait/e").status_code == 405
+    assert v2(any_fake, "POST", "/v2/notify/a/b/c").status_code == 404
     any_fake.assert_all_requests_served = False
 
 
@@ -432,20 +426,20 @@ def test_runs_are_cancelled_in_bulk_and_listed_by_filter_and_page(
     ids = [any_fake.workflows.trigger(f"{APP}/api/remind", run_id=f"r{n}") for n in range(4)]
     other = any_fake.workflows.trigger(f"{APP}/other", run_id="elsewhere")
     any_fake.clock.advance(60_000)  # every run asleep, the other one delivered
-    answer = http(
+    answer = v2(
         any_fake, "DELETE", f"/v2/workflows/runs?workflowRunIds={ids[0]}&workflowRunIds={ids[1]}"
     )
     assert answer.json() == {"cancelled": 2}
-    answer = http(any_fake, "DELETE", f"/v2/workflows/runs?workflowUrl={APP}/api/remind")
+    answer = v2(any_fake, "DELETE", f"/v2/workflows/runs?workflowUrl={APP}/api/remind")
     assert answer.json() == {"cancelled": 2}  # the two left at that URL; the others ended
     assert [r.state for r in any_fake.workflows.list()] == ["RUN_CANCELED"] * 4 + ["RUN_STARTED"]
-    refused = http(any_fake, "DELETE", "/v2/workflows/runs?state=RUN_STARTED")
+    refused = v2(any_fake, "DELETE", "/v2/workflows/runs?state=RUN_STARTED")
     assert refused.json() == {
         "error": "unknown filter(s) ['state']: workflowRunIds, workflowUrl, fromDate, toDate"
     }
 
     def listed(query: str) -> tuple[list[str], str | None]:
-        page = http(any_fake, "GET", f"/v2/workflows/events?groupBy=workflowRunId&{query}").json()
+        page = v2(any_fake, "GET", f"/v2/workflows/events?groupBy=workflowRunId&{query}").json()
         return [run["workflowRunId"] for run in page["runs"]], page.get("cursor")
 
     assert listed("state=RUN_STARTED") == ([other], None)
@@ -453,7 +447,7 @@ def test_runs_are_cancelled_in_bulk_and_listed_by_filter_and_page(
     assert listed("count=2&cursor=2") == ([ids[2], ids[1]], "4")
     assert listed("count=2&cursor=4") == ([ids[0]], None)
     assert listed(f"workflowUrl={APP}/other&state=RUN_CANCELED") == ([], None)
-    bad = http(any_fake, "GET", "/v2/workflows/logs?state=DONE")
+    bad = v2(any_fake, "GET", "/v2/workflows/logs?state=DONE")
     assert bad.json() == {
         "error": "invalid state 'DONE': one of RUN_STARTED, RUN_SUCCESS, RUN_FAILED, RUN_CANCELED"
     }
@@ -462,7 +456,7 @@ def test_runs_are_cancelled_in_bulk_and_listed_by_filter_and_page(
 
 def publish_step(fake: QStashTasksFake, run_id: str, step: dict[str, Any]) -> str:
     """A step result, as a Workflow SDK publishes it."""
-    answer = http(
+    answer = v2(
         fake, "POST", f"/v2/publish/{APP}/wf", data=json.dumps(step).encode(),
         headers={"Upstash-Workflow-RunId": run_id, "Upstash-Workflow-Init": "false"},
     )  # fmt: skip
@@ -497,9 +491,9 @@ def test_the_logs_show_a_run_as_the_sdks_read_it(any_fake: QStashTasksFake) -> N
         for n, name in ((2, "b"), (3, "c"))
     )
     any_fake.clock.advance(1_000)
-    ended = http(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=false", data=b'"done"')
+    ended = v2(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=false", data=b'"done"')
     assert ended.status_code == 200
-    (logged,) = http(any_fake, "GET", "/v2/workflows/logs").json()["runs"]
+    (logged,) = v2(any_fake, "GET", "/v2/workflows/logs").json()["runs"]
     initial = any_fake.workflows.get(run_id)
     assert logged == {
         "workflowRunId": run_id,
@@ -541,13 +535,13 @@ def test_the_logs_show_a_run_as_the_sdks_read_it(any_fake: QStashTasksFake) -> N
         (f"toDate={start}", [run_id]),
         (f"toDate={start - 1}", []),
     ]:
-        runs = http(any_fake, "GET", f"/v2/workflows/logs?{query}").json()["runs"]
+        runs = v2(any_fake, "GET", f"/v2/workflows/logs?{query}").json()["runs"]
         assert [run["workflowRunId"] for run in runs] == found, query
-    bad = http(any_fake, "GET", "/v2/workflows/logs?fromDate=yesterday")
+    bad = v2(any_fake, "GET", "/v2/workflows/logs?fromDate=yesterday")
     assert bad.json() == {"error": "invalid fromDate 'yesterday': want unix ms"}
-    again = http(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
+    again = v2(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
     assert again.json() == {"error": f"workflow run {run_id!r} has already ended (RUN_SUCCESS)"}
-    odd = http(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=maybe")
+    odd = v2(any_fake, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=maybe")
     assert odd.json() == {"error": "invalid cancel 'maybe': want true or false"}
     any_fake.assert_all_requests_served = False
 
@@ -599,7 +593,7 @@ def test_the_run_assertions_name_the_run_they_could_not_check(any_fake: QStashTa
         f"{first} ({APP}/wf): RUN_STARTED\n    (no step yet)\n"
         f"{second} ({APP}/wf): RUN_STARTED\n    (no step yet)"
     )
-    http(any_fake, "DELETE", f"/v2/workflows/runs/{second}?cancel=true")
+    v2(any_fake, "DELETE", f"/v2/workflows/runs/{second}?cancel=true")
     with pytest.raises(AssertionError) as raised:
         any_fake.workflows.assert_run_failed(second)
     assert str(raised.value).startswith(
@@ -612,12 +606,12 @@ def test_the_rest_triggers_start_runs(any_fake: QStashTasksFake) -> None:
     seen: list[DeliveryRequest] = []
     any_fake.destination(f"{APP}/wf").deliver_to(lambda d: seen.append(d) or 200)
     now = any_fake.clock.now
-    one = http(
+    one = v2(
         any_fake, "POST", f"/v2/trigger/{APP}/wf", data=b'{"a": 1}',
         headers={"Upstash-Workflow-RunId": "wfr_rest", "Upstash-Forward-X-Tenant": "acme"},
     )  # fmt: skip
     assert one.json() == {"workflowRunId": "wfr_rest", "workflowCreatedAt": now}
-    many = http(
+    many = v2(
         any_fake, "POST", "/v2/batch/trigger",
         json=[
             {"destination": f"{APP}/wf", "body": "2"},
@@ -634,12 +628,12 @@ def test_the_rest_triggers_start_runs(any_fake: QStashTasksFake) -> None:
     assert json.loads(first.body)[0]["body"] == base64.b64encode(b'{"a": 1}').decode()
     published = next(p for p in any_fake.published if "wfr_rest" in dict(p.headers).values())
     assert dict(published.headers)["upstash-failure-callback"] == f"{APP}/wf"  # by default
-    bad = http(any_fake, "POST", "/v2/batch/trigger", json=[{"body": "x"}])
+    bad = v2(any_fake, "POST", "/v2/batch/trigger", json=[{"body": "x"}])
     assert bad.json() == {
         "error": 'run 0: each run is a JSON object with the workflow\'s URL as "destination"'
     }
-    assert http(any_fake, "POST", "/v2/batch/trigger", json=[]).status_code == 400
-    assert http(any_fake, "GET", f"/v2/trigger/{APP}/wf").status_code == 405
+    assert v2(any_fake, "POST", "/v2/batch/trigger", json=[]).status_code == 400
+    assert v2(any_fake, "GET", f"/v2/trigger/{APP}/wf").status_code == 405
     any_fake.assert_all_requests_served = False
 
 
@@ -680,8 +674,8 @@ def test_a_waiter_shows_what_its_wait_gave_and_its_timeout_goes_where_it_said(
     start = any_fake.clock.now
     body = wait_body(run_id, f"{APP}/wf", "w", timeout="90")  # seconds, as a number's text
     body |= {"timeoutUrl": f"{APP}/timeout", "timeoutBody": "late"}
-    assert http(any_fake, "POST", "/v2/wait/ev", json=body).status_code == 200
-    assert http(any_fake, "GET", "/v2/waiters/ev").json() == [{
+    assert v2(any_fake, "POST", "/v2/wait/ev", json=body).status_code == 200
+    assert v2(any_fake, "GET", "/v2/waiters/ev").json() == [{
         "url": f"{APP}/wf",
         "deadline": (start + 90_000) // 1000,
         "headers": body["timeoutHeaders"],
@@ -690,7 +684,7 @@ def test_a_waiter_shows_what_its_wait_gave_and_its_timeout_goes_where_it_said(
         "timeoutHeaders": body["timeoutHeaders"],
     }]  # fmt: skip
     # Another run's safe notify does not reach this run's waiter.
-    other = http(any_fake, "POST", "/v2/notify/wfr_other/ev", data=b"x").json()
+    other = v2(any_fake, "POST", "/v2/notify/wfr_other/ev", data=b"x").json()
     assert other == {"waiter": None, "messageId": "", "error": ""}
     any_fake.clock.run_all()
     timed_out = seen[-1]
@@ -709,30 +703,30 @@ def test_the_logs_filter_by_run_and_label_and_page_ten_by_default(
     any_fake.destination(f"{APP}/wf").deliver_to(lambda d: 200)
     for number in range(11):
         labelled = {"Upstash-Label": "vip"} if number == 3 else {}
-        http(
+        v2(
             any_fake, "POST", f"/v2/trigger/{APP}/wf",
             headers={"Upstash-Workflow-RunId": f"wfr_{number}", **labelled},
         )  # fmt: skip
 
     def ids(query: str) -> list[str]:
-        runs = http(any_fake, "GET", f"/v2/workflows/logs?{query}").json()["runs"]
+        runs = v2(any_fake, "GET", f"/v2/workflows/logs?{query}").json()["runs"]
         return [run["workflowRunId"] for run in runs]
 
     assert ids("") == [f"wfr_{n}" for n in range(10, 0, -1)]  # ten, newest first
     assert ids("workflowRunId=wfr_4") == ["wfr_4"]
     assert ids("label=vip") == ["wfr_3"]
     assert ids("count=100&cursor=10") == ["wfr_0"]
-    too_many = http(any_fake, "GET", "/v2/workflows/logs?count=101")
+    too_many = v2(any_fake, "GET", "/v2/workflows/logs?count=101")
     assert (too_many.status_code, too_many.json()) == (
         400, {"error": "invalid count '101': want 1-100"},
     )  # fmt: skip
-    bad_state = http(any_fake, "GET", "/v2/workflows/logs?state=x")
+    bad_state = v2(any_fake, "GET", "/v2/workflows/logs?state=x")
     assert bad_state.status_code == 400
     any_fake.assert_all_requests_served = False
 
 
 def test_the_workflow_dlq_is_not_served_yet_and_says_so(any_fake: QStashTasksFake) -> None:
     for method, path in [("GET", "/v2/workflows/dlq"), ("POST", "/v2/workflows/dlq/resume/d")]:
-        answer = http(any_fake, method, path)
+        answer = v2(any_fake, method, path)
         assert (answer.status_code, answer.json()) == (404, {"error": unserved(method, path)})
     any_fake.expect_unserved("unknown_path")

@@ -9,7 +9,7 @@ import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { Client, Receiver } from "@upstash/qstash";
 import { Client as WorkflowClient, serve } from "@upstash/workflow";
-import { startFake } from "./fake.mjs";
+import { answerWith, startFake } from "./fake.mjs";
 
 // Upstash's published dev token (qstash-js src/dev-server/constants.ts).
 const DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
@@ -67,14 +67,7 @@ before(async () => {
         response.writeHead(200).end("ok");
         return;
       }
-      const answer = await handler(
-        new Request(`${appUrl}${request.url}`, {
-          method: request.method,
-          headers: Object.entries(request.headers).filter(([, v]) => typeof v === "string"),
-          body: body.length ? body : undefined,
-        }),
-      );
-      response.writeHead(answer.status, Object.fromEntries(answer.headers)).end(await answer.text());
+      await answerWith(handler, appUrl, request, body, response);
     });
   });
   await new Promise((resolve) => app.listen(0, "127.0.0.1", resolve));

@@ -33,3 +33,16 @@ export async function startFake(token, { args = [], env = {} } = {}) {
   };
   return { fake, baseUrl, control };
 }
+
+// Answer a node:http request with a fetch-style handler (what @upstash/workflow's
+// `serve` returns): the request as a web Request at `origin`, its body read whole.
+export async function answerWith(handler, origin, request, body, response) {
+  const answer = await handler(
+    new Request(`${origin}${request.url}`, {
+      method: request.method,
+      headers: Object.entries(request.headers).filter(([, v]) => typeof v === "string"),
+      body: body.length ? body : undefined,
+    }),
+  );
+  response.writeHead(answer.status, Object.fromEntries(answer.headers)).end(await answer.text());
+}

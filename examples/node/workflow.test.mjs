@@ -8,7 +8,7 @@ import { createServer } from "node:http";
 import { Client as QStashClient, Receiver } from "@upstash/qstash";
 import { Client as WorkflowClient } from "@upstash/workflow";
 import { serve } from "@upstash/workflow";
-import { startFake } from "./fake.mjs";
+import { answerWith, startFake } from "./fake.mjs";
 
 const TOKEN = "node-workflow-token";
 const CURRENT = "sig_" + "w".repeat(28);
@@ -60,14 +60,7 @@ function startApp() {
         response.writeHead(201, { "content-type": "application/json" }).end('{"id": "c_7"}');
         return;
       }
-      const answer = await handler(
-        new Request(`${appUrl}${request.url}`, {
-          method: request.method,
-          headers: Object.entries(request.headers).filter(([, v]) => typeof v === "string"),
-          body: body.length ? body : undefined,
-        }),
-      );
-      response.writeHead(answer.status, Object.fromEntries(answer.headers)).end(await answer.text());
+      await answerWith(handler, appUrl, request, body, response);
     });
   });
 }
