@@ -77,6 +77,19 @@ def sdk() -> Iterator[Callable[..., QStash]]:
 
 
 @pytest.fixture
+def workflow_env(any_fake: QStashTasksFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a deployed workflow reads: QStash's URL, token and signing keys."""
+    for name, value in any_fake.env.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def sync_workflow_client(any_fake: QStashTasksFake, sdk: Callable[..., QStash]) -> QStash:
+    """The QStash client a sync workflow publishes its steps with, closed at teardown."""
+    return sdk(any_fake.token, base_url=any_fake.base_url)
+
+
+@pytest.fixture
 def client(any_fake: QStashTasksFake, sdk: Callable[..., QStash]) -> QStash:
     """The official SDK's client, pointed at the fake of this test (any transport)."""
     return sdk(any_fake.token, base_url=any_fake.base_url)

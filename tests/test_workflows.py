@@ -21,7 +21,7 @@ from upstash_workflow.flask import Serve as FlaskServe
 
 from pytest_qstash_tasks import DeliveryRequest, QStashTasksFake
 from pytest_qstash_tasks._core.engine.receivers import run_coroutine
-from tests.helpers import unserved, v2
+from tests.helpers import v2
 
 APP = "https://app.example.com"
 CRM = "https://crm.example.com/contacts"
@@ -29,11 +29,7 @@ WEEK_MS = 7 * 86_400_000
 Log = list[tuple[Any, ...]]
 
 
-@pytest.fixture(autouse=True)
-def qstash_env(any_fake: QStashTasksFake, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What a deployed workflow reads: QStash's URL, token and signing keys."""
-    for name, value in any_fake.env.items():
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("workflow_env")
 
 
 @pytest.fixture
@@ -43,12 +39,6 @@ def workflow_client(any_fake: QStashTasksFake) -> Iterator[AsyncQStash]:
     client = AsyncQStash(any_fake.token, base_url=any_fake.base_url)
     yield client
     run_coroutine(client.http._client.aclose(), 5)
-
-
-@pytest.fixture
-def sync_workflow_client(any_fake: QStashTasksFake, sdk: Callable[..., QStash]) -> QStash:
-    """The QStash client a sync workflow publishes its steps with, closed at teardown."""
-    return sdk(any_fake.token, base_url=any_fake.base_url)
 
 
 def fastapi_onboarding(log: Log, client: Any) -> FastAPI:
@@ -725,8 +715,46 @@ def test_the_logs_filter_by_run_and_label_and_page_ten_by_default(
     any_fake.assert_all_requests_served = False
 
 
-def test_the_workflow_dlq_is_not_served_yet_and_says_so(any_fake: QStashTasksFake) -> None:
-    for method, path in [("GET", "/v2/workflows/dlq"), ("POST", "/v2/workflows/dlq/resume/d")]:
-        answer = v2(any_fake, method, path)
-        assert (answer.status_code, answer.json()) == (404, {"error": unserved(method, path)})
-    any_fake.expect_unserved("unknown_path")
+def test_a_run_s_settings_reach_steps_that_send_none_of_their_own(
+    any_fake: QStashTasksFake,
+) -> None:
+    """@upstash/workflow 1.x sends retries, the failure callback and forwarded headers
+    once, on the run's first message (Upstash-Feature-Set: WF_TriggerOnConfig); QStash
+    applies them to the run's later steps."""
+    any_fake.destination(f"{APP}/*").answers(200, 500)
+    run_id = "wfr_config"
+    features = {"Upstash-Feature-Set": "LazyFetch,InitialBody,WF_DetectTrigger,WF_TriggerOnConfig"}
+    first = v2(
+        any_fake, "POST", f"/v2/publish/{APP}/api/flow", data=b"{}",
+        headers={
+            **features, "Upstash-Workflow-RunId": run_id, "Upstash-Workflow-Init": "true",
+            "Upstash-Retries": "0", "Upstash-Failure-Callback": f"{APP}/api/flow",
+            "Upstash-Failure-Callback-Workflow-Calltype": "failureCall",
+            "Upstash-Failure-Callback-Workflow-Runid": run_id,
+            "Upstash-Forward-Tenant": "t1",
+        },
+    )  # fmt: skip
+    assert first.status_code == 200
+    step = v2(
+        any_fake, "POST", f"/v2/publish/{APP}/api/flow", data=b'{"stepId": 1}',
+        headers={**features, "Upstash-Workflow-RunId": run_id, "Upstash-Workflow-Init": "false"},
+    )  # fmt: skip
+    message = v2(any_fake, "GET", f"/v2/messages/{step.json()['messageId']}").json()
+    assert (message["maxRetries"], message["failureCallback"]) == (0, f"{APP}/api/flow")
+    assert message["header"]["Tenant"] == ["t1"]
+    any_fake.clock.run_all()
+    assert any_fake.workflows.get(run_id).state == "RUN_FAILED"  # no retry: failed at once
+    # A step that names its own settings keeps them; an SDK without the feature gets none.
+    own = v2(
+        any_fake, "POST", f"/v2/publish/{APP}/api/other", data=b"{}",
+        headers={"Upstash-Workflow-RunId": "wfr_plain", "Upstash-Workflow-Init": "true",
+                 "Upstash-Retries": "0"},
+    )  # fmt: skip
+    assert own.status_code == 200
+    plain = v2(
+        any_fake, "POST", f"/v2/publish/{APP}/api/other", data=b"{}",
+        headers={"Upstash-Workflow-RunId": "wfr_plain", "Upstash-Workflow-Init": "false"},
+    )  # fmt: skip
+    assert (
+        v2(any_fake, "GET", f"/v2/messages/{plain.json()['messageId']}").json()["maxRetries"] == 3
+    )

@@ -22,6 +22,7 @@ from pytest_qstash_tasks._core.state.outbox import (
 )
 
 from .publishing import PublishConfig, callback_publish, store_messages
+from .workflows import end_run
 
 __all__ = ["AfterAttempt"]
 
@@ -52,24 +53,28 @@ class AfterAttempt:
             self._publish(message, plans["upstash-callback"], body_of, now)
         if delivery.errors[-1] is not None and len(delivery.errors) == delivery.max_retry + 1:
             entry = self.dlq.add(message, now, status, (), body)
-            run = None if message.run_id is None else self.outbox.runs.get(message.run_id)
-            if run is not None and message.url == run.url:
+            run = self.outbox.runs.of_delivery(message.run_id, message.url, message.call_type)
+            if run is not None:
                 # A step the workflow could not take: the run has failed (a call's third
                 # party failing is the workflow's to handle, from the call's callback).
-                run.end("RUN_FAILED", delivery.starts[-1] + delivery.active_ms)
                 run.error = delivery.errors[-1]
+                ends = delivery.starts[-1] + delivery.active_ms
+                end_run(run, "RUN_FAILED", ends, self.outbox, self.publish_config, self.new_id)
             if "upstash-failure-callback" in plans:
                 failure = _callback_body(message, status, body) | {"dlqId": entry.dlq_id}
                 if run is not None:  # what the Workflow SDKs' failure functions read
                     failure |= {"workflowRunId": run.run_id, "workflowCreatedAt": run.created_at}
-                self._publish(message, plans["upstash-failure-callback"], failure, now)
+                plan = plans["upstash-failure-callback"]
+                entry.failure_callback = self._publish(message, plan, failure, now)
 
-    def _publish(self, source: Message, plan: object, body: dict[str, Any], now: int) -> None:
+    def _publish(self, source: Message, plan: object, body: dict[str, Any], now: int) -> str:
+        """Publish a callback of ``source``; its message's id."""
         # Checked at the message's publish (api/messages.py): only the body and time are new.
         publish = callback_publish(plan, json.dumps(body).encode(), now)
-        for message_id in store_messages(publish, now, self.outbox, self.new_id):
-            # A queue's next message waits for its callbacks too (QStash's queues page).
-            self.outbox.queues.hold(source, self.outbox.messages[message_id])
+        (message_id,) = store_messages(publish, now, self.outbox, self.new_id)
+        # A queue's next message waits for its callbacks too (QStash's queues page).
+        self.outbox.queues.hold(source, self.outbox.messages[message_id])
+        return message_id
 
 
 def _callback_body(message: Message, status: int, body: bytes) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from . import keys as keys_api
 from . import logs as logs_api
 from . import queues as queues_api
 from . import schedules as schedules_api
+from . import workflow_dlq as workflow_dlq_api
 from . import workflows as workflows_api
 from .dlq import is_dlq_path
 from .flow_control import is_flow_control_path
@@ -62,6 +63,7 @@ from .tasks import (
     page_number,
     serves_tasks_path,
 )
+from .workflow_dlq import is_workflow_dlq_path
 from .workflow_events import WaitTimeouts, is_events_path
 from .workflows import is_triggers_path, is_workflows_path
 
@@ -202,8 +204,11 @@ class Dispatcher:
                 request, now, outbox, under("/v2/queues", rest))),
             (is_flow_control_path, lambda request, now, rest: flow_api.respond(
                 request, now, outbox.flow, rest)),
+            (is_workflow_dlq_path, lambda request, now, rest: workflow_dlq_api.respond(
+                request, now, outbox, self.dlq, publish_config, new_id,
+                under("/v2/workflows/dlq", rest))),
             (is_workflows_path, lambda request, now, rest: workflows_api.respond(
-                request, now, outbox, under("/v2/workflows", rest))),
+                request, now, outbox, publish_config, new_id, under("/v2/workflows", rest))),
             (is_triggers_path, lambda request, now, rest: workflows_api.trigger(
                 request, now, outbox, publish_config, new_id)),
             (is_events_path, lambda request, now, rest: self.waits.respond(request, now, rest)),

@@ -4,7 +4,8 @@
 last page) with QStash's filters; ``GET``/``DELETE /v2/dlq/{dlqId}`` one entry;
 ``DELETE /v2/dlq`` many, named by ``dlqIds`` or filters in the query (the Node SDK) or a
 JSON body ``{"dlqIds": [...]}`` (qstash-py); ``POST /v2/dlq/retry[/{dlqId}]`` publishes
-each again as a new message and takes it out of the DLQ.
+each again as a new message and takes it out of the DLQ. ``GET /v2/dlq?source=workflow``
+lists the failed workflow runs instead (``workflow_dlq``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pytest_qstash_tasks._core.state.outbox import Outbox
 from .filters import FilterError, Filters, read_selection
 from .publishing import PublishConfig, check_publish, store_messages
 from .refusals import Refused, allow, json_body, page_count
+from .workflow_dlq import list_entries
 
 __all__ = ["is_dlq_path", "respond"]
 
@@ -53,7 +55,7 @@ def respond(
     if not rest:
         allow(request, "GET", "DELETE")
         if request.method == "GET":
-            return _list(request, dlq, token)
+            return _list(request, now, outbox, dlq, token)
         return _bulk(request, dlq, token, lambda entries: {"deleted": len(entries)})
     if rest[0] == "retry":
         allow(request, "POST")
@@ -85,7 +87,15 @@ def _entry(dlq: DeadLetterQueue, dlq_id: str) -> DeadLetter:
     return entry
 
 
-def _list(request: Request, dlq: DeadLetterQueue, token: str | None) -> EndpointResponse:
+def _list(
+    request: Request, now: int, outbox: Outbox, dlq: DeadLetterQueue, token: str | None
+) -> EndpointResponse:
+    source = dict(parse_qsl(request.query, keep_blank_values=True)).get("source")
+    if source is not None:  # what @upstash/workflow's dlq.list asks: the failed runs
+        if source != "workflow":
+            raise Refused(400, f"invalid source {source!r}: workflow, or leave it out")
+        runs = list_entries(request.query, now, dlq, outbox, ignored=("source",))
+        return EndpointResponse(200, json.dumps(runs).encode(), token=token)
     cursor, count = _paging(request.query, default=_MAX_COUNT)
     selection = _selection(request.query, None)
     keep = _keeper(selection.ids, selection.filters)

@@ -52,14 +52,11 @@ def serves_v2_path(raw_path: str, base_path: str) -> bool:
     ``/v2/messages...``, ``/v2/topics...``, ``/v2/dlq...``, ``/v2/logs``,
     ``/v2/events``, ``/v2/schedules...``, ``/v2/queues...``, ``/v2/flowControl...``,
     ``/v2/globalParallelism``, ``/v2/keys...``, ``/v2/workflows/...``, ``/v2/wait/...``,
-    ``/v2/notify/...``, ``/v2/waiters/...`` and ``/v2/trigger/...`` under ``base_path``
-    (not yet the Workflow DLQ, ``/v2/workflows/dlq...``).
+    ``/v2/notify/...``, ``/v2/waiters/...`` and ``/v2/trigger/...`` under ``base_path``.
     Other v2 paths are left to other mocks in-process."""
     if not raw_path.startswith(base_path + "/v2/"):
         return False
-    kind, _, rest = raw_path[len(base_path) + 4 :].partition("/")
-    if kind == "workflows" and (rest == "dlq" or rest.startswith("dlq/")):
-        return False  # the Workflow DLQ: not served yet
+    kind = raw_path[len(base_path) + 4 :].partition("/")[0]
     return kind in _KINDS
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pytest_qstash_tasks._core.state.outbox import (
     PublishedDelivery,
     PublishedMessage,
 )
-from pytest_qstash_tasks._core.state.workflows import CALL_TYPES, RunMessage
+from pytest_qstash_tasks._core.state.workflows import CALL_TYPES, Invoker, RunMessage
 
 from .refusals import WANT_URL, Refused, url_problem
 
@@ -92,6 +93,8 @@ class Publish:
     #: The workflow run it belongs to (``Upstash-Workflow-RunId``), whether it starts it
     #: (``Upstash-Workflow-Init: true``) and its ``Upstash-Workflow-CallType``.
     workflow: tuple[str, bool, str] | None = None
+    #: The run that invokes the run this publish starts (``Upstash-Workflow-Invoke``).
+    invoker: Invoker | None = None
 
 
 def check_publish(
@@ -156,6 +159,13 @@ def _check_publish(
         )
     _check_headers(headers)
     header = dict(headers)
+    workflow = _workflow(header, outbox)
+    if workflow is not None and "WF_TriggerOnConfig" in header.get("upstash-feature-set", ""):
+        headers = _with_run_config(headers, header, workflow, outbox)
+        header = dict(headers)
+    invoker = None
+    if header.get("upstash-workflow-invoke", "").strip().lower() == "true":
+        invoker, body = _invoked(workflow, body)
     retries = _retries(header, publish_config.default_retries)
     retry_delay = retry_delays = None
     if "upstash-retry-delay" in header:
@@ -193,7 +203,8 @@ def _check_publish(
         timeout_s=_timeout_s(header),
         callbacks=callbacks,
         flow=_flow(header),
-        workflow=_workflow(header, outbox),
+        workflow=workflow,
+        invoker=invoker,
     )
 
 
@@ -231,11 +242,87 @@ def _workflow(header: Mapping[str, str], outbox: Outbox) -> tuple[str, bool, str
         )
     init = header.get("upstash-workflow-init", "false").strip().lower() == "true"
     run = outbox.runs.get(run_id)
-    if run is not None and run.over and not init:
+    failure_function = call_type == "failureCall" and run is not None and run.state == "RUN_FAILED"
+    if run is not None and run.over and not init and not failure_function:
         # What both Workflow SDKs read as "tried to append to a cancelled workflow".
         ended = "was cancelled" if run.state == "RUN_CANCELED" else f"has ended ({run.state})"
         raise Refused(400, f"workflow run {run_id!r} {ended}: nothing more can be published to it")
     return run_id, init, call_type
+
+
+#: What a run's first message sets for the whole run (``WF_TriggerOnConfig``).
+_RUN_CONFIG = (
+    "upstash-retries", "upstash-retry-delay", "upstash-flow-control-key",
+    "upstash-flow-control-value", "upstash-failure-callback",
+)  # fmt: skip
+_RUN_CONFIG_PREFIXES = ("upstash-failure-callback-", "upstash-forward-")
+
+
+def run_config(headers: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """What a run's first message sets for the whole run."""
+    return tuple(
+        (name, value)
+        for name, value in headers
+        if name in _RUN_CONFIG or name.startswith(_RUN_CONFIG_PREFIXES)
+    )
+
+
+def _with_run_config(
+    headers: Sequence[tuple[str, str]],
+    header: Mapping[str, str],
+    workflow: tuple[str, bool, str],
+    outbox: Outbox,
+) -> Sequence[tuple[str, str]]:
+    """A later step of a run whose SDK sends its settings once, at the trigger
+    (``@upstash/workflow`` 1.x: ``Upstash-Feature-Set: WF_TriggerOnConfig``, and its
+    steps carry no retries, failure callback or forwarded headers): the run's settings,
+    where the message sets none of its own. A call to a third party and the failure
+    function keep theirs."""
+    run = outbox.runs.get(workflow[0])
+    if run is None or workflow[1] or workflow[2] not in ("step", "fromCallback"):
+        return headers
+    added = [(name, value) for name, value in run.config if name not in header]
+    return (*headers, *added) if added else headers
+
+
+def _invoked(workflow: tuple[str, bool, str] | None, body: bytes) -> tuple[Invoker, bytes]:
+    """An invoke's publish (``context.invoke``): its body names the invoking run and the
+    step the outcome completes, and holds the invoked run's initial payload."""
+    if workflow is None or not workflow[1]:
+        raise Refused(
+            400,
+            "Upstash-Workflow-Invoke starts a run: it needs Upstash-Workflow-RunId and "
+            "Upstash-Workflow-Init: true",
+        )
+    try:
+        request = json.loads(body)
+    except ValueError:
+        request = None
+    headers = request.get("headers") if isinstance(request, dict) else None
+    if not (
+        isinstance(request, dict)
+        and isinstance(request.get("workflowUrl"), str)
+        and isinstance(request.get("workflowRunId"), str)
+        and isinstance(request.get("step"), dict)
+        and isinstance(request.get("body", ""), str)
+        and isinstance(headers, dict)
+        and all(
+            isinstance(values, list) and all(isinstance(value, str) for value in values)
+            for values in headers.values()
+        )
+    ):
+        raise Refused(
+            400,
+            "an invoke's body is the JSON the Workflow SDKs send: workflowUrl, "
+            "workflowRunId, headers (name: [values]), step, and the payload as body",
+        )
+    invoker = Invoker(
+        request["workflowUrl"],
+        request["workflowRunId"],
+        tuple((name.lower(), value) for name, values in headers.items() for value in values),
+        request["step"],
+    )
+    return invoker, request.get("body", "").encode()
 
 
 def _method(header: Mapping[str, str]) -> str:
@@ -417,13 +504,19 @@ def store_messages(
             message.flow_key = publish.flow[0]
             outbox.flow.register(*publish.flow)
         if publish.workflow is not None:
-            _join_run(message, publish.workflow, now, outbox)
+            _join_run(message, publish.workflow, publish.invoker, now, outbox)
         outbox.add(message)
         ids.append(message_id)
     return ids
 
 
-def _join_run(message: Message, workflow: tuple[str, bool, str], now: int, outbox: Outbox) -> None:
+def _join_run(
+    message: Message,
+    workflow: tuple[str, bool, str],
+    invoker: Invoker | None,
+    now: int,
+    outbox: Outbox,
+) -> None:
     """The message is the run's next (its first makes the run)."""
     run_id, _, call_type = workflow
     message.run_id, message.call_type = run_id, call_type
@@ -431,6 +524,8 @@ def _join_run(message: Message, workflow: tuple[str, bool, str], now: int, outbo
     if run is None:
         label = dict(message.headers).get("upstash-label")
         run = outbox.runs.start(run_id, message.url, now, label)
+        run.invoker = invoker
+        run.config = run_config(message.headers)
     run.messages.append(RunMessage(message.message_id, message.body, call_type, now, message.url))
 
 

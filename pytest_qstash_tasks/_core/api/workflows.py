@@ -10,6 +10,7 @@ Runs are made and fed by publishing (``publishing``), their events are
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -18,10 +19,11 @@ from pytest_qstash_tasks._core.exchange import Request
 from pytest_qstash_tasks._core.state.outbox import Outbox
 from pytest_qstash_tasks._core.state.workflows import STATES, Run
 
-from .publishing import PublishConfig, check_publish, store_publish
+from .publishing import PublishConfig, check_publish, store_messages, store_publish
 from .refusals import Refused, allow, json_body, page_count
 
 __all__ = [
+    "end_run",
     "is_triggers_path",
     "is_workflows_path",
     "respond",
@@ -34,8 +36,8 @@ _LOG_FILTERS = ("workflowRunId", "workflowUrl", "state", "fromDate", "toDate", "
 
 
 def is_workflows_path(raw_path: str, base_path: str) -> bool:
-    """Whether ``raw_path`` is under ``/v2/workflows``, but for the Workflow DLQ (not
-    served yet: in-process, another mock may answer it)."""
+    """Whether ``raw_path`` is under ``/v2/workflows``, but for the Workflow DLQ (its own
+    module, ``workflow_dlq``)."""
     rest = raw_path[len(base_path) :]
     return rest.startswith(_PREFIX + "/") and not _is_workflow_dlq(rest)
 
@@ -174,15 +176,59 @@ def _trigger_one(
     return made
 
 
-def respond(request: Request, now: int, outbox: Outbox, rest: Sequence[str]) -> tuple[int, Any]:
+def end_run(
+    run: Run,
+    state: str,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+) -> None:
+    """The run ends (``state``) at ``now``, once. A run another one invoked
+    (``context.invoke``) gives it its outcome, as the invoker's ``Invoke`` step: its
+    ``out`` is ``{"body", "isFailed", "isCanceled"}``, ``body`` the result of a run that
+    succeeded. An invoker that has ended meanwhile is told nothing."""
+    if run.over:
+        return
+    run.end(state, now)
+    invoker = run.invoker
+    if invoker is None:
+        return
+    invoking = outbox.runs.get(invoker.run_id)
+    if invoking is not None and invoking.over:
+        return
+    outcome: dict[str, Any] = {}
+    if state == "RUN_SUCCESS" and run.result is not None:
+        outcome["body"] = run.result.decode("utf-8", "replace")
+    outcome.update(isFailed=state == "RUN_FAILED", isCanceled=state == "RUN_CANCELED")
+    step = {**invoker.step, "stepType": "Invoke", "out": json.dumps(outcome)}
+    headers = [(name, value) for name, value in invoker.headers if name != "authorization"]
+    publish = check_publish(
+        invoker.url, headers, json.dumps(step).encode(), now, outbox, publish_config
+    )
+    store_messages(publish, now, outbox, new_id)
+
+
+def respond(
+    request: Request,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+    rest: Sequence[str],
+) -> tuple[int, Any]:
     """The status and JSON (``None``: an empty body) of one request under
     ``/v2/workflows``; ``rest`` is the path after it, split at ``/``. Raises ``Refused``."""
+
+    def end(run: Run, state: str) -> None:
+        end_run(run, state, now, outbox, publish_config, new_id)
+
     if rest and rest[0] in ("logs", "events") and len(rest) == 1:
         allow(request, "GET")
         return 200, _logs(request, outbox)
     if rest and rest[0] == "runs" and len(rest) == 1:
         allow(request, "DELETE")
-        return 200, {"cancelled": _cancel_many(request, now, outbox)}
+        return 200, {"cancelled": _cancel_many(request, now, outbox, end)}
     if len(rest) != 2 or rest[0] != "runs":
         raise Refused(404, f"no such workflow path {request.raw_path!r}", "unknown_path")
     allow(request, "GET", "DELETE")
@@ -196,10 +242,10 @@ def respond(request: Request, now: int, outbox: Outbox, rest: Sequence[str]) -> 
     if run.over:
         raise Refused(400, f"workflow run {run.run_id!r} has already ended ({run.state})")
     if cancel == "true":
-        _cancel(run, now, outbox)
+        _cancel(run, now, outbox, end)
     else:
         run.result = request.body
-        run.end("RUN_SUCCESS", now)
+        end(run, "RUN_SUCCESS")
     return 200, None
 
 
@@ -211,13 +257,15 @@ def _known(outbox: Outbox, raw_id: str) -> Run:
     return run
 
 
-def _cancel(run: Run, now: int, outbox: Outbox) -> None:
+def _cancel(run: Run, now: int, outbox: Outbox, end: Callable[[Run, str], None]) -> None:
     """Cancel the run and whatever of it is still to be delivered."""
-    run.end("RUN_CANCELED", now)
     outbox.cancel([message.message_id for message in run.messages], now)
+    end(run, "RUN_CANCELED")
 
 
-def _cancel_many(request: Request, now: int, outbox: Outbox) -> int:
+def _cancel_many(
+    request: Request, now: int, outbox: Outbox, end: Callable[[Run, str], None]
+) -> int:
     """Cancel the runs the query names (``workflowRunIds``, repeated) or matches
     (``workflowUrl``, ``fromDate``, ``toDate``), every run still going when it names
     none; how many were cancelled."""
@@ -239,7 +287,7 @@ def _cancel_many(request: Request, now: int, outbox: Outbox) -> int:
             continue
         if not _in_dates(run.created_at, given):
             continue
-        _cancel(run, now, outbox)
+        _cancel(run, now, outbox, end)
         cancelled += 1
     return cancelled
 

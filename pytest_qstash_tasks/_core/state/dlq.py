@@ -12,7 +12,7 @@ import base64
 import bisect
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .outbox import Message
@@ -20,7 +20,7 @@ from .outbox import Message
 __all__ = ["DeadLetter", "DeadLetterQueue"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class DeadLetter:
     """One message in the DLQ: the message as it was published, and what its last attempt
     met (``response_status`` 0 when no answer came: a timeout or a connection failure)."""
@@ -33,6 +33,9 @@ class DeadLetter:
     response_body: bytes
     #: The entry's place in the order of failing: its cursor.
     sequence: int
+    #: The id of the message its failure callback made (the latest, once retried from
+    #: the Workflow DLQ), if the message named one.
+    failure_callback: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The entry as ``GET /v2/dlq/{dlqId}`` answers it: the message's fields, and the

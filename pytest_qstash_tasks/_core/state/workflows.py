@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CALL_TYPES", "STATES", "Run", "RunBook", "RunMessage", "Waiter"]
+__all__ = ["CALL_TYPES", "STATES", "Invoker", "Run", "RunBook", "RunMessage", "Waiter"]
 
 #: What a run's message is (``Upstash-Workflow-CallType``; ``step`` when not given).
 CALL_TYPES = ("step", "toCallback", "fromCallback", "failureCall")
@@ -61,6 +61,20 @@ class RunMessage:
         return step
 
 
+@dataclass(frozen=True)
+class Invoker:
+    """The run that started another with ``context.invoke`` (``Upstash-Workflow-Invoke:
+    true``, the publish's body naming the invoker): where the invoked run's outcome goes
+    once it ends, as the ``Invoke`` step of the invoker."""
+
+    url: str
+    run_id: str
+    #: The headers the invoker's next message is published with (lowercase names).
+    headers: tuple[tuple[str, str], ...]
+    #: The ``Invoke`` step the outcome completes (``stepId``, ``stepName``, ...).
+    step: dict[str, Any]
+
+
 @dataclass
 class Run:
     """One workflow run: where it runs, its state and every message so far."""
@@ -76,6 +90,12 @@ class Run:
     error: str | None = None
     label: str | None = None
     messages: list[RunMessage] = field(default_factory=list)
+    #: The run that invoked it, if one (``context.invoke``).
+    invoker: Invoker | None = None
+    #: What its first message set for the whole run (retries, retry delay, flow
+    #: control, failure callback, forwarded headers): what QStash applies to the run's
+    #: later steps that set none of it (``Upstash-Feature-Set: WF_TriggerOnConfig``).
+    config: tuple[tuple[str, str], ...] = ()
 
     @property
     def over(self) -> bool:
@@ -199,6 +219,15 @@ class RunBook:
     def get(self, run_id: str) -> Run | None:
         """The run with that id, if there is one."""
         return self._runs.get(run_id)
+
+    def of_delivery(self, run_id: str | None, url: str, call_type: str) -> Run | None:
+        """The run a message with these fields takes a step of (a delivery to the
+        workflow's URL, but for the failure function's): the run that fails when its
+        retries run out, and whose entry the Workflow DLQ shows."""
+        run = None if run_id is None else self._runs.get(run_id)
+        if run is None or url != run.url or call_type == "failureCall":
+            return None
+        return run
 
     def start(self, run_id: str, url: str, now: int, label: str | None) -> Run:
         """A new run."""
