@@ -276,10 +276,11 @@ def _with_run_config(
     """A later step of a run whose SDK sends its settings once, at the trigger
     (``@upstash/workflow`` 1.x: ``Upstash-Feature-Set: WF_TriggerOnConfig``, and its
     steps carry no retries, failure callback or forwarded headers): the run's settings,
-    where the message sets none of its own. A call to a third party and the failure
-    function keep theirs."""
+    where the message sets none of its own. What is no step keeps its own: a call to a
+    third party, the call's result coming back (its callback's settings are the call's),
+    the failure function."""
     run = outbox.runs.get(workflow[0])
-    if run is None or workflow[1] or workflow[2] not in ("step", "fromCallback"):
+    if run is None or workflow[1] or workflow[2] != "step":
         return headers
     added = [(name, value) for name, value in run.config if name not in header]
     return (*headers, *added) if added else headers
