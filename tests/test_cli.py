@@ -803,3 +803,50 @@ def test_dev_mode_stands_in_for_upstash_s_dev_server(monkeypatch: pytest.MonkeyP
     assert refused.err.endswith(
         "qstash-tasks-fake: error: QSTASH_DEV_PORT must be a port 1-65535, got 'eighty'\n"
     )
+
+
+def test_the_docs_compose_service_runs_as_the_page_shows(tmp_path: Path) -> None:
+    """The docker-compose service on the standalone page: its command (past the image's
+    pip line, which this suite's install stands for) serves the page's data file, and its
+    healthcheck passes. Only the port (a free one here) and the mounted file's path
+    differ."""
+    import shlex
+
+    import yaml
+
+    page = (DOCS / "transports" / "standalone.md").read_text()
+    compose_block = page.split("## In docker-compose", 1)[1].split("```yaml\n", 1)[1]
+    service = yaml.safe_load(compose_block.split("```")[0])["services"]["qstash"]
+    (data_block,) = re.findall(r"^```json\n(.*?)^```", page, re.DOTALL | re.MULTILINE)
+    (mount,) = service["volumes"]
+    data = tmp_path / "tasks.json"
+    data.write_text(data_block)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    shell, dash_c, script = shlex.split(service["command"])
+    assert (shell, dash_c) == ("sh", "-c")
+    install, serve_line = script.split("&&")
+    assert shlex.split(install) == ["pip", "install", "pytest-qstash-tasks"]
+    args = shlex.split(serve_line.replace("8080", port).replace(mount.split(":")[1], str(data)))
+    assert args[:2] == ["qstash-tasks-fake", "serve"]
+
+    process = subprocess.Popen(
+        [*COMMAND, *args[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(f"http://0.0.0.0:{port}")
+        check = [part.replace("8080", port) for part in service["healthcheck"]["test"]]
+        assert check[:2] == ["CMD", "python"]
+        healthy = subprocess.run([sys.executable, *check[2:]], capture_output=True, timeout=30)
+        assert healthy.returncode == 0, healthy.stderr
+        tasks = requests.get(
+            f"http://127.0.0.1:{port}/v1/messages/msg_generated/tasks",
+            headers={"Authorization": "Bearer dev-token"},
+            timeout=5,
+        )
+        assert tasks.status_code == 200
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
