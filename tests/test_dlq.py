@@ -482,3 +482,34 @@ def test_what_the_dlq_cannot_be_given_is_refused_in_words(any_fake: QStashTasksF
     entry = any_fake.dlq.add(APP, response_status=0, retries=0)
     assert any_fake.dlq.get(entry.dlq_id).describe().endswith("-> no answer")
     assert any_fake.tasks(entry.message_id)[0].error == "connection failed: no answer"
+
+
+def test_an_entry_given_to_the_dlq_takes_documented_defaults_and_bounds(
+    any_fake: QStashTasksFake,
+) -> None:
+    """What ``dlq.add`` gives when told only the URL, and the edges of what it takes."""
+    entry = any_fake.dlq.add("http://app.example.com/x", headers={"X-Tenant": "t1"})
+    assert (entry.method, entry.body, entry.response_status, entry.response_body) == (
+        "POST", b"", 500, b"",
+    )  # fmt: skip
+    shown = http(any_fake, "GET", f"/v2/dlq/{entry.dlq_id}").json()
+    assert (shown["maxRetries"], shown["header"]) == (3, {"X-Tenant": ["t1"]})
+    (task,) = any_fake.tasks(entry.message_id)
+    assert (task.retried, task.error) == (3, "HTTP status 500")
+    assert task.message_id.startswith("msg_")
+    assert task.task_id.startswith("tsk_")
+    for status in (100, 199, 300, 599):
+        assert any_fake.dlq.add(APP, response_status=status).response_status == status
+    for status in (99, 200, 299, 600):
+        words = (
+            "response_status is what the last attempt met: 0 (no answer) or a status of "
+            f"100-599 that is not 2xx, got {status}"
+        )
+        with pytest.raises(ValueError, match=f"^{re.escape(words)}$"):
+            any_fake.dlq.add(APP, response_status=status)
+    with pytest.raises(ValueError, match=r"^response_status must be an int >= 0, got '500'$"):
+        any_fake.dlq.add(APP, response_status="500")  # type: ignore[arg-type]
+    with pytest.raises(TypeError) as bad_header:
+        any_fake.dlq.add(APP, headers={"X": 1})  # type: ignore[dict-item]
+    assert str(bad_header.value) == "a DLQ entry's headers map names to str values"
+    assert len(any_fake.dlq.list()) == 5

@@ -177,3 +177,28 @@ def test_every_log_filter_reads_its_own_field(any_fake: QStashTasksFake, client:
         "DELIVERED", "ACTIVE", "CREATED",
     ]  # fmt: skip
     assert http(any_fake, "/v2/logs?cursor=").status_code == 200
+
+
+def test_the_logs_filter_by_flow_control_key_and_schedule_and_callbacks_name_the_schedule(
+    any_fake: QStashTasksFake, client: QStash
+) -> None:
+    got: list[Any] = []
+    any_fake.destination(f"{APP}/*").deliver_to(lambda delivery: got.append(delivery) or 200)
+    keyed = client.message.publish(
+        url=f"{APP}/keyed", body="k", flow_control={"key": "tenant-1", "parallelism": 2}
+    ).message_id  # type: ignore[union-attr]
+    client.message.publish(url=f"{APP}/plain", body="p")
+    schedule_id = any_fake.schedules.create(
+        f"{APP}/nightly", "* * * * *", headers={"Upstash-Callback": f"{APP}/told"}
+    )
+    any_fake.clock.advance(61_000)
+
+    by_key = http(any_fake, "/v2/logs?flowControlKey=tenant-1").json()["logs"]
+    assert {entry["messageId"] for entry in by_key} == {keyed}
+    assert all("flowControlKey" not in entry for entry in by_key)  # QStash's entries lack it
+    by_schedule = http(any_fake, f"/v2/logs?scheduleId={schedule_id}&state=DELIVERED").json()
+    (fired,) = by_schedule["logs"]
+    assert fired["scheduleId"] == schedule_id
+    (told,) = [delivery for delivery in got if delivery.url == f"{APP}/told"]
+    assert told.json()["scheduleId"] == schedule_id
+    assert told.json()["sourceMessageId"] == fired["messageId"]

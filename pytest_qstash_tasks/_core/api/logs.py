@@ -96,7 +96,7 @@ def _fields(entry: LogEntry) -> dict[str, str | None]:
         "scheduleId": entry.fields.get("scheduleId"),
         "label": entry.fields.get("label"),
         "callerIp": "127.0.0.1",
-        "flowControlKey": None,
+        "flowControlKey": entry.flow_key,
         "host": parts.hostname,
         "path": parts.path,
     }

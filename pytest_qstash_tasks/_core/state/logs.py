@@ -36,6 +36,9 @@ class LogEntry:
     #: The rest of the entry as QStash's JSON has it (``error``, ``responseStatus``, ...).
     fields: dict[str, Any] = field(compare=False)
     order: int
+    #: The message's flow-control key: what the ``flowControlKey`` filter reads (QStash's
+    #: log entries do not show it).
+    flow_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The entry as ``GET /v2/logs`` answers it."""
@@ -60,11 +63,17 @@ class MessageLog:
         self._next = 0
 
     def write(
-        self, time: int, message_id: str, state: str, url: str, fields: dict[str, Any]
+        self,
+        time: int,
+        message_id: str,
+        state: str,
+        url: str,
+        fields: dict[str, Any],
+        flow_key: str | None = None,
     ) -> LogEntry:
         """Add an entry (``time`` may be in the clock's future: an attempt's end);
         ``fields`` is kept as given (shared by a message's entries: never changed)."""
-        entry = LogEntry(time, message_id, state, url, fields, self._next)
+        entry = LogEntry(time, message_id, state, url, fields, self._next, flow_key)
         self._next += 1
         bucket = self._at.get(time)
         if bucket is None:

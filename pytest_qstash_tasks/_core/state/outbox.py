@@ -471,7 +471,7 @@ class Outbox:
     def _write(self, message: Message, time: int, state: str, **fields: Any) -> None:
         shared = message.log_fields()  # one dict for the message's plain entries
         kept = {**shared, **fields} if fields else shared
-        self.log.write(time, message.message_id, state, message.url, kept)
+        self.log.write(time, message.message_id, state, message.url, kept, message.flow_key)
 
     def live(self, message_id: str, now: int) -> Message | None:
         """The message, while QStash still keeps it (its delivery not over at ``now``)."""
