@@ -455,6 +455,25 @@ with QStashTasksMock() as fake:
     assert out.stdout.strip() == "False True"
 
 
+def test_the_workflow_dlq_loads_with_its_first_request_only() -> None:
+    """The standalone command's start to its URL line is measured (benchmark 6): the
+    Workflow DLQ's module waits for a request that needs it."""
+    code = """
+import sys
+from pytest_qstash_tasks import QStashTasksMock
+import requests
+name = "pytest_qstash_tasks._core.api.workflow_dlq"
+with QStashTasksMock() as fake:
+    auth = {"Authorization": "Bearer t"}
+    requests.get(fake.base_url + "/v2/dlq", headers=auth)
+    print(name in sys.modules, end=" ")
+    requests.get(fake.base_url + "/v2/dlq?source=workflow", headers=auth)
+    print(name in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False True"
+
+
 def test_no_fake_outlives_its_test(pytester: pytest.Pytester) -> None:
     """Items live for the whole session; their fakes (tasks, calls) must not."""
     pytester.makeconftest(

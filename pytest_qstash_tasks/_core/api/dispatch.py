@@ -13,7 +13,7 @@ and changes the fake's parts as one step.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pytest_qstash_tasks._core.engine.clock import Clock
@@ -44,7 +44,6 @@ from . import keys as keys_api
 from . import logs as logs_api
 from . import queues as queues_api
 from . import schedules as schedules_api
-from . import workflow_dlq as workflow_dlq_api
 from . import workflows as workflows_api
 from .dlq import is_dlq_path
 from .flow_control import is_flow_control_path
@@ -63,9 +62,8 @@ from .tasks import (
     page_number,
     serves_tasks_path,
 )
-from .workflow_dlq import is_workflow_dlq_path
 from .workflow_events import WaitTimeouts, is_events_path
-from .workflows import is_triggers_path, is_workflows_path
+from .workflows import is_triggers_path, is_workflow_dlq_path, is_workflows_path
 
 __all__ = ["LOOP_STATUS", "Dispatcher", "serves_path"]
 
@@ -204,7 +202,7 @@ class Dispatcher:
                 request, now, outbox, under("/v2/queues", rest))),
             (is_flow_control_path, lambda request, now, rest: flow_api.respond(
                 request, now, outbox.flow, rest)),
-            (is_workflow_dlq_path, lambda request, now, rest: workflow_dlq_api.respond(
+            (is_workflow_dlq_path, lambda request, now, rest: _workflow_dlq(
                 request, now, outbox, self.dlq, publish_config, new_id,
                 under("/v2/workflows/dlq", rest))),
             (is_workflows_path, lambda request, now, rest: workflows_api.respond(
@@ -300,3 +298,19 @@ class Dispatcher:
                 waiting=waiting,
             )
         )
+
+
+def _workflow_dlq(
+    request: Request,
+    now: int,
+    outbox: Outbox,
+    dlq: DeadLetterQueue,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+    rest: Sequence[str],
+) -> tuple[int, Any]:
+    """The Workflow DLQ's answer; its module imported at its first request (the standalone
+    command's start is measured against importing pydantic: benchmark 6)."""
+    from .workflow_dlq import respond
+
+    return respond(request, now, outbox, dlq, publish_config, new_id, rest)

@@ -27,7 +27,7 @@ from .filters import FilterError, Filters, read_selection
 from .publishing import PublishConfig, check_publish, store_messages
 from .refusals import Refused, allow, page_count
 
-__all__ = ["FAILURE_FUNCTION_STATES", "is_workflow_dlq_path", "list_entries", "respond"]
+__all__ = ["FAILURE_FUNCTION_STATES", "list_entries", "respond"]
 
 #: A failed run's failure function, as the Workflow DLQ shows it (``failureFunctionState``).
 FAILURE_FUNCTION_STATES = (
@@ -48,12 +48,6 @@ _OVERRIDES = (
     "upstash-retries", "upstash-delay", "upstash-retry-delay", "upstash-flow-control-key",
     "upstash-flow-control-value", "upstash-label", "upstash-failure-callback",
 )  # fmt: skip
-
-
-def is_workflow_dlq_path(raw_path: str, base_path: str) -> bool:
-    """Whether ``raw_path`` is ``/v2/workflows/dlq`` or under it."""
-    rest = raw_path[len(base_path) :]
-    return rest == _PREFIX or rest.startswith(_PREFIX + "/")
 
 
 @dataclass(frozen=True)

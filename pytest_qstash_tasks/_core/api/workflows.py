@@ -25,6 +25,7 @@ from .refusals import Refused, allow, json_body, page_count
 __all__ = [
     "end_run",
     "is_triggers_path",
+    "is_workflow_dlq_path",
     "is_workflows_path",
     "respond",
     "start_run",
@@ -44,6 +45,12 @@ def is_workflows_path(raw_path: str, base_path: str) -> bool:
 
 def _is_workflow_dlq(rest: str) -> bool:
     return rest == _PREFIX + "/dlq" or rest.startswith(_PREFIX + "/dlq/")
+
+
+def is_workflow_dlq_path(raw_path: str, base_path: str) -> bool:
+    """Whether ``raw_path`` is ``/v2/workflows/dlq`` or under it (``workflow_dlq``'s,
+    imported at its first request: the standalone command starts without it)."""
+    return _is_workflow_dlq(raw_path[len(base_path) :])
 
 
 def is_triggers_path(raw_path: str, base_path: str) -> bool:
