@@ -386,3 +386,32 @@ def test_an_invoked_run_hands_its_outcome_to_the_invoker(any_fake: QStashTasksFa
         "out": json.dumps({"body": '"done"', "isFailed": False, "isCanceled": False}),
     }
     assert any_fake.workflows.get(parent).steps[-1].name == "invoke child"
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"workflowUrl": "not a url"}, "an invoke's workflowUrl 'not a url': "),
+        ({"headers": {"Bad Name": ["x"]}}, "an invoke's headers: invalid header name 'bad name'"),
+        ({"headers": {"X": "not a list"}}, "an invoke's body is the JSON the Workflow SDKs send"),
+        ({"step": None}, "an invoke's body is the JSON the Workflow SDKs send"),
+    ],
+)
+def test_an_invoke_the_fake_could_not_answer_is_refused_in_words(
+    any_fake: QStashTasksFake, change: dict[str, Any], words: str
+) -> None:
+    invoke = {
+        "body": "{}", "headers": {}, "workflowRunId": "wfr_parent",
+        "workflowUrl": f"{APP}/api/parent", "step": {"stepId": 1}, **change,
+    }  # fmt: skip
+    answer = v2(
+        any_fake, "POST", f"/v2/publish/{APP}/api/child", data=json.dumps(invoke),
+        headers={
+            "Upstash-Workflow-RunId": "wfr_child", "Upstash-Workflow-Init": "true",
+            "Upstash-Workflow-Invoke": "true",
+        },
+    )  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith(words)
+    assert any_fake.workflows.list() == []
+    any_fake.assert_all_requests_served = False

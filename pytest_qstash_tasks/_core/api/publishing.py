@@ -317,12 +317,16 @@ def _invoked(workflow: tuple[str, bool, str] | None, body: bytes) -> tuple[Invok
             "an invoke's body is the JSON the Workflow SDKs send: workflowUrl, "
             "workflowRunId, headers (name: [values]), step, and the payload as body",
         )
-    invoker = Invoker(
-        request["workflowUrl"],
-        request["workflowRunId"],
-        tuple((name.lower(), value) for name, values in headers.items() for value in values),
-        request["step"],
-    )
+    # Checked now: the outcome is published when the run ends, inside a move of the clock.
+    problem = url_problem(request["workflowUrl"])
+    if problem is not None:
+        raise Refused(400, f"an invoke's workflowUrl {request['workflowUrl']!r}: {problem}")
+    given = tuple((name.lower(), value) for name, values in headers.items() for value in values)
+    try:
+        _check_headers(given)
+    except Refused as refused:
+        raise Refused(400, f"an invoke's headers: {refused.text}") from None
+    invoker = Invoker(request["workflowUrl"], request["workflowRunId"], given, request["step"])
     return invoker, request.get("body", "").encode()
 
 
