@@ -415,3 +415,38 @@ def test_an_invoke_the_fake_could_not_answer_is_refused_in_words(
     assert answer.json()["error"].startswith(words)
     assert any_fake.workflows.list() == []
     any_fake.assert_all_requests_served = False
+
+
+def test_an_invoked_run_cancelled_tells_the_invoker_so_and_an_ended_invoker_hears_nothing(
+    any_fake: QStashTasksFake,
+) -> None:
+    got: list[Any] = []
+    any_fake.destination(f"{APP}/*").deliver_to(lambda delivery: got.append(delivery) or 200)
+    parents = [any_fake.workflows.trigger(f"{APP}/api/parent", "{}") for _ in range(2)]
+    any_fake.clock.run_all()
+    for index, parent in enumerate(parents):
+        invoke = {
+            "headers": {"Upstash-Workflow-RunId": [parent]}, "workflowRunId": parent,
+            "workflowRunCreatedAt": 0, "workflowUrl": f"{APP}/api/parent",
+            "step": {"stepId": 3, "stepName": "child", "stepType": "Invoke", "concurrent": 1},
+        }  # fmt: skip
+        v2(
+            any_fake, "POST", f"/v2/publish/{APP}/api/child", data=json.dumps(invoke),
+            headers={
+                "Upstash-Workflow-RunId": f"wfr_child{index}", "Upstash-Workflow-Init": "true",
+                "Upstash-Workflow-Invoke": "true",
+            },
+        )  # fmt: skip
+    any_fake.clock.run_all()
+    v2(any_fake, "DELETE", f"/v2/workflows/runs/{parents[1]}?cancel=true")
+    delivered = len(got)
+
+    for index in range(2):
+        v2(any_fake, "DELETE", f"/v2/workflows/runs/wfr_child{index}?cancel=true")
+    any_fake.clock.run_all()
+
+    (to_parent,) = got[delivered:]  # the cancelled invoker is told nothing
+    assert to_parent.header("upstash-workflow-runid") == parents[0]
+    invoke_step = json.loads(base64.b64decode(to_parent.json()[-1]["body"]))
+    assert json.loads(invoke_step["out"]) == {"isFailed": False, "isCanceled": True}
+    assert any_fake.workflows.get("wfr_child0").state == "RUN_CANCELED"
