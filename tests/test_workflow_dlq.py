@@ -450,3 +450,117 @@ def test_an_invoked_run_cancelled_tells_the_invoker_so_and_an_ended_invoker_hear
     invoke_step = json.loads(base64.b64decode(to_parent.json()[-1]["body"]))
     assert json.loads(invoke_step["out"]) == {"isFailed": False, "isCanceled": True}
     assert any_fake.workflows.get("wfr_child0").state == "RUN_CANCELED"
+
+
+def failed_runs(fake: QStashTasksFake, count: int) -> list[str]:
+    """``count`` runs whose first step failed at once (no SDK: a scripted 500, no retry),
+    and one plain message in the DLQ beside them; the runs' ids."""
+    fake.destination(f"{APP}/api/*").answers(*[500] * count)
+    fake.destination("https://plain.example.com/*").answers(500)
+    runs = [
+        fake.workflows.trigger(f"{APP}/api/job{index}", "{}", retries=0) for index in range(count)
+    ]
+    v2(fake, "POST", "/v2/publish/https://plain.example.com/x", headers={"Upstash-Retries": "0"})
+    fake.clock.run_all()
+    return runs
+
+
+def test_bulk_calls_page_by_cursor_and_leave_other_messages_in_the_dlq(
+    any_fake: QStashTasksFake,
+) -> None:
+    runs = failed_runs(any_fake, 3)
+    assert len(any_fake.dlq.list()) == 4
+
+    first = v2(any_fake, "DELETE", "/v2/workflows/dlq?count=1")
+    assert first.status_code == 200
+    assert first.json() == {"deleted": 1, "cursor": first.json()["cursor"]}
+    rest = v2(any_fake, "DELETE", f"/v2/workflows/dlq?cursor={first.json()['cursor']}")
+    assert rest.json() == {"deleted": 2}
+    (plain,) = any_fake.dlq.list()  # not a run's: no Workflow DLQ call touches it
+    assert plain.url == "https://plain.example.com/x"
+    assert len(runs) == 3
+    for path in ("?count=", "/resume/a/b"):
+        method = "GET" if path.startswith("?") else "POST"
+        assert v2(any_fake, method, f"/v2/workflows/dlq{path}").status_code in (400, 404)
+    assert v2(any_fake, "DELETE", "/v2/workflows/dlq?count=").json() == {
+        "error": "invalid count '': want 1-999999999"
+    }
+    named = v2(any_fake, "GET", f"/v2/workflows/dlq?dlqIds={plain.dlq_id}")
+    assert (named.status_code, named.json()) == (
+        400, {"error": "dlqIds names entries to act on: list with filters"},
+    )  # fmt: skip
+    any_fake.assert_all_requests_served = False
+
+
+def test_the_workflow_dlq_filters_on_each_field(any_fake: QStashTasksFake) -> None:
+    runs = failed_runs(any_fake, 2)
+    created = any_fake.workflows.get(runs[1]).created_at
+    entries = v2(any_fake, "GET", "/v2/workflows/dlq").json()["messages"]
+    assert [entry["workflowRunId"] for entry in entries] == runs
+
+    def listed(query: str) -> list[str]:
+        answer = v2(any_fake, "GET", f"/v2/workflows/dlq?{query}").json()
+        return [entry["workflowRunId"] for entry in answer["messages"]]
+
+    assert listed(f"workflowUrl={APP}/api/job1") == [runs[1]]
+    assert listed(f"workflowRunId={runs[0]}") == [runs[0]]
+    assert listed(f"workflowCreatedAt={created}") == [run for run in runs if
+        any_fake.workflows.get(run).created_at == created]  # fmt: skip
+    assert listed("workflowCreatedAt=1") == []
+    assert listed("callerIp=127.0.0.1") == runs
+    assert listed("callerIp=10.0.0.1") == []
+    assert listed("responseStatus=500") == runs
+    assert listed("flowControlKey=k") == []
+    assert listed("label=vip") == []
+    assert listed("failureFunctionState=CALLBACK_FAIL") == []
+    any_fake.assert_all_requests_served = False
+
+
+def test_a_resumed_run_keeps_its_label_unless_the_resume_gives_one(
+    any_fake: QStashTasksFake, sync_workflow_client: Any
+) -> None:
+    down = {"bank"}
+    log: Log = []
+    any_fake.destination(f"{APP}/api/*").deliver_to(shop(log, down, sync_workflow_client))
+    for _ in range(2):
+        started = v2(
+            any_fake, "POST", f"/v2/trigger/{ORDER}", data=b"{}",
+            headers={"Upstash-Label": "vip", "Upstash-Retries": "0"},
+        )  # fmt: skip
+        assert started.status_code == 200
+    any_fake.clock.run_all()
+    first, second = (entry["dlqId"] for entry in only_entries(any_fake))
+    down.clear()
+
+    kept = v2(any_fake, "POST", f"/v2/workflows/dlq/resume/{first}").json()["workflowRunId"]
+    given = v2(
+        any_fake, "POST", f"/v2/workflows/dlq/resume/{second}", headers={"Upstash-Label": "gold"}
+    ).json()["workflowRunId"]
+    any_fake.clock.run_all()
+
+    def label(run_id: str) -> str:
+        logs = v2(any_fake, "GET", f"/v2/workflows/logs?workflowRunId={run_id}").json()
+        return str(logs["runs"][0]["label"])
+
+    assert (label(kept), label(given)) == ("vip", "gold")
+    any_fake.workflows.assert_run_succeeded(kept)
+
+
+def only_entries(fake: QStashTasksFake) -> list[dict[str, Any]]:
+    return list(v2(fake, "GET", "/v2/workflows/dlq").json()["messages"])
+
+
+def test_cancelling_a_failure_function_leaves_every_other_message_be(
+    any_fake: QStashTasksFake, sync_workflow_client: Any
+) -> None:
+    down = {"bank", "pager"}
+    failed_order(any_fake, sync_workflow_client, down)
+    dlq_id = only_entry(any_fake)["dlqId"]
+    any_fake.destination("https://other.example.com/*").answers(200)
+    other = v2(any_fake, "POST", "/v2/publish/https://other.example.com/x").json()["messageId"]
+    v2(any_fake, "POST", f"/v2/workflows/dlq/callback/{dlq_id}")
+
+    v2(any_fake, "DELETE", f"/v2/workflows/dlq/callback/{dlq_id}", allow_redirects=False)
+    any_fake.clock.run_all()
+
+    assert any_fake.tasks(other)[0].state == "delivered"
