@@ -335,6 +335,18 @@ def test_bad_workflow_dlq_calls_are_refused_in_words_and_change_nothing(
     any_fake.assert_all_requests_served = False
 
 
+def invoke_child(fake: QStashTasksFake, run_id: str, invoke: dict[str, Any]) -> Any:
+    """What @upstash/workflow's context.invoke publishes: the run ``run_id`` at the
+    child workflow, started with ``invoke`` (the invoker, the step, the payload)."""
+    return v2(
+        fake, "POST", f"/v2/publish/{APP}/api/child", data=json.dumps(invoke),
+        headers={
+            "Upstash-Workflow-RunId": run_id, "Upstash-Workflow-Init": "true",
+            "Upstash-Workflow-Invoke": "true",
+        },
+    )  # fmt: skip
+
+
 def test_an_invoked_run_hands_its_outcome_to_the_invoker(any_fake: QStashTasksFake) -> None:
     """What @upstash/workflow's context.invoke asks of QStash, over HTTP: the invoked
     run starts with the payload inside the invoke's body; once it ends, the invoker's
@@ -357,13 +369,7 @@ def test_an_invoked_run_hands_its_outcome_to_the_invoker(any_fake: QStashTasksFa
         "workflowUrl": f"{APP}/api/parent",
         "step": step,
     }
-    published = v2(
-        any_fake, "POST", f"/v2/publish/{APP}/api/child", data=json.dumps(invoke),
-        headers={
-            "Upstash-Workflow-RunId": "wfr_child", "Upstash-Workflow-Init": "true",
-            "Upstash-Workflow-Invoke": "true",
-        },
-    )  # fmt: skip
+    published = invoke_child(any_fake, "wfr_child", invoke)
     assert published.status_code == 200
     any_fake.clock.run_all()
     child_first = got[-1]
@@ -404,13 +410,7 @@ def test_an_invoke_the_fake_could_not_answer_is_refused_in_words(
         "body": "{}", "headers": {}, "workflowRunId": "wfr_parent",
         "workflowUrl": f"{APP}/api/parent", "step": {"stepId": 1}, **change,
     }  # fmt: skip
-    answer = v2(
-        any_fake, "POST", f"/v2/publish/{APP}/api/child", data=json.dumps(invoke),
-        headers={
-            "Upstash-Workflow-RunId": "wfr_child", "Upstash-Workflow-Init": "true",
-            "Upstash-Workflow-Invoke": "true",
-        },
-    )  # fmt: skip
+    answer = invoke_child(any_fake, "wfr_child", invoke)
     assert answer.status_code == 400
     assert answer.json()["error"].startswith(words)
     assert any_fake.workflows.list() == []
@@ -430,13 +430,7 @@ def test_an_invoked_run_cancelled_tells_the_invoker_so_and_an_ended_invoker_hear
             "workflowRunCreatedAt": 0, "workflowUrl": f"{APP}/api/parent",
             "step": {"stepId": 3, "stepName": "child", "stepType": "Invoke", "concurrent": 1},
         }  # fmt: skip
-        v2(
-            any_fake, "POST", f"/v2/publish/{APP}/api/child", data=json.dumps(invoke),
-            headers={
-                "Upstash-Workflow-RunId": f"wfr_child{index}", "Upstash-Workflow-Init": "true",
-                "Upstash-Workflow-Invoke": "true",
-            },
-        )  # fmt: skip
+        invoke_child(any_fake, f"wfr_child{index}", invoke)
     any_fake.clock.run_all()
     v2(any_fake, "DELETE", f"/v2/workflows/runs/{parents[1]}?cancel=true")
     delivered = len(got)

@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from pytest_qstash_tasks._core.exchange import EndpointResponse, Request, ascii_int
+from pytest_qstash_tasks._core.exchange import EndpointResponse, Request
 from pytest_qstash_tasks._core.state.dlq import DeadLetter, DeadLetterQueue
 from pytest_qstash_tasks._core.state.outbox import Outbox
 
 from .filters import FilterError, Filters, read_selection
-from .publishing import PublishConfig, check_publish, store_messages
-from .refusals import Refused, allow, json_body, page_count
+from .publishing import PublishConfig, publish_again
+from .refusals import Refused, allow, dlq_entry, json_body, page_count, page_cursor
 
 __all__ = ["is_dlq_path", "respond"]
 
@@ -60,30 +60,26 @@ def respond(
         allow(request, "POST")
 
         def retry(entries: list[DeadLetter]) -> dict[str, Any]:
-            ids = [_retry(entry, now, outbox, publish_config, new_id) for entry in entries]
+            ids = [
+                publish_again(entry.message, now, outbox, publish_config, new_id)
+                for entry in entries
+            ]
             return {"responses": [{"messageId": message_id} for message_id in ids]}
 
         if len(rest) == 1:
             return _bulk(request, dlq, token, retry)
-        entry = _entry(dlq, unquote(rest[1]))
+        entry = dlq_entry(dlq, unquote(rest[1]))
         dlq.remove([entry.dlq_id])
-        message_id = _retry(entry, now, outbox, publish_config, new_id)
+        message_id = publish_again(entry.message, now, outbox, publish_config, new_id)
         return EndpointResponse(200, json.dumps({"messageId": message_id}).encode(), token=token)
     if len(rest) != 1:
         raise Refused(404, f"no DLQ endpoint at /v2/dlq/{'/'.join(rest)}", "unknown_path")
     allow(request, "GET", "DELETE")
-    entry = _entry(dlq, unquote(rest[0]))
+    entry = dlq_entry(dlq, unquote(rest[0]))
     if request.method == "GET":
         return EndpointResponse(200, json.dumps(entry.to_json()).encode(), token=token)
     dlq.remove([entry.dlq_id])
     return EndpointResponse(200, b'{"deleted":1}', token=token)
-
-
-def _entry(dlq: DeadLetterQueue, dlq_id: str) -> DeadLetter:
-    entry = dlq.get(dlq_id)
-    if entry is None:
-        raise Refused(404, f"no DLQ entry {dlq_id!r}", "unknown_message")
-    return entry
 
 
 def _list(
@@ -126,30 +122,10 @@ def _bulk(
     return EndpointResponse(200, json.dumps(answer).encode(), token=token)
 
 
-def _retry(
-    entry: DeadLetter,
-    now: int,
-    outbox: Outbox,
-    publish_config: PublishConfig,
-    new_id: Callable[[str], str],
-) -> str:
-    """Publish the entry's message again, as new (its settings as first sent)."""
-    message = entry.message
-    publish = check_publish(message.url, message.headers, message.body, now, outbox, publish_config)
-    (message_id,) = store_messages(publish, now, outbox, new_id)
-    return message_id
-
-
 def _paging(query: str, *, default: int) -> tuple[int | None, int]:
     """The ``cursor`` (the sequence of the last entry of the page before) and ``count``."""
     params = dict(parse_qsl(query, keep_blank_values=True))
-    cursor = None
-    if "cursor" in params and params["cursor"] != "":
-        cursor = ascii_int(params["cursor"])
-        if cursor is None:
-            raise Refused(400, f"invalid cursor {params['cursor']!r}: use the cursor of a page")
-    count = page_count(params, default=default, maximum=_MAX_COUNT)
-    return cursor, count
+    return page_cursor(params), page_count(params, default=default, maximum=_MAX_COUNT)
 
 
 def _selection(query: str, body: object) -> Any:

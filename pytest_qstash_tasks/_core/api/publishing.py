@@ -36,6 +36,7 @@ __all__ = [
     "callback_publish",
     "check_publish",
     "delay_ms",
+    "publish_again",
     "publish_answer",
     "store_messages",
     "store_publish",
@@ -159,13 +160,10 @@ def _check_publish(
         )
     _check_headers(headers)
     header = dict(headers)
-    workflow = _workflow(header, outbox)
-    if workflow is not None and "WF_TriggerOnConfig" in header.get("upstash-feature-set", ""):
-        headers = _with_run_config(headers, header, workflow, outbox)
+    given = headers
+    headers, body, workflow, invoker = _workflow_parts(headers, header, body, outbox)
+    if headers is not given:  # a run's settings added
         header = dict(headers)
-    invoker = None
-    if header.get("upstash-workflow-invoke", "").strip().lower() == "true":
-        invoker, body = _invoked(workflow, body)
     retries = _retries(header, publish_config.default_retries)
     retry_delay = retry_delays = None
     if "upstash-retry-delay" in header:
@@ -227,6 +225,22 @@ def _flow(header: Mapping[str, str]) -> tuple[str, FlowLimits] | None:
         return key, FlowLimits.parse(value)
     except ValueError as error:
         raise Refused(400, f"invalid Upstash-Flow-Control-Value {value!r}: {error}") from None
+
+
+def _workflow_parts(
+    headers: Sequence[tuple[str, str]], header: Mapping[str, str], body: bytes, outbox: Outbox
+) -> tuple[Sequence[tuple[str, str]], bytes, tuple[str, bool, str] | None, Invoker | None]:
+    """A publish as Upstash Workflow's runs take it: the run it belongs to, the run's
+    settings added to a later step (``WF_TriggerOnConfig``), and an invoke's invoker and
+    payload (the body inside its JSON). A publish of no run is left as it is (``headers``
+    returned as given)."""
+    workflow = _workflow(header, outbox)
+    if workflow is not None and "WF_TriggerOnConfig" in header.get("upstash-feature-set", ""):
+        headers = _with_run_config(headers, header, workflow, outbox)
+    invoker = None
+    if header.get("upstash-workflow-invoke", "").strip().lower() == "true":
+        invoker, body = _invoked(workflow, body)
+    return headers, body, workflow, invoker
 
 
 def _workflow(header: Mapping[str, str], outbox: Outbox) -> tuple[str, bool, str] | None:
@@ -532,6 +546,20 @@ def _join_run(
         run.invoker = invoker
         run.config = run_config(message.headers)
     run.messages.append(RunMessage(message.message_id, message.body, call_type, now, message.url))
+
+
+def publish_again(
+    message: Message,
+    now: int,
+    outbox: Outbox,
+    publish_config: PublishConfig,
+    new_id: Callable[[str], str],
+) -> str:
+    """Publish ``message`` again, as new (its settings as first sent: a retry from the
+    DLQ, a failure function called again); the new message's id."""
+    publish = check_publish(message.url, message.headers, message.body, now, outbox, publish_config)
+    (message_id,) = store_messages(publish, now, outbox, new_id)
+    return message_id
 
 
 def publish_answer(record: PublishedMessage) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pytest_qstash_tasks._core.exchange import (
@@ -20,14 +20,19 @@ from pytest_qstash_tasks._core.exchange import (
     parse_json,
 )
 
+if TYPE_CHECKING:
+    from pytest_qstash_tasks._core.state.dlq import DeadLetter, DeadLetterQueue
+
 __all__ = [
     "NAME_RE",
     "WANT_URL",
     "Refused",
     "allow",
+    "dlq_entry",
     "json_answer",
     "json_body",
     "page_count",
+    "page_cursor",
     "refusal",
     "url_problem",
 ]
@@ -108,6 +113,26 @@ def refusal(refused: Refused, token: str | None, detail: str = "") -> EndpointRe
         unserved_reason=refused.reason,
         detail=detail or refused.text,
     )
+
+
+def page_cursor(params: dict[str, str]) -> int | None:
+    """A DLQ page's ``cursor``: the sequence of the last entry of the page before
+    (``None``: from the first)."""
+    raw = params.get("cursor", "")
+    if raw == "":
+        return None
+    cursor = ascii_int(raw)
+    if cursor is None:
+        raise Refused(400, f"invalid cursor {raw!r}: use the cursor of a page")
+    return cursor
+
+
+def dlq_entry(dlq: DeadLetterQueue, dlq_id: str) -> DeadLetter:
+    """The DLQ entry with that id; refused (404) when there is none."""
+    entry = dlq.get(dlq_id)
+    if entry is None:
+        raise Refused(404, f"no DLQ entry {dlq_id!r}", "unknown_message")
+    return entry
 
 
 def page_count(params: dict[str, str], *, default: int, maximum: int) -> int:

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
-from pytest_qstash_tasks._core.exchange import Request, ascii_int
+from pytest_qstash_tasks._core.exchange import Request
 from pytest_qstash_tasks._core.state.dlq import DeadLetter, DeadLetterQueue
 from pytest_qstash_tasks._core.state.outbox import Outbox
 from pytest_qstash_tasks._core.state.workflows import Run
 
 from .filters import FilterError, Filters, read_selection
-from .publishing import PublishConfig, check_publish, store_messages
-from .refusals import Refused, allow, page_count
+from .publishing import PublishConfig, check_publish, publish_again, store_messages
+from .refusals import Refused, allow, dlq_entry, page_count, page_cursor
 
 __all__ = ["FAILURE_FUNCTION_STATES", "list_entries", "respond"]
 
@@ -118,7 +118,8 @@ def list_entries(
     selection = _selection(urlencode([(key, value) for key, value in params if key not in ignored]))
     if selection.ids is not None:
         raise Refused(400, "dlqIds names entries to act on: list with filters")
-    entries, cursor = dlq.page(_cursor(query), count, _keeper(selection.filters, outbox, now))
+    keep = _keeper(selection.filters, outbox, now)
+    entries, cursor = dlq.page(page_cursor(dict(params)), count, keep)
     messages = [to_json(entry, _run(entry, outbox), outbox, now) for entry in entries]
     return _with_cursor({"messages": messages}, cursor)
 
@@ -160,11 +161,7 @@ def _run(entry: DeadLetter, outbox: Outbox, missing: int = 400) -> Run:
 
 
 def _entry(dlq: DeadLetterQueue, raw_id: str) -> DeadLetter:
-    dlq_id = unquote(raw_id)
-    entry = dlq.get(dlq_id)
-    if entry is None:
-        raise Refused(404, f"no DLQ entry {dlq_id!r}", "unknown_message")
-    return entry
+    return dlq_entry(dlq, unquote(raw_id))
 
 
 def _chosen(query: str, context: _Context) -> tuple[list[DeadLetter], int | None]:
@@ -182,7 +179,7 @@ def _chosen(query: str, context: _Context) -> tuple[list[DeadLetter], int | None
             named.append(entry)
         return named, None
     keep = _keeper(selection.filters, context.outbox, context.now)
-    return context.dlq.page(_cursor(query), count, keep)
+    return context.dlq.page(page_cursor(params), count, keep)
 
 
 def _start_again(
@@ -243,12 +240,10 @@ def _failure_function(
             "failed one is called again",
         )
     assert entry.failure_callback is not None  # it has a state
-    callback = context.outbox.messages[entry.failure_callback]
-    publish = check_publish(
-        callback.url, callback.headers, callback.body, context.now, context.outbox,
-        context.publish_config,
+    entry.failure_callback = publish_again(
+        context.outbox.messages[entry.failure_callback], context.now, context.outbox,
+        context.publish_config, context.new_id,
     )  # fmt: skip
-    (entry.failure_callback,) = store_messages(publish, context.now, context.outbox, context.new_id)
     return 200, {"workflowRunId": run.run_id, "workflowCreatedAt": run.created_at}
 
 
@@ -257,16 +252,6 @@ def _selection(query: str) -> Any:
         return read_selection(query, None, id_key="dlqIds", keys=_FILTERS)
     except FilterError as error:
         raise Refused(400, str(error)) from None
-
-
-def _cursor(query: str) -> int | None:
-    raw = dict(parse_qsl(query, keep_blank_values=True)).get("cursor", "")
-    if raw == "":
-        return None
-    cursor = ascii_int(raw)
-    if cursor is None:
-        raise Refused(400, f"invalid cursor {raw!r}: use the cursor of a page")
-    return cursor
 
 
 def _keeper(filters: Filters, outbox: Outbox, now: int) -> Callable[[DeadLetter], bool]:
