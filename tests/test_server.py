@@ -1090,6 +1090,31 @@ def test_a_test_ends_without_waiting_past_the_drain_for_a_held_request(
     thread.join(10)
 
 
+def test_a_request_sent_before_the_test_ends_is_answered_by_its_fake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shared = LoopbackServer().start()
+    read_at_once = shared.process_request_thread
+
+    def read_late(request: socket.socket, client_address: object) -> None:
+        time.sleep(0.2)  # the connection's thread starts after the test has ended
+        read_at_once(request, client_address)
+
+    monkeypatch.setattr(shared, "process_request_thread", read_late)
+    try:
+        with socket.create_connection((shared.host, shared.port), timeout=5) as conn:
+            with QStashTasksServer(server=shared) as fake:
+                fake.add_message("m")
+                conn.sendall(tasks_request(TASKS_OF_M, "Authorization: Bearer t"))
+                while not shared.connections.snapshot():  # accepted, not read yet
+                    time.sleep(0.005)
+            assert conn.recv(20) == b"HTTP/1.1 200 OK\r\ncon"  # not a 503
+        assert [call.url for call in fake.calls] == [fake.base_url + TASKS_OF_M]
+        assert shared.take_stray() == []  # nothing left for the next test to report
+    finally:
+        shared.stop()
+
+
 def test_bad_server_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match=r"host must be an IP address such as 127\.0\.0\.1") as bad:
         QStashTasksServer(host="localhost")

@@ -64,14 +64,36 @@ class Connections:
         #: closed connection leaves it.)
         self._answered_once: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._refused: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        #: Connections whose request holds its fake (counted in flight by the server).
+        self._serving: set[socket.socket] = set()
         self._shared = _OneConnectionPerRequest()
         #: The connection of the shared client's last request.
         self._shared_last: socket.socket | None = None
 
     def snapshot(self) -> list[socket.socket]:
-        """The live connections (to close them on stop)."""
+        """The live connections (to close them on stop, to settle them on detach)."""
         with self._lock:
             return list(self._live)
+
+    def serving(self, connection: socket.socket, serving: bool) -> None:
+        """Whether a request of ``connection`` holds its fake (under the server's lock,
+        as the caller holds it)."""
+        if serving:
+            self._serving.add(connection)
+        else:
+            self._serving.discard(connection)
+
+    def settled(self, among: list[socket.socket]) -> bool:
+        """Whether none of ``among`` may hold a request that has not reached its fake yet:
+        each is closed, or serving a request that has, or waiting for its next request
+        with no byte of one arrived (under the server's lock, as the caller holds it). A
+        connection just accepted, or whose request is still being read, is not."""
+        return all(
+            conn not in self._live
+            or conn in self._serving
+            or (conn in self._waiting and not _has_input(conn))
+            for conn in among
+        )
 
     def opened(self, connection: socket.socket) -> None:
         """A new connection (under the server's lock, as the caller holds it)."""
@@ -186,6 +208,17 @@ def peer_closed(connection: socket.socket) -> bool:
         return False  # open, and idle
     except (OSError, ValueError):  # ValueError: closed here already (fileno -1)
         return True
+
+
+def _has_input(connection: socket.socket) -> bool:
+    """Whether bytes the client sent wait unread in the kernel (peeked as
+    ``peer_closed`` does)."""
+    try:
+        with socket.socket(fileno=os.dup(connection.fileno())) as peek:
+            peek.setblocking(False)
+            return peek.recv(1, socket.MSG_PEEK) != b""
+    except (OSError, ValueError):  # nothing yet (BlockingIOError), reset, or closed
+        return False
 
 
 def shutdown(connection: socket.socket) -> None:

@@ -72,6 +72,11 @@ AccessLog = Callable[[str, str, "int | None", float], None]
 
 #: How long ``detach`` waits for requests still being answered.
 DRAIN_SECONDS = 10.0
+#: How long ``detach`` waits for the connections open at that moment to settle: a
+#: request sent before the test ended, on a connection whose thread has not read it
+#: yet, is the test's own, not a stray of the next one.
+SETTLE_SECONDS = 0.5
+_SETTLE_POLL = 0.002
 #: How long a request held for a planned timeout waits for its client to give up.
 MAX_HOLD_SECONDS = 10.0
 _HOLD_POLL = 0.05
@@ -219,8 +224,14 @@ class LoopbackServer(ThreadingHTTPServer):
             self._fake = fake
 
     def detach(self, fake: QStashTasksFake) -> None:
-        """Stop answering with ``fake``, once the requests it is answering are done."""
+        """Stop answering with ``fake``, once the requests sent to it are answered."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        among = self.connections.snapshot()
         with self._lock:
+            # The clients' input is in the kernel, not announced: look again and again.
+            # A client that keeps sending holds this no longer than SETTLE_SECONDS.
+            while not self.connections.settled(among) and time.monotonic() < deadline:
+                self._idle.wait(_SETTLE_POLL)
             if self._fake is fake:
                 self._fake = None
             self._idle.wait_for(lambda: self._in_flight == 0, DRAIN_SECONDS)
@@ -232,16 +243,18 @@ class LoopbackServer(ThreadingHTTPServer):
         return stray
 
     @contextmanager
-    def _holding(self) -> Iterator[QStashTasksFake | None]:
+    def _holding(self, connection: socket.socket) -> Iterator[QStashTasksFake | None]:
         """The fake for one request, counted in flight until it is answered."""
         with self._lock:
             self._in_flight += 1
+            self.connections.serving(connection, True)
             fake = self._fake
         try:
             yield fake
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self.connections.serving(connection, False)
                 self._idle.notify_all()
 
     # -- socketserver hooks ---------------------------------------------------------
@@ -280,7 +293,7 @@ class LoopbackServer(ThreadingHTTPServer):
         target = origin_form(handler.path)
         raw_path, _, query = target.partition("?")
         client = self.connections.client_for(handler)
-        with self._holding() as fake:
+        with self._holding(handler.connection) as fake:
             request = Request(
                 method=handler.command,
                 url=self.base_url + target,
