@@ -53,6 +53,8 @@ DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3J
 DEV_CURRENT_SIGNING_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
 DEV_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"
 DEV_PORT = 8080
+#: Seconds between writes of the state file (``--state-every``).
+STATE_EVERY = 5.0
 
 
 def _dev_settings(args: argparse.Namespace) -> None:
@@ -106,6 +108,20 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--data",
         type=Path,
         help="a JSON file of messages, DLQ entries and schedules to load at start",
+    )
+    serve.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="keep the fake's state in FILE: loaded at start if it exists (else --data "
+        "seeds it), written every --state-every seconds and at stop",
+    )
+    serve.add_argument(
+        "--state-every",
+        type=float,
+        default=STATE_EVERY,
+        metavar="SECONDS",
+        help=f"how often the state file is written (default: {STATE_EVERY:g}; 0: only at stop)",
     )
     serve.add_argument(
         "--dev",
@@ -247,12 +263,15 @@ def _build(args: argparse.Namespace) -> QStashTasksServer:
         raise _UsageError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     except (ValueError, TypeError) as error:
         raise _UsageError(_with_option(str(error), settings)) from None
-    if args.data is not None:
-        try:
-            _load(fake, args.data)
-        except _UsageError:
-            fake.stop()
-            raise
+    args.state_loaded = False
+    try:
+        if args.state is not None:
+            args.state_loaded = _load_state(fake, args.state, args.state_every)
+        if args.data is not None:  # what /_fake/reset goes back to, state file or not
+            _load(fake, args.data, apply=not args.state_loaded)
+    except _UsageError:
+        fake.stop()
+        raise
     return fake
 
 
@@ -264,7 +283,7 @@ def _with_option(text: str, settings: dict[str, Any]) -> str:
     return text
 
 
-def _load(fake: QStashTasksServer, path: Path) -> None:
+def _load(fake: QStashTasksServer, path: Path, *, apply: bool = True) -> None:
     from ._core.control.data_file import DataFile, SpecError, apply_data, parse
     from ._core.exchange import parse_json
 
@@ -279,11 +298,80 @@ def _load(fake: QStashTasksServer, path: Path) -> None:
     except SpecError as error:
         raise _UsageError(f"--data {path}:\n{error}") from None
     try:
-        apply_data(fake, spec)
+        if apply:
+            apply_data(fake, spec)
     except SpecError as error:
         raise _UsageError(f"--data {path}: {error}") from None
     assert fake._control is not None  # the command's fake has its control plane
     fake._control.data = spec  # what POST /_fake/reset returns to
+
+
+def _load_state(fake: QStashTasksServer, path: Path, every: float) -> bool:
+    """Put the state file's state in the fake; ``False`` when there is no file yet (one
+    that can be made there: the first write must not fail after an hour of work)."""
+    from ._core.control.state_file import StateFileError, restore
+
+    if not every >= 0 or every == float("inf"):
+        raise _UsageError(f"--state-every: seconds >= 0, got {every!r}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise _UsageError(f"--state {path}: no directory {str(path.parent)!r}") from None
+        if not os.access(path.parent, os.W_OK):
+            raise _UsageError(f"--state {path}: cannot write in {str(path.parent)!r}") from None
+        return False
+    except OSError as error:
+        raise _UsageError(f"--state {path}: {error.strerror}") from None
+    try:
+        restore(fake, data)
+    except StateFileError as error:
+        raise _UsageError(f"--state {path}: cannot load it: {error}") from None
+    return True
+
+
+class _StateKeeper:
+    """Writes the state file every ``every`` seconds (when the state changed) and at
+    stop; a write that fails is told once on standard error, and tried again."""
+
+    def __init__(self, fake: QStashTasksServer, path: Path, every: float) -> None:
+        self.fake, self.path, self.every = fake, path, every
+        self.last: bytes | None = None
+        self.failed: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.every > 0:
+            self._thread = threading.Thread(
+                target=self._loop, name="qstash-tasks-state", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """The last write, once the fake has stopped."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.write()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self.write()
+
+    def write(self) -> None:
+        from ._core.control.state_file import write_state
+
+        try:
+            self.last = write_state(self.fake, self.path, self.last)
+        except (OSError, TimeoutError) as error:
+            text = f"{PROG}: could not write the state to {self.path}: {error}"
+            if text != self.failed:
+                sys.stderr.write(text + " (trying again)\n")
+                sys.stderr.flush()
+            self.failed = text
+        else:
+            self.failed = None
 
 
 def _access_log(stream: TextIO) -> Any:
@@ -308,6 +396,7 @@ def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
         signal.signal(number, on_signal)
     if args.stdin_eof:
         threading.Thread(target=_wait_for_eof, args=(stop,), daemon=True).start()
+    keeper = None if args.state is None else _StateKeeper(fake, args.state, args.state_every)
     fake.start()
     try:
         # The banner first: once the URL is out, a client's request may be logged.
@@ -325,11 +414,19 @@ def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
                 f"QSTASH_CURRENT_SIGNING_KEY={fake.current_signing_key} "
                 f"QSTASH_NEXT_SIGNING_KEY={fake.next_signing_key}\n"
             )
+        if keeper is not None:
+            loaded = "loaded from" if args.state_loaded else "new, kept in"
+            every = f"every {args.state_every:g} s and " if args.state_every > 0 else ""
+            sys.stderr.write(f"{PROG}: state {loaded} {args.state}, written {every}at stop\n")
         sys.stderr.flush()
+        if keeper is not None:
+            keeper.start()
         print(fake.base_url, flush=True)
         stop.wait()
     finally:
         fake.stop()
+        if keeper is not None:
+            keeper.stop()
     return 0
 
 

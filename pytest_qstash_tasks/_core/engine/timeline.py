@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_qstash_tasks._core.errors import QStashTasksRunawayError
@@ -288,6 +289,20 @@ class Timeline:
             if self.kinds[type(event)].pending(event):
                 return due
             self.agenda.pop(due)
+
+    @contextmanager
+    def quiet(self, timeout: float) -> Iterator[None]:
+        """Hold the fake's lock at a moment no run is under way (no event half done,
+        none handed to a receiver): what a state file is taken and put back at. The
+        wall clock's thread looks at the agenda again after. ``TimeoutError`` when runs
+        go on for ``timeout`` seconds."""
+        with self._wake:
+            if not self._wake.wait_for(lambda: not self._running, timeout):
+                raise TimeoutError(f"events were still running after {timeout:g} s")
+            try:
+                yield
+            finally:
+                self._wake.notify_all()
 
     def clear(self) -> None:
         """Forget every event and problem (the fake's ``reset()``)."""
