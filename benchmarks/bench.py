@@ -37,6 +37,7 @@ from bench_server import (
     server_import,
     standalone_start_vs_pydantic,
     start_and_stop,
+    state_load_vs_json,
 )
 from bench_timeline import (
     chain_vs_published,
@@ -320,10 +321,20 @@ def groups(quick: bool) -> list[Callable[[], Results]]:
 
     def standalone() -> Results:
         result = standalone_start_vs_pydantic(9 if quick else 21)
+        dev = standalone_start_vs_pydantic(7 if quick else 15, dev=True)
         return {
             "6. standalone start to URL / import pydantic": (result["ratio"], 2.0, "<="),
             "6. standalone start to URL, ms (information)": (result["ours_ms"], 0, ""),
             "6. python -c 'import pydantic', ms (information)": (result["peer_ms"], 0, ""),
+            "6. serve --dev start to URL / import pydantic": (dev["ratio"], 2.0, "<="),
+        }
+
+    def state_file() -> Results:
+        result = state_load_vs_json(5 if quick else 9)
+        return {
+            "13. state file load (10k messages) / json.load": (result["ratio"], 3.0, "<="),
+            "13. state file load, ms (information)": (result["ours_ms"], 0, ""),
+            "13. json.load of the file, ms (information)": (result["peer_ms"], 0, ""),
         }
 
     def publishing() -> Results:
@@ -409,6 +420,7 @@ def groups(quick: bool) -> list[Callable[[], Results]]:
         failures,
         schedules,
         workflows,
+        state_file,
     ]
 
 

@@ -186,16 +186,24 @@ def server_import(rounds: int) -> dict[str, float]:
     return {"ratio": ours_ms / peer_ms, "ours_ms": ours_ms, "peer_ms": peer_ms}
 
 
-def standalone_start_vs_pydantic(rounds: int) -> dict[str, float]:
-    """``qstash-tasks-fake serve``, from process start to its URL line, side by side with
+def standalone_start_vs_pydantic(rounds: int, *, dev: bool = False) -> dict[str, float]:
+    """``qstash-tasks-fake serve`` (with ``dev``: ``serve --dev``, on a free port given as
+    ``QSTASH_DEV_PORT``), from process start to its URL line, side by side with
     ``python -c "import pydantic"`` (the one heavy dependency the package has): medians
     of wall time, the two interleaved."""
-    serve = [sys.executable, "-m", "pytest_qstash_tasks", "serve", "--quiet", "--port", "0"]
+    serve = [sys.executable, "-m", "pytest_qstash_tasks", "serve", "--quiet"]
+    serve += ["--dev"] if dev else ["--port", "0"]
     peer = [sys.executable, "-c", "import pydantic"]
     # Bytecode writing allowed (the warm-up writes it), as after a user's pip install:
     # with PYTHONDONTWRITEBYTECODE set, every start compiled each of the package's
     # modules, while pydantic's came compiled from its install.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if dev:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            env["QSTASH_DEV_PORT"] = str(probe.getsockname()[1])
 
     def to_url_line() -> float:
         started = time.perf_counter()
@@ -226,3 +234,59 @@ def standalone_start_vs_pydantic(rounds: int) -> dict[str, float]:
         ours.append(to_url_line())
     ours_ms, peer_ms = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
     return {"ratio": ours_ms / peer_ms, "ours_ms": ours_ms, "peer_ms": peer_ms}
+
+
+def state_load_vs_json(rounds: int) -> dict[str, float]:
+    """Loading ``serve --state``'s file of 10,000 delivered messages and 1,000 schedules
+    into a fresh fake (reading the file, parsing it, building the state), side by side
+    with ``json.load`` of the same file: the floor, since the file is JSON. Medians of
+    CPU time, the two interleaved; each load goes into a fake made before the timing."""
+    import datetime
+    import gc
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from pytest_qstash_tasks._core.control.state_file import restore, write_state
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "state.json"
+        fake = QStashTasksServer(seed=1)
+        with fake:
+            client = httpx.Client(base_url=fake.base_url, headers=AUTH)
+            batch = [{"destination": f"https://example.com/m{i}", "body": "x"} for i in range(100)]
+            for _ in range(100):
+                assert client.post("/v2/batch", json=batch).is_success
+            for i in range(1_000):
+                made = client.post(
+                    f"/v2/schedules/https://example.com/s{i}", headers={"Upstash-Cron": "0 * * * *"}
+                )
+                assert made.is_success
+            client.close()
+            fake.clock.advance(datetime.timedelta(seconds=30))  # every message delivered
+            write_state(fake, path)
+
+        def ours() -> float:
+            target = QStashTasksServer(seed=1)
+            gc.collect()
+            started = time.process_time()
+            restore(target, path.read_bytes())
+            took = time.process_time() - started
+            target.stop()
+            return took
+
+        def peer() -> float:
+            gc.collect()
+            started = time.process_time()
+            with path.open("rb") as stream:
+                json.load(stream)
+            return time.process_time() - started
+
+        ours()  # the state modules imported, as in the command, which imports them at start
+        mine, theirs = [], []
+        for _ in range(rounds):
+            theirs.append(peer())
+            mine.append(ours())
+        size = path.stat().st_size
+    ours_ms, peer_ms = statistics.median(mine) * 1000, statistics.median(theirs) * 1000
+    return {"ratio": ours_ms / peer_ms, "ours_ms": ours_ms, "peer_ms": peer_ms, "mb": size / 1e6}

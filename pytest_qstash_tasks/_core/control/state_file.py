@@ -397,7 +397,10 @@ class _Decoder:
             if kind is list:  # the parsed list is ours: changed in place
                 for index, item in enumerate(value):
                     if type(item) not in scalars:
-                        value[index] = decode(item)
+                        try:
+                            value[index] = decode(item)
+                        except _Where as error:
+                            raise error.at(f"[{index}]") from None
                 return value
             if kind is not dict:
                 raise _Where(f"unexpected {value!r}")
@@ -407,7 +410,10 @@ class _Decoder:
             if tag[:1] != "$":
                 for key, item in value.items():
                     if type(item) not in scalars:
-                        value[key] = decode(item)
+                        try:
+                            value[key] = decode(item)
+                        except _Where as error:
+                            raise error.at(f"[{key}]") from None
                 return value
             if tag == "$o":
                 return make(value)
@@ -433,9 +439,14 @@ class _Decoder:
             container = containers.get(tag)
             if container is None or type(inner) is not list:
                 raise _Where(f"unexpected {_short(value)}")
-            items = [item if type(item) in scalars else decode(item) for item in inner]
+            for index, item in enumerate(inner):
+                if type(item) not in scalars:
+                    try:
+                        inner[index] = decode(item)
+                    except _Where as error:
+                        raise error.at(f"[{index}]") from None
             try:
-                return container(items)
+                return container(inner)
             except (TypeError, ValueError):
                 raise _Where(f"unexpected {_short(value)}") from None
 
@@ -492,7 +503,7 @@ def read_state(data: bytes) -> dict[str, Any]:
     """The document in ``data``, its format and version checked; ``StateFileError``
     otherwise."""
     try:
-        document = json.loads(data)
+        document = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise StateFileError(f"not UTF-8 text: {error}") from None
     except ValueError as error:
@@ -533,7 +544,6 @@ def restore(fake: QStashTasksFake, data: bytes) -> None:
                 for part in (
                     f"missing {', '.join(missing)}" if missing else "",
                     f"unknown {', '.join(unknown)}" if unknown else "",
-                    "(a state written with --seed needs --seed again)" if "ids" in missing else "",
                 )
                 if part
             )
