@@ -327,6 +327,8 @@ def _load_state(fake: QStashTasksServer, path: Path, every: float) -> bool:
         restore(fake, data)
     except StateFileError as error:
         raise _UsageError(f"--state {path}: cannot load it: {error}") from None
+    for left in path.parent.glob(f".{path.name}.*.tmp"):  # a write a kill cut short
+        left.unlink(missing_ok=True)
     return True
 
 

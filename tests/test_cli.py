@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -445,7 +446,7 @@ def test_the_options_page_gives_each_option_and_its_default() -> None:
             shown = "none" if value is None else "off" if value is False else f"`{value}`"
             if option == "--start":
                 shown = "`2026-01-01T00:00:00Z`"  # None: the fake's own start
-            assert default == shown.replace("`10.0`", "`10`"), option
+            assert default == shown.replace(".0`", "`"), option
     assert documented == {"--" + name.replace("_", "-") for name in defaults} - {"--command"}
 
 
@@ -818,7 +819,9 @@ def test_the_docs_compose_service_runs_as_the_page_shows(tmp_path: Path) -> None
     compose_block = page.split("## In docker-compose", 1)[1].split("```yaml\n", 1)[1]
     service = yaml.safe_load(compose_block.split("```")[0])["services"]["qstash"]
     (data_block,) = re.findall(r"^```json\n(.*?)^```", page, re.DOTALL | re.MULTILINE)
-    (mount,) = service["volumes"]
+    mount, volume = service["volumes"]
+    assert volume == "qstash-state:/state"
+    assert yaml.safe_load(compose_block.split("```")[0])["volumes"] == {"qstash-state": {}}
     data = tmp_path / "tasks.json"
     data.write_text(data_block)
     with socket.socket() as probe:
@@ -828,9 +831,14 @@ def test_the_docs_compose_service_runs_as_the_page_shows(tmp_path: Path) -> None
     assert (shell, dash_c) == ("sh", "-c")
     install, serve_line = script.split("&&")
     assert shlex.split(install) == ["pip", "install", "pytest-qstash-tasks"]
-    args = shlex.split(serve_line.replace("8080", port).replace(mount.split(":")[1], str(data)))
+    serve_line = serve_line.replace("8080", port).replace(mount.split(":")[1], str(data))
+    args = shlex.split(serve_line.replace("/state/", f"{tmp_path}/"))
     assert args[:2] == ["qstash-tasks-fake", "serve"]
+    for start in ("new, kept in", "loaded from"):  # a second `up` finds the first's state
+        _serve_as_composed(args, port, service, f"state {start} {tmp_path}/qstash.json")
 
+
+def _serve_as_composed(args: list[str], port: str, service: dict[str, Any], said: str) -> None:
     process = subprocess.Popen(
         [*COMMAND, *args[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -849,4 +857,143 @@ def test_the_docs_compose_service_runs_as_the_page_shows(tmp_path: Path) -> None
         assert tasks.status_code == 200
     finally:
         process.terminate()
-        process.communicate(timeout=10)
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert said in err
+
+
+def _later(url: str, body: str) -> str:
+    """Publish a message due in a day (it stays pending: readable after a restart)."""
+    answer = requests.post(
+        f"{url}/v2/publish/https://app.example/later", data=body,
+        headers={**AUTH, "Upstash-Delay": "1d"}, timeout=5,
+    )  # fmt: skip
+    assert answer.ok, answer.text
+    message_id: str = answer.json()["messageId"]
+    return message_id
+
+
+def _pending(url: str, message_ids: list[str]) -> list[str]:
+    """Which of ``message_ids`` the fake at ``url`` holds."""
+    with requests.Session() as session:
+        return [
+            message_id
+            for message_id in message_ids
+            if session.get(f"{url}/v2/messages/{message_id}", headers=AUTH, timeout=5).ok
+        ]
+
+
+def test_the_state_survives_a_restart(serve: Callable[..., Served], tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    first = serve("--quiet", "--state", str(state), "--state-every", "0")
+    message_id = _later(first.url, "kept")
+    for path, body in (
+        ("/v2/schedules/https://app.example/nightly", None),
+        ("/v2/queues", {"queueName": "line", "parallelism": 2}),
+        ("/v2/topics/team/endpoints", {"endpoints": [{"url": "https://app.example/a"}]}),
+        ("/v2/keys/rotate", None),
+    ):
+        headers = {**AUTH, "Upstash-Cron": "0 3 * * *"}
+        assert requests.post(first.url + path, json=body, headers=headers, timeout=5).ok
+    reads = ("/v2/schedules", "/v2/queues", "/v2/topics", "/v2/keys", f"/v2/messages/{message_id}")
+
+    def read(url: str) -> list[Any]:
+        return [requests.get(url + path, headers=AUTH, timeout=5).json() for path in reads]
+
+    before = read(first.url)
+    assert not state.exists()  # --state-every 0: written at stop only
+    code, err = first.stop()
+    assert code == 0, err
+    assert err.splitlines()[1] == f"qstash-tasks-fake: state new, kept in {state}, written at stop"
+    second = serve("--quiet", "--state", str(state))
+    assert read(second.url) == before
+    code, err = second.stop(signal.SIGINT)
+    assert code == 0, err
+    assert err.splitlines()[0].startswith("qstash-tasks-fake: serving 1 message(s) (1 schedule(s))")
+    assert err.splitlines()[1] == (
+        f"qstash-tasks-fake: state loaded from {state}, written every 5 s and at stop"
+    )
+
+
+def test_a_kill_mid_write_leaves_the_last_complete_state(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    state, data = tmp_path / "state.json", tmp_path / "data.json"
+    # Thousands of tasks: each write takes long enough for a kill to land inside one.
+    data.write_text(json.dumps({"messages": [{"messageId": "msg_big", "count": 20_000}]}))
+    published: list[str] = []
+    for _ in range(3):
+        served = serve(
+            "--quiet", "--data", str(data), "--state", str(state), "--state-every", "0.01"
+        )
+        # Everything up to the last write seen complete is there; nothing else is.
+        assert set(_pending(served.url, published)) == set(published[: _seen(state, published)])
+        assert len(walk(served.url, "msg_big")) == 20_000
+        for number in range(40):
+            published.append(_later(served.url, str(number)))
+            if number == 20:
+                # Wait for a write that holds these: a complete one, by now on disk.
+                while _seen(state, published) < len(published):
+                    pass
+        time.sleep(0.05)  # the write of the last publish under way (each takes ~200 ms)
+        served.process.kill()  # SIGKILL: no last write, and likely in the middle of one
+        served.process.communicate(timeout=10)
+    # What a kill between the temporary file's making and its rename leaves behind:
+    (tmp_path / ".state.json.k1ll3d.tmp").write_bytes(b'{"format": "qstash-tasks-fake st')
+    restarted = serve("--quiet", "--state", str(state))
+    assert _pending(restarted.url, published[:21]) == published[:21]
+    assert list(tmp_path.glob(".state.json.*.tmp")) == []  # cleared at the start
+    assert state.stat().st_mode & 0o777 == 0o666 & ~_umask()  # as a file the user made
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _seen(state: Path, published: list[str]) -> int:
+    """How many of ``published``, in order, the state file holds."""
+    from pytest_qstash_tasks._core.control.state_file import read_state
+
+    try:
+        document = read_state(state.read_bytes())
+    except FileNotFoundError:
+        return 0
+    held = document["state"]["outbox"]["messages"]
+    count = 0
+    while count < len(published) and published[count] in held:
+        count += 1
+    return count
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"format": "qstash-tasks-fake state", "version": 1, "clo', "not JSON ("),
+        (
+            b'{"format": "qstash-tasks-fake state", "version": 9}',
+            "written by a newer qstash-tasks-fake (state version 9; this one reads version 1)",
+        ),
+    ],
+    ids=["cut-short", "newer"],
+)
+def test_a_state_file_it_cannot_load_is_refused_and_left_as_it_is(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(content)
+    result = here("--state", str(state))
+    assert result.code == 2
+    assert f"qstash-tasks-fake: error: --state {state}: cannot load it: {message}" in result.err
+    assert "Traceback" not in result.err
+    assert state.read_bytes() == content  # never overwritten
+
+
+def test_state_options_are_checked_before_serving(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "state.json"
+    result = here("--state", str(missing))
+    assert (result.code, result.out) == (2, "")
+    assert f"--state {missing}: no directory {str(missing.parent)!r}" in result.err
+    result = here("--state", str(tmp_path / "s.json"), "--state-every", "-1")
+    assert "error: --state-every: seconds >= 0, got -1.0" in result.err

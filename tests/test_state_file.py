@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from pytest_qstash_tasks._core.control.state_file import (
     layout,
     restore,
     snapshot,
+    write_state,
 )
 from tests.test_workflows import wait_body
 
@@ -367,3 +370,29 @@ def test_where_a_damaged_object_sits_is_named() -> None:
         r"<PublishedDelivery \d+>\.message<Message \d+>: a Message with no url",
         str(refused.value),
     ), str(refused.value)
+
+
+def test_a_write_cut_short_leaves_the_last_good_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = filled()
+    path = tmp_path / "state.json"
+    first = write_state(fake, path)
+    assert path.read_bytes() == first
+    assert write_state(fake, path, first) == first  # unchanged: nothing written
+    fake.clock.advance(timedelta(hours=3))
+    real_fsync = os.fsync
+
+    def crash(handle: int) -> None:
+        real_fsync(handle)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="No space left on device"):
+        write_state(fake, path, first)
+    assert path.read_bytes() == first  # the last good file, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no half file left
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    second = write_state(fake, path, first)
+    assert second != first
+    assert path.read_bytes() == second

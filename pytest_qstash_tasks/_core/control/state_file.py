@@ -300,6 +300,13 @@ def write_state(fake: QStashTasksFake, path: Path, last: bytes | None = None) ->
     directory = path.parent
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        try:  # the file keeps its mode (mkstemp makes 0600; a new file gets the umask's)
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
