@@ -396,3 +396,31 @@ def test_a_write_cut_short_leaves_the_last_good_file(
     second = write_state(fake, path, first)
     assert second != first
     assert path.read_bytes() == second
+
+
+def test_a_snapshot_waits_for_the_delivery_under_way() -> None:
+    import threading
+    import time
+
+    answering = threading.Event()
+
+    def slow(delivery: object) -> int:
+        answering.set()
+        time.sleep(0.3)
+        return 200
+
+    fake = QStashTasksMock(seed=SEED, clock="wall")
+    fake.destination(f"{APP}/slow").deliver_to(slow)
+    fake.start()
+    try:
+        message_id = call(fake, "POST", f"/v2/publish/{APP}/slow", data=b"x").json()["messageId"]
+        assert answering.wait(5)  # the wall clock's thread is in the receiver now
+        document = json.loads(snapshot(fake))
+    finally:
+        fake.stop()
+    copy = make_fake()
+    restore(copy, json.dumps(document).encode())
+    copy.clock.advance(timedelta(seconds=1))  # past the attempt's time shown active
+    (task,) = copy.tasks(message_id)
+    assert task.state == "delivered"  # not a delivery caught half way, lost on restart
+    assert [entry.state for entry in copy.logs.list(message_id=message_id)][-1] == "DELIVERED"
