@@ -32,7 +32,7 @@ examples: venv
 			examples/node/wall.test.mjs examples/node/failures.test.mjs \
 			examples/node/schedules.test.mjs examples/node/queues.test.mjs \
 			examples/node/workflow.test.mjs examples/node/workflow_dlq.test.mjs \
-			examples/node/devmode.test.mjs; \
+			examples/node/devmode.test.mjs examples/node/ui.test.mjs; \
 	else echo "node not found: examples/node skipped"; fi
 
 lint: venv

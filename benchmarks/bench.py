@@ -33,6 +33,7 @@ from bench_pytest import (
     startup_cost,
 )
 from bench_server import (
+    page_vs_json,
     per_request,
     server_import,
     standalone_start_vs_pydantic,
@@ -329,6 +330,14 @@ def groups(quick: bool) -> list[Callable[[], Results]]:
             "6. serve --dev start to URL / import pydantic": (dev["ratio"], 2.0, "<="),
         }
 
+    def ui_page() -> Results:
+        result = page_vs_json(5 if quick else 9)
+        return {
+            "14. /_fake/ui over 10k messages / its JSON reads": (result["ratio"], 1.5, "<="),
+            "14. page and its reads, ms (information)": (result["ours_ms"], 0, ""),
+            "14. messages view alone / its 2 reads (info)": (result["view_ratio"], 0, ""),
+        }
+
     def state_file() -> Results:
         result = state_load_vs_json(5 if quick else 9)
         return {
@@ -421,6 +430,7 @@ def groups(quick: bool) -> list[Callable[[], Results]]:
         schedules,
         workflows,
         state_file,
+        ui_page,
     ]
 
 

@@ -290,3 +290,55 @@ def state_load_vs_json(rounds: int) -> dict[str, float]:
         size = path.stat().st_size
     ours_ms, peer_ms = statistics.median(mine) * 1000, statistics.median(theirs) * 1000
     return {"ratio": ours_ms / peer_ms, "ours_ms": ours_ms, "peer_ms": peer_ms, "mb": size / 1e6}
+
+
+def page_vs_json(rounds: int, per_round: int = 20) -> dict[str, float]:
+    """The page at ``/_fake/ui`` opened on a fake of 10,000 messages, as a browser asks
+    for it: the page, the reads of its overview (the clock, the problems, the first
+    message, the first DLQ entry, the schedules), then a click on Messages (the clock,
+    the newest 50); side by side with the same JSON reads alone. CPU time of client and
+    server together (both in this process), medians of interleaved rounds. The messages
+    view alone (the page and its two reads against the two reads) is information."""
+    fake = QStashTasksServer(control=True, max_identical_requests=10**9)
+    for number in range(10_000):
+        fake.add(f"msg_{number:05}", count=1, states=["delivered"])
+    fake.start()
+    session = requests.Session()
+    overview = ["/_fake/clock", "/_fake/problems", "/_fake/messages?count=1", "/v2/dlq?count=1"]
+    messages = ["/_fake/clock", "/_fake/messages?count=50"]
+    json_paths = [*overview, "/v2/schedules", *messages]
+
+    def reads(paths: list[str]) -> Callable[[], float]:
+        def run() -> float:
+            started = time.process_time()
+            for _ in range(per_round):
+                for path in paths:
+                    answer = session.get(fake.base_url + path, headers=AUTH, timeout=5)
+                    assert answer.status_code == 200, answer.text
+            return time.process_time() - started
+
+        return run
+
+    sides = {
+        "page": reads(["/_fake/ui", *json_paths]),
+        "json": reads(json_paths),
+        "view": reads(["/_fake/ui", *messages]),
+        "view_json": reads(messages),
+    }
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for side in sides.values():
+        side()  # warm
+    try:
+        for _ in range(rounds):
+            for name, side in sides.items():
+                times[name].append(side())
+    finally:
+        session.close()
+        fake.stop()
+    ms = {name: statistics.median(values) * 1000 / per_round for name, values in times.items()}
+    return {
+        "ratio": ms["page"] / ms["json"],
+        "ours_ms": ms["page"],
+        "peer_ms": ms["json"],
+        "view_ratio": ms["view"] / ms["view_json"],
+    }

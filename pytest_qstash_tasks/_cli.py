@@ -408,7 +408,8 @@ def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
         held = f"{messages} message(s)" + (f" ({', '.join(extra)})" if extra else "")
         sys.stderr.write(
             f"{PROG}: serving {held} at {fake.base_url}, control endpoints "
-            f"at {fake.base_url}/_fake/ (stop with Ctrl-C)\n"
+            f"at {fake.base_url}/_fake/, a page to look at {fake.base_url}/_fake/ui "
+            "(stop with Ctrl-C)\n"
         )
         if args.deliver:
             sys.stderr.write(

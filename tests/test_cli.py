@@ -187,8 +187,8 @@ def test_serve_prints_its_url_first_and_serves_the_data_file(tmp_path: Path) -> 
     lines = served.err.splitlines()
     assert lines[0] == (
         f"qstash-tasks-fake: serving 6 message(s) (1 in the DLQ, 1 schedule(s)) at {url}, "
-        "control endpoints at "
-        f"{url}/_fake/ (stop with Ctrl-C)"
+        f"control endpoints at {url}/_fake/, a page to look at {url}/_fake/ui "
+        "(stop with Ctrl-C)"
     )
     assert re.fullmatch(r"GET /v1/messages/msg_generated/tasks 200 \d+\.\d ms", lines[1])
     assert re.fullmatch(r"GET /_fake/health 200 \d+\.\d ms", lines[-1])

@@ -92,12 +92,17 @@ def handle(request: EndpointRequest, store: TaskStore, config: EndpointConfig) -
     """Answer one request the way QStash does (see the docs' fidelity page)."""
     message_id = _message_id(request.raw_path, config.base_path)
     if message_id is None:
-        return _error(
-            404,
-            unserved_path_error(request.method, request.raw_path, config.base_path),
-            "unknown_path",
-            f"{served_text(config.base_path)}, not {request.method} {request.raw_path}",
-        )
+        detail = f"{served_text(config.base_path)}, not {request.method} {request.raw_path}"
+        error = unserved_path_error(request.method, request.raw_path, config.base_path)
+        if request.raw_path.startswith(config.base_path + "/_fake/"):
+            # The standalone command's control endpoints and page, asked of a fake
+            # made without them: say where they are.
+            where = (
+                "; the control endpoints and the page under /_fake/ answer with "
+                "QStashTasksServer(control=True), and in qstash-tasks-fake serve"
+            )
+            detail, error = detail + where, error + where
+        return _error(404, error, "unknown_path", detail)
     if request.method != "GET":
         return _error(
             405,

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from pytest_qstash_tasks._core.engine.destinations import Destination
 from pytest_qstash_tasks._core.errors import QStashTasksRunawayError
@@ -78,6 +79,10 @@ class ControlPlane:
         path = request.raw_path
         if not path.startswith(CONTROL_PREFIX):
             return None
+        if path == CONTROL_PREFIX + "ui" and request.method == "GET":
+            from .ui import page
+
+            return page()  # the page holds no data: what it shows, it asks with the token
         try:
             status, payload = self._answer(request, path[len(CONTROL_PREFIX) - 1 :])
         except ControlError as error:
@@ -96,7 +101,8 @@ class ControlPlane:
                 continue
             if path != "/health":
                 self._check_token(request)
-            return handler(self, match.groupdict(), self._json(request, method))
+            args = {**dict(parse_qsl(request.query)), **match.groupdict()}
+            return handler(self, args, self._json(request, method))
         if allowed:
             raise ControlError(
                 405, f"{request.method} /_fake{path} is not allowed; use {' or '.join(allowed)}"
@@ -198,8 +204,49 @@ def _reset(plane: ControlPlane, _: dict[str, str], body: Any) -> tuple[int, obje
 
 
 @_route("GET", "/messages")
-def _messages(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
-    return 200, {"messages": plane.fake.message_ids()}
+def _messages(plane: ControlPlane, args: dict[str, str], __: Any) -> tuple[int, object]:
+    if "count" not in args:
+        return 200, {"messages": plane.fake.message_ids()}
+    # A page of summaries, newest first (what the page at /_fake/ui lists): the cursor
+    # is how many newer ones were shown before.
+    count, start = _count(args), _cursor(args)
+    ids = plane.fake.message_ids()
+    newest_first = ids[::-1][start : start + count]
+    more = start + count < len(ids)
+    return 200, {
+        "messages": [_summary(plane.fake, message_id) for message_id in newest_first],
+        "cursor": str(start + count) if more else None,
+        "total": len(ids),
+    }
+
+
+def _count(args: dict[str, str]) -> int:
+    raw = args["count"]
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
+        raise ControlError(400, f"count is a number 1-1000, got {raw!r}")
+    return int(raw)
+
+
+def _cursor(args: dict[str, str]) -> int:
+    raw = args.get("cursor", "0")
+    if not (raw.isascii() and raw.isdigit()):
+        raise ControlError(400, f"cursor is what the last page gave, got {raw!r}")
+    return int(raw)
+
+
+def _summary(fake: QStashTasksFake, message_id: str) -> dict[str, Any]:
+    tasks = fake.tasks(message_id)
+    if not tasks:
+        return {"messageId": message_id, "url": None, "state": None, "tasks": 0, "at": None}
+    latest = tasks[0]  # newest first
+    return {
+        "messageId": message_id,
+        "url": latest.url,
+        "state": getattr(latest.state, "value", latest.state),
+        "tasks": len(tasks),
+        # When it last moved, or moves next: what a list of messages sorts by eye.
+        "at": latest.completed_at or latest.next_process_at or latest.last_error_at or None,
+    }
 
 
 @_route("POST", "/messages")
@@ -335,8 +382,13 @@ def _script_destination(plane: ControlPlane, _: dict[str, str], body: Any) -> tu
 
 
 @_route("GET", "/deliveries")
-def _deliveries(plane: ControlPlane, _: dict[str, str], __: Any) -> tuple[int, object]:
-    return 200, {"deliveries": [_attempt_json(a) for a in plane.fake.deliveries]}
+def _deliveries(plane: ControlPlane, args: dict[str, str], __: Any) -> tuple[int, object]:
+    attempts = plane.fake.deliveries
+    if "messageId" in args:
+        attempts = [a for a in attempts if a.message_id == args["messageId"]]
+    if "count" in args:  # the latest ones, newest first
+        attempts = attempts[::-1][: _count(args)]
+    return 200, {"deliveries": [_attempt_json(a) for a in attempts]}
 
 
 def _attempt_json(attempt: DeliveryAttempt) -> dict[str, Any]:
