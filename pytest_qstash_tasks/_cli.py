@@ -264,6 +264,9 @@ def _build(args: argparse.Namespace) -> QStashTasksServer:
     except (ValueError, TypeError) as error:
         raise _UsageError(_with_option(str(error), settings)) from None
     args.state_loaded = False
+    if args.state is None and args.state_every != STATE_EVERY:
+        fake.stop()
+        raise _UsageError("--state-every: it says how often --state FILE is written; give --state")
     try:
         if args.state is not None:
             args.state_loaded = _load_state(fake, args.state, args.state_every)

@@ -997,3 +997,9 @@ def test_state_options_are_checked_before_serving(tmp_path: Path) -> None:
     assert f"--state {missing}: no directory {str(missing.parent)!r}" in result.err
     result = here("--state", str(tmp_path / "s.json"), "--state-every", "-1")
     assert "error: --state-every: seconds >= 0, got -1.0" in result.err
+    result = here("--state-every", "1")
+    assert result.code == 2
+    assert (
+        "error: --state-every: it says how often --state FILE is written; give --state"
+        in result.err
+    )
