@@ -424,3 +424,13 @@ def test_a_snapshot_waits_for_the_delivery_under_way() -> None:
     (task,) = copy.tasks(message_id)
     assert task.state == "delivered"  # not a delivery caught half way, lost on restart
     assert [entry.state for entry in copy.logs.list(message_id=message_id)][-1] == "DELIVERED"
+
+
+def test_a_rewritten_file_keeps_the_mode_it_was_given(tmp_path: Path) -> None:
+    fake = filled()
+    path = tmp_path / "state.json"
+    first = write_state(fake, path)
+    path.chmod(0o640)
+    fake.clock.advance(timedelta(hours=1))
+    assert write_state(fake, path, first) != first
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import dataclasses
 import json
 import os
 import random
-import tempfile
+import secrets
 from collections.abc import Callable
 from datetime import timezone
 from pathlib import Path
@@ -62,8 +63,9 @@ class StateFileError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class _Kind:
-    """How one class is written: its fields (in order), those left out (caches, hooks
-    rebuilt on load), and, for a class written as a value, its own codec."""
+    """How one class is written: the fields written, in order (caches and the wiring
+    between parts are left out), whether its instances have slots, and what to make
+    again once one is read (an iterator, an identity marker)."""
 
     cls: type
     fields: tuple[str, ...]
@@ -298,39 +300,32 @@ def write_state(fake: QStashTasksFake, path: Path, last: bytes | None = None) ->
     if data == last:
         return data
     directory = path.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    temporary = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # Made as any new file is (the umask applies), or with the mode the file has.
     try:
-        try:  # the file keeps its mode (mkstemp makes 0600; a new file gets the umask's)
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(temporary, mode)
+        mode: int | None = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = None
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
         with os.fdopen(handle, "wb") as stream:
+            if mode is not None:
+                os.fchmod(stream.fileno(), mode)  # past the umask: as the user set it
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
-        with _suppressed():
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    with _suppressed():  # the rename itself survives a power cut
+    with contextlib.suppress(OSError):  # the rename itself survives a power cut
         directory_handle = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(directory_handle)
         finally:
             os.close(directory_handle)
     return data
-
-
-class _suppressed:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: object, trace: object) -> bool:
-        return isinstance(error, OSError)
 
 
 # -- reading ----------------------------------------------------------------------------
