@@ -7,7 +7,6 @@ same under pytest-xdist and pytest-randomly. Outside pytest the seed is 0.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from dataclasses import dataclass, field
@@ -32,6 +31,8 @@ def seed_for(node_id: str | None) -> int:
     """The default seed of a test: a stable 32-bit hash of its node id."""
     if not node_id:
         return 0
+    import hashlib  # in a test only: the standalone command starts without it
+
     return int.from_bytes(hashlib.blake2b(node_id.encode(), digest_size=4).digest(), "big")
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pytest_qstash_tasks._core.args import check_int
 from pytest_qstash_tasks._core.engine.clock import Clock
 from pytest_qstash_tasks._core.engine.courier import answer_error
-from pytest_qstash_tasks._core.engine.receivers import Answer
 from pytest_qstash_tasks._core.report import dead_lettered_problem
 from pytest_qstash_tasks._core.state.dlq import DeadLetter, DeadLetterQueue
 from pytest_qstash_tasks._core.state.outbox import Message, Outbox, PublishedDelivery
@@ -100,6 +99,9 @@ class Dlq:
         ]
         if not all(isinstance(v, str) for _, v in forwarded):
             raise TypeError("a DLQ entry's headers map names to str values")
+        # Loaded here, with the first entry: the standalone command starts without it.
+        from pytest_qstash_tasks._core.engine.receivers import Answer
+
         error = answer_error(Answer(status, answer)) if status else "connection failed: no answer"
         assert error is not None  # not a 2xx: checked above
         with self._lock:
