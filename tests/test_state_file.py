@@ -57,6 +57,7 @@ def fill(fake: QStashTasksMock) -> dict[str, str]:
             "Upstash-Retries": "1", "Upstash-Retry-Delay": "3600000 * (retried + 1)",
             "Upstash-Failure-Callback": f"{APP}/failed", "Upstash-Callback": f"{APP}/each",
             "Upstash-Forward-X-Order": "42", "Upstash-Label": "orders",
+            "Upstash-Failure-Callback-Retry-Delay": "2000 * retried",
         },
     ).json()  # fmt: skip
     later = call(
@@ -128,6 +129,13 @@ def test_a_restored_fake_reads_and_goes_on_as_the_one_it_was_taken_from() -> Non
     assert len(before["/v2/dlq"]["messages"]) == 0
 
 
+def test_the_file_holds_a_retry_delay_and_a_cron_zone_as_their_text() -> None:
+    data = snapshot(filled())
+    assert b'{"$v":"RetryDelay","of":"2000 * retried"}' in data
+    assert b'{"$v":"CronPlan","of":"CRON_TZ=Europe/Berlin 0 3 * * *"}' in data
+    assert b": " not in data[:200]  # compact
+
+
 def test_objects_met_twice_are_one_object_again() -> None:
     fake = filled()
     copy = make_fake()
@@ -143,6 +151,13 @@ def test_objects_met_twice_are_one_object_again() -> None:
 def test_the_layout_is_pinned_to_its_version() -> None:
     # A state class that gains, loses or renames a field changes what the file holds:
     # bump STATE_VERSION and pin the new layout here, or old files would load wrong.
+    document = json.loads(snapshot(make_fake()))
+    assert list(document) == ["format", "version", "clock", "state"]
+    assert document["format"] == "qstash-tasks-fake state"
+    assert list(document["state"]) == [
+        "store", "agenda", "outbox", "log", "flow", "queues", "runs", "dlq", "schedules",
+        "keys", "ids",
+    ]  # fmt: skip
     pinned = {
         "Agenda": ["_due_times", "_due_at", "scheduled"],
         "CronPlan": ["(value)"],
@@ -338,15 +353,53 @@ def _set(target: dict[str, Any], key: str, value: object) -> None:
         ),
         pytest.param(
             _edited(lambda d: _set(_first(d, "Schedule"), "plan", {"$v": "CronPlan", "of": "x"})),
-            "a CronPlan the fake refuses: invalid cron 'x'", id="bad-cron",
+            "a CronPlan the fake refuses: invalid cron 'x': want five fields (minute hour "
+            "day-of-month month day-of-week), optionally after CRON_TZ=<zone>; got 1",
+            id="bad-cron",
         ),
         pytest.param(
             _edited(lambda d: _set(_first(d, "Message"), "headers", {"$x": []})),
-            ".headers: unexpected {\"$x\": []}", id="unknown-tag",
+            "unexpected {\"$x\": []}", id="unknown-tag",
         ),
         pytest.param(
             _edited(lambda d: d["state"].pop("dlq")),
             "its parts are not the fake's: missing dlq", id="missing-part",
+        ),
+        pytest.param(
+            _edited(lambda d: (d["state"].pop("dlq"), _set(d["state"], "x", {}), _set(d["state"], "y", {}))),
+            "its parts are not the fake's: missing dlq; unknown x, y", id="foreign-parts",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(d["state"], "dlq", [])),
+            "state.dlq: not an object", id="part-not-an-object",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(_first(d, "Message"), "delivery", {"$r": []})),
+            "a reference to no object ({\"$r\": []})", id="unhashable-reference",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(_first(d, "Schedule"), "plan", {"$v": [], "of": "x"})),
+            "unexpected {\"$v\": [], \"of\": \"x\"}", id="unhashable-value-kind",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(_first(d, "Message"), "$o", [])),
+            "[] is no kind of object a state file holds", id="unhashable-class",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(_first(d, "Message"), "headers", {"$t": "abc"})),
+            "unexpected {\"$t\": \"abc\"}", id="tuple-of-text",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(_first(d, "Message"), "body", {"$b": "aGk=!"})),
+            "not base64: \"aGk=!\"", id="base64-with-junk",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(_first(d, "Message"), "headers", {"$t": "x" * 100})),
+            "unexpected {\"$t\": \"" + "x" * 69 + "...", id="long-value-cut",
+        ),
+        pytest.param(
+            b'{"format": "qstash-tasks-fake state", "version": 1, "x": ' + b"[" * 100_000,
+            "nested too deep for a state file", id="too-deep",
         ),
     ],
 )  # fmt: skip
@@ -357,7 +410,8 @@ def test_a_damaged_file_is_refused_in_words_and_nothing_changes(
     before = snapshot(fake)
     with pytest.raises(StateFileError) as refused:
         restore(fake, data if isinstance(data, bytes) else data())
-    assert message in str(refused.value)
+    text = str(refused.value)
+    assert text == message or text.endswith(": " + message), text  # the words, whole
     assert snapshot(fake) == before
 
 
@@ -430,6 +484,9 @@ def test_a_rewritten_file_keeps_the_mode_it_was_given(tmp_path: Path) -> None:
     fake = filled()
     path = tmp_path / "state.json"
     first = write_state(fake, path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # new: as any file the user makes
     path.chmod(0o640)
     fake.clock.advance(timedelta(hours=1))
     assert write_state(fake, path, first) != first

@@ -28,7 +28,6 @@ import os
 import random
 import secrets
 from collections.abc import Callable
-from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,12 +223,13 @@ def layout() -> dict[str, list[str]]:
 
 
 class _Encoder:
-    def __init__(self, roots: dict[str, object]) -> None:
+    """Writes the fake's parts. An object is known by its ``id()``: every object written
+    belongs to the fake, alive and unchanged while the lock is held."""
+
+    def __init__(self) -> None:
         self.kinds = {kind.cls: kind for kind in _kinds().values()}
         self.values = _values()
         self.seen: dict[int, int] = {}
-        self.keep: list[object] = []  # what ids point at lives until the end
-        self.roots = {id(obj): name for name, obj in roots.items()}
 
     def root(self, obj: object) -> dict[str, Any]:
         kind = self.kinds[type(obj)]
@@ -258,11 +258,6 @@ class _Encoder:
             return {tag: [self.value(item, where) for item in items]}
         if kind is collections.deque:
             return {"$q": [self.value(item, where) for item in value]}
-        if value is timezone.utc:
-            return {"$zone": "UTC"}
-        root = self.roots.get(id(value))
-        if root is not None:
-            return {"$root": root}
         coded = self.values.get(kind)
         if coded is not None:
             return {"$v": coded[0], "of": coded[1](value)}
@@ -276,7 +271,6 @@ class _Encoder:
         if number is not None:
             return {"$r": number}
         number = self.seen[id(value)] = len(self.seen)
-        self.keep.append(value)
         fields = {name: self.value(getattr(value, name), name) for name in found.fields}
         return {"$o": kind.__name__, "$id": number, **fields}
 
@@ -285,7 +279,7 @@ def snapshot(fake: QStashTasksFake) -> bytes:
     """The fake's state as the file's bytes. Taken with the fake's lock held, once no
     event is under way (a receiver answering), so that nothing is caught half done."""
     with fake._timeline.quiet(_QUIET_SECONDS):
-        encoder = _Encoder(_roots(fake))
+        encoder = _Encoder()
         state = {name: encoder.root(obj) for name, obj in _roots(fake).items()}
         now = fake.clock.now
     document = {"format": FORMAT, "version": STATE_VERSION, "clock": now, "state": state}
@@ -356,12 +350,11 @@ class _Decoder:
     they are without a call, and where an error is found is put together only when one
     is."""
 
-    def __init__(self, roots: dict[str, object]) -> None:
+    def __init__(self) -> None:
         self.kinds = _kinds()
         self.values = {name: decode for name, _, decode in _values().values()}
         self.made: dict[int, object] = {}
         self.loaded: list[tuple[Callable[[Any], None], object]] = []
-        self.roots = roots
         self.decode = self._decoder()
 
     def fields(self, kind: _Kind, data: dict[str, Any], skip: int = 0) -> dict[str, Any]:
@@ -386,7 +379,7 @@ class _Decoder:
 
     def _decoder(self) -> Callable[[Any], Any]:
         """The decoding of one value, a closure over what it looks up at every call."""
-        scalars, made, roots = _SCALARS, self.made, self.roots
+        scalars, made = _SCALARS, self.made
         make, coded, b64decode = self.object, self.coded, base64.b64decode
         containers: dict[str, Callable[[list[Any]], Any]] = {
             "$t": tuple, "$q": collections.deque, "$s": set, "$fs": frozenset, "$d": dict,
@@ -425,7 +418,7 @@ class _Decoder:
             if len(value) != 1:
                 raise _Where(f"unexpected {_short(value)}")
             if tag == "$r":
-                found = made.get(inner) if type(inner) is int else None
+                found = made.get(inner) if type(inner) is int else None  # [] is unhashable
                 if found is None:
                     raise _Where(f"a reference to no object ({_short(value)})")
                 return found
@@ -434,10 +427,6 @@ class _Decoder:
                     return b64decode(inner, validate=True)
                 except ValueError:
                     raise _Where(f"not base64: {_short(inner)}") from None
-            if tag == "$root" and type(inner) is str and inner in roots:
-                return roots[inner]
-            if tag == "$zone" and inner == "UTC":
-                return timezone.utc
             container = containers.get(tag)
             if container is None or type(inner) is not list:
                 raise _Where(f"unexpected {_short(value)}")
@@ -508,6 +497,8 @@ def read_state(data: bytes) -> dict[str, Any]:
         document = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise StateFileError(f"not UTF-8 text: {error}") from None
+    except RecursionError:
+        raise StateFileError("nested too deep for a state file") from None
     except ValueError as error:
         raise StateFileError(f"not JSON ({error}): cut short, or not a state file") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
@@ -550,7 +541,7 @@ def restore(fake: QStashTasksFake, data: bytes) -> None:
                 if part
             )
         )
-    decoder = _Decoder(roots)
+    decoder = _Decoder()
     kinds = decoder.kinds
     decoded: dict[str, dict[str, Any]] = {}
     for name, obj in roots.items():
