@@ -136,6 +136,24 @@ def test_the_file_holds_a_retry_delay_and_a_cron_zone_as_their_text() -> None:
     assert b": " not in data[:200]  # compact
 
 
+def test_keys_that_look_like_the_file_s_own_tags_stay_keys() -> None:
+    fake = make_fake().start()
+    try:
+        run_id = fake.workflows.trigger(f"{APP}/wf", "{}")
+        fake.clock.advance(timedelta(seconds=1))
+        body = wait_body(run_id, f"{APP}/wf", "ok")
+        body["timeoutHeaders"] = {"$o": ["Message"], "$r": ["0"], "X": ["y"]}
+        assert call(fake, "POST", "/v2/wait/approve", json=body).ok
+    finally:
+        fake.stop()
+    data = snapshot(fake)
+    copy = make_fake()
+    restore(copy, data)
+    assert snapshot(copy) == data
+    (waiter,) = copy._outbox.runs.waiters["approve"]
+    assert waiter.headers == {"$o": ["Message"], "$r": ["0"], "X": ["y"]}
+
+
 def test_objects_met_twice_are_one_object_again() -> None:
     fake = filled()
     copy = make_fake()
@@ -368,6 +386,30 @@ def _set(target: dict[str, Any], key: str, value: object) -> None:
         pytest.param(
             _edited(lambda d: (d["state"].pop("dlq"), _set(d["state"], "x", {}), _set(d["state"], "y", {}))),
             "its parts are not the fake's: missing dlq; unknown x, y", id="foreign-parts",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(d["state"], "x", {})),
+            "its parts are not the fake's: unknown x", id="foreign-part",
+        ),
+        pytest.param(
+            _edited(lambda d: (_first(d, "Message").pop("url"), _first(d, "Message").pop("method"))),
+            "a Message with no url, method", id="missing-fields",
+        ),
+        pytest.param(
+            _edited(lambda d: (_set(_first(d, "Message"), "a", 1), _set(_first(d, "Message"), "b", 2))),
+            "a Message with unknown a, b", id="unknown-fields",
+        ),
+        pytest.param(
+            _edited(lambda d: (_first(d, "Message").pop("url"), _set(_first(d, "Message"), "a", 1))),
+            "a Message with no url; unknown a", id="missing-and-unknown",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(_first(d, "Message"), "url", _first(d, "Message").pop("url"))),
+            "a Message with its fields out of order", id="out-of-order",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(_first(d, "Message"), "headers", {"$fs": []})),
+            "unexpected {\"$fs\": []}", id="frozenset-tag",
         ),
         pytest.param(
             _edited(lambda d: _set(d["state"], "dlq", [])),

@@ -249,13 +249,12 @@ class _Encoder:
             return {"$t": [self.value(item, where) for item in value]}
         if kind is bytes:
             return {"$b": base64.b64encode(value).decode("ascii")}
-        if kind is set or kind is frozenset:
-            tag = "$s" if kind is set else "$fs"
+        if kind is set:
             try:  # the same state, the same bytes: an unchanged state is not written again
                 items = sorted(value)
             except TypeError:
                 items = list(value)
-            return {tag: [self.value(item, where) for item in items]}
+            return {"$s": [self.value(item, where) for item in items]}
         if kind is collections.deque:
             return {"$q": [self.value(item, where) for item in value]}
         coded = self.values.get(kind)
@@ -382,7 +381,7 @@ class _Decoder:
         scalars, made = _SCALARS, self.made
         make, coded, b64decode = self.object, self.coded, base64.b64decode
         containers: dict[str, Callable[[list[Any]], Any]] = {
-            "$t": tuple, "$q": collections.deque, "$s": set, "$fs": frozenset, "$d": dict,
+            "$t": tuple, "$q": collections.deque, "$s": set, "$d": dict,
         }  # fmt: skip
 
         def decode(value: Any) -> Any:
