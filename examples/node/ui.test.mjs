@@ -111,3 +111,38 @@ test("without the token the page says how to give it", { skip }, async () => {
     fake.stdin.end();
   }
 });
+
+test("a refresh that answers late never puts its old view back", { skip }, async () => {
+  const { fake, baseUrl, control } = await startFake(TOKEN);
+  const browser = await chromium.launch({ executablePath: BROWSER, args: ["--no-sandbox"] });
+  try {
+    const ids = await fill(baseUrl, control);
+    const page = await browser.newPage();
+    await page.goto(`${baseUrl}/_fake/ui#token=${TOKEN}`);
+    await page.goto(`${baseUrl}/_fake/ui#/messages`);
+    await page.waitForSelector(`text=${ids.dead}`);
+    // Hold the list's next refresh until the user has opened a message.
+    let release;
+    const held = new Promise((resolve) => (release = resolve));
+    let refreshing;
+    const refreshed = new Promise((resolve) => (refreshing = resolve));
+    let first = true;
+    await page.route("**/_fake/messages?count=50", async (route) => {
+      if (first) {
+        first = false;
+        refreshing();
+        await held;
+      }
+      await route.continue();
+    });
+    await refreshed; // the refresh (every 2 s) is under way, its answer held
+    await page.click(`a.message >> text=${ids.delivered}`);
+    await page.waitForSelector("text=Tasks, on the fake's clock");
+    release();
+    await page.waitForTimeout(300); // the held list arrives now
+    assert.match(await page.textContent("#view h2"), new RegExp(`^Message ${ids.delivered}$`));
+  } finally {
+    await browser.close();
+    fake.stdin.end();
+  }
+});
