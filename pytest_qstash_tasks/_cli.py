@@ -335,50 +335,6 @@ def _load_state(fake: QStashTasksServer, path: Path, every: float) -> bool:
     return True
 
 
-class _StateKeeper:
-    """Writes the state file every ``every`` seconds (when the state changed) and at
-    stop; a write that fails is told once on standard error, and tried again."""
-
-    def __init__(self, fake: QStashTasksServer, path: Path, every: float) -> None:
-        self.fake, self.path, self.every = fake, path, every
-        self.last: bytes | None = None
-        self.failed: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.every > 0:
-            self._thread = threading.Thread(
-                target=self._loop, name="qstash-tasks-state", daemon=True
-            )
-            self._thread.start()
-
-    def stop(self) -> None:
-        """The last write, once the fake has stopped."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.write()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            self.write()
-
-    def write(self) -> None:
-        from ._core.control.state_file import write_state
-
-        try:
-            self.last = write_state(self.fake, self.path, self.last)
-        except (OSError, TimeoutError) as error:
-            text = f"{PROG}: could not write the state to {self.path}: {error}"
-            if text != self.failed:
-                sys.stderr.write(text + " (trying again)\n")
-                sys.stderr.flush()
-            self.failed = text
-        else:
-            self.failed = None
-
-
 def _access_log(stream: TextIO) -> Any:
     lock = threading.Lock()
 
@@ -401,7 +357,11 @@ def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
         signal.signal(number, on_signal)
     if args.stdin_eof:
         threading.Thread(target=_wait_for_eof, args=(stop,), daemon=True).start()
-    keeper = None if args.state is None else _StateKeeper(fake, args.state, args.state_every)
+    keeper = None
+    if args.state is not None:
+        from ._core.control.state_file import StateKeeper
+
+        keeper = StateKeeper(fake, args.state, args.state_every, _tell)
     fake.start()
     try:
         # The banner first: once the URL is out, a client's request may be logged.
@@ -431,9 +391,13 @@ def _serve(fake: QStashTasksServer, args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         fake.stop()
-        if keeper is not None:
-            keeper.stop()
-    return 0
+        saved = keeper is None or keeper.stop()
+    return 0 if saved else 1
+
+
+def _tell(text: str) -> None:
+    sys.stderr.write(f"{PROG}: {text}\n")
+    sys.stderr.flush()
 
 
 def _wait_for_eof(stop: threading.Event) -> None:

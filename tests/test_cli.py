@@ -1003,3 +1003,23 @@ def test_state_options_are_checked_before_serving(tmp_path: Path) -> None:
         "error: --state-every: it says how often --state FILE is written; give --state"
         in result.err
     )
+
+
+def test_a_state_it_cannot_write_at_stop_is_said_and_the_exit_status_is_1(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    state = folder / "state.json"
+
+    def lose_the_folder(url: str) -> None:
+        _later(url, "kept nowhere")
+        shutil.rmtree(folder)
+
+    result = here("--quiet", "--state", str(state), "--state-every", "0", during=lose_the_folder)
+    assert result.code == 1
+    lines = result.err.splitlines()
+    assert lines[-2] == (
+        f"qstash-tasks-fake: could not write the state to {state}: No such file or directory"
+    )
+    assert lines[-1] == f"qstash-tasks-fake: the state since the last write to {state} is lost"

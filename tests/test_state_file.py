@@ -20,6 +20,7 @@ from pytest_qstash_tasks import QStashTasksMock
 from pytest_qstash_tasks._core.control.state_file import (
     STATE_VERSION,
     StateFileError,
+    StateKeeper,
     _kinds,
     layout,
     restore,
@@ -533,3 +534,22 @@ def test_a_rewritten_file_keeps_the_mode_it_was_given(tmp_path: Path) -> None:
     fake.clock.advance(timedelta(hours=1))
     assert write_state(fake, path, first) != first
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_keeper_tells_a_failing_write_once_and_writes_again_when_it_can(
+    tmp_path: Path,
+) -> None:
+    told: list[str] = []
+    path = tmp_path / "later" / "state.json"
+    keeper = StateKeeper(filled(), path, 0, told.append)
+    assert keeper.write() is False
+    assert keeper.write() is False  # the same failure: told once
+    assert len(told) == 1
+    assert told[0] == f"could not write the state to {path}: No such file or directory"
+    path.parent.mkdir()
+    assert keeper.stop() is True
+    assert path.exists()
+    path.parent.joinpath(path.name).unlink()
+    path.parent.rmdir()
+    assert keeper.stop() is False  # a new failure is told again, and what it costs
+    assert told[1:] == [told[0], f"the state since the last write to {path} is lost"]

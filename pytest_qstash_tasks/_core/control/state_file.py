@@ -27,6 +27,7 @@ import json
 import os
 import random
 import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ __all__ = [
     "FORMAT",
     "STATE_VERSION",
     "StateFileError",
+    "StateKeeper",
     "layout",
     "read_state",
     "restore",
@@ -564,3 +566,54 @@ def restore(fake: QStashTasksFake, data: bytes) -> None:
         for after_load, made in decoder.loaded:
             after_load(made)
         fake.clock._reach(document["clock"])
+
+
+class StateKeeper:
+    """Keeps the state file of a running fake: writes it every ``every`` seconds when
+    the state changed (``0``: never on a timer) and once more at ``stop``. A write that
+    fails is told once through ``tell``, and tried again at the next turn."""
+
+    def __init__(
+        self, fake: QStashTasksFake, path: Path, every: float, tell: Callable[[str], None]
+    ) -> None:
+        self.fake, self.path, self.every, self.tell = fake, path, every, tell
+        self.last: bytes | None = None
+        self.failed: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Write on a timer from now on, in a daemon thread."""
+        if self.every > 0:
+            self._thread = threading.Thread(
+                target=self._loop, name="qstash-tasks-state", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> bool:
+        """The last write (once the fake has stopped); whether the file holds the state."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.write(force=True):  # the file may have gone since: written whatever
+            return True
+        self.tell(f"the state since the last write to {self.path} is lost")
+        return False
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self.write()
+
+    def write(self, *, force: bool = False) -> bool:
+        """Write the state if it changed (or ``force``); whether the file holds it now."""
+        try:
+            self.last = write_state(self.fake, self.path, None if force else self.last)
+        except (OSError, TimeoutError) as error:
+            # The reason, not the temporary file's name: the same failure is told once.
+            text = f"could not write the state to {self.path}: {error.strerror or error}"
+            if text != self.failed:
+                self.tell(text)
+            self.failed = text
+            return False
+        self.failed = None
+        return True
