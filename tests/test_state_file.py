@@ -17,12 +17,11 @@ import pytest
 import requests
 
 from pytest_qstash_tasks import QStashTasksMock
+from pytest_qstash_tasks._core.control.state_codec import kinds, layout
 from pytest_qstash_tasks._core.control.state_file import (
     STATE_VERSION,
     StateFileError,
     StateKeeper,
-    _kinds,
-    layout,
     restore,
     snapshot,
     write_state,
@@ -268,7 +267,7 @@ def test_every_attribute_of_a_live_object_is_written_or_left_out_on_purpose() ->
         "KeyRing": {"_initial"},  # the keys a reset goes back to: the command's
     }
     fake = filled()
-    kinds = _kinds()
+    found = kinds()
     live = [
         fake._store, fake._agenda, fake._outbox, fake._outbox.log, fake._outbox.flow,
         fake._outbox.queues, fake._outbox.runs, fake._dlq, fake._schedules, fake._keys,
@@ -277,7 +276,7 @@ def test_every_attribute_of_a_live_object_is_written_or_left_out_on_purpose() ->
     for obj in live:
         name = type(obj).__name__
         assert not dataclasses.is_dataclass(obj)
-        written = set(kinds[name].fields)
+        written = set(found[name].fields)
         assert set(vars(obj)) - left_out.get(name, set()) == written, name
 
 
@@ -431,6 +430,10 @@ def _set(target: dict[str, Any], key: str, value: object) -> None:
         pytest.param(
             _edited(lambda d: _set(_first(d, "Message"), "headers", {"$t": "abc"})),
             "unexpected {\"$t\": \"abc\"}", id="tuple-of-text",
+        ),
+        pytest.param(
+            _edited(lambda d: _set(_first(d, "Message"), "headers", {"$s": [{"$r": 0}]})),
+            'unexpected {"$s": ["<MessageTasks>"]}', id="unhashable-in-a-set",
         ),
         pytest.param(
             _edited(lambda d: _set(_first(d, "Message"), "body", {"$b": "aGk=!"})),
